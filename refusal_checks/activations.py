@@ -1,0 +1,200 @@
+"""Activations and replies for a prompt collection, served from the on-disk cache when possible.
+
+Cache keys name everything that changes the numbers: the model's weights (fingerprint),
+exactly what the model reads (the chat-templated token ids, via ``input_digest``), the
+prompt set's digest, layers, positions, dtype, and (through :func:`cache_key`) the
+library version and cache format.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from refusal_checks.backend import Backend
+from refusal_checks.cache import ArrayCache, cache_key
+from refusal_checks.prompts import PromptCollection, PromptSet
+
+SITE = "resid_pre"
+
+
+@dataclass
+class CollectionActivations:
+    """Residual stream of every prompt set of a collection at one position, all layers.
+
+    Attributes:
+        refuse: category -> ``(prompt, layer, d_model)``.
+        matched: category -> ``(prompt, layer, d_model)`` for categories with a matched control.
+        benign: the general benign pool, ``(prompt, layer, d_model)``.
+        position: the template position (negative offset) these were read at.
+        seconds: wall time spent computing (0 when everything came from the cache).
+        hits: how many prompt sets were served from the cache.
+    """
+
+    refuse: dict[str, np.ndarray]
+    matched: dict[str, np.ndarray]
+    benign: np.ndarray
+    position: int
+    seconds: float = 0.0
+    hits: int = 0
+    misses: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.refuse)
+
+    def at_layer(self, layer: int) -> "LayerView":
+        return LayerView(
+            refuse={c: a[:, layer, :] for c, a in self.refuse.items()},
+            matched={c: a[:, layer, :] for c, a in self.matched.items()},
+            benign=self.benign[:, layer, :],
+            layer=layer,
+        )
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """The same activations at one layer: ``(prompt, d_model)`` arrays."""
+
+    refuse: dict[str, np.ndarray]
+    matched: dict[str, np.ndarray]
+    benign: np.ndarray
+    layer: int
+
+
+def activation_key(backend: Backend, prompts: PromptSet, layers: Sequence[int],
+                   positions: Sequence[int]) -> str:
+    return cache_key(
+        site=SITE, model=backend.fingerprint, dtype=backend.dtype,
+        inputs=backend.input_digest(prompts), prompts=prompts.digest,
+        layers=list(layers), positions=list(positions),
+    )
+
+
+class _Bar:
+    """A rich progress bar, or nothing when no console is given."""
+
+    def __init__(self, console: Any | None, description: str, total: int) -> None:
+        self.progress = None
+        if console is not None and total:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+            )
+            self.task = self.progress.add_task(description, total=total)
+        self.base = 0
+
+    def __enter__(self) -> "_Bar":
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def callback(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.base + done)
+
+    def advance_base(self, n: int) -> None:
+        self.base += n
+
+
+def collect(
+    backend: Backend,
+    collection: PromptCollection,
+    *,
+    position: int,
+    cache: ArrayCache | None,
+    batch_size: int = 16,
+    console: Any | None = None,
+) -> CollectionActivations:
+    """Residual stream for every set of ``collection`` at ``position``, at all layers.
+
+    All layers are kept, so changing ``--refusal-layer`` or checking neighbouring layers
+    costs no model work. Cached sets are loaded first; the rest are computed under one
+    progress bar.
+    """
+    layers = list(range(backend.n_layers))
+    sets: list[tuple[str, str, PromptSet]] = []
+    for name, category in collection.categories.items():
+        sets.append(("refuse", name, category.refuse))
+        if category.matched is not None:
+            sets.append(("matched", name, category.matched))
+    sets.append(("benign", "benign", collection.benign))
+
+    found: dict[tuple[str, str], np.ndarray] = {}
+    todo: list[tuple[str, str, PromptSet, str]] = []
+    for side, name, prompts in sets:
+        key = activation_key(backend, prompts, layers, [position])
+        shape = (len(prompts), len(layers), 1, backend.d_model)
+        array = cache.load(key, expected_shape=shape) if cache is not None else None
+        if array is None:
+            todo.append((side, name, prompts, key))
+        else:
+            found[(side, name)] = array
+    started = time.perf_counter()
+    total = sum(len(p) for _, _, p, _ in todo)
+    with _Bar(console, f"activations {backend.name}", total) as bar:
+        for side, name, prompts, key in todo:
+            array = backend.residual_stream(prompts, layers, [position], batch_size=batch_size,
+                                            progress=bar.callback)
+            bar.advance_base(len(prompts))
+            if cache is not None:
+                cache.store(key, array, {"model": backend.name, "set": prompts.name,
+                                         "site": SITE, "position": position})
+            found[(side, name)] = array
+    seconds = time.perf_counter() - started if todo else 0.0
+    pick = {k: v[:, :, 0, :] for k, v in found.items()}
+    return CollectionActivations(
+        refuse={n: pick[("refuse", n)] for n in collection.categories},
+        matched={n: pick[("matched", n)] for n in collection.categories
+                 if ("matched", n) in pick},
+        benign=pick[("benign", "benign")],
+        position=position, seconds=seconds, hits=len(sets) - len(todo), misses=len(todo),
+    )
+
+
+def replies(
+    backend: Backend,
+    prompts: PromptSet,
+    *,
+    max_new_tokens: int,
+    cache: ArrayCache | None,
+    batch_size: int = 16,
+    console: Any | None = None,
+) -> list[str]:
+    """Greedy unsteered replies, cached as JSON under the same kind of key."""
+    key = cache_key(kind="replies", model=backend.fingerprint, dtype=backend.dtype,
+                    inputs=backend.input_digest(prompts), prompts=prompts.digest,
+                    max_new_tokens=max_new_tokens)
+    if cache is not None:
+        hit = cache.load_json(key)
+        if isinstance(hit, list) and len(hit) == len(prompts) and all(isinstance(r, str)
+                                                                       for r in hit):
+            return list(hit)
+    with _Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
+        texts = backend.generate(prompts, max_new_tokens, batch_size=batch_size,
+                                 progress=bar.callback)
+    if cache is not None:
+        cache.store_json(key, list(texts))
+    return texts
+
+
+@contextmanager
+def timed(store: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        store[name] = store.get(name, 0.0) + time.perf_counter() - started

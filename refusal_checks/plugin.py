@@ -1,0 +1,232 @@
+"""The pytest plugin: options, the ``claim`` marker, verdict bookkeeping, the summary.
+
+Loaded in every pytest run of an environment where refusal_checks is installed, so it
+imports only pytest and the standard library at module level and does nothing unless a
+test asks for a model. The work itself lives in the library and in ``fixtures/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Option names are constants so tests can import them.
+MODEL = "--model"
+LAYER = "--refusal-layer"
+POSITION = "--refusal-position"
+DTYPE = "--refusal-dtype"
+DEVICE = "--refusal-device"
+CACHE_DIR = "--refusal-cache-dir"
+CLEAR_CACHE = "--refusal-clear-cache"
+PROMPTS = "--refusal-prompts"
+CATEGORIES = "--refusal-categories"
+MAX_PROMPTS = "--refusal-max-prompts"
+BATCH_SIZE = "--refusal-batch-size"
+SEED = "--refusal-seed"
+BOOTSTRAP = "--refusal-bootstrap"
+STRICT = "--refusal-strict"
+JSON_REPORT = "--refusal-json"
+
+DTYPES = ("float32", "bfloat16", "float16")
+VERDICT_PROPERTY = "refusal_verdict"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise pytest.UsageError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected an integer, got {text!r}") from None
+
+
+def _negative_int(text: str) -> int:
+    value = _int(text)
+    if value >= 0:
+        raise pytest.UsageError(
+            f"{POSITION} {text}: positions count back from the end of the chat-templated "
+            "prompt and must be negative (-1 is the last template token, -2 the paper's "
+            "decision state)."
+        )
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("refusal_checks", "refusal_checks: claims about refusal geometry")
+    group.addoption(MODEL, action="append", default=None, metavar="NAME",
+                    help="model to check (repeatable): an alias (qwen-coder-0.5b, smollm2-135m, "
+                    "llama, gemma, ...), a hub id org/name[@revision], a local folder or .gguf "
+                    "file, or synthetic:<spec>. Default: qwen-coder-0.5b.")
+    group.addoption(LAYER, type=_int, default=None, metavar="L",
+                    help="block whose input (resid_pre) the directions are read at. Default: "
+                    "the paper's mid layer, 0.48 x number of blocks.")
+    group.addoption(POSITION, type=_negative_int, default=-2, metavar="P",
+                    help="template position, counted back from the end of the chat-templated "
+                    "prompt. Default: -2, the paper's decision state.")
+    group.addoption(DTYPE, choices=DTYPES, default="float32",
+                    help="compute dtype. Default: float32 (bf16 is ~3x faster on CPU but changes "
+                    "some numbers; caches are kept per dtype).")
+    group.addoption(DEVICE, default="cpu", metavar="DEVICE",
+                    help="torch device: cpu, cuda, cuda:1, or auto. Default: cpu.")
+    group.addoption(CACHE_DIR, default=None, metavar="DIR",
+                    help="where activations, replies and converted models are cached. Default: "
+                    "$REFUSAL_CHECKS_CACHE or ~/.cache/refusal_checks.")
+    group.addoption(CLEAR_CACHE, action="store_true", default=False,
+                    help="delete cached activations and replies before the run (converted "
+                    "models are kept).")
+    group.addoption(PROMPTS, action="append", default=None, metavar="PATH",
+                    help="prompt file(s) instead of the bundled sets: CoCoNot JSONL, XSTest CSV, "
+                    "or JSONL/CSV with prompt, category[, side] (repeatable).")
+    group.addoption(CATEGORIES, default=None, metavar="A,B,...",
+                    help="only these categories (comma-separated).")
+    group.addoption(MAX_PROMPTS, type=_positive_int, default=None, metavar="N",
+                    help="use at most N prompts per prompt set (a budget for quick runs).")
+    group.addoption(BATCH_SIZE, type=_positive_int, default=16, metavar="N",
+                    help="prompts per forward pass. Default: 16.")
+    group.addoption(SEED, type=_int, default=0, metavar="N",
+                    help="seed of every resample and bootstrap. Default: 0.")
+    group.addoption(BOOTSTRAP, type=_positive_int, default=500, metavar="N",
+                    help="bootstrap replicates behind each interval. Default: 500.")
+    group.addoption(STRICT, action="store_true", default=False,
+                    help="an INCONCLUSIVE verdict fails the test instead of skipping it.")
+    group.addoption(JSON_REPORT, default=None, metavar="PATH",
+                    help="write every verdict, with model, versions, seed and timings, as JSON.")
+
+
+@dataclass
+class RunState:
+    """Everything the plugin keeps for one run (in ``config.stash``)."""
+
+    models: list[str]
+    user_aliases: dict[str, Any]
+    cache_dir: Path
+    started: float = field(default_factory=time.time)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    model_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def _user_aliases(config: pytest.Config) -> dict[str, Any]:
+    pyproject = Path(str(config.rootpath)) / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    import tomllib
+
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise pytest.UsageError(f"{pyproject} cannot be read: {error}") from None
+    aliases = data.get("tool", {}).get("refusal_checks", {}).get("models", {})
+    if not isinstance(aliases, dict):
+        raise pytest.UsageError(
+            f"[tool.refusal_checks.models] in {pyproject} must be a table of "
+            'alias = "hub-id-or-path" entries.')
+    return aliases
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "claim(id, paper='', says=''): a paper claim checked by this test; id is stable "
+        "across versions, paper cites the source, says is the sentence.")
+    from refusal_checks.errors import UnknownModelError
+    from refusal_checks.models import DEFAULT_MODEL, resolve
+
+    models = config.getoption(MODEL) or [DEFAULT_MODEL]
+    aliases = _user_aliases(config)
+    for name in models:
+        try:
+            resolve(name, aliases)
+        except UnknownModelError as error:
+            raise pytest.UsageError(str(error)) from None
+    cache_option = config.getoption(CACHE_DIR)
+    if cache_option:
+        cache_dir = Path(cache_option).expanduser()
+    else:
+        from refusal_checks.cache import default_cache_dir
+
+        cache_dir = default_cache_dir()
+    config.stash[STATE] = RunState(models=list(dict.fromkeys(models)), user_aliases=aliases,
+                                   cache_dir=cache_dir)
+    if config.getoption(CLEAR_CACHE):
+        from refusal_checks.cache import ArrayCache
+
+        removed = sum(ArrayCache(cache_dir, ns).clear() for ns in ("activations", "replies"))
+        config.get_terminal_writer().line(
+            f"refusal_checks: cleared {removed} cached entries in {cache_dir}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "model_name" in metafunc.fixturenames:
+        models = metafunc.config.stash[STATE].models
+        metafunc.parametrize("model_name", models, ids=models, scope="session")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when in ("setup", "call"):
+        state = item.config.stash.get(STATE, None)
+        for name, value in report.user_properties:
+            if name == VERDICT_PROPERTY and state is not None and value not in (
+                    v.get("_raw") for v in state.verdicts):
+                record = json.loads(value)
+                record["_raw"] = value
+                record["duration"] = report.duration
+                state.verdicts.append(record)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.verdicts:
+        return
+    from refusal_checks.report import render_table
+
+    writer = terminalreporter
+    writer.section("refusal_checks verdicts")
+    text = render_table(state.verdicts, width=writer._tw.fullwidth,
+                        color=writer._tw.hasmarkup)
+    for line in text.rstrip("\n").splitlines():
+        writer.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = config.stash.get(STATE, None)
+    path = config.getoption(JSON_REPORT, None)
+    if state is None or not path:
+        return
+    from refusal_checks.report import json_report
+
+    payload = json_report(state.verdicts, state.model_info, options={
+        "seed": config.getoption(SEED), "bootstrap": config.getoption(BOOTSTRAP),
+        "position": config.getoption(POSITION), "layer": config.getoption(LAYER),
+        "dtype": config.getoption(DTYPE), "device": config.getoption(DEVICE),
+        "max_prompts": config.getoption(MAX_PROMPTS), "prompts": config.getoption(PROMPTS),
+        "strict": config.getoption(STRICT),
+    }, timings={"wall_seconds": time.time() - state.started, **state.timings},
+        argv=sys.argv, cwd=os.getcwd())
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    os.replace(tmp, target)

@@ -1,0 +1,92 @@
+"""Verdict records -> a rich table (as text) and a JSON report. Never prints by itself."""
+
+from __future__ import annotations
+
+import io
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
+
+
+def _num(x: Any) -> str:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if value != value:
+        return "nan"
+    return f"{value:.3g}" if abs(value) >= 100 or (0 < abs(value) < 0.01) else f"{value:.2f}"
+
+
+def rows(verdicts: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per verdict: claim, model, verdict, estimate [interval], threshold, n, paper."""
+    table = []
+    for v in verdicts:
+        lo, hi = v["interval"]
+        table.append([
+            v.get("claim", "?"), v.get("model", "?"), v["outcome"].upper(),
+            f"{_num(v['estimate'])} [{_num(lo)}, {_num(hi)}]",
+            f"{v['comparison']} {_num(v['threshold'])}", str(v["n"]), v.get("paper", ""),
+        ])
+    return table
+
+
+def render_table(verdicts: list[dict[str, Any]], *, width: int = 120, color: bool = False) -> str:
+    """The end-of-run summary as text (rich renders it; the caller prints it)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Which claims hold", show_lines=False, expand=False)
+    for name, kw in [("claim", {"no_wrap": True}), ("model", {"overflow": "fold"}),
+                     ("verdict", {"no_wrap": True}), ("value [95% CI]", {"no_wrap": True}),
+                     ("needs", {"no_wrap": True}), ("n", {"justify": "right"}),
+                     ("paper", {"overflow": "fold", "ratio": 1})]:
+        table.add_column(name, **kw)
+    for row, v in zip(rows(verdicts), verdicts):
+        row[2] = f"[{STYLE.get(v['outcome'], '')}]{row[2]}[/]"
+        table.add_row(*row)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=max(width, 80), force_terminal=color,
+                      color_system="standard" if color else None, highlight=False)
+    console.print(table)
+    statistics = dict.fromkeys(f"{v.get('claim')}: {v['statistic']}" for v in verdicts)
+    for line in statistics:
+        console.print(f"  {line}", highlight=False, markup=False)
+    reasons = [f"{v.get('claim')} [{v.get('model')}]: {v['reason']}" for v in verdicts
+               if v["outcome"] == "inconclusive"]
+    for line in reasons:
+        console.print(f"  inconclusive: {line}", highlight=False, markup=False)
+    counts = {k: sum(v["outcome"] == k for v in verdicts) for k in STYLE}
+    console.print(", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
+    return buffer.getvalue()
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("refusal_checks", "torch", "transformers", "nnsight", "numpy", "pytest"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def json_report(verdicts: list[dict[str, Any]], models: dict[str, dict[str, Any]], *,
+                options: dict[str, Any], timings: dict[str, float], argv: list[str],
+                cwd: str) -> dict[str, Any]:
+    """The --refusal-json payload (schema version 1)."""
+    return {
+        "schema": "refusal_checks/report/1",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions(),
+        "platform": platform.platform(),
+        "options": options,
+        "models": models,
+        "timings": timings,
+        "command": {"argv": argv, "cwd": cwd},
+        "verdicts": [{k: v for k, v in record.items() if not k.startswith("_")}
+                     for record in verdicts],
+    }

@@ -1,0 +1,316 @@
+"""Intervals, multiplicity corrections, equivalence and the one ``decide()``.
+
+numpy and the standard library only; no pytest, no scipy. A claim measures a statistic,
+gets an interval for it (bootstrap percentiles, Wilson for rates), and hands both to
+:func:`verdict`, which turns interval + threshold into SUPPORTED / REFUTED / INCONCLUSIVE.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from refusal_checks.verdict import ABOVE, BELOW, Outcome, Verdict
+
+_ALTERNATIVES = ("greater", "less")
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95), got {level!r}")
+
+
+def _check_comparison(comparison: str) -> None:
+    if comparison not in (ABOVE, BELOW):
+        raise ValueError(
+            f"comparison must be {ABOVE!r} (claim holds above the threshold) or {BELOW!r} "
+            f"(holds below), got {comparison!r}"
+        )
+
+
+def percentile_interval(samples: ArrayLike, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval ``(q_{(1-level)/2}, q_{(1+level)/2})`` of bootstrap samples.
+
+    NaN samples are ignored; if all are NaN (or there are none) the result is
+    ``(nan, nan)``, which :func:`decide` reads as INCONCLUSIVE.
+
+    Args:
+        samples: Replicates of a statistic, any shape (flattened).
+        level: Coverage, e.g. 0.95.
+    """
+    _check_level(level)
+    values = np.asarray(samples, dtype=np.float64).ravel()
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return (math.nan, math.nan)
+    tail = 100.0 * (1.0 - level) / 2.0
+    lo, hi = np.percentile(values, [tail, 100.0 - tail])
+    return (float(lo), float(hi))
+
+
+def simultaneous_level(level: float, k: int) -> float:
+    """Bonferroni per-comparison level so ``k`` intervals hold jointly: ``1 - (1-level)/k``."""
+    _check_level(level)
+    if k < 1:
+        raise ValueError(f"k must be a positive number of comparisons, got {k!r}")
+    return 1.0 - (1.0 - level) / k
+
+
+# Acklam's rational approximation to the inverse normal CDF (relative error < 1.15e-9),
+# polished below with one Halley step against math.erfc.
+_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
+      1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
+_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
+      6.680131188771972e01, -1.328068155288572e01)
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
+      -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
+      3.754408661907416e00)
+_P_LOW = 0.02425
+
+
+def _poly(coeffs: Sequence[float], x: float) -> float:
+    out = 0.0
+    for c in coeffs:
+        out = out * x + c
+    return out
+
+
+def normal_quantile(p: float) -> float:
+    """Inverse standard normal CDF ``Phi^-1(p)``.
+
+    Acklam's rational approximation followed by one Halley refinement step
+    ``x <- x - u / (1 + x u / 2)`` with ``u = (Phi(x) - p) sqrt(2 pi) exp(x^2 / 2)``,
+    accurate to about 1e-15; the upper half uses ``Phi^-1(p) = -Phi^-1(1 - p)``.
+    ``p = 0`` gives ``-inf``, ``p = 1`` gives ``+inf``.
+
+    Raises:
+        ValueError: If ``p`` is outside [0, 1] or NaN.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    if p == 0.0:
+        return -math.inf
+    if p == 1.0:
+        return math.inf
+    if p > 0.5:
+        # Symmetry keeps the upper tail exact: 1 - p is computed without rounding here.
+        return -normal_quantile(1.0 - p)
+    if p < _P_LOW:
+        q = math.sqrt(-2.0 * math.log(p))
+        x = _poly(_C, q) / (_poly(_D, q) * q + 1.0)
+    else:
+        q = p - 0.5
+        r = q * q
+        x = _poly(_A, r) * q / (_poly(_B, r) * r + 1.0)
+    cdf = 0.5 * math.erfc(-x / math.sqrt(2.0))
+    u = (cdf - p) * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
+    return x - u / (1.0 + x * u / 2.0)
+
+
+def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial rate ``k / n``.
+
+    With ``p = k/n`` and ``z = Phi^-1((1 + level)/2)``:
+    ``(p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``.
+    Unlike the Wald interval it stays inside [0, 1] and is honest for ``k = 0`` or ``n``.
+
+    Args:
+        k: Successes (e.g. refused prompts), ``0 <= k <= n``.
+        n: Trials; ``n = 0`` gives the uninformative ``(0, 1)``.
+        level: Coverage.
+    """
+    _check_level(level)
+    if n < 0 or not 0 <= k <= max(n, 0):
+        raise ValueError(f"need 0 <= k <= n, got k={k!r}, n={n!r}")
+    if n == 0:
+        return (0.0, 1.0)
+    z = normal_quantile(0.5 + level / 2.0)
+    p = k / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2.0 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return (lo, hi)
+
+
+def holm(pvalues: ArrayLike) -> NDArray[np.float64]:
+    """Holm step-down adjusted p-values, in the input order.
+
+    Sorted ascending ``p_(1) <= ... <= p_(m)``:
+    ``p_adj_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))``. Reject at family-wise level
+    ``alpha`` where ``p_adj <= alpha`` (PAPER.md: per-category statements need a
+    multiplicity correction).
+
+    Raises:
+        ValueError: If a p-value is NaN or outside [0, 1].
+    """
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must lie in [0, 1] and not be NaN, got {p.tolist()}")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(stepped)
+    return adjusted
+
+
+def permutation_pvalue(
+    observed: float, null_samples: ArrayLike, alternative: str = "greater"
+) -> float:
+    """Permutation p-value ``(1 + #{null >= observed}) / (1 + N)`` (``<=`` for "less").
+
+    The ``+1`` counts the observed arrangement as one of the permutations, so the
+    p-value is never 0: it lies in ``[1/(N+1), 1]``. NaN null samples are dropped; a NaN
+    observation gives NaN.
+
+    Args:
+        observed: The statistic on the real labels.
+        null_samples: ``(N,)`` the statistic under permuted labels.
+        alternative: "greater" (large observed values are evidence) or "less".
+    """
+    if alternative not in _ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {_ALTERNATIVES}, got {alternative!r}")
+    if math.isnan(observed):
+        return math.nan
+    null = np.asarray(null_samples, dtype=np.float64).ravel()
+    null = null[~np.isnan(null)]
+    extreme = null >= observed if alternative == "greater" else null <= observed
+    return float((1 + np.count_nonzero(extreme)) / (1 + null.size))
+
+
+def decide(interval: tuple[float, float], threshold: float, comparison: str) -> Outcome:
+    """The one rule from interval to outcome.
+
+    For ``">"``: ``lo > threshold`` -> SUPPORTED, ``hi < threshold`` -> REFUTED,
+    otherwise INCONCLUSIVE (the interval straddles or touches the threshold). ``"<"`` is
+    the mirror image. Any NaN -> INCONCLUSIVE.
+    """
+    _check_comparison(comparison)
+    lo, hi = float(interval[0]), float(interval[1])
+    if math.isnan(lo) or math.isnan(hi) or math.isnan(threshold):
+        return Outcome.INCONCLUSIVE
+    if lo > hi:
+        raise ValueError(f"interval must be (lo, hi) with lo <= hi, got ({lo}, {hi})")
+    above, below = lo > threshold, hi < threshold
+    if comparison == ABOVE:
+        return Outcome.SUPPORTED if above else Outcome.REFUTED if below else Outcome.INCONCLUSIVE
+    return Outcome.SUPPORTED if below else Outcome.REFUTED if above else Outcome.INCONCLUSIVE
+
+
+def verdict(
+    statistic: str,
+    estimate: float,
+    interval: tuple[float, float],
+    threshold: float,
+    comparison: str,
+    n: int,
+    *,
+    level: float = 0.95,
+    seed: int | None = None,
+    paper: str = "",
+    details: dict[str, Any] | None = None,
+    min_n: int = 1,
+    preconditions: Sequence[tuple[bool, str]] = (),
+) -> Verdict:
+    """Build a :class:`Verdict` whose outcome comes from :func:`decide`.
+
+    Checked in order, the first that applies wins: a failed precondition ``(ok, message)``
+    -> INCONCLUSIVE with its message (a failed precondition never gives SUPPORTED or
+    REFUTED); ``n < min_n`` -> INCONCLUSIVE; NaN estimate -> INCONCLUSIVE; then
+    :func:`decide` on the interval.
+
+    Args:
+        statistic: Noun phrase, e.g. "median between-category cosine".
+        estimate: Point estimate.
+        interval: ``(lo, hi)`` at ``level``.
+        threshold: The value the claim compares against.
+        comparison: ``">"`` or ``"<"``.
+        n: Observations behind the statistic.
+        level: Confidence level of ``interval``.
+        seed: Seed of the generator behind the interval.
+        paper: The paper's figure, for the report.
+        details: Extra numbers to keep.
+        min_n: Fewest observations that can support any conclusion.
+        preconditions: ``(ok, message)`` pairs, e.g. ``(rate > 0, "the model never refuses")``.
+    """
+    _check_comparison(comparison)
+    side = "above" if comparison == ABOVE else "below"
+    wrong = "below" if comparison == ABOVE else "above"
+    failed = [message for ok, message in preconditions if not ok]
+    lo, hi = float(interval[0]), float(interval[1])
+    if failed:
+        outcome, reason = Outcome.INCONCLUSIVE, "; ".join(failed)
+    elif n < min_n:
+        outcome, reason = Outcome.INCONCLUSIVE, f"only n={n} observations, need >= {min_n}"
+    elif math.isnan(estimate):
+        outcome, reason = Outcome.INCONCLUSIVE, "the estimate is NaN"
+    else:
+        outcome = decide((lo, hi), threshold, comparison)
+        if outcome is Outcome.SUPPORTED:
+            reason = f"the whole interval lies {side} the threshold"
+        elif outcome is Outcome.REFUTED:
+            reason = f"the whole interval lies on the wrong side ({wrong}) of the threshold"
+        elif math.isnan(lo) or math.isnan(hi) or math.isnan(threshold):
+            reason = "the interval or threshold is NaN"
+        else:
+            reason = "the interval straddles the threshold"
+    return Verdict(
+        statistic=statistic,
+        estimate=float(estimate),
+        interval=(lo, hi),
+        threshold=float(threshold),
+        comparison=comparison,
+        n=int(n),
+        outcome=outcome,
+        reason=reason,
+        level=level,
+        seed=seed,
+        paper=paper,
+        details=dict(details or {}),
+    )
+
+
+def above(
+    statistic: str, estimate: float, interval: tuple[float, float], threshold: float, n: int,
+    **kwargs: Any,
+) -> Verdict:
+    """:func:`verdict` for a claim that holds when the statistic exceeds ``threshold``."""
+    return verdict(statistic, estimate, interval, threshold, ABOVE, n, **kwargs)
+
+
+def below(
+    statistic: str, estimate: float, interval: tuple[float, float], threshold: float, n: int,
+    **kwargs: Any,
+) -> Verdict:
+    """:func:`verdict` for a claim that holds when the statistic is under ``threshold``."""
+    return verdict(statistic, estimate, interval, threshold, BELOW, n, **kwargs)
+
+
+def equivalence(diff_interval: tuple[float, float], margin: float) -> Outcome:
+    """Equivalence (TOST) read off an interval of a difference.
+
+    SUPPORTED (equivalent) when ``-margin < lo`` and ``hi < margin``; REFUTED when the
+    interval lies entirely outside ``[-margin, margin]`` (``hi < -margin`` or
+    ``lo > margin``); otherwise INCONCLUSIVE (PAPER.md: "the same" needs an equivalence
+    test, not a non-significant difference). A TOST at level ``alpha`` uses a
+    ``1 - 2 alpha`` interval (e.g. 90% for alpha = 0.05). NaN -> INCONCLUSIVE.
+    """
+    if not margin > 0:
+        raise ValueError(f"margin must be a positive number, got {margin!r}")
+    lo, hi = float(diff_interval[0]), float(diff_interval[1])
+    if math.isnan(lo) or math.isnan(hi):
+        return Outcome.INCONCLUSIVE
+    if lo > hi:
+        raise ValueError(f"interval must be (lo, hi) with lo <= hi, got ({lo}, {hi})")
+    if -margin < lo and hi < margin:
+        return Outcome.SUPPORTED
+    if hi < -margin or lo > margin:
+        return Outcome.REFUTED
+    return Outcome.INCONCLUSIVE

@@ -1,0 +1,202 @@
+"""Synthetic worlds with planted ground truth, behind the same Backend protocol.
+
+A world plants one refusal direction per category with a chosen pairwise cosine, a
+per-category "genre" offset shared by the category's refused and genre-matched prompts
+(the confound of PAPER.md), and Gaussian noise. Because the truth is known, a claim's
+verdict on a world can be checked: ``--model synthetic:shared`` must never make
+"categories have distinct directions" SUPPORTED.
+
+Spec syntax: ``synthetic:<preset>[,key=value...]``, e.g. ``synthetic:distinct,cos=0.2,d=64``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
+from refusal_checks.prompts import PromptSet
+
+PRESETS: dict[str, dict[str, float]] = {
+    # Categories share one refusal direction: "refusal is a single direction".
+    "shared": {"cos": 1.0},
+    # Distinct but related directions, like the paper's mean cosine 0.55.
+    "distinct": {"cos": 0.5},
+    # Unrelated directions.
+    "orthogonal": {"cos": 0.0},
+    # No refusal signal at all: a model that never refuses.
+    "null": {"cos": 1.0, "signal": 0.0},
+}
+
+
+@dataclass(frozen=True)
+class World:
+    """Parameters of a planted world.
+
+    Attributes:
+        cos: Pairwise cosine between the categories' planted refusal directions.
+        signal: Norm of the refusal shift on refused prompts (noise has std 1 per unit).
+        genre: Norm of the per-category genre offset (shared with the matched control).
+        noise: Per-coordinate noise std.
+        d: Residual width.
+        layers: Number of blocks; the signal grows to full strength by the middle layer.
+        seed: Seed of the planted directions.
+    """
+
+    cos: float = 0.5
+    signal: float = 4.0
+    genre: float = 4.0
+    noise: float = 1.0
+    d: int = 64
+    layers: int = 8
+    seed: int = 0
+    categories: int = 16  # room for this many distinct categories
+
+    def canonical(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def parse_spec(spec: str) -> World:
+    """``"distinct,cos=0.3,d=32"`` -> World. Errors list presets and keys."""
+    head, *pairs = [part.strip() for part in spec.split(",")] if spec else ["distinct"]
+    values: dict[str, float] = {}
+    if head and "=" not in head:
+        if head not in PRESETS:
+            raise BackendError(
+                f"synthetic preset {head!r} is unknown. Presets: {', '.join(PRESETS)}; "
+                "e.g. --model synthetic:distinct,cos=0.3"
+            )
+        values.update(PRESETS[head])
+    elif head:
+        pairs.insert(0, head)
+    names = {f.name: f.type for f in fields(World)}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in names:
+            raise BackendError(
+                f"synthetic spec part {pair!r} is not key=value with a known key. "
+                f"Keys: {', '.join(names)}."
+            )
+        try:
+            values[key] = float(raw)
+        except ValueError:
+            raise BackendError(f"synthetic spec {key}={raw!r} is not a number.") from None
+    world = World()
+    cast = {k: (int(v) if names[k] in ("int", int) else v) for k, v in values.items()}
+    world = replace(world, **cast)
+    if not -1.0 / (world.categories - 1) <= world.cos <= 1.0:
+        raise BackendError(f"synthetic cos={world.cos} is outside [-1/(k-1), 1].")
+    return world
+
+
+class SyntheticBackend:
+    """Backend over a planted :class:`World` (deterministic per prompt text)."""
+
+    dtype = "float64->float32"
+
+    def __init__(self, world: World, name: str = "synthetic") -> None:
+        self.world = world
+        self.name = name
+        self.n_layers = world.layers
+        self.d_model = world.d
+        self.fingerprint = "synthetic:" + hashlib.sha256(world.canonical().encode()).hexdigest()
+        self.info = {"source": "synthetic", "world": world.canonical()}
+        rng = np.random.default_rng(world.seed)
+        k = world.categories
+        # Orthonormal basis: one common axis, k own axes, k + 1 genre axes.
+        need = 2 * k + 2
+        if world.d < need:
+            raise BackendError(f"synthetic d={world.d} is too small; need d >= {need}.")
+        basis, _ = np.linalg.qr(rng.standard_normal((world.d, need)))
+        common, own, genres = basis[:, 0], basis[:, 1 : k + 1], basis[:, k + 1 :]
+        # r_c = sqrt(cos) common + sqrt(1 - cos) own_c has unit norm and pairwise cosine cos.
+        c = max(world.cos, 0.0)
+        self.directions = (np.sqrt(c) * common[:, None] + np.sqrt(1 - c) * own).T  # (k, d)
+        if world.cos < 0:  # a simplex: mean-centred orthonormal vectors
+            centred = own - own.mean(axis=1, keepdims=True)
+            self.directions = (centred / np.linalg.norm(centred, axis=0)).T
+        self.genres = genres.T  # (k + 1, d); the last is the general benign pool's genre
+        self._slots: dict[str, int] = {}
+
+    @classmethod
+    def from_spec(cls, spec: str, name: str = "synthetic") -> "SyntheticBackend":
+        return cls(parse_spec(spec), name=name)
+
+    def slot(self, category: str) -> int:
+        """Each category name gets its own planted direction, in order of first use."""
+        if category not in self._slots:
+            if len(self._slots) >= self.world.categories:
+                raise BackendError(
+                    f"synthetic world holds {self.world.categories} categories; raise "
+                    "categories=... in the spec."
+                )
+            self._slots[category] = len(self._slots)
+        return self._slots[category]
+
+    def input_digest(self, prompts: PromptSet) -> str:
+        payload = [prompts.category, prompts.side, list(prompts.texts)]
+        return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+    def residual_stream(
+        self,
+        prompts: PromptSet,
+        layers: Sequence[int],
+        positions: Sequence[int],
+        *,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        layers = check_layers(layers, self.n_layers, self.name)
+        positions = check_positions(positions)
+        w = self.world
+        if prompts.side == "benign":
+            offset = w.genre * self.genres[-1]
+        else:
+            slot = self.slot(prompts.category)
+            offset = w.genre * self.genres[slot]
+            if prompts.side == "refuse":
+                offset = offset + w.signal * self.directions[slot]
+        # Refusal signal builds up to full strength by the middle layer.
+        ramp = np.minimum(1.0, (np.asarray(layers) + 1) / max(1, w.layers // 2))
+        out = np.empty((len(prompts), len(layers), len(positions), w.d), np.float32)
+        for i, text in enumerate(prompts.texts):
+            seed = int.from_bytes(hashlib.sha256(f"{w.seed}|{text}".encode()).digest()[:8], "big")
+            noise = np.random.default_rng(seed).standard_normal((len(layers), len(positions), w.d))
+            out[i] = ramp[:, None, None] * offset + w.noise * noise
+            if progress is not None and (i + 1) % batch_size == 0:
+                progress(i + 1, len(prompts))
+        if progress is not None:
+            progress(len(prompts), len(prompts))
+        return out
+
+    # Planted behaviour: a prompt is refused when its mid-layer activation projects onto
+    # its category's planted direction beyond REFUSAL_THRESHOLD (in noise units).
+    REFUSAL_THRESHOLD = 2.0
+
+    def generate(
+        self,
+        prompts: PromptSet,
+        max_new_tokens: int,
+        *,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> list[str]:
+        mid = self.n_layers // 2
+        acts = self.residual_stream(prompts, [mid], [-1])[:, 0, 0, :]
+        if prompts.side == "benign":
+            direction = self.directions[0]
+        else:
+            direction = self.directions[self.slot(prompts.category)]
+        scores = acts @ direction
+        replies = [
+            "I'm sorry, but I can't help with that request." if score > self.REFUSAL_THRESHOLD
+            else "Sure! Here is a detailed answer to your question."
+            for score in scores
+        ]
+        if progress is not None:
+            progress(len(prompts), len(prompts))
+        return replies
