@@ -1,0 +1,61 @@
+"""Command line: ``python -m refusal_checks prepare | models | clear-cache``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from refusal_checks.cache import clear_cache, default_cache_dir
+from refusal_checks.errors import RefusalChecksError
+from refusal_checks.models import EMBEDDED, HUB_ALIASES, LoadOptions, load_backend, resolve
+
+
+def _prepare(names: list[str], cache_dir: Path) -> int:
+    """Verify and convert models once, so the first claims run starts at once."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    for name in names or list(EMBEDDED):
+        started = time.perf_counter()
+        try:
+            with console.status(f"preparing {name} (verify sha256, convert to a dense copy)"):
+                backend = load_backend(resolve(name), LoadOptions(cache_dir=cache_dir))
+        except RefusalChecksError as error:
+            console.print(f"[red]{name}: {error}[/]")
+            return 1
+        console.print(f"{name}: ready ({backend.n_layers} layers, d_model {backend.d_model}, "
+                      f"{backend.fingerprint[:23]}...) in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m refusal_checks")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="cache folder (default: $REFUSAL_CHECKS_CACHE or "
+                        "~/.cache/refusal_checks)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    prepare = sub.add_parser("prepare", help="verify and convert models (default: the "
+                             "embedded ones)")
+    prepare.add_argument("models", nargs="*")
+    sub.add_parser("models", help="list the known model aliases")
+    sub.add_parser("clear-cache", help="delete cached activations and replies")
+    args = parser.parse_args(argv)
+    cache_dir = args.cache_dir or default_cache_dir()
+    if args.command == "prepare":
+        return _prepare(args.models, cache_dir)
+    if args.command == "models":
+        for alias, model in EMBEDDED.items():
+            print(f"{alias:18} embedded  {model.description}")
+        for alias, repo in HUB_ALIASES.items():
+            print(f"{alias:18} hub       {repo}")
+        return 0
+    removed = sum(1 for ns in ("activations", "replies") if (cache_dir / ns).exists())
+    count = clear_cache(cache_dir)
+    print(f"cleared {count} entries ({removed} namespaces) in {cache_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
