@@ -228,8 +228,14 @@ def _half_directions(
 
 
 def _rowwise_cosine(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Cosine between matching rows: ``(..., d) x (..., d) -> (...)``."""
-    return np.clip(np.sum(unit(a) * unit(b), axis=-1), -1.0, 1.0)
+    """Cosine between matching rows: ``(..., d) x (..., d) -> (...)``, without temporaries."""
+    norms = np.sqrt(np.einsum("...i,...i->...", a, a) * np.einsum("...i,...i->...", b, b))
+    if not np.all(np.isfinite(norms)) or np.any(norms == 0):
+        raise ValueError(
+            "a half-sample direction is zero or not finite: the refuse and benign means "
+            "coincide or the activations contain inf/NaN."
+        )
+    return np.clip(np.einsum("...i,...i->...", a, b) / norms, -1.0, 1.0)
 
 
 def split_half_cosines(
@@ -334,7 +340,12 @@ def cross_half_cosines(d_a: ArrayLike, d_b: ArrayLike) -> FloatArray:
     if a.shape != b.shape or a.ndim < 2:
         raise ValueError(f"d_a {a.shape} and d_b {b.shape} must both be (..., k, d_model).")
     cross = a @ np.swapaxes(b, -1, -2)
-    norm = np.linalg.norm((a + b) / 2.0, axis=-1)
+    # |d|^2 = (|d_A|^2 + |d_B|^2 + 2 d_A . d_B) / 4, without building d.
+    sq = np.einsum("...ki,...ki->...k", a, a) + np.einsum("...ki,...ki->...k", b, b)
+    norm_sq = (sq + 2.0 * np.diagonal(cross, axis1=-2, axis2=-1)) / 4.0
+    if not np.all(np.isfinite(norm_sq)) or np.any(norm_sq <= 0):
+        raise ValueError("a direction (d_A + d_B) / 2 is zero or not finite; no cosine exists.")
+    norm = np.sqrt(norm_sq)
     out = (cross + np.swapaxes(cross, -1, -2)) / (2.0 * norm[..., :, None] * norm[..., None, :])
     idx = np.arange(out.shape[-1])
     out[..., idx, idx] = 1.0

@@ -168,7 +168,9 @@ def test_permutation_pvalue_counts_ties_and_adds_one() -> None:
 
 
 @FAST
-@given(st.floats(-5, 5), st.lists(st.floats(-5, 5), max_size=50), st.sampled_from(["greater", "less"]))
+@given(
+    st.floats(-5, 5), st.lists(st.floats(-5, 5), max_size=50), st.sampled_from(["greater", "less"])
+)
 def test_permutation_pvalue_lies_between_one_over_n_plus_one_and_one(
     observed: float, null: list[float], alternative: str
 ) -> None:

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from refusal_checks.judges import SubstringJudge
+from refusal_checks.report import json_report, render_table
+from refusal_checks.stats import above
+
+
+def test_substring_judge_matches_the_papers_phrases_and_curly_apostrophes():
+    judge = SubstringJudge()
+    assert judge.refused(["I'm sorry, but I can't help.", "I\u2019m unable to do that.",
+                          "Sure! Here is a recipe.", "As an AI, I have no body."]) == [
+        True, True, False, True]
+
+
+def _record(outcome_estimate: float) -> dict:
+    data = above("split-half cosine", outcome_estimate, (outcome_estimate - 0.05,
+                 outcome_estimate + 0.05), 0.8, n=64, paper="0.956-0.990").to_dict()
+    data.update(claim="stable-within-category", model="m", _raw="x")
+    return data
+
+
+def test_table_shows_each_verdict_with_numbers_and_reasons():
+    text = render_table([_record(0.95), _record(0.5), _record(0.81)], width=140)
+    assert "stable-within-category" in text and "SUPPORTED" in text and "REFUTED" in text
+    assert "INCONCLUSIVE" in text and "straddles" in text
+    assert "0.95 [0.90, 1.00]" in text
+    assert "1 supported, 1 refuted, 1 inconclusive" in text
+
+
+def test_json_report_drops_private_keys_and_names_versions():
+    payload = json_report([_record(0.95)], {"m": {"fingerprint": "sha256:x"}}, options={"seed": 0},
+                          timings={"wall_seconds": 1.0}, argv=["pytest"], cwd="/")
+    assert payload["schema"] == "refusal_checks/report/1"
+    assert "_raw" not in payload["verdicts"][0]
+    assert {"torch", "nnsight", "transformers", "python"} <= set(payload["versions"])
