@@ -7,6 +7,7 @@ test asks for a model. The work itself lives in the library and in ``fixtures/``
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -38,13 +39,17 @@ DTYPES = ("float32", "bfloat16", "float16")
 VERDICT_PROPERTY = "refusal_verdict"
 
 
+# Value parsers raise argparse.ArgumentTypeError, not UsageError: argparse then prefixes
+# the option's name ("argument --refusal-max-prompts: ...") and pytest turns it into a
+# usage error (exit 4). A UsageError raised here would lose which option was wrong.
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value: int | None = int(text)
     except ValueError:
-        raise pytest.UsageError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise pytest.UsageError(f"expected a positive integer, got {text!r}")
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer (1, 2, ...), got {text!r}")
     return value
 
 
@@ -52,14 +57,14 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise pytest.UsageError(f"expected an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def _negative_int(text: str) -> int:
     value = _int(text)
     if value >= 0:
-        raise pytest.UsageError(
-            f"{POSITION} {text}: positions count back from the end of the chat-templated "
+        raise argparse.ArgumentTypeError(
+            f"got {text}, but positions count back from the end of the chat-templated "
             "prompt and must be negative (-1 is the last template token, -2 the paper's "
             "decision state)."
         )
@@ -114,11 +119,28 @@ class RunState:
 
     models: list[str]
     user_aliases: dict[str, Any]
-    cache_dir: Path
+    cache_option: Path | None = None  # --refusal-cache-dir, if given
     started: float = field(default_factory=time.time)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     model_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    _cache_dir: Path | None = field(default=None, init=False, repr=False)
+
+    @property
+    def cache_dir(self) -> Path:
+        """--refusal-cache-dir, else the library default, resolved on first use.
+
+        Lazy because refusal_checks.cache imports numpy, and this plugin loads in every
+        pytest run of the environment, including runs that check no claims.
+        """
+        if self._cache_dir is None:
+            if self.cache_option is not None:
+                self._cache_dir = self.cache_option
+            else:
+                from refusal_checks.cache import default_cache_dir
+
+                self._cache_dir = default_cache_dir()
+        return self._cache_dir
 
 
 STATE = pytest.StashKey[RunState]()
@@ -157,21 +179,59 @@ def pytest_configure(config: pytest.Config) -> None:
             resolve(name, aliases)
         except UnknownModelError as error:
             raise pytest.UsageError(str(error)) from None
+    _check_prompts(config)
     cache_option = config.getoption(CACHE_DIR)
-    if cache_option:
-        cache_dir = Path(cache_option).expanduser()
-    else:
-        from refusal_checks.cache import default_cache_dir
+    state = RunState(models=list(dict.fromkeys(models)), user_aliases=aliases,
+                     cache_option=Path(cache_option).expanduser() if cache_option else None)
+    config.stash[STATE] = state
+    config.pluginmanager.register(VerdictCollector(state), "refusal_checks_verdicts")
 
-        cache_dir = default_cache_dir()
-    config.stash[STATE] = RunState(models=list(dict.fromkeys(models)), user_aliases=aliases,
-                                   cache_dir=cache_dir)
-    if config.getoption(CLEAR_CACHE):
-        from refusal_checks.cache import ArrayCache
 
-        removed = sum(ArrayCache(cache_dir, ns).clear() for ns in ("activations", "replies"))
-        config.get_terminal_writer().line(
-            f"refusal_checks: cleared {removed} cached entries in {cache_dir}")
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # --refusal-clear-cache acts here, not in pytest_configure: an installed plugin's
+    # pytest_configure runs before the terminal reporter exists (get_terminal_writer()
+    # fails there). Under pytest-xdist only the controller clears, before workers start.
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if state is None or not config.getoption(CLEAR_CACHE) or hasattr(config, "workerinput"):
+        return
+    from refusal_checks.cache import ArrayCache
+
+    removed = sum(ArrayCache(state.cache_dir, ns).clear() for ns in ("activations", "replies"))
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"refusal_checks: cleared {removed} cached entries in "
+                            f"{state.cache_dir}")
+
+
+def _check_prompts(config: pytest.Config) -> None:
+    """Read --refusal-prompts files and --refusal-categories now, before any model loads.
+
+    A malformed file is a usage error (exit 4, no traceback) that names the file, the line
+    and the fix, instead of the same error repeated at the setup of every claim.
+    refusal_checks.prompts is stdlib only, so this costs nothing in runs without claims.
+    """
+    paths = config.getoption(PROMPTS)
+    wanted = config.getoption(CATEGORIES)
+    if not paths and not wanted:
+        return
+    from refusal_checks.prompts import PromptFileError, bundled, load_prompts
+
+    option = PROMPTS if paths else CATEGORIES
+    try:
+        if paths:
+            try:  # the fixture falls back to the bundled benign pool the same way
+                fallback = bundled().benign
+            except PromptFileError:
+                fallback = None
+            collection = load_prompts(paths, benign_fallback=fallback)
+        else:
+            collection = bundled()
+        if wanted:
+            option = CATEGORIES
+            collection.only([c.strip() for c in wanted.split(",") if c.strip()])
+    except (PromptFileError, ValueError) as error:
+        raise pytest.UsageError(f"{option}: {error}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -180,19 +240,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("model_name", models, ids=models, scope="session")
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    if report.when in ("setup", "call"):
-        state = item.config.stash.get(STATE, None)
+class VerdictCollector:
+    """Collects verdicts from test reports.
+
+    Reports, not items: under pytest-xdist the controller only sees reports (with their
+    ``user_properties``), so this works with and without workers.
+    """
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self.seen: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when not in ("setup", "call"):
+            return
         for name, value in report.user_properties:
-            if name == VERDICT_PROPERTY and state is not None and value not in (
-                    v.get("_raw") for v in state.verdicts):
+            if name == VERDICT_PROPERTY and value not in self.seen:
+                self.seen.add(value)
                 record = json.loads(value)
-                record["_raw"] = value
                 record["duration"] = report.duration
-                state.verdicts.append(record)
-    return report
+                self.state.verdicts.append(record)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

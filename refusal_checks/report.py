@@ -40,14 +40,18 @@ def render_table(verdicts: list[dict[str, Any]], *, width: int = 120, color: boo
     from rich.table import Table
 
     table = Table(title="Which claims hold", show_lines=False, expand=False)
-    for name, kw in [("claim", {"no_wrap": True}), ("model", {"overflow": "fold"}),
-                     ("verdict", {"no_wrap": True}), ("value [95% CI]", {"no_wrap": True}),
-                     ("needs", {"no_wrap": True}), ("n", {"justify": "right"}),
-                     ("paper", {"overflow": "fold", "ratio": 1})]:
+    # Narrow terminals (80 columns in piped CI logs) drop the paper's figure, then n, and
+    # fold claim ids; model and verdict never wrap. Everything stays in the JSON report.
+    columns = [("claim", {"overflow": "fold"}), ("model", {"no_wrap": True}),
+               ("verdict", {"no_wrap": True}), ("value [95% CI]", {"no_wrap": True}),
+               ("needs", {"no_wrap": True}), ("n", {"justify": "right"}),
+               ("paper", {"overflow": "fold", "ratio": 1})]
+    keep = len(columns) if width >= 130 else 6 if width >= 100 else 5
+    for name, kw in columns[:keep]:
         table.add_column(name, **kw)
     for row, v in zip(rows(verdicts), verdicts):
         row[2] = f"[{STYLE.get(v['outcome'], '')}]{row[2]}[/]"
-        table.add_row(*row)
+        table.add_row(*row[:keep])
     buffer = io.StringIO()
     console = Console(file=buffer, width=max(width, 80), force_terminal=color,
                       color_system="standard" if color else None, highlight=False)

@@ -4,7 +4,9 @@ A world plants one refusal direction per category with a chosen pairwise cosine,
 per-category "genre" offset shared by the category's refused and genre-matched prompts
 (the confound of PAPER.md), and Gaussian noise. Because the truth is known, a claim's
 verdict on a world can be checked: ``--model synthetic:shared`` must never make
-"categories have distinct directions" SUPPORTED.
+"categories stay distinct under the genre-matched control" SUPPORTED. Against the general
+benign pool the same world *does* look distinct, because each category's genre offset
+leaks into its direction: that is the confound of the paper's design, planted on purpose.
 
 Spec syntax: ``synthetic:<preset>[,key=value...]``, e.g. ``synthetic:distinct,cos=0.2,d=64``.
 """

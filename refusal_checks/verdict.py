@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -91,9 +91,13 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Verdict":
-        """Inverse of :meth:`to_dict`."""
-        data = dict(data)
-        data.pop("line", None)
+        """Inverse of :meth:`to_dict`.
+
+        Keys that are not fields are ignored, so a record from the JSON report (which adds
+        claim, model, says, source, test and duration) reads back as it is.
+        """
+        names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in names}
         data["outcome"] = Outcome(data["outcome"])
         data["interval"] = tuple(data["interval"])
         return cls(**data)
