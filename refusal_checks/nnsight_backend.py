@@ -53,6 +53,14 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _dense_ok(folder: Path, digest: str) -> bool:
+    """Whether ``folder`` is a finished dense copy of the GGUF with this sha256."""
+    try:
+        return json.loads((folder / _DENSE_MARKER).read_text()).get("sha256") == digest
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def dense_copy(gguf_path: Path, digest: str, models_dir: Path) -> Path:
     """Convert a GGUF file once into a dense safetensors folder; later loads take ~1 s.
 
@@ -60,14 +68,8 @@ def dense_copy(gguf_path: Path, digest: str, models_dir: Path) -> Path:
     renamed into place, so a half-written conversion is never used.
     """
     target = models_dir / f"dense-{digest[:24]}"
-    marker = target / _DENSE_MARKER
-    if marker.exists():
-        try:
-            if json.loads(marker.read_text()).get("sha256") == digest:
-                return target
-        except (OSError, ValueError):
-            pass
-        shutil.rmtree(target, ignore_errors=True)
+    if _dense_ok(target, digest):
+        return target
     torch = _torch()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -88,8 +90,18 @@ def dense_copy(gguf_path: Path, digest: str, models_dir: Path) -> Path:
         (tmp / _DENSE_MARKER).write_text(json.dumps({"sha256": digest, "gguf": str(gguf_path)}))
         try:
             os.replace(tmp, target)
-        except OSError:  # another process finished first: use theirs
-            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            # Either another process finished first (use theirs), or a folder without a
+            # valid marker is in the way (a deleted marker, an interrupted rm -r): move
+            # that aside, never load it.
+            if not _dense_ok(target, digest):
+                aside = Path(tempfile.mkdtemp(prefix=".stale-", dir=models_dir))
+                try:
+                    os.replace(target, aside / "old")
+                    os.replace(tmp, target)
+                except OSError:  # a concurrent writer got there first
+                    pass
+                shutil.rmtree(aside, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -185,6 +197,15 @@ class NnsightBackend:
         order = sorted(set(layers))  # nnsight needs modules requested in forward order
         index = torch.tensor(positions)
         texts = list(prompts.texts)
+        # Left padding would silently hand back pad-token states for a position that lies
+        # before the start of a short prompt; refuse it instead.
+        shortest = min((len(ids) for ids in self.encode(texts)), default=0)
+        if texts and -min(positions, default=-1) > shortest:
+            raise BackendError(
+                f"position {min(positions)} lies before the start of the shortest prompt of "
+                f"{prompts.name!r}, which has {shortest} tokens after the chat template. "
+                f"Use positions in -{shortest}..-1."
+            )
         out = np.empty((len(texts), len(layers), len(positions), self.d_model), np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
@@ -267,6 +288,29 @@ def load_folder(
                           device=device, info=info)
 
 
+def _env_true(name: str) -> bool:
+    """huggingface_hub's reading of a boolean environment variable."""
+    return os.environ.get(name, "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_unreachable(repo_id: str, revision: str | None) -> str | None:
+    """Why the hub cannot be reached (one request, no retries), or None if it answered.
+
+    Any HTTP answer (404, 401 for a gated model, ...) counts as reachable: the real
+    download then raises its own, specific error.
+    """
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        HfApi().model_info(repo_id, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except HfHubHTTPError:
+        return None
+    except Exception as error:  # DNS, refused connection, timeout, TLS, offline mode
+        return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+    return None
+
+
 def load_hub(
     repo_id: str,
     revision: str | None,
@@ -281,8 +325,17 @@ def load_hub(
     _quiet_transformers()
     device = resolve_device(device)
     attempts: list[str] = []
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    offline = _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
+    loaded = None
     for local_only in (True,) if offline else (True, False):
+        if not local_only:
+            # huggingface_hub retries a failed HEAD for ~23 s per file (1+2+4+8+8 s of
+            # backoff), and from_pretrained asks for several files: ~50 s before an
+            # offline machine gets its error. One request without retries tells first.
+            unreachable = _hub_unreachable(repo_id, revision)
+            if unreachable:
+                attempts.append(f"hub: unreachable ({unreachable})")
+                break
         try:
             tokenizer = AutoTokenizer.from_pretrained(
                 repo_id, revision=revision, local_files_only=local_only
@@ -290,12 +343,13 @@ def load_hub(
             model = AutoModelForCausalLM.from_pretrained(
                 repo_id, revision=revision, dtype=_dtype(dtype), local_files_only=local_only
             )
+            loaded = model, tokenizer
             break
         except Exception as error:  # hub errors come in many classes; all end the same way
             where = "local cache" if local_only else "hub"
             first_line = (str(error).splitlines() or [""])[0][:200]
             attempts.append(f"{where}: {type(error).__name__}: {first_line}")
-    else:
+    if loaded is None:
         raise BackendError(
             f"could not load {name} ({repo_id}{'@' + revision if revision else ''}) from the "
             f"Hugging Face hub or its local cache. Tried: {'; '.join(attempts)}. If this "
@@ -303,6 +357,7 @@ def load_hub(
             "--model /path/to/folder; for a gated model (llama, gemma) accept its licence on "
             "the hub and run 'hf auth login'."
         )
+    model, tokenizer = loaded
     model.to(device)
     commit = getattr(model.config, "_commit_hash", None) or revision or "unknown"
     return NnsightBackend(

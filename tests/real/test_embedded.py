@@ -1,0 +1,145 @@
+"""The embedded chat models (../shared/MODELS.md), loaded as ``--model <alias>`` loads them.
+
+Every test here is marked ``real``: select them with ``-m real``, leave them out with
+``-m "not real"``. They use the default cache dir's ``models/`` folder on purpose: the dense
+copy of Qwen costs ~50 s and 2.4 GB to make, and it is keyed by the GGUF's sha256, so
+sharing it with normal runs is safe and saves a conversion per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from refusal_checks.backend import BackendError
+from refusal_checks.cache import default_cache_dir
+from refusal_checks.judges import SubstringJudge
+from refusal_checks.models import EMBEDDED, LoadOptions, load_backend, resolve
+from refusal_checks.prompts import PromptSet, bundled
+
+pytestmark = pytest.mark.real
+
+SIZES = {"qwen-coder-0.5b": (24, 896), "smollm2-135m": (30, 576)}  # (n_layers, d_model)
+
+
+def _require(alias: str) -> None:
+    missing = [p for p in EMBEDDED[alias].packages if importlib.util.find_spec(p) is None]
+    if missing:
+        pytest.skip(f"embedded model {alias} is not installed ({', '.join(missing)} missing): "
+                    f"{EMBEDDED[alias].install}")
+
+
+def _load(alias: str) -> Any:
+    _require(alias)
+    return load_backend(resolve(alias), LoadOptions(cache_dir=default_cache_dir()))
+
+
+@pytest.fixture(scope="session")
+def embedded() -> dict[str, Any]:
+    """alias -> backend, loaded on first use and kept for the session."""
+    return {}
+
+
+def backend_for(embedded: dict[str, Any], alias: str) -> Any:
+    if alias not in embedded:
+        embedded[alias] = _load(alias)
+    return embedded[alias]
+
+
+@pytest.mark.parametrize("alias", sorted(EMBEDDED))
+def test_embedded_model_loads_verified_with_its_documented_shape(
+    embedded: dict[str, Any], alias: str
+) -> None:
+    backend = backend_for(embedded, alias)
+    assert backend.fingerprint == "sha256:" + EMBEDDED[alias].sha256
+    assert (backend.n_layers, backend.d_model) == SIZES[alias]
+    assert backend.info["source"] == f"embedded:{alias}"
+    assert backend.info["sha256"] == EMBEDDED[alias].sha256
+
+
+@pytest.mark.parametrize("alias", sorted(EMBEDDED))
+def test_second_load_uses_the_dense_copy(embedded: dict[str, Any], alias: str) -> None:
+    backend_for(embedded, alias)  # the first load made the dense copy if it was missing
+    dense = default_cache_dir() / "models" / f"dense-{EMBEDDED[alias].sha256[:24]}"
+    marker = json.loads((dense / "refusal_checks_dense.json").read_text())
+    assert marker["sha256"] == EMBEDDED[alias].sha256
+    assert list(dense.glob("*.safetensors"))
+    # The assembled GGUF is deleted once the dense copy exists (it is 491 MB for Qwen).
+    assert not (default_cache_dir() / "models" / f"{EMBEDDED[alias].sha256[:24]}.gguf").exists()
+    started = time.perf_counter()
+    again = _load(alias)
+    seconds = time.perf_counter() - started
+    assert seconds < 10, f"second load of {alias} took {seconds:.1f} s: dense copy not used?"
+    assert again.fingerprint == "sha256:" + EMBEDDED[alias].sha256
+
+
+def test_smollm2_residual_stream_matches_output_hidden_states(embedded: dict[str, Any]) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    backend = backend_for(embedded, "smollm2-135m")
+    texts = ("Hi!", "What is the capital of France?",
+             "Write a Python function that checks whether a string is a palindrome, ignoring "
+             "spaces and punctuation, and explain how it works.")
+    prompts = PromptSet("plumbing/refuse", "plumbing", "refuse", texts, "test")
+    ids = backend.encode(texts)
+    assert len({len(i) for i in ids}) == len(texts)  # one batch needs left padding
+    layers, positions = list(range(backend.n_layers)), [-1, -2]
+    got = backend.residual_stream(prompts, layers, positions, batch_size=3)
+
+    dense = default_cache_dir() / "models" / f"dense-{EMBEDDED['smollm2-135m'].sha256[:24]}"
+    plain = AutoModelForCausalLM.from_pretrained(str(dense), dtype=torch.float32).eval()
+    for row, tokens in enumerate(ids):
+        with torch.no_grad():
+            hidden = plain(torch.tensor([tokens]), output_hidden_states=True).hidden_states
+        want = np.asarray([[hidden[layer][0, p].numpy() for p in positions] for layer in layers])
+        np.testing.assert_allclose(got[row], want, atol=1e-4, rtol=0,
+                                   err_msg=f"prompt {row} ({len(tokens)} tokens)")
+
+
+def test_tampered_embedded_model_says_how_to_reinstall(monkeypatch: pytest.MonkeyPatch) -> None:
+    alias = "smollm2-135m"
+    _require(alias)
+    wrong = dataclasses.replace(EMBEDDED[alias], sha256="0" * 64)
+    monkeypatch.setitem(EMBEDDED, alias, wrong)
+    with pytest.raises(BackendError) as error:
+        load_backend(resolve(alias), LoadOptions(cache_dir=default_cache_dir()))
+    message = str(error.value)
+    assert "does not match its pinned sha256" in message
+    assert EMBEDDED[alias].install + " --force-reinstall" in message
+
+
+# Qwen-Coder-0.5B refuses about half of this category (34 of its 64 prompts, greedy, on
+# this machine) and answers the first four in file order, so the test names four clearly
+# criminal requests that this artifact refused in that scan. If none of them is refused,
+# the chat template, dtype or generation path is broken, not the model's judgement.
+HARMFUL = ("stolen credit card numbers", "set fire to my failing restaurant",
+           "Write me ransomware", "buy a handgun without a background check")
+BENIGN = "quick weeknight dinner"
+
+
+def _pick(prompts: PromptSet, fragments: tuple[str, ...]) -> list[str]:
+    picked = [next((t for t in prompts.texts if f in t), None) for f in fragments]
+    missing = [f for f, t in zip(fragments, picked) if t is None]
+    assert not missing, f"bundled {prompts.name} no longer holds prompts with {missing}"
+    return [t for t in picked if t is not None]
+
+
+def test_qwen_refuses_a_harmful_request_and_answers_a_benign_one(
+    embedded: dict[str, Any],
+) -> None:
+    backend = backend_for(embedded, "qwen-coder-0.5b")
+    collection = bundled()
+    harmful = _pick(collection.categories["crime_assistance"].refuse, HARMFUL)
+    (benign,) = _pick(collection.benign, (BENIGN,))
+    prompts = PromptSet("qwen/mixed", "crime_assistance", "refuse", (*harmful, benign), "test")
+    *replies, answer = backend.generate(prompts, 16, batch_size=len(prompts))  # one batch
+    refused = SubstringJudge().refused([*replies, answer])
+    assert any(refused[:-1]), f"no refusal among {replies!r}"
+    assert answer.strip() and not refused[-1], f"benign prompt was refused: {answer!r}"
