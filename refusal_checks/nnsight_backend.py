@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
+from refusal_checks.interventions import Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -227,32 +228,130 @@ class NnsightBackend:
             )
         return out
 
+    def _edit(self, intervention: Intervention, torch: Any) -> None:
+        """Apply one intervention inside the current nnsight forward pass.
+
+        Must be called inside a trace (or once per step of a generation's ``iter`` loop);
+        modules are touched in forward order, as nnsight requires.
+        """
+        if isinstance(intervention, Steer):
+            vector = torch.tensor(intervention.vector, dtype=self.model.dtype, device=self.device)
+            block = self.lm.model.layers[intervention.layer]
+            block.input = block.input + vector
+            return
+        r = torch.tensor(intervention.direction, dtype=self.model.dtype, device=self.device)
+
+        def project_out(x: Any) -> Any:
+            return x - (x @ r)[..., None] * r
+
+        for block in self.lm.model.layers:
+            block.input = project_out(block.input)
+            attention = block.self_attn.output  # (output, weights) in transformers 5
+            block.self_attn.output = (project_out(attention[0]),) + tuple(attention[1:])
+            block.mlp.output = project_out(block.mlp.output)
+
+    def last_logprobs(
+        self,
+        prompts: PromptSet,
+        *,
+        intervention: Intervention | None = None,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        """Log-probabilities of the first reply token: ``(prompt, vocab)`` float32."""
+        torch = _torch()
+        check_for_model(intervention, self.d_model, self.n_layers)
+        texts = list(prompts.texts)
+        out = np.empty((len(texts), self.model.config.vocab_size), np.float32)
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            with torch.inference_mode(), self.lm.trace(self._batch(chunk), logits_to_keep=1):
+                if intervention is not None:
+                    self._edit(intervention, torch)
+                logits = self.lm.lm_head.output[:, -1, :].save()
+            values = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+            out[start : start + len(chunk), :] = values[:, : out.shape[1]]
+            if progress is not None:
+                progress(min(start + batch_size, len(texts)), len(texts))
+        return out
+
     def generate(
         self,
         prompts: PromptSet,
         max_new_tokens: int,
         *,
+        intervention: Intervention | None = None,
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
     ) -> list[str]:
-        """Greedy, unsteered replies (the model's own behaviour), new tokens only."""
+        """Greedy replies, new tokens only; with an intervention applied at every step.
+
+        Without an intervention this is plain ``model.generate``. With one, nnsight edits
+        the prompt pass and every generated token: the ``iter`` loop is required, without it
+        only the prompt pass would be edited, silently (../shared/MODELS.md). A fixed number
+        of steps runs (``min_new_tokens``), and each reply is cut at its first end token, so
+        the text equals what an early-stopping generate would give.
+        """
         torch = _torch()
+        check_for_model(intervention, self.d_model, self.n_layers)
         texts = list(prompts.texts)
         replies: list[str] = []
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        stop = {t for t in (*eos, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
+                if t is not None}
         for start in range(0, len(texts), batch_size):
             batch = self._batch(texts[start : start + batch_size])
             batch.pop("position_ids")  # generate derives them from the mask itself
-            with torch.inference_mode():
-                tokens = self.model.generate(
-                    **batch, max_new_tokens=max_new_tokens, do_sample=False,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new = tokens[:, batch["input_ids"].shape[1] :]
-            replies += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            options = dict(max_new_tokens=max_new_tokens, do_sample=False,
+                           pad_token_id=self.tokenizer.pad_token_id)
+            if intervention is None:
+                with torch.inference_mode():
+                    tokens = self.model.generate(**batch, **options)
+            else:
+                with torch.inference_mode(), self.lm.generate(
+                        batch, min_new_tokens=max_new_tokens, **options) as tracer:
+                    for _ in tracer.iter[:max_new_tokens]:
+                        self._edit(intervention, torch)
+                    tokens = tracer.result.save()
+            new = tokens[:, batch["input_ids"].shape[1] :].tolist()
+            cut = [row[: next((i for i, t in enumerate(row) if t in stop), len(row))]
+                   for row in new]
+            replies += self.tokenizer.batch_decode(cut, skip_special_tokens=True)
             if progress is not None:
                 progress(min(start + batch_size, len(texts)), len(texts))
         return replies
 
+    def orthogonalised(self, direction: np.ndarray) -> Any:
+        """A copy of the model whose weights never write ``direction`` into the residual stream.
+
+        ``W <- W - r_hat r_hat^T W`` on the embeddings, every attention output projection and
+        every MLP down projection (Arditi et al.): equivalent to directional ablation, with
+        no hooks, so the edited model can be saved with ``save_pretrained`` and shipped.
+        """
+        import copy
+
+        torch = _torch()
+        model = copy.deepcopy(self.model)
+        r = torch.tensor(np.asarray(direction, np.float64) / np.linalg.norm(direction),
+                         dtype=torch.float32)
+        if model.config.tie_word_embeddings or (
+                model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()):
+            # Untie first: the read-out must keep the original embeddings.
+            model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+            model.config.tie_word_embeddings = False
+        with torch.no_grad():
+            embed = model.model.embed_tokens.weight
+            rr = r.to(embed.dtype)
+            embed -= torch.outer(embed @ rr, rr)
+            for block in model.model.layers:
+                for linear in (block.self_attn.o_proj, block.mlp.down_proj):
+                    w = linear.weight  # (d_model, d_in): writes columns into the stream
+                    rr = r.to(w.dtype)
+                    w -= torch.outer(rr, rr @ w)
+                    if linear.bias is not None:
+                        linear.bias -= (linear.bias @ rr) * rr
+        return model
 
 def _dtype(name: str) -> Any:
     torch = _torch()
