@@ -6,4 +6,5 @@ pytest_plugins = [
     "fixtures.activations",
     "fixtures.directions",
     "fixtures.verdicts",
+    "fixtures.behaviour",
 ]

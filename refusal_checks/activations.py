@@ -18,9 +18,19 @@ import numpy as np
 
 from refusal_checks.backend import Backend
 from refusal_checks.cache import ArrayCache, cache_key
+from refusal_checks.interventions import Intervention
 from refusal_checks.prompts import PromptCollection, PromptSet
 
 SITE = "resid_pre"
+
+# The paper reads directions at a fixed mid layer: Gemma 20 of 42, Llama 15-16 of 32,
+# i.e. about 0.48 of the depth (PAPER.md, "How directions are built").
+PAPER_LAYER_FRACTION = 0.48
+
+
+def paper_layer(n_layers: int) -> int:
+    """The block whose input the paper's directions are read at: ``int(0.48 * n_layers)``."""
+    return int(PAPER_LAYER_FRACTION * n_layers)
 
 
 @dataclass
@@ -173,19 +183,32 @@ def replies(
     cache: ArrayCache | None,
     batch_size: int = 16,
     console: Any | None = None,
+    intervention: Intervention | None = None,
 ) -> list[str]:
-    """Greedy unsteered replies, cached as JSON under the same kind of key."""
-    key = cache_key(kind="replies", model=backend.fingerprint, dtype=backend.dtype,
-                    inputs=backend.input_digest(prompts), prompts=prompts.digest,
-                    max_new_tokens=max_new_tokens)
+    """Greedy replies (steered or ablated when an intervention is given), cached as JSON.
+
+    The key names the intervention's kind, layer and the sha256 of its vector, so a
+    different strength or direction can never be served from another's entry.
+    """
+    parts: dict[str, Any] = dict(
+        kind="replies", model=backend.fingerprint, dtype=backend.dtype,
+        inputs=backend.input_digest(prompts), prompts=prompts.digest,
+        max_new_tokens=max_new_tokens)
+    if intervention is not None:
+        parts["intervention"] = intervention.key()
+    key = cache_key(**parts)
     if cache is not None:
         hit = cache.load_json(key)
         if isinstance(hit, list) and len(hit) == len(prompts) and all(isinstance(r, str)
                                                                        for r in hit):
             return list(hit)
     with _Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
-        texts = backend.generate(prompts, max_new_tokens, batch_size=batch_size,
-                                 progress=bar.callback)
+        if intervention is None:
+            texts = backend.generate(prompts, max_new_tokens, batch_size=batch_size,
+                                     progress=bar.callback)
+        else:
+            texts = backend.generate(prompts, max_new_tokens, intervention=intervention,
+                                     batch_size=batch_size, progress=bar.callback)
     if cache is not None:
         cache.store_json(key, list(texts))
     return texts

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
+from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
 
 PRESETS: dict[str, dict[str, float]] = {
@@ -176,29 +177,62 @@ class SyntheticBackend:
         return out
 
     # Planted behaviour: a prompt is refused when its mid-layer activation projects onto
-    # its category's planted direction beyond REFUSAL_THRESHOLD (in noise units).
+    # its category's planted direction beyond REFUSAL_THRESHOLD (in noise units); prompts
+    # of the general benign pool are read out along the first category's direction.
+    # Interventions act on that activation as they would in a model: a Steer at or before
+    # the middle layer adds its vector, an Ablate projects its direction out.
     REFUSAL_THRESHOLD = 2.0
+    REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+    COMPLY_TEXT = "Sure! Here is a detailed answer to your question."
+
+    def decision_scores(self, prompts: PromptSet,
+                        intervention: Intervention | None = None) -> np.ndarray:
+        """Projection that decides refusal, ``(prompt,)``; > REFUSAL_THRESHOLD refuses."""
+        check_for_model(intervention, self.d_model, self.n_layers)
+        mid = self.n_layers // 2
+        acts = self.residual_stream(prompts, [mid], [-1])[:, 0, 0, :].astype(np.float64)
+        if isinstance(intervention, Steer) and intervention.layer <= mid:
+            acts = acts + intervention.vector
+        elif isinstance(intervention, Ablate):
+            acts = acts - np.outer(acts @ intervention.direction, intervention.direction)
+        if prompts.side == "benign":
+            readout = self.directions[0]
+        else:
+            readout = self.directions[self.slot(prompts.category)]
+        return acts @ readout
+
+    def refusal_token_ids(self, openings: Sequence[str] | None = None) -> list[int]:
+        """Token 0 stands for a refusal opening, token 1 for a compliant one."""
+        return [0]
+
+    def last_logprobs(
+        self,
+        prompts: PromptSet,
+        *,
+        intervention: Intervention | None = None,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        """A two-token vocabulary: ``p(refusal) = sigmoid(2 (score - threshold))``."""
+        logits = 2.0 * (self.decision_scores(prompts, intervention) - self.REFUSAL_THRESHOLD)
+        log_refuse = -np.logaddexp(0.0, -logits)
+        log_comply = -np.logaddexp(0.0, logits)
+        if progress is not None:
+            progress(len(prompts), len(prompts))
+        return np.stack([log_refuse, log_comply], axis=1).astype(np.float32)
 
     def generate(
         self,
         prompts: PromptSet,
         max_new_tokens: int,
         *,
+        intervention: Intervention | None = None,
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
     ) -> list[str]:
-        mid = self.n_layers // 2
-        acts = self.residual_stream(prompts, [mid], [-1])[:, 0, 0, :]
-        if prompts.side == "benign":
-            direction = self.directions[0]
-        else:
-            direction = self.directions[self.slot(prompts.category)]
-        scores = acts @ direction
-        replies = [
-            "I'm sorry, but I can't help with that request." if score > self.REFUSAL_THRESHOLD
-            else "Sure! Here is a detailed answer to your question."
-            for score in scores
-        ]
+        scores = self.decision_scores(prompts, intervention)
+        replies = [self.REFUSAL_TEXT if score > self.REFUSAL_THRESHOLD else self.COMPLY_TEXT
+                   for score in scores]
         if progress is not None:
             progress(len(prompts), len(prompts))
         return replies
