@@ -132,9 +132,14 @@ def orthogonalise(weight: np.ndarray, direction: np.ndarray, writes_rows: bool) 
     ``y = W x``) lands in the residual stream; ``writes_rows=True`` is the embedding layout
     (each row is a vector in the residual stream): ``E <- E - E r_hat r_hat^T``.
     """
-    r = np.asarray(direction, np.float64)
-    r = r / np.linalg.norm(r)
     w = np.asarray(weight, np.float64)
+    # Check first: a zero direction would silently give an all-NaN matrix.
+    r = _check_vector(direction, w.shape[-1] if writes_rows else w.shape[0],
+                      "orthogonalisation direction")
+    norm = float(np.linalg.norm(r))
+    if norm == 0.0:
+        raise InterventionError("orthogonalisation direction is the zero vector.")
+    r = r / norm
     if writes_rows:
         return w - np.outer(w @ r, r)
     return w - np.outer(r, r @ w)

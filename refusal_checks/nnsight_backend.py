@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
-from refusal_checks.interventions import Intervention, Steer, check_for_model
+from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -228,6 +228,17 @@ class NnsightBackend:
             )
         return out
 
+    def refusal_token_ids(self, openings: Sequence[str] | None = None) -> list[int]:
+        """First token of each refusal opening, as the model would emit it in a reply."""
+        from refusal_checks.scoring import REFUSAL_OPENINGS
+
+        ids = set()
+        for opening in openings or REFUSAL_OPENINGS:
+            tokens = self.tokenizer(opening, add_special_tokens=False)["input_ids"]
+            if tokens:
+                ids.add(int(tokens[0]))
+        return sorted(ids)
+
     def _edit(self, intervention: Intervention, torch: Any) -> None:
         """Apply one intervention inside the current nnsight forward pass.
 
@@ -289,8 +300,9 @@ class NnsightBackend:
         Without an intervention this is plain ``model.generate``. With one, nnsight edits
         the prompt pass and every generated token: the ``iter`` loop is required, without it
         only the prompt pass would be edited, silently (../shared/MODELS.md). A fixed number
-        of steps runs (``min_new_tokens``), and each reply is cut at its first end token, so
-        the text equals what an early-stopping generate would give.
+        of steps runs (end token switched off, so the end token is neither banned nor a
+        reason to stop early), and each reply is cut at its first end token, so the text
+        equals what an early-stopping generate would give.
         """
         torch = _torch()
         check_for_model(intervention, self.d_model, self.n_layers)
@@ -298,8 +310,9 @@ class NnsightBackend:
         replies: list[str] = []
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
-        stop = {t for t in (*eos, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
-                if t is not None}
+        # Not the pad token: plain generate does not stop at it (a model may emit it), and
+        # the pad it writes after a finished row always follows an end token.
+        stop = {t for t in (*eos, self.tokenizer.eos_token_id) if t is not None}
         for start in range(0, len(texts), batch_size):
             batch = self._batch(texts[start : start + batch_size])
             batch.pop("position_ids")  # generate derives them from the mask itself
@@ -309,8 +322,11 @@ class NnsightBackend:
                 with torch.inference_mode():
                     tokens = self.model.generate(**batch, **options)
             else:
+                # eos_token_id=None: the iter loop needs every step, and min_new_tokens alone
+                # would get them by banning the end token, changing the greedy replies.
                 with torch.inference_mode(), self.lm.generate(
-                        batch, min_new_tokens=max_new_tokens, **options) as tracer:
+                        batch, min_new_tokens=max_new_tokens, eos_token_id=None,
+                        **options) as tracer:
                     for _ in tracer.iter[:max_new_tokens]:
                         self._edit(intervention, torch)
                     tokens = tracer.result.save()
@@ -332,9 +348,10 @@ class NnsightBackend:
         import copy
 
         torch = _torch()
+        ablate = Ablate(direction)  # refuses NaN/inf and the zero vector, and normalises
+        check_for_model(ablate, self.d_model, self.n_layers)  # the width, with the fix
         model = copy.deepcopy(self.model)
-        r = torch.tensor(np.asarray(direction, np.float64) / np.linalg.norm(direction),
-                         dtype=torch.float32)
+        r = torch.tensor(ablate.direction, dtype=torch.float32)
         if model.config.tie_word_embeddings or (
                 model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()):
             # Untie first: the read-out must keep the original embeddings.

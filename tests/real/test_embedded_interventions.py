@@ -1,0 +1,173 @@
+"""Steering and ablation on embedded SmolLM2-135M, against plain torch forward hooks.
+
+The reference is a second, plain-transformers copy of the model (from the dense copy in the
+default cache dir) with forward hooks, generating for each prompt ALONE; the backend runs
+the three prompts in one left-padded batch through nnsight. Token ids must match.
+The same check on the tiny random model is tests/adapter/test_interventions.py; this one
+shows it holds on a real chat template, a real tokenizer and tied embeddings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from refusal_checks.cache import default_cache_dir
+from refusal_checks.interventions import Ablate, Intervention, Steer, steer
+from refusal_checks.models import EMBEDDED, LoadOptions, load_backend, resolve
+from refusal_checks.prompts import PromptSet
+
+pytestmark = pytest.mark.real
+
+ALIAS = "smollm2-135m"
+LAYER = 12  # of 30: mid-stack, where refusal directions are usually taken
+STRENGTH = 0.8  # of the mean residual norm at LAYER: strong enough to change every reply
+N_NEW = 8
+TEXTS = ("Hi!", "What is the capital of France?",
+         "Write a Python function that checks whether a string is a palindrome, ignoring "
+         "spaces and punctuation, and explain how it works.")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """On this busy 2-core machine a second intra-op thread makes SmolLM2's generation
+    10-30 x slower (waiting for a core), not faster: measured 1.7 s vs 24-66 s."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Any:
+    missing = [p for p in EMBEDDED[ALIAS].packages if importlib.util.find_spec(p) is None]
+    if missing:
+        pytest.skip(f"embedded model {ALIAS} is not installed ({', '.join(missing)} missing): "
+                    f"{EMBEDDED[ALIAS].install}")
+    return load_backend(resolve(ALIAS), LoadOptions(cache_dir=default_cache_dir()))
+
+
+@pytest.fixture(scope="module")
+def plain(backend: Any) -> Any:
+    """The same weights loaded by plain transformers, untouched by nnsight."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dense = default_cache_dir() / "models" / f"dense-{EMBEDDED[ALIAS].sha256[:24]}"
+    return AutoModelForCausalLM.from_pretrained(str(dense), dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="module")
+def prompts(backend: Any) -> PromptSet:
+    assert len({len(ids) for ids in backend.encode(TEXTS)}) == len(TEXTS)  # needs padding
+    return PromptSet("plumbing/refuse", "plumbing", "refuse", TEXTS, "test")
+
+
+@pytest.fixture(scope="module")
+def interventions(backend: Any, prompts: PromptSet) -> dict[str, Intervention]:
+    rng = np.random.default_rng(0)
+    states = backend.residual_stream(prompts, [LAYER], [-1])
+    reference_norm = float(np.linalg.norm(states[:, 0, 0], axis=-1).mean())
+    return {
+        "steer": steer(rng.standard_normal(backend.d_model), STRENGTH, LAYER, reference_norm,
+                       label="random"),
+        "ablate": Ablate(rng.standard_normal(backend.d_model), label="random"),
+    }
+
+
+@contextlib.contextmanager
+def hooked(model: Any, intervention: Intervention | None) -> Iterator[None]:
+    """``model`` with the intervention applied by plain forward hooks, removed on exit."""
+    import torch
+
+    handles = []
+
+    def on_input(edit: Any) -> Any:
+        def hook(module: Any, args: tuple, kwargs: dict) -> Any:
+            if args:
+                return (edit(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": edit(kwargs["hidden_states"])}
+        return hook
+
+    if isinstance(intervention, Steer):
+        vector = torch.tensor(intervention.vector, dtype=torch.float32)
+        handles.append(model.model.layers[intervention.layer].register_forward_pre_hook(
+            on_input(lambda x: x + vector), with_kwargs=True))
+    elif isinstance(intervention, Ablate):
+        r = torch.tensor(intervention.direction, dtype=torch.float32)
+
+        def project_out(x: Any) -> Any:
+            return x - (x @ r)[..., None] * r
+
+        for block in model.model.layers:
+            handles.append(block.register_forward_pre_hook(on_input(project_out),
+                                                           with_kwargs=True))
+            handles.append(block.self_attn.register_forward_hook(
+                lambda m, a, out: (project_out(out[0]), *out[1:])))
+            handles.append(block.mlp.register_forward_hook(lambda m, a, out: project_out(out)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def reference(plain: Any, backend: Any, intervention: Intervention | None) -> list[list[int]]:
+    """New token ids of hooked greedy generate, each prompt alone, cut at the end token."""
+    import torch
+
+    stop = {plain.generation_config.eos_token_id, backend.tokenizer.eos_token_id}
+    replies = []
+    for ids in backend.encode(TEXTS):
+        tokens = torch.tensor([ids])
+        with torch.no_grad(), hooked(plain, intervention):
+            out = plain.generate(tokens, attention_mask=torch.ones_like(tokens),
+                                 max_new_tokens=N_NEW, do_sample=False,
+                                 pad_token_id=backend.tokenizer.pad_token_id)
+        new = out[0, len(ids):].tolist()
+        replies.append(new[: next((i for i, t in enumerate(new) if t in stop), len(new))])
+    return replies
+
+
+def generated(backend: Any, prompts: PromptSet,
+              intervention: Intervention | None) -> tuple[list[str], list[list[int]]]:
+    """``backend.generate``'s replies (one batch) and the token ids it decoded them from."""
+    seen: list[list[int]] = []
+    decode = backend.tokenizer.batch_decode
+
+    def spy(rows: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.extend([int(t) for t in row] for row in rows)
+        return decode(rows, *args, **kwargs)
+
+    backend.tokenizer.batch_decode = spy
+    try:
+        replies = backend.generate(prompts, N_NEW, intervention=intervention,
+                                   batch_size=len(prompts))
+    finally:
+        del backend.tokenizer.batch_decode
+    return replies, seen
+
+
+@pytest.mark.parametrize("kind", ["steer", "ablate"])
+def test_smollm2_generation_with_intervention_matches_hooks(
+    backend: Any, plain: Any, prompts: PromptSet, interventions: dict[str, Intervention],
+    kind: str
+) -> None:
+    edit = interventions[kind]
+    want = reference(plain, backend, edit)
+    replies, got = generated(backend, prompts, edit)
+    assert got == want
+    assert replies == [backend.tokenizer.decode(row, skip_special_tokens=True) for row in want]
+    # Steering ends the "Hi!" reply at once (the end token comes first): that checks the
+    # stop at the end token; the other replies check the tokens themselves.
+    assert sum(map(bool, want)) >= 2, f"too few replies with tokens: {replies!r}"
+    if kind == "steer":  # guard: the edit is strong enough that parity means something
+        unsteered = reference(plain, backend, None)
+        assert all(a != b for a, b in zip(want, unsteered)), (replies, unsteered)
