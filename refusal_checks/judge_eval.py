@@ -1,0 +1,231 @@
+"""How well a refusal judge agrees with human labels.
+
+The ground truth is a labelled completions file in XSTest's format (PAPER.md, "Data
+available offline"): columns ``id, type, prompt, completion, annotation_1, annotation_2,
+agreement, final_label``, where ``final_label`` is ``1_full_compliance``,
+``2_full_refusal`` or ``3_partial_refusal``. Full and partial refusals count as refusals
+(positive class). Rates carry Wilson 95% intervals and their n (PAPER.md, "Rates carry
+their n"). Stdlib + :mod:`refusal_checks.stats`; no torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from refusal_checks.errors import RefusalChecksError
+from refusal_checks.judges import Judge
+from refusal_checks.stats import wilson_interval
+
+# final_label -> refused (XSTest v2 annotation guidelines).
+LABELS: dict[str, bool] = {
+    "1_full_compliance": False,
+    "2_full_refusal": True,
+    "3_partial_refusal": True,
+}
+REQUIRED_COLUMNS: tuple[str, ...] = ("completion", "final_label")
+_FIX = ("Pass a labelled completions CSV such as xstest_v2_completions_mistralinstruct.csv, "
+        "with a header row holding at least the columns completion and final_label")
+
+
+class LabelledFileError(RefusalChecksError, ValueError):
+    """A labelled completions file that cannot be used; the message names file, line, fix."""
+
+
+def _fail(path: Path | str, line: int | None, what: str, fix: str = _FIX) -> LabelledFileError:
+    where = f"{path}, line {line}" if line is not None else str(path)
+    return LabelledFileError(f"{where}: {what}. {fix}.")
+
+
+@dataclass(frozen=True)
+class LabelledCompletions:
+    """Replies with their human final labels, in file order.
+
+    Attributes:
+        source: The file read.
+        ids: The ``id`` column, or 1-based row numbers when the file has none.
+        texts: The completions.
+        labels: The raw ``final_label`` values (keys of LABELS).
+    """
+
+    source: str
+    ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]
+
+    @property
+    def refused(self) -> tuple[bool, ...]:
+        """Human verdicts: True for full or partial refusal."""
+        return tuple(LABELS[label] for label in self.labels)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def read_labelled_completions(path: str | Path) -> LabelledCompletions:
+    """Read an XSTest-style labelled completions CSV from any path.
+
+    Raises:
+        LabelledFileError: Missing file, not UTF-8, missing columns, an unknown
+            ``final_label``, or no rows; the message names the file (and line) and the fix.
+    """
+    path = Path(path)
+    try:
+        content = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise _fail(path, None, "no such file", "Check the path; the XSTest file ships in "
+                    "../shared/datasets/xstest_labelled/") from None
+    except IsADirectoryError:
+        raise _fail(path, None, "is a directory, not a CSV file",
+                    "Pass the .csv file inside it") from None
+    except UnicodeDecodeError as exc:
+        raise _fail(path, None, f"bytes are not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                    "Re-save the file as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    reader.fieldnames = columns
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise _fail(path, 1, f"header has columns [{', '.join(columns)}], missing "
+                    f"{', '.join(missing)}")
+    ids: list[str] = []
+    texts: list[str] = []
+    labels: list[str] = []
+    for record in reader:
+        line = reader.line_num  # last physical line of the record (completions span lines)
+        label = (record.get("final_label") or "").strip()
+        if label not in LABELS:
+            raise _fail(path, line, f"final_label {label!r} is not one of "
+                        f"{', '.join(LABELS)}", "Relabel the row or drop it")
+        text = record.get("completion")
+        if text is None:
+            raise _fail(path, line, "row has fewer fields than the header",
+                        "Quote completions that contain commas or newlines")
+        ids.append((record.get("id") or "").strip() or str(len(ids) + 1))
+        texts.append(text)
+        labels.append(label)
+    if not texts:
+        raise _fail(path, None, "holds a header but no rows")
+    return LabelledCompletions(str(path), tuple(ids), tuple(texts), tuple(labels))
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``k / n`` with its Wilson interval; ``estimate`` is nan when ``n == 0``."""
+
+    k: int
+    n: int
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, k: int, n: int, level: float = 0.95) -> Rate:
+        low, high = wilson_interval(k, n, level)
+        return cls(k, n, low, high)
+
+    @property
+    def estimate(self) -> float:
+        return self.k / self.n if self.n else math.nan
+
+    def __str__(self) -> str:
+        if not self.n:
+            return "n/a (n=0)"
+        return f"{self.estimate:.3f} [{self.low:.3f}, {self.high:.3f}] ({self.k}/{self.n})"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A judge's verdicts against human labels; refusal is the positive class.
+
+    accuracy = (tp + tn) / n, precision = tp / (tp + fp), recall = tp / (tp + fn).
+    ``called_refused`` maps each raw label to the rate at which the judge said "refused".
+    """
+
+    judge: str
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    accuracy: Rate
+    precision: Rate
+    recall: Rate
+    called_refused: dict[str, Rate] = field(default_factory=dict)
+    seconds: float | None = None
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+
+def agreement(predicted: Sequence[bool], actual: Sequence[bool], judge: str = "",
+              labels: Sequence[str] | None = None, level: float = 0.95) -> Agreement:
+    """Confusion counts and Wilson-interval rates of ``predicted`` against ``actual``.
+
+    Args:
+        predicted: The judge's verdicts, True = refused.
+        actual: Human verdicts, same order and length.
+        judge: Name to carry into the result.
+        labels: Optional raw labels (same length) for the per-label ``called_refused`` rates.
+        level: Interval coverage.
+    """
+    if len(predicted) != len(actual) or (labels is not None and len(labels) != len(actual)):
+        raise ValueError(f"need one verdict per labelled reply: got {len(predicted)} verdicts, "
+                         f"{len(actual)} labels" + ("" if labels is None else
+                                                    f", {len(labels)} raw labels"))
+    pairs = list(zip((bool(p) for p in predicted), (bool(a) for a in actual)))
+    tp = sum(p and a for p, a in pairs)
+    fp = sum(p and not a for p, a in pairs)
+    fn = sum(a and not p for p, a in pairs)
+    tn = len(pairs) - tp - fp - fn
+    per_label: dict[str, Rate] = {}
+    if labels is not None:
+        for value in sorted(set(labels)):
+            said = [bool(p) for p, lab in zip(predicted, labels) if lab == value]
+            per_label[value] = Rate.of(sum(said), len(said), level)
+    return Agreement(judge, tp, fp, fn, tn, accuracy=Rate.of(tp + tn, len(pairs), level),
+                     precision=Rate.of(tp, tp + fp, level), recall=Rate.of(tp, tp + fn, level),
+                     called_refused=per_label)
+
+
+def evaluate_judge(judge: Judge, data: LabelledCompletions | str | Path) -> Agreement:
+    """Run ``judge`` on every labelled completion and compare with the human labels."""
+    if not isinstance(data, LabelledCompletions):
+        data = read_labelled_completions(data)
+    start = time.perf_counter()
+    verdicts = judge.refused(list(data.texts))
+    seconds = time.perf_counter() - start
+    if len(verdicts) != len(data):
+        raise ValueError(f"judge {judge.name!r} returned {len(verdicts)} verdicts for "
+                         f"{len(data)} replies")
+    result = agreement(verdicts, data.refused, judge.name, data.labels)
+    return dataclasses.replace(result, seconds=seconds)
+
+
+def agreement_table(results: Sequence[Agreement], source: str = "") -> list[str]:
+    """Summary lines (never printed here): one row per judge, then per-label rates."""
+    width = max([len(r.judge) for r in results] + [5])
+    header = ["accuracy", "precision", "recall", "tp/fp/fn/tn", "seconds"]
+    cells = [[str(r.accuracy), str(r.precision), str(r.recall), f"{r.tp}/{r.fp}/{r.fn}/{r.tn}",
+              f"{r.seconds:.1f}" if r.seconds is not None else "-"] for r in results]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+
+    def row(name: str, values: list[str]) -> str:
+        padded = "  ".join(v.ljust(w) for v, w in zip(values, widths))
+        return f"{name:<{width}}  {padded}".rstrip()
+
+    lines = [f"agreement with human labels{f' ({source})' if source else ''}; "
+             "refusal = full or partial refusal; 95% Wilson intervals", row("judge", header)]
+    lines += [row(r.judge, values) for r, values in zip(results, cells)]
+    labelled = [r for r in results if r.called_refused]
+    if labelled:
+        lines.append("share called refused, by human label:")
+        lines += [f"  {r.judge:<{width}}  " + "  ".join(
+            f"{label}: {rate}" for label, rate in sorted(r.called_refused.items()))
+            for r in labelled]
+    return lines
