@@ -35,28 +35,36 @@ def scores(backend: Backend, prompts: PromptSet, token_ids: Sequence[int],
     """Cheap refusal score (log-odds of a refusal opening) per prompt, ``(prompt,)``."""
     key = _key(backend, prompts, "refusal_score", intervention,
                tokens=sorted(int(t) for t in token_ids))
-    hit = cache.load(key, expected_shape=(len(prompts),)) if cache is not None else None
-    if hit is not None:
-        return hit
-    logprobs = backend.last_logprobs(prompts, intervention=intervention, batch_size=batch_size)
-    values = refusal_score(logprobs, token_ids)
-    if cache is not None:
-        cache.store(key, values, {"set": prompts.name, "kind": "refusal_score"})
-    return values
+
+    def compute() -> np.ndarray:
+        logprobs = backend.last_logprobs(prompts, intervention=intervention,
+                                         batch_size=batch_size)
+        return refusal_score(logprobs, token_ids)
+
+    return _cached(cache, key, compute, prompts, "refusal_score")
 
 
 def kl(backend: Backend, prompts: PromptSet, intervention: Intervention,
        cache: ArrayCache | None, batch_size: int = 16) -> np.ndarray:
     """``KL(unedited || edited)`` of the first reply token's distribution, ``(prompt,)``."""
     key = _key(backend, prompts, "kl", intervention)
-    hit = cache.load(key, expected_shape=(len(prompts),)) if cache is not None else None
-    if hit is not None:
-        return hit
-    base = backend.last_logprobs(prompts, batch_size=batch_size)
-    edited = backend.last_logprobs(prompts, intervention=intervention, batch_size=batch_size)
-    values = kl_divergence(base, edited)
-    if cache is not None:
-        cache.store(key, values, {"set": prompts.name, "kind": "kl"})
+
+    def compute() -> np.ndarray:
+        base = backend.last_logprobs(prompts, batch_size=batch_size)
+        edited = backend.last_logprobs(prompts, intervention=intervention,
+                                       batch_size=batch_size)
+        return kl_divergence(base, edited)
+
+    return _cached(cache, key, compute, prompts, "kl")
+
+
+def _cached(cache: ArrayCache | None, key: str, compute: Any, prompts: PromptSet,
+            kind: str) -> np.ndarray:
+    """One value per prompt, from the cache or computed and stored."""
+    if cache is None:
+        return compute()
+    values, _ = cache.get_or_compute(key, compute, {"set": prompts.name, "kind": kind},
+                                     expected_shape=(len(prompts),))
     return values
 
 
