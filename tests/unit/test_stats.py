@@ -18,6 +18,7 @@ from refusal_checks.stats import (
     holm,
     normal_quantile,
     percentile_interval,
+    recentred_interval,
     permutation_pvalue,
     simultaneous_level,
     verdict,
@@ -114,6 +115,17 @@ def test_percentile_interval_ignores_nan_and_reports_all_nan() -> None:
     assert math.isnan(lo) and math.isnan(hi)
     with pytest.raises(ValueError, match="level"):
         percentile_interval(samples, level=95)
+
+
+def test_recentred_interval_moves_the_replicates_median_onto_the_estimate() -> None:
+    samples = np.arange(101, dtype=float)  # median 50, 95% percentiles 2.5 and 97.5
+    assert recentred_interval(samples, 50.0) == pytest.approx((2.5, 97.5))
+    assert recentred_interval(samples, 10.0) == pytest.approx((-37.5, 57.5))
+    skewed = np.array([0.0, 1.0, 1.0, 2.0, 10.0])
+    lo, hi = recentred_interval(skewed, 1.0, level=0.5)
+    assert (lo, hi) == pytest.approx(percentile_interval(skewed, level=0.5))
+    assert np.isnan(recentred_interval([NAN], 1.0)).all()
+    assert np.isnan(recentred_interval(samples, NAN)).all()
 
 
 def test_simultaneous_level_is_bonferroni() -> None:

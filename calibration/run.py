@@ -1,0 +1,109 @@
+"""Calibration study: how often does each geometry claim say SUPPORTED when it is false?
+
+Plants worlds where a claim is false (its null) or true (its effect), at the sample sizes
+the claims really use (11 categories, 64 refused + 64 matched prompts each, 128 benign;
+--refusal-bootstrap 500 and --refusal-seed 0 as in a real run), judges each world exactly
+as the claim does (refusal_checks.calibration) and prints, per claim, the false-SUPPORTED
+rate under each null (goal <= 5%) and the power under the effect (goal >= 90%), with 95%
+Wilson intervals, then every scenario x claim.
+
+    .venv/bin/python calibration/run.py                 # 200 worlds per scenario
+    .venv/bin/python calibration/run.py --quick         # 40 worlds per scenario
+    .venv/bin/python calibration/run.py --scenarios shared,real-like \
+        --claims distinct-under-matched-control --worlds 20 --json out.json
+
+One process by default; --jobs N spreads worlds over N processes. Each process keeps
+BLAS to one thread: on a small shared machine multi-threaded BLAS made a world 5x slower.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported, also in worker processes
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from refusal_checks import known_answers  # noqa: E402
+from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
+from refusal_checks.verdict import Outcome  # noqa: E402
+
+FULL_WORLDS = 200
+QUICK_WORLDS = 40
+
+
+def _names(known: list[str] | tuple[str, ...], what: str):
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {unknown or text!r}. Known: {', '.join(known)}.")
+        return names
+    return parse
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer.")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help=f"{QUICK_WORLDS} worlds per scenario instead of {FULL_WORLDS}")
+    p.add_argument("--worlds", type=_positive, default=None,
+                   help="worlds per scenario (overrides --quick)")
+    p.add_argument("--scenarios", type=_names(list(known_answers.SCENARIOS), "scenarios"),
+                   default=list(known_answers.SCENARIOS), help="comma-separated scenario names")
+    p.add_argument("--claims", type=_names(CLAIM_IDS, "claims"), default=list(CLAIM_IDS),
+                   help="comma-separated claim ids")
+    p.add_argument("--n-boot", type=_positive, default=DEFAULT_BOOTSTRAP,
+                   help="bootstrap replicates per study (the claims' default: 500)")
+    p.add_argument("--jobs", type=_positive, default=1, help="worker processes")
+    p.add_argument("--first-seed", type=_positive, default=1, help="seed of the first world")
+    p.add_argument("--json", type=Path, default=None, help="also write the counts here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
+    started = time.perf_counter()
+    results = known_answers.run(args.scenarios, worlds, claims=args.claims,
+                                n_boot=args.n_boot, first_seed=args.first_seed, jobs=args.jobs)
+    seconds = time.perf_counter() - started
+    print(f"{worlds} worlds per scenario, n_boot={args.n_boot}, jobs={args.jobs}, "
+          f"{seconds:.0f} s\n")
+    for name in args.scenarios:
+        print(f"  {name:20} {known_answers.SCENARIOS[name].truth}")
+    print()
+    print("\n".join(known_answers.table_lines(results)))
+    print()
+    print("\n".join(known_answers.matrix_lines(results)))
+    if args.json is not None:
+        payload = {
+            "worlds": worlds, "n_boot": args.n_boot, "seconds": round(seconds, 1),
+            "results": {
+                name: {claim: {"counts": dict(t.counts), "n": t.n,
+                               "supported": t.rate(Outcome.SUPPORTED)[0],
+                               "mean_estimate": sum(t.estimates) / max(len(t.estimates), 1)}
+                       for claim, t in tallies.items()}
+                for name, tallies in results.items()},
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Whether the unsteered model refuses at all: the precondition of every refusal claim.
+
+Directions from a model that never refuses are genre differences, not refusal directions
+(PAPER.md, Paper A, "Known weakness"), so the geometry claims first ask
+:meth:`RefusalBehaviour.refuses`. :func:`observe_refusals` is what the
+``refusal_behaviour`` fixture runs; calibration (:mod:`refusal_checks.calibration`) runs
+the same function on planted worlds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # keep this module free of numpy at import: fixtures import it eagerly
+    from refusal_checks.backend import Backend
+    from refusal_checks.cache import ArrayCache
+    from refusal_checks.prompts import PromptCollection
+
+# Replies used to check that the model refuses at all: a few prompts per category and a
+# short reply are enough for the substring judge ("I'm sorry, but I can't ..." comes first).
+BEHAVIOUR_PROMPTS_PER_CATEGORY = 8
+BEHAVIOUR_NEW_TOKENS = 24
+
+
+@dataclass(frozen=True)
+class RefusalBehaviour:
+    """How often the unsteered model refuses, judged on short greedy replies.
+
+    Attributes:
+        judge: Name of the refusal judge.
+        refused: Should-not-comply prompts the judge called refused.
+        n: Should-not-comply prompts asked.
+        benign_refused: Benign prompts the judge called refused.
+        benign_n: Benign prompts asked.
+        examples: category -> one reply, for the report.
+    """
+
+    judge: str
+    refused: int
+    n: int
+    benign_refused: int
+    benign_n: int
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def intervals(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """95% Wilson intervals of the refusal rate on should-not-comply and benign prompts."""
+        from refusal_checks.stats import wilson_interval
+
+        return wilson_interval(self.refused, self.n), wilson_interval(self.benign_refused,
+                                                                      self.benign_n)
+
+    def refuses(self) -> tuple[bool, str]:
+        """(ok, reason): the model refuses should-not-comply prompts more than benign ones.
+
+        Directions from a model that never refuses are genre differences, not refusal
+        directions; geometry claims about refusal are then INCONCLUSIVE, never SUPPORTED.
+        """
+        (lo, hi), (blo, bhi) = self.intervals()
+        rate, benign = self.refused / max(self.n, 1), self.benign_refused / max(self.benign_n, 1)
+        ok = lo > bhi
+        text = (f"the model refused {self.refused}/{self.n} should-not-comply prompts "
+                f"({rate:.2f}, 95% [{lo:.2f}, {hi:.2f}]) vs {self.benign_refused}/"
+                f"{self.benign_n} benign ({benign:.2f}, [{blo:.2f}, {bhi:.2f}]), judge: "
+                f"{self.judge}")
+        return ok, (text if ok else "no measurable refusal: " + text)
+
+
+def as_behaviour(counts: Any) -> RefusalBehaviour:
+    """A :class:`RefusalBehaviour` from anything with ``refused, n, benign_refused, benign_n``.
+
+    Lets callers outside pytest (calibration, notebooks) pass a plain namespace or dict.
+    """
+    if isinstance(counts, RefusalBehaviour):
+        return counts
+    get = counts.get if isinstance(counts, dict) else lambda key, default=None: getattr(
+        counts, key, default)
+    missing = [k for k in ("refused", "n", "benign_refused", "benign_n") if get(k) is None]
+    if missing:
+        raise TypeError(
+            f"refusal counts lack {', '.join(missing)}: pass a RefusalBehaviour or an object "
+            "with refused, n, benign_refused and benign_n (integers).")
+    return RefusalBehaviour(str(get("judge", "given counts")), int(get("refused")), int(get("n")),
+                            int(get("benign_refused")), int(get("benign_n")))
+
+
+def observe_refusals(
+    backend: "Backend",
+    collection: "PromptCollection",
+    *,
+    seed: int,
+    cache: "ArrayCache | None" = None,
+    batch_size: int = 16,
+    console: Any | None = None,
+) -> RefusalBehaviour:
+    """Ask the model a sample of each category's should-not-comply prompts and of the benign
+    pool, and count refusals with the substring judge.
+
+    ``BEHAVIOUR_PROMPTS_PER_CATEGORY`` prompts per category and twice that many benign ones,
+    drawn with :meth:`PromptSet.sample` under ``seed``; replies are
+    ``BEHAVIOUR_NEW_TOKENS`` long and cached in ``cache`` when given.
+    """
+    from refusal_checks.activations import replies
+    from refusal_checks.judges import SubstringJudge
+
+    judge = SubstringJudge()
+    refused = n = 0
+    examples: dict[str, str] = {}
+    for name, category in collection.categories.items():
+        probe = category.refuse.sample(min(BEHAVIOUR_PROMPTS_PER_CATEGORY, len(category.refuse)),
+                                       seed)
+        texts = replies(backend, probe, max_new_tokens=BEHAVIOUR_NEW_TOKENS, cache=cache,
+                        batch_size=batch_size, console=console)
+        verdicts = judge.refused(texts)
+        refused += sum(verdicts)
+        n += len(verdicts)
+        examples[name] = texts[0]
+    benign = collection.benign.sample(
+        min(2 * BEHAVIOUR_PROMPTS_PER_CATEGORY, len(collection.benign)), seed)
+    benign_texts = replies(backend, benign, max_new_tokens=BEHAVIOUR_NEW_TOKENS, cache=cache,
+                           batch_size=batch_size, console=console)
+    return RefusalBehaviour(judge.name, refused, n, sum(judge.refused(benign_texts)),
+                            len(benign_texts), examples)

@@ -1,0 +1,107 @@
+"""Verdicts of the geometry claims (Joad et al. 2026, PAPER.md Paper A, claims 1-2).
+
+Each function turns one :class:`~refusal_checks.study.DirectionStudy` and the model's
+:class:`~refusal_checks.behaviour.RefusalBehaviour` into the claim's
+:class:`~refusal_checks.verdict.Verdict`. ``claims/test_geometry.py`` calls them inside
+pytest; :mod:`refusal_checks.calibration` calls them on planted worlds, so a claim's
+verdict and its calibration can never drift apart.
+
+Every claim about *refusal* directions first checks that the model refuses at all: the
+directions of a model that never refuses are genre differences, so those claims come out
+INCONCLUSIVE there, never SUPPORTED.
+"""
+
+from __future__ import annotations
+
+from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.stats import above, below
+from refusal_checks.study import DirectionStudy
+from refusal_checks.verdict import Verdict
+
+# Paper: 0.956-0.990 between independent 32/32 resamples on 9B models. 0.80 keeps the
+# claim's meaning (two resamples share most of their direction: cos^2 = 0.64 of the
+# variance) while allowing for the larger noise of a 0.5B model.
+STABLE_THRESHOLD = 0.80
+
+# Noise-corrected cosine 1 means "the same direction". Below 0.90 leaves 0.10 of margin
+# for what the correction cannot remove (template tokens shared by all categories).
+DISTINCT_THRESHOLD = 0.90
+
+# Participation ratio 1 = one direction, k = k orthogonal ones. 1.5 is reached when a
+# second dimension carries about a quarter of the first one's variance.
+DIMENSIONS_THRESHOLD = 1.5
+
+# Below this mean split-half cosine a category's direction is mostly noise, and noise
+# correction divides by almost nothing: no conclusion about between-category geometry.
+MIN_RELIABILITY = 0.30
+
+
+def reliable(study: DirectionStudy) -> tuple[bool, str]:
+    """(ok, reason): every category's mean split-half cosine is at least MIN_RELIABILITY."""
+    worst = min(study.reliability().items(), key=lambda item: item[1])
+    return worst[1] >= MIN_RELIABILITY, (
+        f"category {worst[0]!r} has split-half cosine {worst[1]:.2f} < {MIN_RELIABILITY} "
+        f"({study.control}): its direction is mostly sampling noise")
+
+
+def stable_within_category(study: DirectionStudy, behaviour: RefusalBehaviour, *,
+                           threshold: float = STABLE_THRESHOLD) -> Verdict:
+    """Claim: "Directions from independent resamples of one category agree."
+
+    The least stable category's split-half cosine, with a Bonferroni-simultaneous interval
+    over categories (:meth:`DirectionStudy.worst_split_half`), must lie above ``threshold``.
+    """
+    estimate, interval, worst = study.worst_split_half()
+    return above("lowest per-category split-half cosine", estimate, interval, threshold,
+                 n=min(study.n_refuse), paper="0.956-0.990", seed=study.seed,
+                 details={"least stable": worst, **study.summary()},
+                 preconditions=[behaviour.refuses()])
+
+
+def distinct_directions(study: DirectionStudy, behaviour: RefusalBehaviour, *,
+                        threshold: float = DISTINCT_THRESHOLD) -> Verdict:
+    """Claim: "Refusal categories have geometrically distinct directions."
+
+    The mean noise-corrected between-category cosine, with a bootstrap interval over
+    prompts, must lie below ``threshold``. Against the general benign pool (the paper's
+    design) genre differences count as distinctness too; see
+    :func:`distinct_under_matched_control`.
+    """
+    estimate, interval = study.mean_between()
+    return below("mean noise-corrected between-category cosine", estimate, interval, threshold,
+                 n=study.n_pairs, paper="0.55 (uncorrected)", seed=study.seed,
+                 details=study.summary(),
+                 preconditions=[behaviour.refuses(), reliable(study)])
+
+
+def more_than_one_direction(study: DirectionStudy, behaviour: RefusalBehaviour, *,
+                            threshold: float = DIMENSIONS_THRESHOLD) -> Verdict:
+    """Claim: "Refusal is not one direction": more than one effective dimension beyond noise.
+
+    The participation ratio of the noise-corrected cosine matrix, with a bootstrap interval,
+    must lie above ``threshold``. Read it off the genre-matched study: against one general
+    benign pool each direction also carries its category's genre offset, and in planted
+    worlds with ONE refusal direction plus genre offsets the general-pool ratio was above
+    1.5 in 100% of worlds (calibration/README.md). Against matched controls the genre
+    cancels and the same worlds were never SUPPORTED.
+    """
+    estimate, interval = study.effective_dimensions()
+    return above("effective dimensions (participation ratio, noise-corrected)", estimate,
+                 interval, threshold, n=study.k,
+                 paper="not reported (11 directions, mean cosine 0.55)", seed=study.seed,
+                 details=study.summary(),
+                 preconditions=[behaviour.refuses(), reliable(study)])
+
+
+def distinct_under_matched_control(study: DirectionStudy, behaviour: RefusalBehaviour, *,
+                                   threshold: float = DISTINCT_THRESHOLD) -> Verdict:
+    """Claim: "Categories stay distinct against genre-matched benign prompts."
+
+    As :func:`distinct_directions`, on a study whose benign side is each category's
+    genre-matched control, so a shared genre offset cancels in the difference of means.
+    """
+    estimate, interval = study.mean_between()
+    return below("mean noise-corrected between-category cosine, matched control", estimate,
+                 interval, threshold, n=study.n_pairs, paper="not measured in the paper",
+                 seed=study.seed, details=study.summary(),
+                 preconditions=[behaviour.refuses(), reliable(study)])

@@ -1,0 +1,213 @@
+"""Calibration of the geometry claims on known-answer worlds.
+
+For each claim we plant worlds where it is false (the null) and where it is true (the
+effect), at the sample sizes the claims really use (11 categories, 64 refused + 64
+matched prompts each, 128 benign), judge each world exactly as the claim would
+(:mod:`refusal_checks.calibration`), and count outcomes. Goals (issue "Known-answer
+worlds"): SUPPORTED under the null at most 5% of worlds, under the effect at least 90%.
+
+``calibration/run.py`` is the command line; this module holds the definitions so tests can
+run a quick subset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP, claim_verdicts
+from refusal_checks.stats import wilson_interval
+from refusal_checks.synthetic import World
+from refusal_checks.verdict import Outcome
+from refusal_checks.worlds import Design, evidence
+
+# Goals of the issue: false SUPPORTED under the null, SUPPORTED under the effect.
+MAX_FALSE_SUPPORTED = 0.05
+MIN_POWER = 0.90
+
+# More-than-one-direction's boundary: 11 unit directions with pairwise cosine c have a
+# participation ratio 121 / ((1 + 10c)^2 + 10 (1 - c)^2), which is 1.5 at c = 0.7958.
+PR_BOUNDARY_COS = math.sqrt((121 / 1.5 - 11) / 110)
+
+# Extra prompt noise that brings one category's split-half cosine (general pool, signal
+# and genre 4, noise 1, d 64, 32 + 64 prompts per half) down to about 0.78 on average,
+# just under the stable-within-category threshold 0.80 (measured: see calibration/README.md).
+UNSTABLE_EXTRA_NOISE = 2.3
+
+
+# A large shared mean and a few high-variance axes, as real residual streams have; the
+# noise correction assumes noise spread over many dimensions, so these worlds test that.
+ANISOTROPIC = {"common": 30.0, "rogue_axes": 3, "rogue_noise": 5.0}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A family of planted worlds and which claims are false / true in it.
+
+    Attributes:
+        name: Short id used on the command line and in tables.
+        truth: What is planted, in words.
+        design: The world and prompt budget; each replicate gets its own ``world.seed``.
+        null_for: Claims that are false here (SUPPORTED would be an error).
+        effect_for: Claims that are true here (SUPPORTED is the goal).
+        confound_for: Claims whose statistic measures something that is true here although
+            the refusal claim is not (the general pool's genre confound); shown, no goal.
+    """
+
+    name: str
+    truth: str
+    design: Design
+    null_for: tuple[str, ...] = ()
+    effect_for: tuple[str, ...] = ()
+    confound_for: tuple[str, ...] = ()
+
+    def role(self, claim: str) -> str | None:
+        for role, claims in (("null", self.null_for), ("effect", self.effect_for),
+                             ("confound", self.confound_for)):
+            if claim in claims:
+                return role
+        return None
+
+
+def _design(extra: dict[str, float] | None = None, **world: float) -> Design:
+    return Design(World(**world), **(extra or {}))  # type: ignore[arg-type]
+
+
+_SHARED_NULLS = ("distinct-under-matched-control", "more-than-one-direction")
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
+    Scenario("real-like", "cos 0.55 (paper's mean), signal 4, genre 4: split-half ~0.94",
+             _design(cos=0.55), effect_for=CLAIM_IDS),
+    Scenario("shared", "one refusal direction (cos 1), genre offsets 4",
+             _design(cos=1.0), null_for=_SHARED_NULLS, confound_for=("distinct-directions",)),
+    Scenario("shared-no-genre", "one refusal direction (cos 1), no genre offsets",
+             _design(cos=1.0, genre=0.0), null_for=("distinct-directions",) + _SHARED_NULLS),
+    Scenario("unstable-category", f"real-like, one category with extra noise "
+             f"{UNSTABLE_EXTRA_NOISE}: its split-half ~0.78 < 0.80",
+             Design(World(cos=0.55), unstable=1, extra_noise=UNSTABLE_EXTRA_NOISE),
+             null_for=("stable-within-category",)),
+    Scenario("never-refuses", "signal 0 (the model never refuses), cos 1, genre 4",
+             _design(cos=1.0, signal=0.0), null_for=CLAIM_IDS),
+    Scenario("boundary-distinct", "cos 0.90 (at the distinct threshold), no genre",
+             _design(cos=0.9, genre=0.0), null_for=("distinct-directions",)),
+    Scenario("boundary-matched", "cos 0.90 (at the distinct threshold), genre 4",
+             _design(cos=0.9), null_for=("distinct-under-matched-control",)),
+    Scenario("boundary-dimensions", f"cos {PR_BOUNDARY_COS:.4f}: participation ratio 1.5, "
+             "genre 4", _design(cos=PR_BOUNDARY_COS), null_for=("more-than-one-direction",)),
+    Scenario("aniso-real-like", "real-like + shared mean 30 + 3 axes of noise std 5",
+             _design(ANISOTROPIC, cos=0.55), effect_for=CLAIM_IDS),
+    Scenario("aniso-shared", "shared + shared mean 30 + 3 axes of noise std 5",
+             _design(ANISOTROPIC, cos=1.0), null_for=_SHARED_NULLS,
+             confound_for=("distinct-directions",)),
+    Scenario("aniso-boundary-dims", "boundary-dimensions + shared mean 30 + 3 axes std 5",
+             _design(ANISOTROPIC, cos=PR_BOUNDARY_COS), null_for=("more-than-one-direction",)),
+]}
+
+
+@dataclass
+class Tally:
+    """Outcomes of one claim over the worlds of one scenario."""
+
+    counts: Counter = field(default_factory=Counter)
+    estimates: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts.values())
+
+    def rate(self, outcome: Outcome) -> tuple[float, float, float]:
+        """(rate, wilson lo, wilson hi) of ``outcome``."""
+        k = self.counts[outcome.value]
+        lo, hi = wilson_interval(k, self.n) if self.n else (math.nan, math.nan)
+        return (k / self.n if self.n else math.nan), lo, hi
+
+
+def judge_world(scenario: str, seed: int, claims: Sequence[str] = CLAIM_IDS,
+                n_boot: int = DEFAULT_BOOTSTRAP) -> dict[str, tuple[str, float]]:
+    """One replicate: claim id -> (outcome, estimate). Top-level so processes can run it."""
+    design = SCENARIOS[scenario].design.with_seed(seed)
+    acts, behaviour = evidence(design)
+    verdicts = claim_verdicts(acts, behaviour, claims, n_boot=n_boot)
+    return {claim: (v.outcome.value, v.estimate) for claim, v in verdicts.items()}
+
+
+def run(scenarios: Iterable[str], worlds: int, *, claims: Sequence[str] = CLAIM_IDS,
+        n_boot: int = DEFAULT_BOOTSTRAP, first_seed: int = 1, jobs: int = 1,
+        ) -> dict[str, dict[str, Tally]]:
+    """Judge ``worlds`` seeded replicates of each scenario -> scenario -> claim -> Tally.
+
+    World seeds are ``first_seed, first_seed + 1, ...`` in every scenario, so scenarios
+    differ only in what is planted. ``jobs > 1`` spreads worlds over processes.
+    """
+    names = list(scenarios)
+    tasks = [(name, first_seed + i) for name in names for i in range(worlds)]
+    out = {name: {claim: Tally() for claim in claims} for name in names}
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = list(pool.map(judge_world, *zip(*tasks), [tuple(claims)] * len(tasks),
+                                    [n_boot] * len(tasks), chunksize=4))
+    else:
+        results = [judge_world(name, seed, claims, n_boot) for name, seed in tasks]
+    for (name, _), result in zip(tasks, results):
+        for claim, (outcome, estimate) in result.items():
+            out[name][claim].counts[outcome] += 1
+            out[name][claim].estimates.append(estimate)
+    return out
+
+
+def _pct(rate: tuple[float, float, float]) -> str:
+    p, lo, hi = rate
+    return f"{100 * p:5.1f}% [{100 * lo:4.1f}, {100 * hi:5.1f}]"
+
+
+def table_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
+    """One row per (claim, scenario) where the scenario is a null or effect for the claim.
+
+    Columns: claim, role (null / effect), scenario, worlds, SUPPORTED rate with its 95%
+    Wilson interval, INCONCLUSIVE rate, and whether the goal is met (for a null: the
+    SUPPORTED rate is at most 5%; for an effect: at least 90%).
+    """
+    header = (f"{'claim':32} {'role':8} {'scenario':20} {'n':>4}  {'SUPPORTED [95% Wilson]':24}"
+              f"  {'INCONCLUSIVE':24}  goal")
+    lines = [header, "-" * len(header)]
+    for claim in CLAIM_IDS:
+        for name, tallies in results.items():
+            scenario = SCENARIOS[name]
+            if claim not in tallies:
+                continue
+            role = scenario.role(claim)
+            if role is None:
+                continue
+            tally = tallies[claim]
+            supported = tally.rate(Outcome.SUPPORTED)
+            if role == "confound":
+                goal = "none (paper's design)"
+            else:
+                met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else \
+                    supported[0] >= MIN_POWER
+                goal = ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
+            lines.append(f"{claim:32} {role:8} {name:20} {tally.n:4}  {_pct(supported):24}  "
+                         f"{_pct(tally.rate(Outcome.INCONCLUSIVE)):24}  {goal}")
+    return lines
+
+
+def matrix_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
+    """Every scenario x claim: SUPPORTED / REFUTED / INCONCLUSIVE percentages."""
+    claims = [c for c in CLAIM_IDS if any(c in t for t in results.values())]
+    width = 31
+    lines = [f"{'scenario':20} " + " ".join(f"{c:>{width}}" for c in claims),
+             f"{'':20} " + " ".join(f"{'sup / ref / inc %':>{width}}" for _ in claims)]
+    for name, tallies in results.items():
+        cells = []
+        for claim in claims:
+            tally = tallies.get(claim)
+            if tally is None or not tally.n:
+                cells.append(f"{'-':>{width}}")
+                continue
+            pct = [100 * tally.rate(o)[0] for o in (Outcome.SUPPORTED, Outcome.REFUTED,
+                                                     Outcome.INCONCLUSIVE)]
+            cells.append(f"{pct[0]:5.1f} / {pct[1]:5.1f} / {pct[2]:5.1f}".rjust(width))
+        lines.append(f"{name:20} " + " ".join(cells))
+    return lines

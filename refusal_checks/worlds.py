@@ -1,0 +1,192 @@
+"""Known-answer worlds: planted synthetic models sampled at the claims' real sample sizes.
+
+A :class:`Design` is one :class:`~refusal_checks.synthetic.World` (planted directions,
+genre offsets, noise) plus the prompt budget the claims read from it. :func:`evidence`
+produces what the claim fixtures produce on a real model: the activations at the
+paper's layer and position (:class:`~refusal_checks.activations.LayerView`) and the
+model's :class:`~refusal_checks.behaviour.RefusalBehaviour`, through the same library
+code (``collect``, ``observe_refusals``). :func:`designs` is a hypothesis strategy over
+designs for property tests.
+
+Geometry of these worlds (matters when reading calibration results): by default noise is
+isotropic and prompts share nothing but their category's offsets. Real residual streams
+have a large component shared by all prompts (it cancels in a difference of means) and
+strongly anisotropic prompt-to-prompt variation (it does not cancel: sampling noise
+concentrates in a few directions, so cosines fluctuate more at the same split-half
+cosine). ``Design.common`` and ``Design.rogue_axes`` add both. In qwen-coder-0.5b at the
+paper's layer the top 3 principal axes hold 39-56% of the within-category variance;
+isotropic worlds have 3/d_model of it, ``known_answers.ANISOTROPIC`` about 54%.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from refusal_checks.activations import LayerView, collect, paper_layer
+from refusal_checks.backend import ProgressCallback
+from refusal_checks.behaviour import RefusalBehaviour, observe_refusals
+from refusal_checks.prompts import CategoryPrompts, PromptCollection, PromptSet
+from refusal_checks.synthetic import SyntheticBackend, World
+
+# The claims' defaults: --refusal-position -2 (the paper's decision state), --refusal-seed 0.
+DEFAULT_POSITION = -2
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Design:
+    """A planted world and the prompt budget read from it.
+
+    Attributes:
+        world: Planted directions (``cos``), refusal ``signal``, ``genre`` offsets, ``noise``.
+            ``world.seed`` seeds both the planted directions and every prompt's noise.
+        categories: Number of categories (the bundled collection has 11).
+        n_refuse: Should-not-comply prompts per category (bundled: 64).
+        n_matched: Genre-matched benign prompts per category (bundled: 64).
+        n_benign: Prompts in the general benign pool (bundled: 128).
+        unstable: How many categories (the first ones) carry extra prompt noise.
+        extra_noise: Std of that extra noise per coordinate (added in quadrature).
+        common: Norm of a mean vector shared by every prompt (real residual streams have a
+            large one; it cancels in a difference of means).
+        rogue_axes: Random axes with large prompt-to-prompt variance, shared by all prompts
+            (real residual streams have a few "massive" dimensions).
+        rogue_noise: Std of each prompt's coordinate along each rogue axis.
+    """
+
+    world: World = field(default_factory=World)
+    categories: int = 11
+    n_refuse: int = 64
+    n_matched: int = 64
+    n_benign: int = 128
+    unstable: int = 0
+    extra_noise: float = 0.0
+    common: float = 0.0
+    rogue_axes: int = 0
+    rogue_noise: float = 0.0
+
+    def with_seed(self, seed: int) -> Design:
+        """The same design with a fresh draw of directions and noise."""
+        return replace(self, world=replace(self.world, seed=seed))
+
+    def category_names(self) -> list[str]:
+        return [f"category_{i:02d}" for i in range(self.categories)]
+
+
+class PlantedBackend(SyntheticBackend):
+    """:class:`SyntheticBackend` with the extras of a :class:`Design`.
+
+    * The first ``design.unstable`` categories are noisier: a heterogeneous category (prompts
+      that differ a lot from each other) is the realistic way for one direction to be
+      unstable; its refused and matched prompts get ``extra_noise`` more noise.
+    * Every prompt gets ``common`` along one fixed axis and ``rogue_noise`` times a standard
+      normal along each of ``rogue_axes`` fixed random axes: a large shared component and
+      anisotropic noise, as in real residual streams.
+
+    All extras are deterministic per prompt text and world seed, and apply at every layer.
+    """
+
+    def __init__(self, design: Design, name: str = "synthetic") -> None:
+        world = replace(design.world, categories=max(design.world.categories, design.categories))
+        super().__init__(world, name=name)
+        self.design = design
+        self._unstable = set(design.category_names()[: design.unstable])
+        rng = np.random.default_rng([world.seed, 1])
+        axes = rng.standard_normal((1 + design.rogue_axes, world.d))
+        # The shared mean stays off the planted refusal directions, so that generate()
+        # (which thresholds the projection on them) still reflects refusal only.
+        span, _ = np.linalg.qr(self.directions.T)
+        axes[0] -= span @ (span.T @ axes[0])
+        axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+        self.common_axis, self.rogue = axes[0], axes[1:]  # (d,), (rogue_axes, d)
+
+    def _extra(self, text: str, shape: tuple[int, ...], noisy: bool) -> np.ndarray:
+        key = f"extra|{self.world.seed}|{text}".encode()
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+        d = self.design
+        out = np.broadcast_to(d.common * self.common_axis, shape).copy()
+        if d.rogue_axes:
+            out += d.rogue_noise * rng.standard_normal(shape[:-1] + (d.rogue_axes,)) @ self.rogue
+        if noisy:
+            out += d.extra_noise * rng.standard_normal(shape)
+        return out
+
+    def residual_stream(self, prompts: PromptSet, layers: Sequence[int],
+                        positions: Sequence[int], *, batch_size: int = 16,
+                        progress: ProgressCallback | None = None) -> np.ndarray:
+        out = super().residual_stream(prompts, layers, positions, batch_size=batch_size,
+                                      progress=progress)
+        d = self.design
+        noisy = prompts.side != "benign" and prompts.category in self._unstable
+        if not (noisy or d.common or d.rogue_axes):
+            return out
+        for i, text in enumerate(prompts.texts):
+            out[i] += self._extra(text, out.shape[1:], noisy)
+        return out
+
+
+def collection(design: Design) -> PromptCollection:
+    """Placeholder prompts in the shape of the bundled collection (texts only seed noise)."""
+
+    def prompts(category: str, side: str, n: int) -> PromptSet:
+        texts = tuple(f"{category} {side} prompt {i}" for i in range(n))
+        return PromptSet(f"{category}/{side}", category, side, texts, "planted world")
+
+    categories = {
+        name: CategoryPrompts(name, prompts(name, "refuse", design.n_refuse),
+                              prompts(name, "matched", design.n_matched) if design.n_matched
+                              else None)
+        for name in design.category_names()
+    }
+    return PromptCollection(categories, prompts("benign", "benign", design.n_benign),
+                            "planted world")
+
+
+def evidence(design: Design, *, seed: int = DEFAULT_SEED,
+             position: int = DEFAULT_POSITION) -> tuple[LayerView, RefusalBehaviour]:
+    """What the claim fixtures would hold for this world's model.
+
+    Activations of every prompt set at the paper's layer (``layer_activations``) and the
+    refusal counts of :func:`observe_refusals` (``refusal_behaviour``), without a cache.
+    """
+    backend = PlantedBackend(design)
+    prompts = collection(design)
+    acts = collect(backend, prompts, position=position, cache=None).at_layer(
+        paper_layer(backend.n_layers))
+    return acts, observe_refusals(backend, prompts, seed=seed, cache=None)
+
+
+def designs(*, categories: tuple[int, int] = (3, 11), n_prompts: tuple[int, int] = (16, 64),
+            cos: Any = None, signal: Any = None, genre: Any = None,
+            noise: Any = None, d: tuple[int, int] = (24, 96)) -> Any:
+    """Hypothesis strategy over :class:`Design` (hypothesis is imported only when called).
+
+    ``categories`` and ``n_prompts`` are inclusive ranges (one ``n`` for refused and matched
+    prompts, twice that for the benign pool). ``cos``, ``signal``, ``genre`` and ``noise``
+    take a strategy or a fixed number; by default cos in [0, 1], signal in [2, 6],
+    genre in [0, 6], noise in [0.5, 2]. ``d`` is raised to the ``2 k + 2`` the planted
+    basis needs.
+    """
+    from hypothesis import strategies as st
+
+    def strategy(value: Any, lo: float, hi: float) -> Any:
+        if value is None:
+            return st.floats(lo, hi, allow_nan=False)
+        return value if hasattr(value, "example") else st.just(float(value))
+
+    @st.composite
+    def build(draw: Any) -> Design:
+        k = draw(st.integers(*categories))
+        n = draw(st.integers(*n_prompts))
+        width = draw(st.integers(max(d[0], 2 * k + 2), max(d[1], 2 * k + 2)))
+        world = World(cos=draw(strategy(cos, 0.0, 1.0)), signal=draw(strategy(signal, 2.0, 6.0)),
+                      genre=draw(strategy(genre, 0.0, 6.0)),
+                      noise=draw(strategy(noise, 0.5, 2.0)), d=width, categories=k,
+                      seed=draw(st.integers(0, 2**31 - 1)))
+        return Design(world, categories=k, n_refuse=n, n_matched=n, n_benign=2 * n)
+
+    return build()

@@ -1,0 +1,95 @@
+"""Calibration: the pure verdict layer matches the claims, and a quick known-answer run.
+
+The full study (200 worlds per scenario, calibration/README.md) takes about half an hour;
+here a quick subset checks that a planted shared direction is never SUPPORTED and a
+planted distinct geometry is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from refusal_checks import calibration, plugin
+from refusal_checks.activations import collect, paper_layer
+from refusal_checks.behaviour import observe_refusals
+from refusal_checks.prompts import bundled
+from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.verdict import Verdict
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK_WORLDS = 15
+
+
+def _run(args: list[str], cwd: Path = REPO, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    # One BLAS thread, as calibration/run.py uses: on a busy 2-core machine multi-threaded
+    # BLAS made each world about 5x slower.
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", COLUMNS="200")
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_defaults_are_the_claims_defaults(pytester: pytest.Pytester) -> None:
+    config = pytester.parseconfig()
+    assert config.getoption(plugin.SEED) == calibration.DEFAULT_SEED
+    assert config.getoption(plugin.BOOTSTRAP) == calibration.DEFAULT_BOOTSTRAP
+
+
+def test_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
+    """Run the claims under pytest on a planted world, then the same through the library."""
+    categories, budget, n_boot, model = ["safety_core", "hate_speech", "humanizing"], 24, 60, \
+        "synthetic:distinct"
+    report = tmp_path / "report.json"
+    done = _run(["-m", "pytest", "claims/test_geometry.py", plugin.MODEL, model,
+                 plugin.CATEGORIES, ",".join(categories), plugin.MAX_PROMPTS, str(budget),
+                 plugin.BOOTSTRAP, str(n_boot), plugin.JSON_REPORT, str(report),
+                 "--refusal-cache-dir", str(tmp_path / "cache"), "-p", "no:cacheprovider",
+                 "-p", "no:hypothesispytest", "-q"])
+    assert report.is_file(), done.stdout + done.stderr
+    records = json.loads(report.read_text())["verdicts"]
+    recorded = {v["claim"]: Verdict.from_dict(v) for v in records}
+
+    backend = SyntheticBackend.from_spec("distinct")
+    prompts = bundled().only(categories).head(budget)
+    acts = collect(backend, prompts, position=-2, cache=None).at_layer(
+        paper_layer(backend.n_layers))
+    behaviour = observe_refusals(backend, prompts, seed=calibration.DEFAULT_SEED)
+    computed = calibration.claim_verdicts(acts, behaviour, n_boot=n_boot)
+
+    assert set(recorded) == set(calibration.CLAIM_IDS)
+    for claim, verdict in computed.items():
+        theirs = recorded[claim]
+        assert (verdict.outcome, verdict.statistic, verdict.n, verdict.threshold) == \
+            (theirs.outcome, theirs.statistic, theirs.n, theirs.threshold), claim
+        assert verdict.estimate == pytest.approx(theirs.estimate, rel=1e-12), claim
+        assert verdict.interval == pytest.approx(theirs.interval, rel=1e-12), claim
+        assert verdict.reason == theirs.reason, claim
+
+
+def test_quick_run_never_supports_a_shared_direction_and_finds_a_distinct_one(
+        tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    claims = ["distinct-under-matched-control", "more-than-one-direction"]
+    done = _run(["calibration/run.py", "--quick", "--worlds", str(QUICK_WORLDS),
+                 "--scenarios", "shared,real-like", "--claims", ",".join(claims),
+                 "--json", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]
+    for claim in claims:
+        null, effect = results["shared"][claim], results["real-like"][claim]
+        assert null["n"] == effect["n"] == QUICK_WORLDS
+        assert null["counts"].get("supported", 0) == 0, (claim, null)
+        assert effect["counts"].get("supported", 0) >= QUICK_WORLDS - 1, (claim, effect)
+    assert "distinct-under-matched-control   null     shared" in done.stdout
+
+
+def test_run_rejects_unknown_names_and_lists_the_known_ones() -> None:
+    done = _run(["calibration/run.py", "--scenarios", "sharde"])
+    assert done.returncode == 2
+    assert "unknown scenarios ['sharde']. Known: real-like, shared," in done.stderr
