@@ -67,12 +67,19 @@ def write_prompts(path: Path, per_category: int = PROMPTS_PER_CATEGORY) -> Path:
     return path
 
 
-def copy_suite(directory: Path, per_category: int = PROMPTS_PER_CATEGORY) -> None:
-    """The claims suite as a user has it, plus prompts.jsonl."""
+def copy_suite(directory: Path, per_category: int = PROMPTS_PER_CATEGORY,
+               claim_files: tuple[str, ...] = ("test_geometry.py",)) -> None:
+    """The claims suite as a user has it (the geometry claims by default), plus prompts.jsonl.
+
+    The plugin's machinery is exercised on the four geometry claims; the behavioural
+    claims get their own known-answer test (tests/plugin/test_behaviour_claims.py).
+    """
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copy(REPO / "conftest.py", directory / "conftest.py")
-    for name in ("fixtures", "claims"):
-        shutil.copytree(REPO / name, directory / name, ignore=ignore)
+    shutil.copytree(REPO / "fixtures", directory / "fixtures", ignore=ignore)
+    (directory / "claims").mkdir()
+    for name in claim_files:
+        shutil.copy(REPO / "claims" / name, directory / "claims" / name)
     write_prompts(directory / "prompts.jsonl", per_category)
 
 
