@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from refusal_checks.cache import clear_cache, default_cache_dir
+from refusal_checks.cache import clear_results, default_cache_dir
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.models import EMBEDDED, HUB_ALIASES, LoadOptions, load_backend, resolve
 
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                              "embedded ones)")
     prepare.add_argument("models", nargs="*")
     sub.add_parser("models", help="list the known model aliases")
-    sub.add_parser("clear-cache", help="delete cached activations and replies")
+    sub.add_parser("clear-cache", help="delete cached activations, replies and scores "
+                   "(converted models are kept)")
     args = parser.parse_args(argv)
     cache_dir = args.cache_dir or default_cache_dir()
     if args.command == "prepare":
@@ -51,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         for alias, repo in HUB_ALIASES.items():
             print(f"{alias:18} hub       {repo}")
         return 0
-    removed = sum(1 for ns in ("activations", "replies") if (cache_dir / ns).exists())
-    count = clear_cache(cache_dir)
-    print(f"cleared {count} entries ({removed} namespaces) in {cache_dir}")
+    count = clear_results(cache_dir)
+    print(f"cleared {count} cached entries (activations, replies, scores) in {cache_dir}; "
+          "converted models are kept")
     return 0
 
 

@@ -205,6 +205,20 @@ def _clear_directory(directory: Path) -> int:
     return len(before - _entries_in(directory))
 
 
+# What a run computes and may recompute at will; converted models (root/models) are not
+# results and are kept by the clearing commands.
+RESULT_NAMESPACES: tuple[str, ...] = ("activations", "replies", "scores")
+
+
+def clear_results(root: Path) -> int:
+    """Remove cached activations, replies and scores under ``root``; keep converted models.
+
+    Returns:
+        How many entries were removed.
+    """
+    return sum(ArrayCache(Path(root), namespace).clear() for namespace in RESULT_NAMESPACES)
+
+
 def clear_cache(root: Path) -> int:
     """Remove every namespace under ``root``, keeping ``root`` and its ``.gitignore``.
 

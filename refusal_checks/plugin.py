@@ -223,9 +223,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state = config.stash.get(STATE, None)
     if state is None or not config.getoption(CLEAR_CACHE) or hasattr(config, "workerinput"):
         return
-    from refusal_checks.cache import ArrayCache
+    from refusal_checks.cache import clear_results
 
-    removed = sum(ArrayCache(state.cache_dir, ns).clear() for ns in ("activations", "replies"))
+    removed = clear_results(state.cache_dir)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"refusal_checks: cleared {removed} cached entries in "

@@ -647,3 +647,16 @@ def test_concurrent_writers_of_one_key_never_yield_a_mix(tmp_path: Path) -> None
         warnings.simplefilter("ignore", CacheWarning)
         final = ArrayCache(Path(root)).load(SHARED_KEY)
     assert final is None or any(same_array(final, _writer_array(i)) for i in range(N_WRITERS))
+
+
+def test_clear_results_keeps_converted_models(tmp_path):
+    from refusal_checks.cache import RESULT_NAMESPACES, clear_results
+
+    for namespace in RESULT_NAMESPACES:
+        ArrayCache(tmp_path, namespace).store(f"k{namespace}", np.zeros(2), {})
+    model = tmp_path / "models" / "dense-abc" / "model.safetensors"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"weights")
+    assert clear_results(tmp_path) == len(RESULT_NAMESPACES)
+    assert model.read_bytes() == b"weights"
+    assert all(not ArrayCache(tmp_path, ns).entries() for ns in RESULT_NAMESPACES)
