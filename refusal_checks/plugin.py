@@ -44,26 +44,23 @@ VERDICT_PROPERTY = "refusal_verdict"
 # Value parsers raise argparse.ArgumentTypeError, not UsageError: argparse then prefixes
 # the option's name ("argument --refusal-max-prompts: ...") and pytest turns it into a
 # usage error (exit 4). A UsageError raised here would lose which option was wrong.
-def _positive_int(text: str) -> int:
-    try:
-        value: int | None = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer (1, 2, ...), got {text!r}")
-    return value
+def _at_least(minimum: int, expected: str):
+    """An argparse ``type=`` that accepts integers >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value: int | None = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value: int | None = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number (0, 1, 2, ...), got {text!r}")
-    return value
+_positive_int = _at_least(1, "a positive integer (1, 2, ...)")
+_non_negative_int = _at_least(0, "a whole number (0, 1, 2, ...)")
 
 
 def _int(text: str) -> int:

@@ -9,7 +9,6 @@ replies can decode to the same string.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 from refusal_checks.interventions import Ablate, Intervention, Steer, steer
 from refusal_checks.prompts import PromptSet
+from tests.hook_reference import hooked
 
 from .tiny import D_MODEL, N_LAYERS, PROMPTS, build_tokenizer
 
@@ -51,56 +51,6 @@ def alone_ids(tokenizer: Any, text: str) -> Any:
         [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True,
         return_dict=True, return_tensors="pt",
     )["input_ids"]
-
-
-# -- the reference: plain torch hooks --------------------------------------------------------
-@contextlib.contextmanager
-def hooked(model: Any, intervention: Intervention | None, *,
-           prompt_pass_only: bool = False) -> Iterator[None]:
-    """``model`` with the intervention applied by forward hooks, removed on exit.
-
-    ``prompt_pass_only`` edits only the first forward pass (the prompt): what nnsight does,
-    silently, when a generation is traced without its ``iter`` loop.
-    """
-    import torch
-
-    handles = []
-    passes = 0
-
-    def edit_input(edit: Any) -> Any:
-        def hook(module: Any, args: tuple, kwargs: dict) -> Any:
-            nonlocal passes
-            passes += 1
-            if prompt_pass_only and passes > 1:
-                return None
-            if args:
-                return (edit(args[0]), *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": edit(kwargs["hidden_states"])}
-        return hook
-
-    if isinstance(intervention, Steer):
-        vector = torch.tensor(intervention.vector, dtype=torch.float32)
-        block = model.model.layers[intervention.layer]
-        handles.append(block.register_forward_pre_hook(edit_input(lambda x: x + vector),
-                                                       with_kwargs=True))
-    elif isinstance(intervention, Ablate):
-        assert not prompt_pass_only, "not needed by these tests"
-        r = torch.tensor(intervention.direction, dtype=torch.float32)
-
-        def project_out(x: Any) -> Any:
-            return x - (x @ r)[..., None] * r
-
-        for block in model.model.layers:
-            handles.append(block.register_forward_pre_hook(edit_input(project_out),
-                                                           with_kwargs=True))
-            handles.append(block.self_attn.register_forward_hook(
-                lambda m, a, out: (project_out(out[0]), *out[1:])))
-            handles.append(block.mlp.register_forward_hook(lambda m, a, out: project_out(out)))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def stop_ids(model: Any, tokenizer: Any) -> set[int]:

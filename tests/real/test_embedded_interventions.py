@@ -9,7 +9,6 @@ shows it holds on a real chat template, a real tokenizer and tied embeddings.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 from collections.abc import Iterator
 from typing import Any
@@ -18,9 +17,10 @@ import numpy as np
 import pytest
 
 from refusal_checks.cache import default_cache_dir
-from refusal_checks.interventions import Ablate, Intervention, Steer, steer
+from refusal_checks.interventions import Ablate, Intervention, steer
 from refusal_checks.models import EMBEDDED, LoadOptions, load_backend, resolve
 from refusal_checks.prompts import PromptSet
+from tests.hook_reference import hooked
 
 pytestmark = pytest.mark.real
 
@@ -80,43 +80,6 @@ def interventions(backend: Any, prompts: PromptSet) -> dict[str, Intervention]:
                        label="random"),
         "ablate": Ablate(rng.standard_normal(backend.d_model), label="random"),
     }
-
-
-@contextlib.contextmanager
-def hooked(model: Any, intervention: Intervention | None) -> Iterator[None]:
-    """``model`` with the intervention applied by plain forward hooks, removed on exit."""
-    import torch
-
-    handles = []
-
-    def on_input(edit: Any) -> Any:
-        def hook(module: Any, args: tuple, kwargs: dict) -> Any:
-            if args:
-                return (edit(args[0]), *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": edit(kwargs["hidden_states"])}
-        return hook
-
-    if isinstance(intervention, Steer):
-        vector = torch.tensor(intervention.vector, dtype=torch.float32)
-        handles.append(model.model.layers[intervention.layer].register_forward_pre_hook(
-            on_input(lambda x: x + vector), with_kwargs=True))
-    elif isinstance(intervention, Ablate):
-        r = torch.tensor(intervention.direction, dtype=torch.float32)
-
-        def project_out(x: Any) -> Any:
-            return x - (x @ r)[..., None] * r
-
-        for block in model.model.layers:
-            handles.append(block.register_forward_pre_hook(on_input(project_out),
-                                                           with_kwargs=True))
-            handles.append(block.self_attn.register_forward_hook(
-                lambda m, a, out: (project_out(out[0]), *out[1:])))
-            handles.append(block.mlp.register_forward_hook(lambda m, a, out: project_out(out)))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def reference(plain: Any, backend: Any, intervention: Intervention | None) -> list[list[int]]:
