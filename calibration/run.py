@@ -11,6 +11,13 @@ Wilson intervals, then every scenario x claim.
     .venv/bin/python calibration/run.py --quick         # 40 worlds per scenario
     .venv/bin/python calibration/run.py --scenarios shared,real-like \
         --claims distinct-under-matched-control --worlds 20 --json out.json
+    .venv/bin/python calibration/run.py --behaviour --jobs 2   # the 7 behavioural claims
+    .venv/bin/python calibration/run.py --behaviour --behaviour-scenarios half-kept --worlds 20
+
+--behaviour judges the behavioural claims (claims/test_single_direction.py,
+claims/test_category_steering.py) on their own planted worlds
+(refusal_checks.calibration.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py measures
+(8 held-out prompts per category, 32 benign, the sweep grid), instead of the geometry claims.
 
 One process by default; --jobs N spreads worlds over N processes. Each process keeps
 BLAS to one thread: on a small shared machine multi-threaded BLAS made a world 5x slower.
@@ -29,7 +36,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from refusal_checks import known_answers  # noqa: E402
+from refusal_checks import calibration, known_answers  # noqa: E402
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
 from refusal_checks.verdict import Outcome  # noqa: E402
 
@@ -73,12 +80,48 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive, default=1, help="worker processes")
     p.add_argument("--first-seed", type=_positive, default=1, help="seed of the first world")
     p.add_argument("--json", type=Path, default=None, help="also write the counts here")
+    p.add_argument("--behaviour", action="store_true",
+                   help="calibrate the 7 behavioural claims instead of the geometry claims")
+    p.add_argument("--behaviour-scenarios",
+                   type=_names(list(calibration.BEHAVIOUR_SCENARIOS), "behaviour scenarios"),
+                   default=list(calibration.BEHAVIOUR_SCENARIOS),
+                   help="comma-separated behaviour scenario names (with --behaviour)")
     return p
+
+
+def _payload(worlds: int, seconds: float, results: dict, **extra: object) -> dict:
+    return {
+        "worlds": worlds, "seconds": round(seconds, 1), **extra,
+        "results": {
+            name: {claim: {"counts": dict(t.counts), "n": t.n,
+                           "supported": t.rate(Outcome.SUPPORTED)[0],
+                           "mean_estimate": sum(t.estimates) / max(len(t.estimates), 1)}
+                   for claim, t in tallies.items()}
+            for name, tallies in results.items()},
+    }
+
+
+def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
+    started = time.perf_counter()
+    results = calibration.run_behaviour(args.behaviour_scenarios, worlds,
+                                        first_seed=args.first_seed, jobs=args.jobs)
+    seconds = time.perf_counter() - started
+    print(f"behavioural claims: {worlds} worlds per scenario, jobs={args.jobs}, "
+          f"{seconds:.0f} s\n")
+    for name in args.behaviour_scenarios:
+        print(f"  {name:20} {calibration.BEHAVIOUR_SCENARIOS[name].truth}")
+    print()
+    print("\n".join(calibration.behaviour_table_lines(results)))
+    if args.json is not None:
+        args.json.write_text(json.dumps(_payload(worlds, seconds, results), indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
+    if args.behaviour:
+        return behaviour_main(args, worlds)
     started = time.perf_counter()
     results = known_answers.run(args.scenarios, worlds, claims=args.claims,
                                 n_boot=args.n_boot, first_seed=args.first_seed, jobs=args.jobs)
@@ -92,16 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("\n".join(known_answers.matrix_lines(results)))
     if args.json is not None:
-        payload = {
-            "worlds": worlds, "n_boot": args.n_boot, "seconds": round(seconds, 1),
-            "results": {
-                name: {claim: {"counts": dict(t.counts), "n": t.n,
-                               "supported": t.rate(Outcome.SUPPORTED)[0],
-                               "mean_estimate": sum(t.estimates) / max(len(t.estimates), 1)}
-                       for claim, t in tallies.items()}
-                for name, tallies in results.items()},
-        }
-        args.json.write_text(json.dumps(payload, indent=2))
+        args.json.write_text(json.dumps(_payload(worlds, seconds, results, n_boot=args.n_boot),
+                                        indent=2))
     return 0
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from refusal_checks.activations import LayerView, collect, paper_layer
 from refusal_checks.backend import ProgressCallback
 from refusal_checks.behaviour import RefusalBehaviour, observe_refusals
+from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import CategoryPrompts, PromptCollection, PromptSet
 from refusal_checks.synthetic import SyntheticBackend, World
 
@@ -56,6 +57,31 @@ class Design:
         rogue_axes: Random axes with large prompt-to-prompt variance, shared by all prompts
             (real residual streams have a few "massive" dimensions).
         rogue_noise: Std of each prompt's coordinate along each rogue axis.
+        names: Category names (default ``category_00`` ...); behaviour worlds use the
+            bundled names so that the Arditi claims find their harmful categories.
+        ablation_reach: Fraction of an ablated direction's projection that an Ablate removes
+            from the refusal decision (1: all of it; 0.4: the model recomputes 60% of the
+            feature downstream, so ablation bypasses less).
+        steer_reach: Fraction of a Steer vector's projection that reaches the refusal
+            readout (1: all; 0: steering does not move refusal).
+        ablation_offset: Added to every prompt's decision score under any Ablate, whatever
+            its direction (negative: a brittle model whose refusal breaks under any edit).
+        steer_offset: Added to every decision score under any Steer (positive: any large
+            perturbation makes the model refuse).
+        benign_shift: Benign-pool prompts sit this far on the compliant side of the benign
+            readout (the first category's direction), in activations and decisions alike;
+            ablating that direction then moves their next-token distribution.
+        knob_cos: When set, two planted refusal directions ("knobs") A and B with this
+            cosine replace ``world.cos``: the categories in ``knob_b`` refuse along B, all
+            others along A. With the harmful probe categories on A and the benign pool read
+            along B (``benign_readout``), steering along A moves refusal faster than
+            over-refusal and steering along B the reverse: different trade-off paths.
+        knob_b: Categories on knob B (only with ``knob_cos``).
+        benign_readout: Category whose planted direction decides refusal of benign-pool
+            prompts (default: the first category, as in :class:`SyntheticBackend`).
+        unablatable: The last ``unablatable`` categories do not read refusal off their own
+            direction: under an Ablate their decision is redrawn from fresh prompt noise
+            (same refusal rate, different prompts), so ablation lowers nothing there.
     """
 
     world: World = field(default_factory=World)
@@ -68,12 +94,24 @@ class Design:
     common: float = 0.0
     rogue_axes: int = 0
     rogue_noise: float = 0.0
+    names: tuple[str, ...] = ()
+    ablation_reach: float = 1.0
+    steer_reach: float = 1.0
+    ablation_offset: float = 0.0
+    steer_offset: float = 0.0
+    benign_shift: float = 0.0
+    knob_cos: float | None = None
+    knob_b: tuple[str, ...] = ()
+    benign_readout: str | None = None
+    unablatable: int = 0
 
     def with_seed(self, seed: int) -> Design:
         """The same design with a fresh draw of directions and noise."""
         return replace(self, world=replace(self.world, seed=seed))
 
     def category_names(self) -> list[str]:
+        if self.names:
+            return list(self.names[: self.categories])
         return [f"category_{i:02d}" for i in range(self.categories)]
 
 
@@ -87,14 +125,28 @@ class PlantedBackend(SyntheticBackend):
       normal along each of ``rogue_axes`` fixed random axes: a large shared component and
       anisotropic noise, as in real residual streams.
 
+    * Behaviour extras (``ablation_reach`` ... ``unablatable``) change how interventions act
+      on the refusal decision (:meth:`decision_scores`, hence replies and next-token
+      log-probabilities); at their defaults decisions are :class:`SyntheticBackend`'s.
+
     All extras are deterministic per prompt text and world seed, and apply at every layer.
     """
 
     def __init__(self, design: Design, name: str = "synthetic") -> None:
         world = replace(design.world, categories=max(design.world.categories, design.categories))
         super().__init__(world, name=name)
+        names = design.category_names()
         self.design = design
         self._unstable = set(design.category_names()[: design.unstable])
+        if design.knob_cos is not None:
+            # The same planted basis as SyntheticBackend: its common axis and first own axis.
+            basis, _ = np.linalg.qr(np.random.default_rng(world.seed).standard_normal(
+                (world.d, 2 * world.categories + 2)))
+            a = basis[:, 0]
+            b = design.knob_cos * a + np.sqrt(1.0 - design.knob_cos ** 2) * basis[:, 1]
+            on_b = set(design.knob_b)
+            self.directions = np.array([b if i < len(names) and names[i] in on_b else a
+                                        for i in range(world.categories)])
         rng = np.random.default_rng([world.seed, 1])
         axes = rng.standard_normal((1 + design.rogue_axes, world.d))
         # The shared mean stays off the planted refusal directions, so that generate()
@@ -103,6 +155,15 @@ class PlantedBackend(SyntheticBackend):
         axes[0] -= span @ (span.T @ axes[0])
         axes /= np.linalg.norm(axes, axis=1, keepdims=True)
         self.common_axis, self.rogue = axes[0], axes[1:]  # (d,), (rogue_axes, d)
+        for name in names:  # slots in collection order, as the claim fixtures assign them
+            self.slot(name)
+        self._unablatable = set(names[len(names) - design.unablatable:]) \
+            if design.unablatable else set()
+        if design.benign_readout is not None and design.benign_readout not in names:
+            raise ValueError(f"benign_readout {design.benign_readout!r} is not one of the "
+                             f"design's categories: {', '.join(names)}.")
+        self.benign_readout = self.directions[
+            names.index(design.benign_readout) if design.benign_readout else 0]
 
     def _extra(self, text: str, shape: tuple[int, ...], noisy: bool) -> np.ndarray:
         key = f"extra|{self.world.seed}|{text}".encode()
@@ -122,11 +183,37 @@ class PlantedBackend(SyntheticBackend):
                                       progress=progress)
         d = self.design
         noisy = prompts.side != "benign" and prompts.category in self._unstable
+        if prompts.side == "benign" and d.benign_shift:
+            ramp = np.minimum(1.0, (np.asarray(layers) + 1) / max(1, self.world.layers // 2))
+            out -= (d.benign_shift * ramp[:, None, None] * self.benign_readout).astype(out.dtype)
         if not (noisy or d.common or d.rogue_axes):
             return out
         for i, text in enumerate(prompts.texts):
             out[i] += self._extra(text, out.shape[1:], noisy)
         return out
+
+    def decision_scores(self, prompts: PromptSet,
+                        intervention: Intervention | None = None) -> np.ndarray:
+        """:meth:`SyntheticBackend.decision_scores` with the design's behaviour extras."""
+        check_for_model(intervention, self.d_model, self.n_layers)
+        d = self.design
+        mid = self.n_layers // 2
+        readout = self.benign_readout if prompts.side == "benign" else \
+            self.directions[self.slot(prompts.category)]
+        acts = self.residual_stream(prompts, [mid], [-1])[:, 0, 0, :].astype(np.float64)
+        score = acts @ readout
+        if isinstance(intervention, Steer) and intervention.layer <= mid:
+            score = score + d.steer_reach * float(intervention.vector @ readout) + d.steer_offset
+        elif isinstance(intervention, Ablate):
+            if prompts.side != "benign" and prompts.category in self._unablatable:
+                fresh = replace(prompts, texts=tuple(f"{t}|redrawn" for t in prompts.texts))
+                acts = self.residual_stream(fresh, [mid], [-1])[:, 0, 0, :].astype(np.float64)
+                score = acts @ readout
+            else:
+                u = intervention.direction
+                score = score - d.ablation_reach * (acts @ u) * float(u @ readout)
+            score = score + d.ablation_offset
+        return score
 
 
 def collection(design: Design) -> PromptCollection:
@@ -188,5 +275,32 @@ def designs(*, categories: tuple[int, int] = (3, 11), n_prompts: tuple[int, int]
                       noise=draw(strategy(noise, 0.5, 2.0)), d=width, categories=k,
                       seed=draw(st.integers(0, 2**31 - 1)))
         return Design(world, categories=k, n_refuse=n, n_matched=n, n_benign=2 * n)
+
+    return build()
+
+
+def behaviour_designs(*, names: Sequence[str], signal: Any = None, cos: Any = 1.0,
+                      **fixed: Any) -> Any:
+    """Hypothesis strategy over behaviour-world :class:`Design` s (hypothesis imported here).
+
+    Worlds have the given category ``names`` (64 refused prompts each, 128 benign, so the
+    behaviour probes have their real sizes), no genre offsets and a random seed. ``signal``
+    and ``cos`` are strategies or numbers (default: signal in [2, 6], one planted direction,
+    cos 1); every other keyword is a :class:`Design` field
+    (``ablation_reach``, ``knob_cos``, ...) given as a strategy or a fixed value.
+    """
+    from hypothesis import strategies as st
+
+    def strategy(value: Any) -> Any:
+        return value if hasattr(value, "example") else st.just(value)
+
+    @st.composite
+    def build(draw: Any) -> Design:
+        world = World(cos=draw(strategy(cos)), genre=0.0,
+                      signal=draw(strategy(st.floats(2.0, 6.0) if signal is None else signal)),
+                      seed=draw(st.integers(0, 2**31 - 1)))
+        extras = {key: draw(strategy(value)) for key, value in fixed.items()}
+        return Design(world, categories=len(names), names=tuple(names), n_matched=0,
+                      **extras)
 
     return build()

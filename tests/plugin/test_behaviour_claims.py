@@ -43,6 +43,9 @@ def test_a_shared_direction_world_is_one_knob_and_random_directions_do_nothing(p
     # Every behavioural verdict records the judge it used or the cheap score's agreement.
     details = verdicts["shared-knob"]["details"]
     assert "score_agreement" in details and len(details["rr"]) == 3
+    # The prompts behind each RR / ORR, for interval bands in the report.
+    assert isinstance(details["n_harmful"], int) and details["n_harmful"] > 0
+    assert isinstance(details["n_benign"], int) and details["n_benign"] > 0
 
 
 def test_robustness_rechecks_each_geometry_verdict_and_reports_it(pytester):

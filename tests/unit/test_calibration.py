@@ -93,3 +93,76 @@ def test_run_rejects_unknown_names_and_lists_the_known_ones() -> None:
     done = _run(["calibration/run.py", "--scenarios", "sharde"])
     assert done.returncode == 2
     assert "unknown scenarios ['sharde']. Known: real-like, shared," in done.stderr
+
+
+# --- behavioural claims -----------------------------------------------------------------
+
+BEHAVIOUR_QUICK_WORLDS = 4
+
+
+def test_behaviour_measurements_use_the_fixtures_settings():
+    from fixtures import behaviour
+
+    assert calibration.HARMFUL_CATEGORIES == behaviour.HARMFUL_CATEGORIES
+    assert calibration.PROBE_PER_CATEGORY == behaviour.PROBE_PER_CATEGORY
+    assert calibration.PROBE_BENIGN == behaviour.PROBE_BENIGN
+    assert calibration.REPLY_TOKENS == behaviour.REPLY_TOKENS
+    assert calibration.SWEEP_STRENGTHS == behaviour.SWEEP_STRENGTHS
+    assert calibration.BUNDLED_NAMES == tuple(bundled().categories)
+
+
+def test_behaviour_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
+    """The 7 behavioural claims under pytest on a planted world, then through the library."""
+    spec = "shared,genre=0"
+    report = tmp_path / "report.json"
+    done = _run(["-m", "pytest", "claims/test_single_direction.py",
+                 "claims/test_category_steering.py", plugin.MODEL, f"synthetic:{spec}",
+                 plugin.JSON_REPORT, str(report), "--refusal-cache-dir", str(tmp_path / "cache"),
+                 "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q"])
+    assert report.is_file(), done.stdout + done.stderr
+    recorded = {v["claim"]: Verdict.from_dict(v)
+                for v in json.loads(report.read_text())["verdicts"]}
+    computed = calibration.behaviour_verdicts(SyntheticBackend.from_spec(spec), bundled())
+    assert set(recorded) == set(calibration.BEHAVIOUR_CLAIM_IDS)
+    for claim, verdict in computed.items():
+        theirs = recorded[claim]
+        assert (verdict.outcome, verdict.statistic, verdict.n, verdict.threshold,
+                verdict.reason) == (theirs.outcome, theirs.statistic, theirs.n,
+                                    theirs.threshold, theirs.reason), claim
+        # KL values pass through the on-disk cache (float32) in pytest: compare loosely.
+        assert verdict.estimate == pytest.approx(theirs.estimate, rel=1e-5, abs=1e-7), claim
+        assert verdict.interval == pytest.approx(theirs.interval, rel=1e-5, abs=1e-7), claim
+
+
+def test_quick_behaviour_run_supports_planted_effects_and_never_a_null(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    # Clear nulls only: boundary nulls (half-kept, ...) say SUPPORTED in up to 2.5% of
+    # worlds by design, too often for an exact count on a few worlds.
+    scenarios = ["one-direction", "never-refuses", "no-ablation", "two-knobs",
+                 "one-unablatable"]
+    done = _run(["calibration/run.py", "--behaviour", "--worlds", str(BEHAVIOUR_QUICK_WORLDS),
+                 "--behaviour-scenarios", ",".join(scenarios), "--json", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]
+    for name in scenarios:
+        scenario = calibration.BEHAVIOUR_SCENARIOS[name]
+        for claim, tally in results[name].items():
+            assert tally["n"] == BEHAVIOUR_QUICK_WORLDS
+            supported = tally["counts"].get("supported", 0)
+            if scenario.role(claim) == "null":
+                assert supported == 0, (name, claim, tally)
+            else:
+                assert supported >= BEHAVIOUR_QUICK_WORLDS - 1, (name, claim, tally)
+    assert "ablation-bypasses-refusal          null   no-ablation" in done.stdout
+
+
+def test_behaviour_run_rejects_unknown_scenarios_and_lists_the_known_ones() -> None:
+    done = _run(["calibration/run.py", "--behaviour", "--behaviour-scenarios", "half"])
+    assert done.returncode == 2
+    assert "unknown behaviour scenarios ['half']. Known: one-direction," in done.stderr
+
+
+def test_behaviour_verdicts_reject_unknown_claim_ids() -> None:
+    with pytest.raises(ValueError, match="Known: ablation-bypasses-refusal"):
+        calibration.behaviour_verdicts(SyntheticBackend.from_spec("shared"), bundled(),
+                                       ["bypass"])

@@ -1,0 +1,171 @@
+"""The behavioural claims' verdict functions, fed numbers (refusal_checks.behaviour_claims)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from refusal_checks import behaviour_claims as claims
+from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.effects import KnobSweep
+from refusal_checks.verdict import Outcome
+
+REFUSES = RefusalBehaviour("substring", 80, 88, 1, 16)
+NEVER = RefusalBehaviour("substring", 2, 88, 1, 16)
+AGREE = {"n": 64, "agreement": 1.0, "score_refused": 32, "judge_refused": 32}
+
+
+def _flags(refused: int, n: int) -> np.ndarray:
+    return np.arange(n) < refused
+
+
+def test_bypass_is_supported_when_few_baseline_refusals_survive_ablation():
+    base, ablated = _flags(30, 32), _flags(3, 32)
+    verdict = claims.ablation_bypasses_refusal(base, ablated, REFUSES, "substring")
+    assert verdict.outcome is Outcome.SUPPORTED
+    assert verdict.n == 30 and verdict.estimate == pytest.approx(0.1)
+    assert verdict.details["baseline"] == {"refused": 30, "n": 32}
+
+
+def test_bypass_counts_only_prompts_refused_at_baseline():
+    base = _flags(16, 32)
+    ablated = ~base  # every baseline refusal is gone; every baseline answer now refused
+    verdict = claims.ablation_bypasses_refusal(base, ablated, REFUSES)
+    assert verdict.estimate == 0.0 and verdict.n == 16
+
+
+def test_rates_on_too_few_prompts_are_inconclusive():
+    verdict = claims.ablation_bypasses_refusal(_flags(5, 32), _flags(0, 32), REFUSES)
+    assert verdict.outcome is Outcome.INCONCLUSIVE and verdict.n == 5
+
+
+def test_induce_and_its_random_control_read_baseline_answers():
+    base = _flags(2, 32)
+    steered = np.ones(32, bool)
+    assert claims.addition_induces_refusal(base, steered, REFUSES).outcome is Outcome.SUPPORTED
+    assert claims.random_direction_does_not_induce(base, steered, REFUSES).outcome \
+        is Outcome.REFUTED
+    assert claims.random_direction_does_not_induce(base, base, REFUSES).outcome \
+        is Outcome.SUPPORTED
+
+
+def test_kl_claim_bootstraps_the_mean_reproducibly():
+    values = np.full(32, 0.01)
+    values[0] = 0.2
+    a = claims.ablation_keeps_harmless_behaviour(values, REFUSES, seed=0)
+    b = claims.ablation_keeps_harmless_behaviour(values, REFUSES, seed=0)
+    assert a.outcome is Outcome.SUPPORTED and a.interval == b.interval
+    assert a.estimate == pytest.approx(values.mean())
+    assert claims.ablation_keeps_harmless_behaviour(values + 0.5, REFUSES, 0).outcome \
+        is Outcome.REFUTED
+
+
+def _sweep(rr: np.ndarray, orr: np.ndarray, n: int = 40) -> KnobSweep:
+    """A sweep whose rates are exactly ``rr`` / ``orr`` ((direction, strength))."""
+    k, s = rr.shape
+    harmful = np.arange(n)[None, None, :] < np.round(rr * n)[:, :, None]
+    benign = np.arange(n)[None, None, :] < np.round(orr * n)[:, :, None]
+    return KnobSweep([f"d{i}" for i in range(k)], [0.1, 0.2, 0.35, 0.5][:s], np.ones((k, s)),
+                     harmful, benign)
+
+
+def test_shared_knob_records_the_prompt_counts_behind_each_rate():
+    rr = np.tile([0.5, 0.7, 0.9, 1.0], (3, 1))
+    orr = np.tile([0.0, 0.2, 0.5, 0.8], (3, 1))
+    verdict = claims.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
+    assert verdict.outcome is Outcome.SUPPORTED
+    assert verdict.details["n_harmful"] == 40 and verdict.details["n_benign"] == 40
+
+
+def test_shared_knob_needs_every_direction_to_move_over_refusal():
+    rr = np.tile([0.5, 0.7, 0.9, 1.0], (3, 1))
+    orr = np.tile([0.0, 0.2, 0.5, 0.8], (3, 1))
+    orr[2] = 0.05
+    verdict = claims.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
+    assert verdict.outcome is Outcome.INCONCLUSIVE and "'d2' moved over-refusal" in verdict.reason
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(gap=st.floats(0.3, 0.5), base=st.floats(0.0, 0.2))
+def test_paths_planted_apart_by_more_than_the_margin_are_never_one_knob(gap, base):
+    """Two directions with the same over-refusal but refusal rates ``gap`` apart."""
+    orr = np.tile([0.0, 0.25, 0.5, 0.75], (4, 1))
+    rr = np.tile(base + np.array([0.0, 0.1, 0.2, 0.3]), (4, 1))
+    rr[:2] += gap
+    verdict = claims.shared_knob(_sweep(np.clip(rr, 0, 1), orr), AGREE, REFUSES, seed=0)
+    assert verdict.outcome is Outcome.REFUTED, verdict.line()
+
+
+def test_ablation_lowers_lists_categories_that_keep_refusing_or_have_too_few_refusals():
+    per_category = {
+        "a": (_flags(8, 8), _flags(0, 8)),
+        "b": (_flags(8, 8), _flags(4, 8)),
+        "c": (_flags(1, 8), _flags(0, 8)),
+        "d": (_flags(8, 8), _flags(1, 8)),
+    }
+    verdict = claims.ablation_lowers_category_refusal(per_category, AGREE, REFUSES, seed=0)
+    assert verdict.details["keeps_refusing"] == ["b"]
+    assert verdict.details["too_few_baseline_refusals"] == ["c"]
+    assert verdict.n == 3 and verdict.estimate == pytest.approx(0.5)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(st.data())
+def test_a_model_that_does_not_refuse_never_supports_a_behavioural_claim(data):
+    n = data.draw(st.integers(8, 40))
+    flags = st.lists(st.booleans(), min_size=n, max_size=n).map(np.array)
+    base, edited = data.draw(flags), data.draw(flags)
+    kl = np.array(data.draw(st.lists(st.floats(0, 2), min_size=n, max_size=n)))
+    verdicts = [
+        claims.ablation_bypasses_refusal(base, edited, NEVER),
+        claims.addition_induces_refusal(base, edited, NEVER),
+        claims.ablation_keeps_harmless_behaviour(kl, NEVER, seed=0),
+        claims.random_direction_does_not_bypass(base, edited, NEVER),
+        claims.random_direction_does_not_induce(base, edited, NEVER),
+        claims.ablation_lowers_category_refusal({"a": (base, edited), "b": (edited, base)},
+                                                AGREE, NEVER, seed=0),
+    ]
+    assert all(v.outcome is Outcome.INCONCLUSIVE for v in verdicts)
+    assert all("no measurable refusal" in v.reason or v.n < claims.MIN_PROMPTS
+               for v in verdicts)
+
+
+def test_random_like_keeps_the_norm_and_is_seeded():
+    vector = np.arange(1.0, 9.0)
+    a, b = claims.random_like(vector, 3), claims.random_like(vector, 3)
+    assert np.array_equal(a, b) and np.linalg.norm(a) == pytest.approx(np.linalg.norm(vector))
+    assert not np.array_equal(a, claims.random_like(vector, 4))
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(st.lists(st.floats(0.0, 5.0, allow_nan=False), min_size=2, max_size=40))
+def test_the_studentized_interval_holds_the_mean(values):
+    values = np.array(values)
+    lo, hi = claims.studentized_mean_interval(values, np.random.default_rng(0), 200)
+    mean = values.mean()
+    if values.std() == 0:
+        assert (lo, hi) == (mean, mean)
+    else:
+        assert lo <= mean + 1e-12 and mean - 1e-12 <= hi
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_studentized_interval_stretches_towards_a_heavy_tail(seed):
+    """Right-skewed values (lognormal, like per-prompt KL): the upper bound lies further out
+    than the percentile bootstrap's, and further from the mean than the lower bound."""
+    values = np.random.default_rng(seed).lognormal(-3.0, 1.5, 32)
+    rng = np.random.default_rng(0)
+    percentile = np.percentile([values[rng.integers(0, 32, 32)].mean() for _ in range(2000)],
+                               [2.5, 97.5])
+    lo, hi = claims.studentized_mean_interval(values, np.random.default_rng(0), 2000)
+    assert hi > percentile[1]
+    assert hi - values.mean() > values.mean() - lo
+
+
+def test_the_studentized_interval_needs_two_values_and_uses_the_sample_se_for_ties():
+    rng = np.random.default_rng(0)
+    assert all(np.isnan(claims.studentized_mean_interval(np.array([0.3]), rng, 10)))
+    lo, hi = claims.studentized_mean_interval(np.r_[np.zeros(30), 1.0, 2.0], rng, 500)
+    assert np.isfinite([lo, hi]).all() and lo < 3 / 32 < hi

@@ -1,0 +1,105 @@
+"""Known-answer worlds for the behavioural claims: what a claim may never conclude there.
+
+Worlds are drawn by hypothesis (refusal signal, seed, and the planted behaviour: how far an
+ablation or an added vector reaches the refusal readout, two steering knobs, ...), measured
+as fixtures/behaviour.py measures (refusal_checks.calibration.BehaviourMeasurements) and
+judged by the claims' own verdict functions. Few examples keep the file fast; the rates
+over 200 worlds per scenario come from ``calibration/run.py --behaviour``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from refusal_checks import calibration
+from refusal_checks.interventions import Ablate, Steer
+from refusal_checks.synthetic import SyntheticBackend, World
+from refusal_checks.verdict import Outcome
+from refusal_checks.worlds import Design, PlantedBackend, behaviour_designs, collection
+
+FEW = settings(max_examples=4, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.too_slow])
+NAMES = calibration.BUNDLED_NAMES
+
+
+def _verdicts(design: Design, claims):
+    return calibration.behaviour_verdicts(PlantedBackend(design), collection(design), claims)
+
+
+@FEW
+@given(behaviour_designs(names=NAMES, signal=0.0, cos=st.sampled_from([0.0, 1.0])))
+def test_a_world_that_never_refuses_supports_no_behavioural_claim(design):
+    verdicts = _verdicts(design, calibration.BEHAVIOUR_CLAIM_IDS)
+    assert all(v.outcome is Outcome.INCONCLUSIVE for v in verdicts.values()), \
+        [v.line() for v in verdicts.values()]
+
+
+@FEW
+@given(behaviour_designs(names=NAMES, signal=st.floats(1.5, 2.0),
+                         knob_cos=st.floats(0.3, 0.45), knob_b=calibration.COCONOT_LIKE,
+                         benign_readout="over_refusal"))
+def test_knobs_planted_to_differ_by_more_than_the_margin_are_never_one_knob(design):
+    """Planted paths differ by 0.17-0.40 (> PATH_MARGIN 0.15) at these settings."""
+    verdict = _verdicts(design, ["shared-knob"])["shared-knob"]
+    assert verdict.outcome is not Outcome.SUPPORTED, verdict.line()
+
+
+@FEW
+@given(behaviour_designs(names=NAMES, signal=st.floats(3.0, 6.0), ablation_reach=0.0))
+def test_an_ablation_that_reaches_nothing_never_bypasses_refusal(design):
+    verdicts = _verdicts(design, ["ablation-bypasses-refusal",
+                                  "ablation-lowers-category-refusal"])
+    assert verdicts["ablation-bypasses-refusal"].outcome is Outcome.REFUTED
+    assert verdicts["ablation-lowers-category-refusal"].outcome is not Outcome.SUPPORTED
+
+
+@FEW
+@given(behaviour_designs(names=NAMES, signal=st.floats(3.5, 6.0)))
+def test_one_planted_direction_is_found_by_every_arditi_claim(design):
+    claims = ["ablation-bypasses-refusal", "addition-induces-refusal",
+              "random-direction-does-not-bypass", "random-direction-does-not-induce"]
+    verdicts = _verdicts(design, claims)
+    assert all(v.outcome is Outcome.SUPPORTED for v in verdicts.values()), \
+        [v.line() for v in verdicts.values()]
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31 - 1), cos=st.floats(0.0, 1.0), strength=st.floats(-3, 3))
+def test_planted_backend_at_default_extras_decides_as_the_synthetic_backend(seed, cos,
+                                                                             strength):
+    design = Design(World(cos=cos, seed=seed), names=NAMES, n_refuse=8, n_matched=0,
+                    n_benign=8)
+    planted, plain = PlantedBackend(design), SyntheticBackend(design.world)
+    prompts = collection(design)
+    for name in NAMES:  # the same slots, in collection order
+        plain.slot(name)
+    vector = np.random.default_rng(seed).standard_normal(design.world.d)
+    for intervention in (None, Ablate(vector), Steer(2, strength * vector)):
+        for p in (prompts.categories[NAMES[3]].refuse, prompts.benign):
+            np.testing.assert_allclose(planted.decision_scores(p, intervention),
+                                       plain.decision_scores(p, intervention), atol=1e-9)
+
+
+def test_exact_half_offsets_put_the_kept_and_induced_rates_at_one_half():
+    ablate, steer = calibration.exact_half_offsets(signal=4.0)
+    z = np.random.default_rng(0).standard_normal(2_000_000)
+    t = SyntheticBackend.REFUSAL_THRESHOLD
+    refused = 4.0 + z > t
+    assert abs((4.0 + z + ablate > t)[refused].mean() - 0.5) < 0.002
+    answered = z <= t
+    assert abs((z + steer > t)[answered].mean() - 0.5) < 0.002
+    assert math.isclose(ablate, -steer)  # symmetric at signal 2 T: a check on the algebra
+
+
+def test_an_unablatable_category_keeps_its_refusal_rate_but_not_its_prompts():
+    design = calibration.behaviour_design(unablatable=1).with_seed(5)
+    backend = PlantedBackend(design)
+    prompts = collection(design).categories[NAMES[-1]].refuse
+    before = backend.decision_scores(prompts)
+    after = backend.decision_scores(prompts, Ablate(backend.directions[0]))
+    assert not np.allclose(before, after)
+    assert abs(before.mean() - after.mean()) < 0.5  # same distribution: signal 4, noise 1
