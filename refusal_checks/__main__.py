@@ -1,4 +1,4 @@
-"""Command line: ``python -m refusal_checks prepare | models | clear-cache``."""
+"""Command line: ``python -m refusal_checks prepare | models | clear-cache | html``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,22 @@ def _prepare(names: list[str], cache_dir: Path) -> int:
     return 0
 
 
+def _html(report: Path, out: Path) -> int:
+    """Render a saved --refusal-json report as the --refusal-html page."""
+    from refusal_checks.html_report import load_report, write_html
+
+    try:
+        write_html(load_report(report), out)
+    except RefusalChecksError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: cannot write {out}: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m refusal_checks")
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -42,10 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("models", help="list the known model aliases")
     sub.add_parser("clear-cache", help="delete cached activations, replies and scores "
                    "(converted models are kept)")
+    html = sub.add_parser("html", help="render a saved --refusal-json report as one "
+                          "self-contained HTML page")
+    html.add_argument("report", type=Path, help="a report written by pytest --refusal-json")
+    html.add_argument("out", type=Path, help="the HTML file to write")
     args = parser.parse_args(argv)
     cache_dir = args.cache_dir or default_cache_dir()
     if args.command == "prepare":
         return _prepare(args.models, cache_dir)
+    if args.command == "html":
+        return _html(args.report, args.out)
     if args.command == "models":
         for alias, model in EMBEDDED.items():
             print(f"{alias:18} embedded  {model.description}")

@@ -36,6 +36,8 @@ STRICT = "--refusal-strict"
 JSON_REPORT = "--refusal-json"
 JUDGE = "--refusal-judge"
 ROBUSTNESS = "--refusal-robustness"
+HTML_REPORT = "--refusal-html"
+BASELINE = "--refusal-baseline"
 
 DTYPES = ("float32", "bfloat16", "float16")
 VERDICT_PROPERTY = "refusal_verdict"
@@ -130,6 +132,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "Default: 0 (off).")
     group.addoption(JSON_REPORT, default=None, metavar="PATH",
                     help="write every verdict, with model, versions, seed and timings, as JSON.")
+    group.addoption(HTML_REPORT, default=None, metavar="PATH",
+                    help="write one self-contained HTML page (figures embedded, no network): "
+                    "the verdict table beside the paper's figures, cosine heatmaps, split-half "
+                    "reliability, steering and ablation figures, run environment. Several "
+                    "--model values are shown side by side. `python -m refusal_checks html "
+                    "REPORT.json OUT.html` renders a saved --refusal-json report.")
+    group.addoption(BASELINE, default=None, metavar="PATH",
+                    help="a --refusal-json report of an earlier run (e.g. the last release): "
+                    "adds the release gate's regression rules (refusal rate must not drop, "
+                    "over-refusal must not rise, ablation must not bypass refusal more easily "
+                    "than there, each beyond the margins of [tool.refusal_checks.gate]). The "
+                    "exit status then follows the gate: 1 when a rule fails.")
 
 
 @dataclass
@@ -143,6 +157,7 @@ class RunState:
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     model_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    gate: dict[str, Any] | None = None  # the release gate's outcome, for the JSON report
     _cache_dir: Path | None = field(default=None, init=False, repr=False)
 
     @property
@@ -210,6 +225,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{', '.join(sorted(JUDGES))}.")
     config.stash[STATE] = state
     config.pluginmanager.register(VerdictCollector(state), "refusal_checks_verdicts")
+    _configure_gate(config, state)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -299,26 +315,186 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                         color=writer._tw.hasmarkup)
     for line in text.rstrip("\n").splitlines():
         writer.write_line(line)
+    from refusal_checks.report import render_heatmap
+
+    for line in render_heatmap(state.verdicts, width=writer._tw.fullwidth).rstrip().splitlines():
+        writer.write_line(line)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash.get(STATE, None)
     path = config.getoption(JSON_REPORT, None)
-    if state is None or not path:
+    html_path = config.getoption(HTML_REPORT, None)
+    if state is None or not (path or html_path):
         return
     from refusal_checks.report import json_report
 
-    payload = json_report(state.verdicts, state.model_info, options={
+    payload = json_report(state.verdicts, state.model_info, options=_run_options(config),
+                          timings={"wall_seconds": time.time() - state.started, **state.timings},
+                          argv=sys.argv, cwd=os.getcwd())
+    if state.gate is not None:
+        payload["gate"] = state.gate
+    text = json.dumps(payload, indent=2, sort_keys=True)
+    if html_path and not hasattr(config, "workerinput"):
+        # From the serialised payload, so the page equals a re-render of the JSON report.
+        _write_html(config, json.loads(text), Path(html_path))
+    if not path:
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+
+
+def _write_html(config: pytest.Config, payload: dict[str, Any], path: Path) -> None:
+    """Write --refusal-html (atomically) and say where; a failure is reported, not raised."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        from refusal_checks.html_report import write_html
+
+        write_html(payload, path)
+        message = f"refusal_checks: HTML report written to {path}"
+    except (OSError, ImportError, ValueError) as error:
+        message = f"refusal_checks: could not write the HTML report {path}: {error}"
+    if reporter is not None:
+        reporter.write_line(message)
+
+
+def _run_options(config: pytest.Config) -> dict[str, Any]:
+    """The options that change the numbers, as the JSON report records them."""
+    return {
         "seed": config.getoption(SEED), "bootstrap": config.getoption(BOOTSTRAP),
         "position": config.getoption(POSITION), "layer": config.getoption(LAYER),
         "dtype": config.getoption(DTYPE), "device": config.getoption(DEVICE),
         "max_prompts": config.getoption(MAX_PROMPTS), "prompts": config.getoption(PROMPTS),
         "strict": config.getoption(STRICT),
-    }, timings={"wall_seconds": time.time() - state.started, **state.timings},
-        argv=sys.argv, cwd=os.getcwd())
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, target)
+    }
+
+
+# -- the release gate (issue #6): a policy in pyproject.toml and an optional baseline report ---
+
+def _configure_gate(config: pytest.Config, state: RunState) -> None:
+    """Read [tool.refusal_checks.gate] and --refusal-baseline now: a bad one is exit 4.
+
+    refusal_checks.gate is stdlib only at import, so this costs nothing in runs without a
+    gate. Under pytest-xdist only the controller, which sees every verdict, evaluates it.
+    """
+    path = config.getoption(BASELINE, None)
+    pyproject = Path(str(config.rootpath)) / "pyproject.toml"
+    if not path and not pyproject.is_file():
+        return
+    from refusal_checks.gate import GateError, Policy, load_baseline, read_policy
+
+    try:
+        policy = read_policy(pyproject)
+        baseline = None
+        if path:
+            baseline = load_baseline(Path(config.invocation_params.dir) / Path(path).expanduser())
+    except GateError as error:
+        raise pytest.UsageError(str(error)) from None
+    # Margins alone compare nothing: without a baseline or a required claim there is no
+    # gate, and the run's exit status stays the tests' own.
+    requires = policy is not None and (policy.require_supported or policy.require_not_supported)
+    if (baseline is None and not requires) or hasattr(config, "workerinput"):
+        return
+    config.pluginmanager.register(GatePlugin(state, policy or Policy(), baseline),
+                                  "refusal_checks_gate")
+
+
+class GatePlugin:
+    """Evaluates the release gate at the end of the run and sets the exit status.
+
+    A policy alone applies only to runs that collected claims (so ``pytest tests/`` in a
+    project with a gate table is untouched); with --refusal-baseline it always applies.
+    Once the gate is evaluated the exit status follows the policy: a failed rule fails the
+    run even when every test passed, and a claim test that failed only on its verdict
+    (REFUTED, or INCONCLUSIVE under --refusal-strict) does not fail it unless the policy
+    names that claim. Any other failure (an error, a failing non-claim test) still does.
+    Test outcomes themselves (pass / fail / skip, JUnit) are unchanged.
+    """
+
+    def __init__(self, state: RunState, policy: Any, baseline: Any) -> None:
+        self.state, self.policy, self.baseline = state, policy, baseline
+        self.collected: set[str] = set()
+        self.results: list[Any] | None = None
+        self.notes: list[str] = []
+        self.verdict_failures: list[str] = []
+        self.other_failures = 0
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        marker = item.get_closest_marker("claim")
+        if marker is not None and marker.args:
+            self.collected.add(str(marker.args[0]))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.failed:
+            return
+        outcomes = [json.loads(value).get("outcome") for name, value in report.user_properties
+                    if name == VERDICT_PROPERTY]
+        if report.when == "call" and outcomes and outcomes[-1] in ("refuted", "inconclusive"):
+            self.verdict_failures.append(report.nodeid)
+        else:
+            self.other_failures += 1
+
+    # tryfirst: before the JSON report and the JUnit XML (written in their own
+    # pytest_sessionfinish) so both carry the gate, and before the terminal summary.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Under pytest-xdist the controller collects nothing itself: verdicts show claims ran.
+        if self.baseline is None and not self.collected and not self.state.verdicts:
+            return
+        from refusal_checks import gate, gate_report
+
+        state = self.state
+        self.results = gate.evaluate(self.policy, state.verdicts, state.model_info,
+                                     state.models, baseline=self.baseline,
+                                     collected=self.collected)
+        self.notes = gate.notes(self.baseline, state.model_info, state.models,
+                                _run_options(session.config))
+        state.gate = gate_report.summary(self.results, self.policy, baseline=self.baseline,
+                                         found_notes=self.notes)
+        xml = _junit_xml(session.config)
+        if xml is not None:
+            for name, value in gate_report.junit_properties(self.results, self.policy):
+                xml.add_global_property(name, value)
+        state.gate["verdict_failures"] = list(self.verdict_failures)
+        status = session.exitstatus
+        if not state.gate["passed"] and status in (
+                pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        elif (state.gate["passed"] and status == pytest.ExitCode.TESTS_FAILED
+              and self.verdict_failures and not self.other_failures):
+            session.exitstatus = pytest.ExitCode.OK
+
+    @pytest.hookimpl(trylast=True)  # after the verdict table
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.results is None:
+            return
+        from refusal_checks.gate_report import render
+
+        terminalreporter.section("refusal_checks gate")
+        text = render(self.results, self.policy, self.notes,
+                      width=terminalreporter._tw.fullwidth,
+                      color=terminalreporter._tw.hasmarkup)
+        for line in text.rstrip("\n").splitlines():
+            terminalreporter.write_line(line)
+        if self.state.gate and self.state.gate["passed"] and self.verdict_failures:
+            n = len(self.verdict_failures)
+            terminalreporter.write_line(
+                f"{n} claim test{'s' if n > 1 else ''} failed on {'their' if n > 1 else 'its'} "
+                "verdict only; the policy does not make "
+                f"{'them release conditions' if n > 1 else 'it a release condition'} (list a "
+                "claim under require_supported to make it one), so "
+                + ("the exit status is 0" if not self.other_failures
+                   else "only the other failures set the exit status"))
+
+
+def _junit_xml(config: pytest.Config) -> Any:
+    """pytest's LogXML when --junitxml is on (its stash key is not public API)."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - a pytest that moved it
+        return None
+    return config.stash.get(xml_key, None)

@@ -99,3 +99,68 @@ def json_report(verdicts: list[dict[str, Any]], models: dict[str, dict[str, Any]
         "verdicts": [{k: v for k, v in record.items() if not k.startswith("_")}
                      for record in verdicts],
     }
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+HEATMAP_LEGEND = ("cell = first decimal of the noise-corrected cosine (6 = 0.6x); "
+                  "- below 0; + 1.0 or more; . diagonal")
+
+
+def _heat_cell(value: Any) -> str:
+    try:
+        c = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    if c != c:
+        return "?"
+    return "-" if c < 0 else "+" if c >= 1 else str(int(c * 10))
+
+
+def _heat_block(model: str, details: dict[str, Any], label_width: int) -> list[str]:
+    categories = [str(c) for c in details["categories"]]
+    matrix = details["disattenuated_cosines"]
+    k = len(categories)
+    lines = [f"{model}", f"{details.get('control', '?')}, layer {details.get('layer', '?')}",
+             " " * (label_width + 3) + " ".join(_LETTERS[:k])]
+    for i, name in enumerate(categories):
+        cells = " ".join("." if i == j else _heat_cell(matrix[i][j]) for j in range(k))
+        lines.append(f"{_LETTERS[i]} {name[:label_width]:<{label_width}} {cells}")
+    # Titles may use up to 38 columns (two blocks side by side fit 80), matrix rows all.
+    width = max(max(len(line) for line in lines[2:]), min(38, max(map(len, lines[:2]))))
+    return [line[:width].ljust(width) for line in lines]
+
+
+def render_heatmap(verdicts: list[dict[str, Any]], *, width: int = 80) -> str:
+    """A compact text heatmap of the noise-corrected between-category cosines.
+
+    One block per (model, control) among the verdicts that carry a matrix, placed side by
+    side while they fit in ``width`` columns; plain ASCII, no colour. Empty when no
+    verdict has a matrix (or more than 52 categories, which no letter code can label).
+    """
+    blocks: dict[tuple[str, str], dict[str, Any]] = {}
+    for v in verdicts:
+        details = v.get("details")
+        if (isinstance(details, dict) and "disattenuated_cosines" in details
+                and 2 <= len(details.get("categories", [])) <= len(_LETTERS)):
+            blocks.setdefault((str(v.get("model")), str(details.get("control"))), details)
+    if not blocks:
+        return ""
+    label_width = 12
+    rendered = [_heat_block(model, details, label_width) for (model, _), details in blocks.items()]
+    gap = "  "
+    rows: list[list[list[str]]] = [[]]
+    for block in rendered:
+        used = sum(len(b[0]) + len(gap) for b in rows[-1])
+        if rows[-1] and used + len(block[0]) > width:
+            rows.append([])
+        rows[-1].append(block)
+    lines = ["", "Between-category cosines (noise-corrected)"]
+    for row in rows:
+        height = max(len(b) for b in row)
+        for index in range(height):
+            lines.append(gap.join(b[index] if index < len(b) else " " * len(b[0])
+                                  for b in row).rstrip())
+        lines.append("")
+    lines.append(HEATMAP_LEGEND if len(HEATMAP_LEGEND) <= width else
+                 "cell = cosine's first decimal; - < 0; + >= 1; . diagonal")
+    return "\n".join(line[:width] for line in lines) + "\n"

@@ -159,6 +159,41 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return (lo, hi)
 
 
+def newcombe_interval(k1: int, n1: int, k2: int, n2: int,
+                      level: float = 0.95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for ``p1 - p2`` of two independent rates.
+
+    With ``p_i = k_i / n_i`` and Wilson intervals ``(l_i, u_i)`` at ``level``
+    (Newcombe 1998, method 10):
+    ``lo = (p1 - p2) - sqrt((p1 - l1)^2 + (u2 - p2)^2)``,
+    ``hi = (p1 - p2) + sqrt((u1 - p1)^2 + (p2 - l2)^2)``.
+    It keeps the Wilson interval's honesty at rates of 0 or 1 (where the Wald interval of a
+    difference collapses to a point) and stays inside [-1, 1]. Swapping the two rates
+    mirrors the interval: ``(lo, hi) -> (-hi, -lo)``.
+
+    Args:
+        k1: Successes in the first sample (e.g. refusals in the current run).
+        n1: Its size, ``n1 >= 1``.
+        k2: Successes in the second sample (e.g. the baseline).
+        n2: Its size, ``n2 >= 1``.
+        level: Coverage.
+
+    Raises:
+        ValueError: If a sample is empty or a count lies outside ``[0, n]``.
+    """
+    _check_level(level)
+    for k, n in ((k1, n1), (k2, n2)):
+        if n < 1 or not 0 <= k <= n:
+            raise ValueError(f"need 0 <= k <= n and n >= 1 for each rate, got k={k!r}, n={n!r}")
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_interval(k1, n1, level)
+    l2, u2 = wilson_interval(k2, n2, level)
+    difference = p1 - p2
+    lo = difference - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    hi = difference + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return (max(-1.0, lo), min(1.0, hi))
+
+
 def holm(pvalues: ArrayLike) -> NDArray[np.float64]:
     """Holm step-down adjusted p-values, in the input order.
 

@@ -16,6 +16,7 @@ from refusal_checks.stats import (
     decide,
     equivalence,
     holm,
+    newcombe_interval,
     normal_quantile,
     percentile_interval,
     recentred_interval,
@@ -101,6 +102,75 @@ def test_wilson_interval_contains_the_rate_and_stays_in_unit_interval(kn: tuple[
     assert 0.0 <= lo <= hi <= 1.0
     if n:
         assert lo <= k / n <= hi
+
+
+# --- Newcombe (difference of two rates) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("k1", "n1", "k2", "n2", "lo", "hi"),
+    [
+        # Newcombe (1998), Stat Med 17:873, Table II, method 10.
+        (56, 70, 48, 80, 0.0524, 0.3339),
+        (9, 10, 3, 10, 0.1705, 0.8090),
+        (5, 56, 0, 29, -0.0381, 0.1926),
+        (0, 10, 0, 20, -0.1611, 0.2775),
+    ],
+)
+def test_newcombe_interval_known_values(k1: int, n1: int, k2: int, n2: int, lo: float,
+                                        hi: float) -> None:
+    got = newcombe_interval(k1, n1, k2, n2)
+    assert got[0] == pytest.approx(lo, abs=1e-4)
+    assert got[1] == pytest.approx(hi, abs=1e-4)
+
+
+def test_newcombe_interval_rejects_empty_samples_and_bad_counts() -> None:
+    for args in [(0, 0, 1, 2), (1, 2, 0, 0), (3, 2, 1, 2), (1, 2, -1, 2)]:
+        with pytest.raises(ValueError, match="0 <= k <= n and n >= 1"):
+            newcombe_interval(*args)
+    with pytest.raises(ValueError, match="level"):
+        newcombe_interval(1, 2, 1, 2, level=1.0)
+
+
+_RATE = st.integers(1, 300).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
+
+
+@FAST
+@given(_RATE, _RATE)
+def test_newcombe_interval_contains_the_difference_and_stays_in_bounds(
+        first: tuple[int, int], second: tuple[int, int]) -> None:
+    (k1, n1), (k2, n2) = first, second
+    lo, hi = newcombe_interval(k1, n1, k2, n2)
+    assert -1.0 <= lo <= k1 / n1 - k2 / n2 <= hi <= 1.0
+
+
+@FAST
+@given(_RATE, _RATE)
+def test_newcombe_interval_mirrors_when_the_rates_swap(first: tuple[int, int],
+                                                       second: tuple[int, int]) -> None:
+    lo, hi = newcombe_interval(*first, *second)
+    swapped = newcombe_interval(*second, *first)
+    assert swapped == pytest.approx((-hi, -lo), abs=1e-12)
+
+
+@FAST
+@given(_RATE, _RATE, st.integers(2, 10))
+def test_newcombe_interval_narrows_with_more_observations(
+        first: tuple[int, int], second: tuple[int, int], factor: int) -> None:
+    (k1, n1), (k2, n2) = first, second
+    lo, hi = newcombe_interval(k1, n1, k2, n2)
+    more_lo, more_hi = newcombe_interval(k1 * factor, n1 * factor, k2 * factor, n2 * factor)
+    # Same rates, `factor` times the prompts: the interval can only shrink.
+    assert more_hi - more_lo <= hi - lo + 1e-12
+
+
+@FAST
+@given(_RATE, _RATE)
+def test_newcombe_interval_widens_with_the_level(first: tuple[int, int],
+                                                 second: tuple[int, int]) -> None:
+    lo80, hi80 = newcombe_interval(*first, *second, level=0.8)
+    lo99, hi99 = newcombe_interval(*first, *second, level=0.99)
+    assert lo99 <= lo80 and hi80 <= hi99
 
 
 # --- intervals and levels ---------------------------------------------------------------

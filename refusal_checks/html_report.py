@@ -1,0 +1,524 @@
+"""One self-contained HTML page per run, built from the ``--refusal-json`` payload.
+
+The page needs no network: figures are PNG data URIs, styles are inline, and a
+Content-Security-Policy forbids loading anything else. Every string from the payload goes
+through :func:`html.escape`. Sections: the verdict table (one column per model, the paper's
+figure beside ours), between-category cosines with the paper's claim-1 summary beside ours,
+split-half reliability, steering trade-off curves, ablation per category, refusal style
+(when a verdict carries it), and the run environment.
+
+``python -m refusal_checks html REPORT.json OUT.html`` re-renders a saved report.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterable
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from refusal_checks.errors import RefusalChecksError
+from refusal_checks.report import _num
+
+SCHEMA = "refusal_checks/report/1"
+VERDICT_KEYS = ("claim", "model", "outcome", "estimate", "interval", "comparison", "threshold",
+                "n")
+
+# Accuracy against the human labels of XSTest v2 (450 Mistral-Instruct completions),
+# measured by benchmarks/judge_agreement.py (README, "Refusal judges and how good they are").
+# Keyed by the start of the judge's name as verdicts record it.
+JUDGE_ACCURACY: dict[str, str] = {
+    "substring": "0.833 [0.796, 0.865] on XSTest v2 (benchmarks/judge_agreement.py)",
+    "embedding": "0.867 [0.832, 0.895] on XSTest v2 (benchmarks/judge_agreement.py)",
+}
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;
+color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+h3{font-size:1.05em}
+table{border-collapse:collapse;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.supported{color:#0a6b0a;font-weight:bold}.refuted{color:#b00;font-weight:bold}
+.inconclusive{color:#9a6700;font-weight:bold}
+.row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+figure{margin:0}figcaption{font-size:.85em;color:#555;max-width:60em}
+img{max-width:100%;height:auto}code{word-break:break-all}.note{color:#555;font-size:.9em}
+.says{color:#555;font-size:.85em}.reason{color:#555;font-size:.8em}
+"""
+
+# Sets data-images-decoded on <body> once every figure has decoded (used by the browser test).
+SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var ok = images.every(function (i) { return i.complete && i.naturalWidth > 0; });
+  document.body.setAttribute("data-images-decoded", ok ? "yes" : "no");
+  document.body.setAttribute("data-image-count", String(images.length));
+});
+"""
+
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+       "script-src 'unsafe-inline'")
+
+
+class ReportFileError(RefusalChecksError, ValueError):
+    """A saved report that cannot be rendered; the message names the file and the fix."""
+
+
+def check_payload(payload: Any, source: str = "report") -> dict[str, Any]:
+    """Return ``payload`` if it is a schema-1 report with well-formed verdicts.
+
+    Raises:
+        ReportFileError: Wrong type, wrong schema, or a verdict missing a required key.
+    """
+    fix = "Pass a file written by pytest --refusal-json"
+    if not isinstance(payload, dict):
+        raise ReportFileError(f"{source}: expected a JSON object, got {type(payload).__name__}. "
+                              f"{fix}.")
+    if payload.get("schema") != SCHEMA:
+        raise ReportFileError(f"{source}: schema is {payload.get('schema')!r}, expected "
+                              f"{SCHEMA!r}. {fix} (this version reads schema 1 only).")
+    if not isinstance(payload.get("models", {}), dict):
+        raise ReportFileError(f"{source}: 'models' must be an object (model -> details). {fix}.")
+    verdicts = payload.get("verdicts")
+    if not isinstance(verdicts, list):
+        raise ReportFileError(f"{source}: 'verdicts' must be a list. {fix}.")
+    for index, verdict in enumerate(verdicts):
+        missing = [key for key in VERDICT_KEYS
+                   if not isinstance(verdict, dict) or key not in verdict]
+        if missing:
+            raise ReportFileError(f"{source}: verdict {index} lacks {', '.join(missing)}. {fix}.")
+        interval = verdict["interval"]
+        if not isinstance(interval, list) or len(interval) != 2:
+            raise ReportFileError(f"{source}: verdict {index} has interval {interval!r}, "
+                                  f"expected [low, high]. {fix}.")
+    return payload
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read and check a ``--refusal-json`` file.
+
+    Raises:
+        ReportFileError: Missing file, not JSON, or not a schema-1 report.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportFileError(f"{path}: no such file. Write one with pytest claims/ "
+                              "--refusal-json PATH.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReportFileError(f"{path} cannot be read: {error}.") from None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ReportFileError(f"{path}: not valid JSON (line {error.lineno}, column "
+                              f"{error.colno}: {error.msg}). Pass a file written by pytest "
+                              "--refusal-json.") from None
+    return check_payload(payload, str(path))
+
+
+# -- small HTML helpers ----------------------------------------------------------------------
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> str:
+    """A table; ``header`` is escaped, cells are HTML already (escape before passing)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{_e(cls)}"><tr>{head}</tr>{body}</table>'
+
+
+def _image(png: bytes, alt: str, caption: str = "") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
+    return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">{cap}</figure>'
+
+
+def _figure_or_note(make: Callable[[], bytes], alt: str, caption: str = "") -> str:
+    """A figure, or a visible note when its data cannot be drawn (never a crashed report)."""
+    try:
+        return _image(make(), alt, caption)
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        return f'<p class="note">{_e(alt)}: cannot draw ({_e(error)}).</p>'
+
+
+def _interval(record: dict[str, Any]) -> str:
+    lo, hi = record["interval"]
+    return f"{_num(record['estimate'])} [{_num(lo)}, {_num(hi)}]"
+
+
+def _models(payload: dict[str, Any]) -> list[str]:
+    names = [v["model"] for v in payload["verdicts"]] + list(payload.get("models") or {})
+    return list(dict.fromkeys(str(n) for n in names))
+
+
+def _by_claim(payload: dict[str, Any], claim_filter: Callable[[dict], bool]
+              ) -> dict[str, dict[str, Any]]:
+    """model -> first verdict record whose details pass ``claim_filter``."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in payload["verdicts"]:
+        details = record.get("details")
+        if isinstance(details, dict) and claim_filter(record) and record["model"] not in found:
+            found[record["model"]] = record
+    return found
+
+
+# -- sections --------------------------------------------------------------------------------
+
+def _verdict_section(payload: dict[str, Any], models: list[str]) -> str:
+    claims: dict[str, dict[str, dict[str, Any]]] = {}
+    for record in payload["verdicts"]:
+        claims.setdefault(str(record["claim"]), {}).setdefault(str(record["model"]), record)
+    rows = []
+    for claim, per_model in claims.items():
+        first = next(iter(per_model.values()))
+        cells = [f'<b id="claim-{_e(claim)}">{_e(claim)}</b><div class="says">'
+                 f'{_e(first.get("says", ""))}</div>',
+                 _e(first.get("paper", "")),
+                 _e(f"{first['comparison']} {_num(first['threshold'])}")]
+        for model in models:
+            record = per_model.get(model)
+            if record is None:
+                cells.append('<span class="note">not run</span>')
+                continue
+            outcome = str(record["outcome"])
+            robust = record.get("robustness") or {}
+            extra = (f" ({'fragile' if robust.get('fragile') else 'robust'} "
+                     f"{_e(robust.get('same'))}/{_e(robust.get('checks'))})"
+                     if robust.get("checks") else "")
+            reason = (f'<div class="reason">{_e(record.get("reason", ""))}</div>'
+                      if outcome == "inconclusive" and record.get("reason") else "")
+            cells.append(f'<span class="{_e(outcome)}">{_e(outcome.upper())}</span>{extra}<br>'
+                         f'{_e(_interval(record))} <span class="note">n={_e(record["n"])}'
+                         f'</span>{reason}')
+        rows.append(cells)
+    counts = ", ".join(f"{sum(v['outcome'] == k for v in payload['verdicts'])} {k}"
+                       for k in ("supported", "refuted", "inconclusive"))
+    table = _table(["claim", "paper", "needs", *models], rows, "verdicts")
+    return (f'<h2 id="verdicts">Which claims hold</h2><p>{_e(counts)}. Values are the '
+            f"claim's statistic with its 95% interval; the paper column gives the published "
+            f"figure the claim is checked against.</p>{table}")
+
+
+def _summary_rows(categories: list[str], matrices: dict[str, list]) -> list[list[str]]:
+    from refusal_checks.paper import PAPER_COSINES, cosine_summary
+
+    columns = [PAPER_COSINES]
+    for matrix in matrices.values():
+        try:
+            columns.append(cosine_summary(categories, matrix))
+        except ValueError:
+            columns.append(None)
+
+    def cell(summary: Any, what: Callable[[Any], str]) -> str:
+        return '<span class="note">n/a</span>' if summary is None else _e(what(summary))
+
+    def block(value: float | None) -> str:
+        return "no pair" if value is None else _num(value)
+
+    lines: list[tuple[str, Callable[[Any], str]]] = [
+        ("pairs", lambda s: str(s.pairs)), ("mean", lambda s: _num(s.mean)),
+        ("lowest pair", lambda s: f"{_num(s.low)} ({s.low_pair[0]} / {s.low_pair[1]})"),
+        ("highest pair", lambda s: f"{_num(s.high)} ({s.high_pair[0]} / {s.high_pair[1]})"),
+        ("pairs < 0.3", lambda s: str(s.below_0_3)), ("pairs > 0.8", lambda s: str(s.above_0_8)),
+        ("mean within the 7 safety-like", lambda s: block(s.within_safety)),
+        ("mean within the 4 CoCoNot non-safety", lambda s: block(s.within_coconot)),
+        ("mean across the two groups", lambda s: block(s.across)),
+    ]
+    return [[_e(name), *(cell(s, what) for s in columns)] for name, what in lines]
+
+
+def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
+    from refusal_checks import figures
+    from refusal_checks.geometry_claims import MIN_RELIABILITY
+    from refusal_checks.paper import PAPER_SPLIT_HALF, SAFETY_LIKE, SOURCE, COCONOT_NON_SAFETY
+
+    controls: dict[str, dict[str, dict[str, Any]]] = {}
+    claims_of: dict[str, list[str]] = {}
+    for record in payload["verdicts"]:
+        details = record.get("details")
+        if not isinstance(details, dict) or "disattenuated_cosines" not in details:
+            continue
+        control = str(details.get("control", "benign prompts"))
+        controls.setdefault(control, {}).setdefault(record["model"], record)
+        claims_of.setdefault(control, [])
+        if record["claim"] not in claims_of[control]:
+            claims_of[control].append(str(record["claim"]))
+    if not controls:
+        return ""
+    parts = ['<h2 id="geometry">Between-category cosines</h2>',
+             f'<p class="note">Paper: {_e(SOURCE)}. The paper publishes summary figures, not '
+             "its matrix; ours are computed the same way from the raw and the noise-corrected "
+             f"(disattenuated) matrices. Blocks: safety-like = {_e(', '.join(SAFETY_LIKE))}; "
+             f"CoCoNot non-safety = {_e(', '.join(COCONOT_NON_SAFETY))}.</p>"]
+    for control, per_model in controls.items():
+        parts.append(f"<h3>Against {_e(control)} (claims: {_e(', '.join(claims_of[control]))})"
+                     "</h3>")
+        images, header, matrices = [], ["statistic", "paper"], {}
+        first = next(iter(per_model.values()))
+        categories = [str(c) for c in first["details"].get("categories", [])]
+        for model in models:
+            record = per_model.get(model)
+            if record is None:
+                continue
+            details = record["details"]
+            cats = [str(c) for c in details.get("categories", [])]
+            layer = details.get("layer", "?")
+            images.append(_figure_or_note(
+                lambda d=details, c=cats, m=model, l=layer: figures.cosine_heatmap(
+                    c, d["disattenuated_cosines"], title=f"{m}, layer {l}: noise-corrected"),
+                f"noise-corrected cosines, {model}, against {control}"))
+            if cats == categories:
+                for kind, key in (("raw", "raw_cosines"), ("noise-corrected",
+                                                          "disattenuated_cosines")):
+                    header.append(f"{model} {kind}")
+                    matrices[f"{model} {kind}"] = details.get(key)
+        parts.append(f'<div class="row">{"".join(images)}</div>')
+        parts.append(_table(header, _summary_rows(categories, matrices), "summary"))
+        split = {m: r["details"]["split_half_mean"] for m, r in per_model.items()
+                 if isinstance(r["details"].get("split_half_mean"), dict)}
+        if split:
+            parts.append(_figure_or_note(
+                lambda: figures.split_half_chart(split, paper_range=PAPER_SPLIT_HALF,
+                                                 noise_floor=MIN_RELIABILITY,
+                                                 order=categories),
+                f"split-half reliability against {control}",
+                f"Split-half reliability per category (mean cosine between directions from "
+                f"two random halves). Paper: {PAPER_SPLIT_HALF[0]}-{PAPER_SPLIT_HALF[1]} "
+                "between independent 32/32 resamples of 9B models. Below the dashed line "
+                f"({MIN_RELIABILITY}) a direction is mostly noise."))
+            rows = [[_e(c), *(_e(_num(split[m][c])) if c in split[m] else "-" for m in split)]
+                    for c in dict.fromkeys([*categories, *(c for per in split.values()
+                                                           for c in per)])
+                    if any(c in per for per in split.values())]
+            parts.append(_table(["category", *split], rows, "split-half"))
+    return "".join(parts)
+
+
+def _steering_section(payload: dict[str, Any], models: list[str]) -> str:
+    from refusal_checks import figures
+    from refusal_checks.paper import PAPER_STEERING_RR_ALPHA_10
+
+    found = _by_claim(payload, lambda r: {"rr", "orr", "strengths"} <= set(r["details"]))
+    if not found:
+        return ""
+    parts = ['<h2 id="steering">Steering: refusal vs over-refusal</h2>',
+             f'<p class="note">Paper (Gemma): at alpha = 10 every direction already has RR '
+             f"{PAPER_STEERING_RR_ALPHA_10[0]}-{PAPER_STEERING_RR_ALPHA_10[1]}; all directions "
+             "trace nearly the same RR-vs-ORR path (judged by eye). Strength here is relative "
+             "to the mean residual norm at the layer.</p>"]
+    for model in models:
+        record = found.get(model)
+        if record is None:
+            continue
+        d = record["details"]
+        directions = [str(x) for x in d.get("directions") or []]
+        named = len(directions) == len(d["rr"])
+        if not named:
+            # Older reports: the JSON is written with sorted keys, so the order of
+            # orr_per_unit_strength cannot name the rows; say so instead of guessing.
+            directions = [f"direction {i + 1}" for i in range(len(d["rr"]))]
+        counted = "n_harmful" in d and "n_benign" in d
+        note = ("Bands: Wilson 95% intervals from the prompt counts." if counted else
+                "No bands: this report does not carry the prompt counts behind the rates.")
+        if not named:
+            note += " Direction names are not in this report (rows are numbered)."
+        parts.append(f"<h3>{_e(model)} ({_e(record['claim'])})</h3>")
+        parts.append(_figure_or_note(
+            lambda: figures.tradeoff_chart(directions, d["strengths"], d["rr"], d["orr"],
+                                           n_harmful=d.get("n_harmful"),
+                                           n_benign=d.get("n_benign"), title=model),
+            f"steering trade-off, {model}", _e(note)))
+        slopes = d.get("orr_per_unit_strength") or {}
+        if slopes:
+            parts.append(_table(["direction", "ORR per unit strength"],
+                                [[_e(k), _e(_num(v))] for k, v in slopes.items()]))
+        agreement = d.get("score_agreement")
+        if isinstance(agreement, dict):
+            parts.append(f'<p class="note">Cheap score vs judge on the unsteered probes: '
+                         f"agreement {_e(_num(agreement.get('agreement')))} "
+                         f"(n={_e(agreement.get('n'))}).</p>")
+    return "".join(parts)
+
+
+def _ablation_section(payload: dict[str, Any], models: list[str]) -> str:
+    from refusal_checks import figures
+    from refusal_checks.paper import PAPER_ABLATION_RR
+
+    found = _by_claim(payload, lambda r: isinstance(r["details"].get("per_category"), dict))
+    if not found:
+        return ""
+    paper = "; ".join(f"{k}: {lo:.2f}-{hi:.2f}" for k, (lo, hi) in PAPER_ABLATION_RR.items())
+    parts = ['<h2 id="ablation">Ablation per category</h2>',
+             f'<p class="note">Paper, refusal rate left after ablation: {_e(paper)}.</p>',
+             '<div class="row">']
+    tables = []
+    for model in models:
+        record = found.get(model)
+        if record is None:
+            continue
+        per = record["details"]["per_category"]
+        # JSON reports sort keys: use the study's category order where one ran.
+        order = next((v["details"]["categories"] for v in payload["verdicts"]
+                      if v["model"] == model and isinstance(v.get("details"), dict)
+                      and isinstance(v["details"].get("categories"), list)), [])
+        per = {c: per[c] for c in dict.fromkeys([*(c for c in order if c in per), *per])}
+        parts.append(_figure_or_note(
+            lambda: figures.ablation_chart(per, title=f"{model}: ablating each category's "
+                                           "own direction"), f"ablation per category, {model}"))
+        rows = []
+        for category, cell in per.items():
+            base, kept = cell.get("baseline", {}), cell.get("kept", {})
+            rows.append([_e(category), _e(f"{base.get('refused')}/{base.get('n')}"),
+                         _e(f"{kept.get('refused')}/{kept.get('n')}")])
+        tables.append(f"<h3>{_e(model)}</h3>" + _table(
+            ["category", "refused at baseline", "still refusing under ablation"], rows))
+        for key, label in (("keeps_refusing", "keep refusing"),
+                           ("too_few_baseline_refusals", "too few baseline refusals to judge")):
+            if record["details"].get(key):
+                tables.append(f'<p class="note">{_e(label)}: '
+                              f"{_e(', '.join(map(str, record['details'][key])))}</p>")
+    parts.append("</div>")
+    return "".join(parts + tables)
+
+
+def _style_section(payload: dict[str, Any], models: list[str]) -> str:
+    from refusal_checks import figures
+    from refusal_checks.paper import PAPER_STYLE
+
+    found = _by_claim(payload, lambda r: isinstance(r["details"].get("style"), dict))
+    if not found:
+        return ""
+    parts = ['<h2 id="style">Refusal style per direction</h2>',
+             '<p class="note">Paper: qualitative only (one generation per split on two probe '
+             "prompts); its description is shown beside our exemplars.</p>"]
+    for model in models:
+        record = found.get(model)
+        if record is None:
+            continue
+        s = record["details"]["style"]
+        directions = [str(x) for x in s.get("directions", [])]
+        parts.append(f"<h3>{_e(model)} ({_e(record['claim'])})</h3>")
+        parts.append(f"<p>Classifier accuracy {_e(_num(s.get('accuracy')))} against chance "
+                     f"{_e(_num(s.get('chance')))}, permutation p = "
+                     f"{_e(_num(s.get('permutation_p')))}.</p>")
+        if s.get("confusion") is not None:
+            parts.append(_figure_or_note(
+                lambda: figures.confusion_chart(directions, s["confusion"],
+                                                title=f"{model}: which direction was steered"),
+                f"style confusion matrix, {model}"))
+        rows = []
+        for direction in directions:
+            rate = (s.get("rates") or {}).get(direction) or {}
+            exemplars = "".join(f"<li>{_e(x)}</li>" for x in (s.get("exemplars") or {}).get(
+                direction, []))
+            rows.append([_e(direction), _e(f"{rate.get('refused', '?')}/{rate.get('n', '?')}"),
+                         _e(_num((s.get("strengths") or {}).get(direction, "?"))),
+                         _e(", ".join(map(str, (s.get("phrases") or {}).get(direction, [])))),
+                         f"<ul>{exemplars}</ul>", _e(PAPER_STYLE.get(direction, "-"))])
+        parts.append(_table(["direction", "refused", "strength", "typical phrases",
+                             "exemplars", "paper"], rows, "style"))
+    return "".join(parts)
+
+
+def _judge_accuracy(judge: str) -> str:
+    for prefix, accuracy in JUDGE_ACCURACY.items():
+        if judge.startswith(prefix):
+            return accuracy
+    return "not measured"
+
+
+def _environment_section(payload: dict[str, Any], models: list[str]) -> str:
+    info = payload.get("models") or {}
+    rows = []
+    for model in models:
+        m = info.get(model) or {}
+        behaviour = m.get("refusal_behaviour") or {}
+        judge = str(m.get("judge") or behaviour.get("judge") or "?")
+        refusal = (f"{behaviour.get('refused')}/{behaviour.get('n')} should-not-comply, "
+                   f"{behaviour.get('benign_refused')}/{behaviour.get('benign_n')} benign"
+                   if behaviour else "-")
+        rows.append([_e(model), _e(m.get("source", "-")), _e(m.get("description", "-")),
+                     f"<code>{_e(m.get('fingerprint', '-'))}</code>"
+                     + (f"<br>revision <code>{_e(m['revision'])}</code>" if m.get("revision")
+                        else "")
+                     + (f'<div class="reason">{_e(m["error"])}</div>' if m.get("error")
+                        else ""),
+                     _e(f"{m.get('dtype', '-')} / {m.get('device', '-')}"),
+                     _e(f"{m.get('n_layers', '?')} layers, d_model {m.get('d_model', '?')}"),
+                     _e(judge), _e(_judge_accuracy(judge)), _e(refusal)])
+    parts = ['<h2 id="environment">Run environment</h2>',
+             _table(["model", "source", "description", "fingerprint / revision", "dtype / device",
+                     "shape", "judge", "judge accuracy", "refused (unsteered)"], rows, "models")]
+    for title, mapping in (("versions", payload.get("versions")),
+                           ("options", payload.get("options")),
+                           ("timings (seconds)", payload.get("timings"))):
+        if isinstance(mapping, dict) and mapping:
+            parts.append(f"<h3>{_e(title)}</h3>" + _table(
+                ["name", "value"],
+                [[_e(k), _e(_num(v) if isinstance(v, float) else json.dumps(v)
+                          if isinstance(v, (list, dict, type(None), bool)) else v)]
+                 for k, v in mapping.items()]))
+    durations = [[_e(v["claim"]), _e(v["model"]), _e(_num(v["duration"]))]
+                 for v in payload["verdicts"] if isinstance(v.get("duration"), (int, float))]
+    if durations:
+        parts.append("<h3>claim durations (seconds)</h3>"
+                     + _table(["claim", "model", "seconds"], durations))
+    command = payload.get("command") or {}
+    parts.append(f'<p class="note">platform {_e(payload.get("platform", "?"))}; created '
+                 f'{_e(payload.get("created", "?"))}; command '
+                 f"<code>{_e(' '.join(map(str, command.get('argv', []))))}</code> in "
+                 f"<code>{_e(command.get('cwd', '?'))}</code></p>")
+    return "".join(parts)
+
+
+def _section(make: Callable[[dict[str, Any], list[str]], str], payload: dict[str, Any],
+             models: list[str]) -> str:
+    """One section; details of an unexpected shape (a hand-edited or foreign report) give a
+    visible note in place of the section instead of a crash. The verdict table's fields are
+    checked by check_payload, so it always renders."""
+    try:
+        return make(payload, models)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+        name = make.__name__.strip("_").replace("_section", "")
+        return (f'<p class="note">The {_e(name)} section cannot be drawn from this report: '
+                f"{_e(type(error).__name__)}: {_e(error)}.</p>")
+
+
+def render_html(payload: dict[str, Any]) -> str:
+    """The whole page for a schema-1 report payload (checked first).
+
+    Raises:
+        ReportFileError: The payload is not a schema-1 report.
+    """
+    check_payload(payload)
+    models = _models(payload)
+    title = f"refusal_checks: {', '.join(models) or 'no model'}"
+    body = "".join(_section(section, payload, models) for section in (
+        _verdict_section, _geometry_section, _steering_section, _ablation_section,
+        _style_section, _environment_section))
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            f"<title>{_e(title)}</title><style>{STYLE}</style></head>"
+            f"<body><h1>{_e(title)}</h1>{body}<script>{SCRIPT}</script></body></html>\n")
+
+
+def write_html(payload: dict[str, Any], path: str | Path) -> Path:
+    """Render and write atomically (a temporary file, then os.replace)."""
+    target = Path(path)
+    text = render_html(payload)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
