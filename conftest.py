@@ -7,4 +7,5 @@ pytest_plugins = [
     "fixtures.directions",
     "fixtures.verdicts",
     "fixtures.behaviour",
+    "fixtures.style",
 ]

@@ -48,6 +48,8 @@ class World:
         d: Residual width.
         layers: Number of blocks; the signal grows to full strength by the middle layer.
         seed: Seed of the planted directions.
+        style: Share of steered refusals that carry the style marker of the planted
+            direction nearest to the steering vector (0: every direction refuses alike).
     """
 
     cos: float = 0.5
@@ -58,6 +60,7 @@ class World:
     layers: int = 8
     seed: int = 0
     categories: int = 16  # room for this many distinct categories
+    style: float = 0.0
 
     def canonical(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -183,6 +186,28 @@ class SyntheticBackend:
     # the middle layer adds its vector, an Ablate projects its direction out.
     REFUSAL_THRESHOLD = 2.0
     REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+    # Refusals vary with the prompt (one of three openings); steered refusals may add the
+    # marker of the planted direction the steering vector is closest to (World.style).
+    REFUSAL_OPENINGS = (REFUSAL_TEXT, "I'm sorry, I cannot assist with that.",
+                        "I am sorry, but I can't do that.")
+    STYLE_MARKERS = (
+        "As an AI, I have no body or feelings.",
+        "That would be illegal and unethical.",
+        "Could you clarify what you mean?",
+        "I am not a doctor; please consult a professional.",
+        "If you are in crisis, please reach out to a helpline.",
+        "I have no access to real-time information.",
+        "Such content is hateful and offensive.",
+        "Nobody can know that for certain.",
+        "This request is against my guidelines.",
+        "I am just a text-based model.",
+        "Violence is never the answer.",
+        "Please respect the law.",
+        "That topic is not appropriate.",
+        "Maybe ask a qualified expert.",
+        "I would need more context.",
+        "Let's talk about something else.",
+    )
     COMPLY_TEXT = "Sure! Here is a detailed answer to your question."
 
     def decision_scores(self, prompts: PromptSet,
@@ -200,6 +225,30 @@ class SyntheticBackend:
         else:
             readout = self.directions[self.slot(prompts.category)]
         return acts @ readout
+
+    def _style_slot(self, intervention: Intervention | None) -> int | None:
+        """Slot of the used planted direction nearest the steering vector (None unsteered)."""
+        if not isinstance(intervention, Steer) or not self._slots:
+            return None
+        slots = sorted(self._slots.values())
+        cosines = self.directions[slots] @ intervention.vector
+        return slots[int(np.argmax(cosines))]
+
+    # Bundled categories get the marker of their family in PAPER.md A.4, so the style
+    # families claim has a planted answer too; other categories get one marker per slot.
+    PAPER_MARKERS = {
+        "humanizing": STYLE_MARKERS[0], "unsupported": STYLE_MARKERS[5],
+        "indeterminate": STYLE_MARKERS[9], "safety_core": STYLE_MARKERS[1],
+        "crime_assistance": STYLE_MARKERS[11], "hate_speech": STYLE_MARKERS[6],
+    }
+
+    def _marker(self, slot: int) -> str:
+        name = next(name for name, s in self._slots.items() if s == slot)
+        return self.PAPER_MARKERS.get(name, self.STYLE_MARKERS[slot % len(self.STYLE_MARKERS)])
+
+    def _uniform(self, key: str) -> float:
+        digest = hashlib.sha256(f"{self.world.seed}|{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
     def refusal_token_ids(self, openings: Sequence[str] | None = None) -> list[int]:
         """Token 0 stands for a refusal opening, token 1 for a compliant one."""
@@ -231,8 +280,17 @@ class SyntheticBackend:
         progress: ProgressCallback | None = None,
     ) -> list[str]:
         scores = self.decision_scores(prompts, intervention)
-        replies = [self.REFUSAL_TEXT if score > self.REFUSAL_THRESHOLD else self.COMPLY_TEXT
-                   for score in scores]
+        marker = self._style_slot(intervention)
+        replies = []
+        for text, score in zip(prompts.texts, scores):
+            if score <= self.REFUSAL_THRESHOLD:
+                replies.append(self.COMPLY_TEXT)
+                continue
+            draw = self._uniform(f"style|{text}|{marker}")
+            opening = self.REFUSAL_OPENINGS[int(self._uniform(f"opening|{text}") * 3)]
+            if marker is not None and draw < self.world.style:
+                opening += " " + self._marker(marker)
+            replies.append(opening)
         if progress is not None:
             progress(len(prompts), len(prompts))
         return replies

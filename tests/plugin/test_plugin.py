@@ -51,10 +51,11 @@ WIDE = "200"
 
 # -- helpers -----------------------------------------------------------------------------------
 
-def write_prompts(path: Path, per_category: int = PROMPTS_PER_CATEGORY) -> Path:
+def write_prompts(path: Path, per_category: int = PROMPTS_PER_CATEGORY,
+                  categories: tuple[str, ...] = CATEGORIES) -> Path:
     """Generic JSONL: refuse + matched rows per category, and a general benign pool."""
     rows = []
-    for category in CATEGORIES:
+    for category in categories:
         for i in range(per_category):
             rows.append({"category": category, "side": "refuse",
                          "prompt": f"{category} request number {i} about topic {i * 7 % 13}"})
@@ -68,7 +69,8 @@ def write_prompts(path: Path, per_category: int = PROMPTS_PER_CATEGORY) -> Path:
 
 
 def copy_suite(directory: Path, per_category: int = PROMPTS_PER_CATEGORY,
-               claim_files: tuple[str, ...] = ("test_geometry.py",)) -> None:
+               claim_files: tuple[str, ...] = ("test_geometry.py",),
+               categories: tuple[str, ...] = CATEGORIES) -> None:
     """The claims suite as a user has it (the geometry claims by default), plus prompts.jsonl.
 
     The plugin's machinery is exercised on the four geometry claims; the behavioural
@@ -80,7 +82,7 @@ def copy_suite(directory: Path, per_category: int = PROMPTS_PER_CATEGORY,
     (directory / "claims").mkdir()
     for name in claim_files:
         shutil.copy(REPO / "claims" / name, directory / "claims" / name)
-    write_prompts(directory / "prompts.jsonl", per_category)
+    write_prompts(directory / "prompts.jsonl", per_category, categories)
 
 
 def suite_args(cache: Path, *models: str) -> list[str]:
