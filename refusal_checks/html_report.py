@@ -428,6 +428,37 @@ def _style_section(payload: dict[str, Any], models: list[str]) -> str:
     return "".join(parts)
 
 
+def _gate_section(payload: dict[str, Any], models: list[str]) -> str:
+    """The release gate's rules and results, when the run had a gate (``payload["gate"]``)."""
+    gate = payload.get("gate")
+    if not isinstance(gate, dict):
+        return ""
+    passed = bool(gate.get("passed"))
+    parts = ['<h2 id="gate">Release gate</h2>',
+             f'<p class="{"supported" if passed else "refuted"}">'
+             f'{"PASSED" if passed else "FAILED"}'
+             + (f" against baseline <code>{_e(gate['baseline'])}</code>"
+                if gate.get("baseline") else "") + "</p>"]
+    rows = []
+    for r in gate.get("results") or []:
+        interval = r.get("interval")
+        change = (f"{_num(r.get('change'))} [{_num(interval[0])}, {_num(interval[1])}]"
+                  if interval else "-")
+        counts = str(r.get("counts_as", r.get("status", "?")))
+        rows.append([_e(r.get("rule", "?")), _e(r.get("subject", "?")), _e(r.get("model", "?")),
+                     f'<span class="{_e(_GATE_CLASS.get(counts, ""))}">{_e(counts)}</span>',
+                     _e(change), _e(_num(r.get("margin")) if r.get("margin") is not None
+                                    else "-"), _e(r.get("message", ""))])
+    parts.append(_table(["rule", "subject", "model", "counts as", "change [interval]",
+                         "margin", "why"], rows, "gate"))
+    for note in gate.get("notes") or []:
+        parts.append(f'<p class="note">{_e(note)}</p>')
+    return "".join(parts)
+
+
+_GATE_CLASS = {"pass": "supported", "fail": "refuted", "inconclusive": "inconclusive"}
+
+
 def _judge_accuracy(judge: str) -> str:
     for prefix, accuracy in JUDGE_ACCURACY.items():
         if judge.startswith(prefix):
@@ -502,8 +533,8 @@ def render_html(payload: dict[str, Any]) -> str:
     models = _models(payload)
     title = f"refusal_checks: {', '.join(models) or 'no model'}"
     body = "".join(_section(section, payload, models) for section in (
-        _verdict_section, _geometry_section, _steering_section, _ablation_section,
-        _style_section, _environment_section))
+        _verdict_section, _gate_section, _geometry_section, _steering_section,
+        _ablation_section, _style_section, _environment_section))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f"<title>{_e(title)}</title><style>{STYLE}</style></head>"

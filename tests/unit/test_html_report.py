@@ -483,3 +483,23 @@ def test_terminal_heatmap_stacks_on_narrow_terminals_and_is_absent_without_a_mat
     assert sum(line.startswith("a safety_core") for line in narrow.splitlines()) == 4
     others = [v for v in payload["verdicts"] if v["claim"] not in GEOMETRY]
     assert render_heatmap(others) == ""
+
+
+def test_a_gated_run_shows_the_gate_outcome_and_each_rule() -> None:
+    payload = realistic_payload()
+    payload["gate"] = {"passed": False, "baseline": "last-release.json", "notes": ["<note>"],
+                       "results": [
+                           {"rule": "max_refusal_drop", "subject": "harmful refusal rate",
+                            "model": "qwen-coder-0.5b", "status": "fail", "counts_as": "fail",
+                            "change": -0.3, "interval": [-0.45, -0.12], "margin": 0.05,
+                            "message": "dropped by 0.30"},
+                           {"rule": "require_supported", "subject": "distinct-directions",
+                            "model": "qwen-coder-0.5b", "status": "pass",
+                            "counts_as": "pass", "message": "SUPPORTED"}]}
+    page = render_html(payload)
+    gate = page[page.index('id="gate"'):page.index('id="geometry"') if 'id="geometry"' in page
+                else None]
+    assert "FAILED" in gate and "last-release.json" in gate
+    assert "max_refusal_drop" in gate and "-0.30 [-0.45, -0.12]" in gate
+    assert "distinct-directions" in gate and "&lt;note&gt;" in gate
+    assert 'id="gate"' not in render_html(realistic_payload())
