@@ -13,11 +13,18 @@ Wilson intervals, then every scenario x claim.
         --claims distinct-under-matched-control --worlds 20 --json out.json
     .venv/bin/python calibration/run.py --behaviour --jobs 2   # the 7 behavioural claims
     .venv/bin/python calibration/run.py --behaviour --behaviour-scenarios half-kept --worlds 20
+    .venv/bin/python calibration/run.py --style --jobs 2       # the 5 style claims
+    .venv/bin/python calibration/run.py --style --style-scenarios styled,plain --worlds 20
 
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
 (refusal_checks.calibration.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py measures
 (8 held-out prompts per category, 32 benign, the sweep grid), instead of the geometry claims.
+
+--style judges the style claims (claims/test_style.py) on their planted worlds
+(refusal_checks.style_calibration.STYLE_SCENARIOS), measured as fixtures/style.py measures
+(the shared probe, rate-matched strengths, all-MiniLM-L6-v2 + lexical features, 500
+permutations and 500 bootstrap replicates); every style claim is judged in every world.
 
 One process by default; --jobs N spreads worlds over N processes. Each process keeps
 BLAS to one thread: on a small shared machine multi-threaded BLAS made a world 5x slower.
@@ -36,7 +43,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from refusal_checks import calibration, known_answers  # noqa: E402
+from refusal_checks import calibration, known_answers, style_calibration  # noqa: E402
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
 from refusal_checks.verdict import Outcome  # noqa: E402
 
@@ -86,6 +93,12 @@ def parser() -> argparse.ArgumentParser:
                    type=_names(list(calibration.BEHAVIOUR_SCENARIOS), "behaviour scenarios"),
                    default=list(calibration.BEHAVIOUR_SCENARIOS),
                    help="comma-separated behaviour scenario names (with --behaviour)")
+    p.add_argument("--style", action="store_true",
+                   help="calibrate the 5 style claims instead of the geometry claims")
+    p.add_argument("--style-scenarios",
+                   type=_names(list(style_calibration.STYLE_SCENARIOS), "style scenarios"),
+                   default=list(style_calibration.STYLE_SCENARIOS),
+                   help="comma-separated style scenario names (with --style)")
     return p
 
 
@@ -117,11 +130,37 @@ def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
     return 0
 
 
+def style_main(args: argparse.Namespace, worlds: int) -> int:
+    from refusal_checks.errors import RefusalChecksError
+
+    started = time.perf_counter()
+    try:
+        results = style_calibration.run_style(args.style_scenarios, worlds,
+                                              first_seed=args.first_seed, jobs=args.jobs)
+    except RefusalChecksError as error:  # the sentence encoder's weights are missing
+        print(f"the style claims embed refusals with all-MiniLM-L6-v2: {error}",
+              file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - started
+    print(f"style claims: {worlds} worlds per scenario, jobs={args.jobs}, {seconds:.0f} s\n")
+    for name in args.style_scenarios:
+        print(f"  {name:17} {style_calibration.STYLE_SCENARIOS[name].truth}")
+    print()
+    print("\n".join(style_calibration.style_table_lines(results)))
+    if args.json is not None:
+        args.json.write_text(json.dumps(_payload(worlds, seconds, results), indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
+    if args.behaviour and args.style:
+        parser().error("--behaviour and --style are separate studies: give one of them.")
     if args.behaviour:
         return behaviour_main(args, worlds)
+    if args.style:
+        return style_main(args, worlds)
     started = time.perf_counter()
     results = known_answers.run(args.scenarios, worlds, claims=args.claims,
                                 n_boot=args.n_boot, first_seed=args.first_seed, jobs=args.jobs)

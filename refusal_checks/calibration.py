@@ -186,6 +186,7 @@ class BehaviourMeasurements:
         self.judge = SubstringJudge()
         self.layer = paper_layer(backend.n_layers)
         acts = collect(backend, collection, position=position, cache=None).at_layer(self.layer)
+        self.acts, self.collection = acts, collection  # the style claims read them too
         self.harmful_categories = [c for c in HARMFUL_CATEGORIES if c in collection.categories] \
             or list(collection.categories)
         self.probe_harmful = {name: c.refuse.split("test").head(PROBE_PER_CATEGORY)

@@ -4,7 +4,8 @@ Joad et al. (PAPER.md, Paper A, claim 4) say the choice of refusal direction cha
 model refuses, not WHETHER, and show one generation per category. Here the claim is a test:
 
 1. Steer along each category direction at a strength that gives every direction the same
-   refusal rate on one shared probe set (:func:`next_strength` finds it).
+   refusal rate on one shared probe set (:func:`rate_matched_replies`, stepping with
+   :func:`next_strength`).
 2. Represent each refusal by a sentence embedding and by interpretable lexical features
    (:data:`LEXICAL_FEATURES`).
 3. A nearest-centroid classifier, cross-validated leave-one-prompt-out, predicts which
@@ -12,7 +13,8 @@ model refuses, not WHETHER, and show one generation per category. Here the claim
 4. Chance is not ``1/k``: every direction answers the same prompts, and which prompts a
    direction refuses could give it away. The null permutes direction labels *within*
    each prompt, so it keeps the prompts and destroys only the link between direction and
-   wording. Accuracy above that null is style.
+   wording. Accuracy above that null is style; its interval (:func:`gain_interval`)
+   adds the null's variance to the cluster bootstrap's, as calibration showed it must.
 
 A negative control runs the same test on two directions of one category, each built from a
 random half of its prompts; it must not find a difference (:func:`negative_control`).
@@ -33,7 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.stats import above, below, percentile_interval, permutation_pvalue
+from refusal_checks.stats import (
+    above,
+    below,
+    normal_quantile,
+    percentile_interval,
+    permutation_pvalue,
+)
 from refusal_checks.verdict import Outcome, Verdict
 
 # "Clearly above chance": the classifier names the right direction for at least 10 more
@@ -193,7 +201,8 @@ class StyleResult:
         chance: Mean accuracy under the within-group permutation null.
         null: ``(n_perm,)`` null accuracies.
         p_value: Permutation p-value of ``accuracy``.
-        interval: Percentile interval of ``accuracy - chance`` (cluster bootstrap).
+        interval: Interval of ``accuracy - chance`` (:func:`gain_interval`: cluster
+            bootstrap and permutation-null variance).
         confusion: ``(label, label)`` counts; rows true, columns predicted.
         n: Items classified.
         groups: Groups (prompts) behind them.
@@ -246,10 +255,28 @@ def style_test(features: np.ndarray, labels: Sequence[Any], groups: Sequence[Any
     boot = cluster_bootstrap(correct.astype(np.float64), group_codes, rng, n_boot)
     confusion = np.zeros((len(names), len(names)), dtype=int)
     np.add.at(confusion, (codes, predicted), 1)
-    return StyleResult(labels=names, accuracy=float(correct.mean()), chance=chance, null=null,
-                       p_value=permutation_pvalue(float(correct.mean()), null),
-                       interval=percentile_interval(boot - chance, level),
+    accuracy = float(correct.mean())
+    return StyleResult(labels=names, accuracy=accuracy, chance=chance, null=null,
+                       p_value=permutation_pvalue(accuracy, null),
+                       interval=gain_interval(accuracy - chance, boot, null, level),
                        confusion=confusion, n=len(codes), groups=len(np.unique(group_codes)))
+
+
+def gain_interval(gain: float, boot: np.ndarray, null: np.ndarray, level: float = 0.95
+                  ) -> tuple[float, float]:
+    """Normal interval of the accuracy gain, ``gain +- z sqrt(var(boot) + var(null))``.
+
+    The cluster bootstrap resamples prompts but keeps each refusal's cross-validated
+    prediction, so it misses how much the fitted classifier and the chance level move
+    with the sample; calibration measured its standard error at 0.021-0.032 where the gain
+    itself varied by 0.038-0.043 across fresh prompt samples of one planted world, and
+    the style claim said SUPPORTED in 9% of worlds at the margin (calibration/README.md).
+    The permutation null's variance is the accuracy's sampling variance when labels carry
+    no style; added to the bootstrap's it brings the standard error to 0.031-0.039.
+    """
+    z = normal_quantile(0.5 + level / 2.0)
+    se = math.sqrt(float(np.var(boot)) + float(np.var(null)))
+    return gain - z * se, gain + z * se
 
 
 def _null_accuracy(features: np.ndarray, codes: np.ndarray, groups: np.ndarray,
@@ -389,6 +416,165 @@ class SteeredReplies:
                 labels.append(d)
                 groups.append(int(i))
         return texts, labels, groups
+
+
+# The shared probe and the strength search (fixtures/style.py and calibration use these):
+# 8 harmful + 16 benign prompts, 24 replies per strength and direction. The benign side is
+# larger because steering-induced refusals of benign prompts are the direction's own doing;
+# harmful prompts are mostly refused already.
+STYLE_BENIGN = 16
+# Strength search: start in the middle of the knob sweep's grid, at most 3 tries per
+# direction, inside [0.05, 1.0] times the mean residual norm at the layer.
+FIRST_STRENGTH = 0.35
+MAX_TRIES = 3
+STRENGTH_BOUNDS = (0.05, 1.0)
+# Sentence-embedding budget of a refusal (tokens, with [CLS] and [SEP]).
+EMBED_TOKENS = 64
+
+Answer = Callable[[Any], tuple[np.ndarray, Sequence[str]]]
+
+
+def rate_matched_replies(answer: Answer, directions: Mapping[str, np.ndarray],
+                         make_intervention: Callable[[np.ndarray, float, str], Any], *,
+                         prompts: Sequence[str], target: float = TARGET_RATE,
+                         tolerance: float = RATE_TOLERANCE, first: float = FIRST_STRENGTH,
+                         max_tries: int = MAX_TRIES,
+                         bounds: tuple[float, float] = STRENGTH_BOUNDS,
+                         advance: Callable[[], None] | None = None) -> SteeredReplies:
+    """Steered replies of every direction at a strength searched so that the judged refusal
+    rate on the shared probe reaches ``target``.
+
+    Args:
+        answer: ``answer(intervention) -> (refused? per prompt, reply texts)`` on the shared
+            probe; ``answer(None)`` is the unsteered probe.
+        directions: name -> vector, searched in this order.
+        make_intervention: ``(vector, strength, name) -> intervention`` (the fixtures pass
+            ``steer(vector, strength, layer, reference_norm, name)``).
+        prompts: The shared probe's prompt texts, in answer order.
+        advance: Called after each direction (a progress bar).
+
+    Each direction starts at ``first``; after each try, while the rate is further than
+    ``tolerance / 2`` from ``target``, :func:`next_strength` proposes the next strength
+    (rounded to 4 decimals; a strength already tried ends the search), at most
+    ``max_tries`` tries. The try whose rate is nearest the target (the weaker strength on
+    a tie) is kept.
+    """
+    base = float(np.asarray(answer(None)[0], bool).mean())
+    replies, refused, strengths, tried = {}, {}, {}, {}
+    for name, direction in directions.items():
+        points, answers = [(0.0, base)], {}
+        strength = first
+        for _ in range(max_tries):
+            answers[strength] = answer(make_intervention(direction, strength, name))
+            rate = float(np.asarray(answers[strength][0], bool).mean())
+            points.append((strength, rate))
+            if abs(rate - target) <= tolerance / 2:
+                break
+            following = round(next_strength(points, target, lowest=bounds[0],
+                                            highest=bounds[1]), 4)
+            if following in answers:
+                break
+            strength = following
+        best = min(answers, key=lambda s: (abs(float(np.asarray(answers[s][0], bool).mean())
+                                                - target), s))
+        refused[name], replies[name] = answers[best]
+        strengths[name] = best
+        tried[name] = [(round(s, 4), round(r, 4)) for s, r in points]
+        if advance is not None:
+            advance()
+    return SteeredReplies(list(directions), list(prompts), replies, refused, strengths, tried)
+
+
+def control_category(steered: SteeredReplies) -> str:
+    """The negative control's category: the direction with the most steered refusals
+    (the earlier one on a tie)."""
+    counts = {d: int(np.sum(steered.refused[d])) for d in steered.directions}
+    return max(counts, key=lambda d: (counts[d], -steered.directions.index(d)))
+
+
+def random_half_directions(category: str, refuse: np.ndarray, refuse_rows: np.ndarray,
+                           benign: np.ndarray, benign_rows: np.ndarray, *, seed: int
+                           ) -> dict[str, np.ndarray]:
+    """Two directions of one category, each from a random half of its train prompts and of
+    the benign pool's: ``{"<category>/a": vector, "<category>/b": vector}``.
+
+    Args:
+        refuse: ``(prompt, d_model)`` activations of the category's refused prompts.
+        refuse_rows: Rows of its train half.
+        benign: ``(prompt, d_model)`` activations of the benign pool.
+        benign_rows: Rows of the pool's train half.
+        seed: ``--refusal-seed``; the same seed gives the same halves.
+    """
+    from refusal_checks.geometry import diff_in_means
+
+    rng = np.random.default_rng(seed)
+    rows, pool = rng.permutation(refuse_rows), rng.permutation(benign_rows)
+    return {f"{category}/{part}": diff_in_means(refuse[np.sort(rows[take])],
+                                                 benign[np.sort(pool[take])])
+            for part, take in (("a", slice(0, None, 2)), ("b", slice(1, None, 2)))}
+
+
+def style_features(encoder: Any, texts: Sequence[str]) -> np.ndarray:
+    """Features of refusals: sentence embedding (``encoder.encode(texts, max_tokens=64)``)
+    beside the lexical markers, combined by :func:`combine_features`."""
+    return combine_features(encoder.encode(texts, max_tokens=EMBED_TOKENS),
+                            lexical_features(texts))
+
+
+def span_coordinates(features: np.ndarray) -> np.ndarray:
+    """``features`` in an orthonormal basis of their row span, ``(item, rank)``.
+
+    Distances between items, and between items and any mean of items (the classifier's
+    centroids), are those of the original features up to rounding, so nearest-centroid
+    predictions are unchanged except at ties within rounding error. With few distinct
+    texts (planted worlds repeat a few dozen) the rank is small and the style test's
+    permutation null many times faster.
+    """
+    x = np.asarray(features, np.float64)
+    if x.size == 0:
+        return x
+    _, sv, vt = np.linalg.svd(x, full_matrices=False)
+    rank = int(np.sum(sv > sv[0] * 1e-10)) if sv[0] > 0 else 1
+    return x @ vt[:rank].T
+
+
+def style_data(steered: SteeredReplies, encoder: Any, *, seed: int,
+               compact: bool = False) -> dict[str, Any]:
+    """Refusals of rate-matched replies, their features and the style test on them.
+
+    ``result`` and ``summary`` are None when fewer than 2 directions have
+    :data:`MIN_REFUSALS` refusals. ``compact`` runs the test on
+    :func:`span_coordinates` of the features (calibration, for speed; the claims do not).
+    """
+    texts, labels, groups = steered.refusals()
+    data: dict[str, Any] = {"texts": texts, "labels": labels, "groups": groups, "seed": seed,
+                            "result": None, "summary": None}
+    if len(set(labels)) < 2:
+        return data
+    features = style_features(encoder, texts)
+    if compact:
+        features = span_coordinates(features)
+    data["features"] = features
+    data["result"] = style_test(features, labels, groups, seed=seed)
+    data["summary"] = style_summary(steered, data["result"], features, texts, labels)
+    return data
+
+
+def style_control(half: SteeredReplies, category: str, encoder: Any, *, seed: int,
+                  compact: bool = False) -> dict[str, Any] | None:
+    """The style test on the two random-half directions of ``category``, or None when they
+    gave too few refusals to compare (``compact``: as in :func:`style_data`)."""
+    texts, labels, groups = half.refusals()
+    if len(set(labels)) < 2:
+        return None
+    a, b = half.directions
+    identical = float(np.mean([x == y for x, y in zip(half.replies[a], half.replies[b])]))
+    features = style_features(encoder, texts)
+    if compact:
+        features = span_coordinates(features)
+    result = style_test(features, labels, groups, seed=seed)
+    return {"category": category, "identical": identical, "result": result, "seed": seed,
+            "rates": half.rates(), "strengths": dict(half.strengths)}
 
 
 def _rate_deviation(refused: np.ndarray) -> float:

@@ -82,6 +82,14 @@ class Design:
         unablatable: The last ``unablatable`` categories do not read refusal off their own
             direction: under an Ablate their decision is redrawn from fresh prompt noise
             (same refusal rate, different prompts), so ablation lowers nothing there.
+        markers: ``(category, marker text)`` pairs that replace the style marker a steered
+            refusal gets when the category's planted direction is nearest the steering
+            vector (``World.style``); e.g. AI-identity categories given moral markers, a
+            world where the paper's style families are false.
+        unreachable: Categories whose planted direction is made orthogonal to the first
+            category's and the benign readout's (Gram-Schmidt, unit norm): steering along
+            them moves neither the first category's refusal nor the benign pool's, so no
+            strength reaches a target refusal rate on a probe read out there.
     """
 
     world: World = field(default_factory=World)
@@ -104,6 +112,8 @@ class Design:
     knob_b: tuple[str, ...] = ()
     benign_readout: str | None = None
     unablatable: int = 0
+    markers: tuple[tuple[str, str], ...] = ()
+    unreachable: tuple[str, ...] = ()
 
     def with_seed(self, seed: int) -> Design:
         """The same design with a fresh draw of directions and noise."""
@@ -147,6 +157,18 @@ class PlantedBackend(SyntheticBackend):
             on_b = set(design.knob_b)
             self.directions = np.array([b if i < len(names) and names[i] in on_b else a
                                         for i in range(world.categories)])
+        if design.unreachable:
+            unknown = [n for n in design.unreachable if n not in names]
+            if unknown:
+                raise ValueError(f"unreachable categories {unknown} are not among the "
+                                 f"design's categories: {', '.join(names)}.")
+            readout = names.index(design.benign_readout) if design.benign_readout else 0
+            self.directions = np.array(self.directions)
+            kept, _ = np.linalg.qr(self.directions[[0, readout]].T)
+            for name in design.unreachable:
+                v = self.directions[names.index(name)]
+                v = v - kept @ (kept.T @ v)
+                self.directions[names.index(name)] = v / np.linalg.norm(v)
         rng = np.random.default_rng([world.seed, 1])
         axes = rng.standard_normal((1 + design.rogue_axes, world.d))
         # The shared mean stays off the planted refusal directions, so that generate()
@@ -164,6 +186,10 @@ class PlantedBackend(SyntheticBackend):
                              f"design's categories: {', '.join(names)}.")
         self.benign_readout = self.directions[
             names.index(design.benign_readout) if design.benign_readout else 0]
+
+    def _marker(self, slot: int) -> str:
+        name = next(name for name, s in self._slots.items() if s == slot)
+        return dict(self.design.markers).get(name) or super()._marker(slot)
 
     def _extra(self, text: str, shape: tuple[int, ...], noisy: bool) -> np.ndarray:
         key = f"extra|{self.world.seed}|{text}".encode()

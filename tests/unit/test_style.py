@@ -262,3 +262,32 @@ def test_strength_search_reaches_a_reachable_target(base, slope, target):
        st.floats(0, 1))
 def test_next_strength_stays_inside_its_bounds(points, target):
     assert 0.05 <= next_strength(points, target, lowest=0.05, highest=1.0) <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=50),
+       st.lists(st.floats(0.0, 1.0), min_size=2, max_size=50), st.floats(-0.5, 0.5))
+def test_gain_interval_is_centred_and_at_least_as_wide_as_either_source(boot, null, gain):
+    from refusal_checks.style import gain_interval
+
+    boot, null = np.array(boot), np.array(null)
+    lo, hi = gain_interval(gain, boot, null)
+    assert lo <= gain <= hi
+    assert (lo + hi) / 2 == pytest.approx(gain, abs=1e-12)
+    half = (hi - lo) / 2
+    assert half >= 1.959 * max(boot.std(), null.std()) - 1e-12
+    assert half == pytest.approx(1.959964 * np.sqrt(boot.var() + null.var()), rel=1e-5,
+                                 abs=1e-12)
+
+
+def test_style_test_interval_counts_the_permutation_null_spread():
+    """A bootstrap with no spread (every refusal classified right) still gets an interval
+    as wide as the null's spread: chance itself is uncertain."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b"], 6)
+    groups = np.tile(np.arange(6), 2)
+    features = np.where(labels[:, None] == "a", 1.0, -1.0) + 0.01 * rng.standard_normal((12, 3))
+    result = style_test(features, labels, groups, seed=1, n_perm=200, n_boot=200)
+    assert result.accuracy == 1.0 and result.null.std() > 0
+    lo, hi = result.interval
+    assert hi - lo == pytest.approx(2 * 1.959964 * result.null.std(), rel=1e-4)

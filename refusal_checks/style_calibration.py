@@ -1,0 +1,351 @@
+"""Known-answer worlds for the style claims (claims/test_style.py), judged outside pytest.
+
+:class:`StyleMeasurements` measures a backend exactly as ``fixtures/style.py`` does: the
+shared probe (the first harmful category's 8 held-out probe prompts and 16 held-out benign
+ones), greedy 32-token replies judged by the substring judge, the rate-matched strength
+search (:func:`refusal_checks.style.rate_matched_replies`), sentence embedding plus
+lexical features (:func:`refusal_checks.style.style_features`), the style test with 500
+permutations and 500 bootstrap replicates, the random-half negative control, and the
+claims' verdict functions with their preconditions (``refusal_behaviour.refuses()``).
+:func:`style_verdicts` applies the verdict logic of claims/test_style.py to it.
+
+``STYLE_SCENARIOS`` are planted worlds where each style claim's answer is known
+(``calibration/run.py --style``; calibration/README.md). The encoder is the real
+all-MiniLM-L6-v2; :class:`MemoEncoder` remembers each text's embedding across worlds
+(planted refusals repeat a few dozen distinct strings), so hundreds of worlds are cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from refusal_checks import style
+from refusal_checks.calibration import (
+    BUNDLED_NAMES,
+    DEFAULT_SEED,
+    REPLY_TOKENS,
+    BehaviourMeasurements,
+)
+from refusal_checks.synthetic import SyntheticBackend, World
+from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.worlds import Design
+
+STYLE_CLAIM_IDS = ("style-differs-by-direction", "style-rate-matched", "style-not-rate",
+                   "style-families", "style-negative-control")
+# claims/test_style.py: at least three directions must produce enough refusals.
+MIN_DIRECTIONS = 3
+
+
+class MemoEncoder:
+    """Wraps a sentence encoder; each (text, max_tokens) is encoded once.
+
+    Embeddings are computed for the texts not seen before, in one call, so a text's vector
+    may differ from an unmemoised batch's in the last float32 bits (padding of its batch).
+    """
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self._memo: dict[tuple[str, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def encode(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if (t, max_tokens) not in self._memo]
+        if missing:
+            for text, vector in zip(missing, self.encoder.encode(missing,
+                                                                 max_tokens=max_tokens)):
+                self._memo[(text, max_tokens)] = vector
+        if not texts:
+            return np.zeros((0, 0), np.float32)
+        return np.stack([self._memo[(t, max_tokens)] for t in texts])
+
+
+_ENCODER: MemoEncoder | None = None
+
+
+def default_encoder() -> MemoEncoder:
+    """The style fixtures' encoder (all-MiniLM-L6-v2, verified weights), memoised, one per
+    process."""
+    global _ENCODER
+    if _ENCODER is None:
+        from refusal_checks.embedding_judge import MiniLMEncoder, model_folder, verify_weights
+
+        folder = model_folder()
+        verify_weights(folder)
+        _ENCODER = MemoEncoder(MiniLMEncoder(folder))
+    return _ENCODER
+
+
+class StyleMeasurements:
+    """What the fixtures of ``fixtures/style.py`` hold, for one backend, without caches.
+
+    ``compact`` (default) runs the style tests on :func:`refusal_checks.style.span_coordinates`
+    of the features: the same distances up to rounding, several times faster.
+    """
+
+    def __init__(self, backend: Any, collection: Any, encoder: Any, *,
+                 seed: int = DEFAULT_SEED, compact: bool = True) -> None:
+        from refusal_checks.interventions import steer
+
+        self.base = BehaviourMeasurements(backend, collection, seed=seed)
+        self.seed, self.encoder = seed, encoder
+        m = self.base
+        self.probe = [m.probe_harmful[m.harmful_categories[0]],
+                      m.probe_benign.head(style.STYLE_BENIGN)]
+        self.prompts = [text for p in self.probe for text in p.texts]
+
+        def make(vector: np.ndarray, strength: float, name: str) -> Any:
+            return steer(vector, strength, m.layer, m.reference_norm, name)
+
+        self.steered = style.rate_matched_replies(self.answer, m.train_directions, make,
+                                                  prompts=self.prompts)
+        self.data = style.style_data(self.steered, encoder, seed=seed, compact=compact)
+        self.category = style.control_category(self.steered)
+        self.halves = style.random_half_directions(
+            self.category, m.acts.refuse[self.category],
+            _train_rows(collection.categories[self.category].refuse), m.acts.benign,
+            _train_rows(collection.benign), seed=seed)
+        self.half_replies = style.rate_matched_replies(self.answer, self.halves, make,
+                                                       prompts=self.prompts)
+        self.control = style.style_control(self.half_replies, self.category, encoder,
+                                           seed=seed, compact=compact)
+
+    def answer(self, intervention: Any = None) -> tuple[np.ndarray, list[str]]:
+        """(refused? per prompt, replies) on the shared probe, as the fixture's ``answer``."""
+        from refusal_checks.effects import judged
+
+        refused, texts = [], []
+        for prompts in self.probe:
+            r, t = judged(self.base.backend, prompts, self.base.judge, intervention, None,
+                          max_new_tokens=REPLY_TOKENS)
+            refused.append(np.asarray(r, bool))
+            texts += list(t)
+        return np.concatenate(refused), texts
+
+
+def _train_rows(prompts: Any) -> np.ndarray:
+    index = {text: i for i, text in enumerate(prompts.texts)}
+    return np.array([index[t] for t in prompts.split("train").texts], dtype=int)
+
+
+def _no_verdict(statistic: str, comparison: str, n: int, reason: str) -> Verdict:
+    return Verdict(statistic=statistic, estimate=float("nan"),
+                   interval=(float("nan"), float("nan")), threshold=style.STYLE_MARGIN,
+                   comparison=comparison, n=n, outcome=Outcome.INCONCLUSIVE, reason=reason)
+
+
+def style_verdicts(measured: StyleMeasurements,
+                   claims: Iterable[str] = STYLE_CLAIM_IDS) -> dict[str, Verdict]:
+    """Verdicts of the style claims, computed as claims/test_style.py computes them."""
+    wanted = list(claims)
+    unknown = [c for c in wanted if c not in STYLE_CLAIM_IDS]
+    if unknown:
+        raise ValueError(f"unknown style claim ids {unknown}. Known: "
+                         f"{', '.join(STYLE_CLAIM_IDS)}.")
+    data, seed = measured.data, measured.seed
+    refuses = measured.base.behaviour.refuses()
+
+    def style_verdict() -> Verdict:
+        if data["result"] is None:
+            directions = sorted(set(data["labels"]))
+            return _no_verdict("cross-validated accuracy naming the steering direction", ">",
+                               len(data["labels"]),
+                               f"fewer than 2 directions have >= {style.MIN_REFUSALS} "
+                               f"refusals ({directions or 'none'})")
+        return style.style_differs(data["result"], data["summary"], seed=seed,
+                                   min_directions=MIN_DIRECTIONS, preconditions=[refuses])
+
+    def rate_verdict() -> Verdict:
+        return style.rate_matched(measured.steered, seed=seed, preconditions=[refuses])
+
+    out: dict[str, Verdict] = {}
+    for claim in wanted:
+        if claim == "style-differs-by-direction":
+            out[claim] = style_verdict()
+        elif claim == "style-rate-matched":
+            out[claim] = rate_verdict()
+        elif claim == "style-not-rate":
+            out[claim] = style.combine(style_verdict(), rate_verdict())
+        elif claim == "style-families":
+            verdict = style.families(data["texts"], data["labels"], data["groups"], seed=seed)
+            if not refuses[0] and verdict.outcome is not Outcome.INCONCLUSIVE:
+                verdict = replace(verdict, outcome=Outcome.INCONCLUSIVE, reason=refuses[1])
+            out[claim] = verdict
+        else:
+            control = measured.control
+            if control is None:
+                out[claim] = _no_verdict("accuracy telling random-half directions apart", "<",
+                                         0, f"the random-half directions gave fewer than "
+                                            f"{style.MIN_REFUSALS} refusals each")
+            else:
+                out[claim] = style.negative_control(
+                    control["result"], seed=control["seed"], category=control["category"],
+                    identical=control["identical"], preconditions=[refuses])
+    return out
+
+
+# --- Known-answer worlds -------------------------------------------------------------
+
+# Boundary style share: the planted share of steered refusals with their direction's
+# marker at which the style test's mean accuracy gain over worlds is the margin, 0.10
+# (0.25: 0.095 over 40 worlds; 0.26: 0.105 over 200; grid in calibration/README.md).
+BOUNDARY_STYLE = 0.255
+# AI-identity categories refuse with moral/legal markers and the moral categories with
+# AI-identity ones: the paper's families reversed.
+SWAPPED_MARKERS = (
+    ("humanizing", SyntheticBackend.PAPER_MARKERS["safety_core"]),
+    ("unsupported", SyntheticBackend.PAPER_MARKERS["crime_assistance"]),
+    ("indeterminate", SyntheticBackend.PAPER_MARKERS["hate_speech"]),
+    ("safety_core", SyntheticBackend.PAPER_MARKERS["humanizing"]),
+    ("crime_assistance", SyntheticBackend.PAPER_MARKERS["unsupported"]),
+    ("hate_speech", SyntheticBackend.PAPER_MARKERS["indeterminate"]),
+)
+
+
+def style_design(*, style_share: float = 1.0, cos: float = 0.5, signal: float = 4.0,
+                 **extras: Any) -> Design:
+    """A style world: the bundled categories (``BUNDLED_NAMES``: the paper's family names
+    exist) and sizes (the shared probe has its real size), cos 0.5 between planted directions,
+    no genre offsets, d_model 64, ``style_share`` of steered refusals with the marker of
+    the planted direction nearest the steering vector."""
+    return Design(World(cos=cos, signal=signal, genre=0.0, style=style_share),
+                  names=BUNDLED_NAMES, n_matched=0, **extras)
+
+
+@dataclass(frozen=True)
+class StyleScenario:
+    """A family of planted worlds for the style claims (see known_answers.Scenario)."""
+
+    name: str
+    truth: str
+    design: Design
+    null_for: tuple[str, ...] = ()
+    effect_for: tuple[str, ...] = ()
+
+    def role(self, claim: str) -> str | None:
+        if claim in self.null_for:
+            return "null"
+        if claim in self.effect_for:
+            return "effect"
+        return None
+
+    def claims(self) -> tuple[str, ...]:
+        return tuple(c for c in STYLE_CLAIM_IDS if self.role(c))
+
+
+_CONTROL = ("style-negative-control",)
+STYLE_SCENARIOS: dict[str, StyleScenario] = {s.name: s for s in [
+    StyleScenario("styled", "cos 0.5, style 1: every steered refusal carries its direction's "
+                  "marker; the paper's family markers on the paper's names",
+                  style_design(), effect_for=STYLE_CLAIM_IDS),
+    StyleScenario("plain", "cos 0.5, style 0: every direction refuses alike",
+                  style_design(style_share=0.0),
+                  null_for=("style-differs-by-direction", "style-not-rate", "style-families"),
+                  effect_for=("style-rate-matched",) + _CONTROL),
+    StyleScenario("boundary-style", f"cos 0.5, style {BOUNDARY_STYLE}: mean accuracy gain "
+                  "at the 0.10 margin", style_design(style_share=BOUNDARY_STYLE),
+                  null_for=("style-differs-by-direction", "style-not-rate"),
+                  effect_for=_CONTROL),
+    StyleScenario("swapped-families", "style 1, AI-identity categories carry moral markers "
+                  "and moral categories AI-identity ones",
+                  style_design(markers=SWAPPED_MARKERS),
+                  null_for=("style-families",),
+                  effect_for=("style-differs-by-direction",) + _CONTROL),
+    StyleScenario("one-unreachable", "style 1; humanizing's planted direction is orthogonal "
+                  "to the probe's readout: no strength reaches the target rate",
+                  style_design(unreachable=("humanizing",)),
+                  null_for=("style-rate-matched", "style-not-rate"),
+                  effect_for=("style-differs-by-direction",) + _CONTROL),
+    StyleScenario("never-refuses", "signal 0: the model never refuses",
+                  style_design(signal=0.0), null_for=STYLE_CLAIM_IDS),
+]}
+
+
+def judge_style_world(scenario: str | StyleScenario, seed: int,
+                      claims: Sequence[str] | None = None, encoder: Any = None,
+                      ) -> dict[str, tuple[str, float]]:
+    """One replicate: claim id -> (outcome, estimate). Top-level so processes can run it.
+
+    Every style claim is judged (``claims`` None); the scenario's roles say which count.
+    """
+    from refusal_checks.worlds import PlantedBackend, collection
+
+    chosen = STYLE_SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    design = chosen.design.with_seed(seed)
+    measured = StyleMeasurements(PlantedBackend(design), collection(design),
+                                 encoder if encoder is not None else default_encoder())
+    verdicts = style_verdicts(measured, claims if claims is not None else STYLE_CLAIM_IDS)
+    return {claim: (v.outcome.value, v.estimate) for claim, v in verdicts.items()}
+
+
+def run_style(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1, jobs: int = 1,
+              encoder: Any = None) -> dict[str, dict[str, Any]]:
+    """Judge ``worlds`` seeded replicates of each style scenario -> scenario -> claim ->
+    :class:`~refusal_checks.known_answers.Tally` (every style claim; the table marks the
+    roles). World seeds are ``first_seed, first_seed + 1, ...`` in every scenario.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from refusal_checks.known_answers import Tally
+
+    names = list(scenarios)
+    unknown = [n for n in names if n not in STYLE_SCENARIOS]
+    if unknown:
+        raise ValueError(f"unknown style scenarios {unknown}. Known: "
+                         f"{', '.join(STYLE_SCENARIOS)}.")
+    tasks = [(name, first_seed + i) for name in names for i in range(worlds)]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            results = list(pool.map(judge_style_world, *zip(*tasks), chunksize=4))
+    else:
+        results = [judge_style_world(name, seed, encoder=encoder) for name, seed in tasks]
+    out = {name: {c: Tally() for c in STYLE_CLAIM_IDS} for name in names}
+    for (name, _), result in zip(tasks, results):
+        for claim, (outcome, estimate) in result.items():
+            out[name][claim].counts[outcome] += 1
+            out[name][claim].estimates.append(estimate)
+    return out
+
+
+def style_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One row per (claim, scenario): role (null / effect / -: not planted either way),
+    worlds, SUPPORTED / INCONCLUSIVE / REFUTED rates with 95% Wilson intervals, mean
+    estimate, and whether the goal is met (null: SUPPORTED at most 5%; effect: at least
+    90%)."""
+    import math
+
+    from refusal_checks.known_answers import MAX_FALSE_SUPPORTED, MIN_POWER
+
+    def pct(rate: tuple[float, float, float]) -> str:
+        p, lo, hi = rate
+        return f"{100 * p:5.1f}% [{100 * lo:4.1f}, {100 * hi:5.1f}]"
+
+    header = (f"{'claim':28} {'role':6} {'scenario':17} {'n':>4}  "
+              f"{'SUPPORTED [95% Wilson]':24}  {'INCONCLUSIVE':24}  {'REFUTED':6}  "
+              f"{'mean est':>8}  goal")
+    lines = [header, "-" * len(header)]
+    for claim in STYLE_CLAIM_IDS:
+        for name, tallies in results.items():
+            if claim not in tallies:
+                continue
+            role = STYLE_SCENARIOS[name].role(claim)
+            tally = tallies[claim]
+            supported = tally.rate(Outcome.SUPPORTED)
+            if role is None:
+                goal = ""
+            else:
+                met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else \
+                    supported[0] >= MIN_POWER
+                goal = ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
+            finite = [e for e in tally.estimates if e == e]
+            mean = sum(finite) / len(finite) if finite else math.nan
+            refuted = 100 * tally.rate(Outcome.REFUTED)[0]
+            lines.append(f"{claim:28} {role or '-':6} {name:17} {tally.n:4}  "
+                         f"{pct(supported):24}  {pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
+                         f"{refuted:5.1f}%  {mean:8.3f}  {goal}")
+    return lines
