@@ -4,8 +4,8 @@ The paper shows one generation per category. Here: every category direction stee
 replies to one shared probe at a strength that gives it the same judged refusal rate; a
 cross-validated classifier then names the direction behind each refusal from its sentence
 embedding and lexical markers, against a null that permutes directions within each
-prompt. A negative control runs the same test on two directions of one category, each
-built from a random half of its prompts. Method and thresholds: refusal_checks/style.py.
+prompt. A negative control runs the same test, within each of four categories, on two
+directions of that category built from random halves of its prompts. Method and thresholds: refusal_checks/style.py.
 """
 
 import pytest
@@ -86,7 +86,8 @@ def test_style_families_follow_the_paper(style_data, refusal_behaviour, judge):
 
 @pytest.mark.claim("style-negative-control", paper="ours (PAPER.md: 'style needs a null')",
                    says="Two directions of one category, each from a random half of its "
-                        "prompts, give refusal styles the style test cannot tell apart.")
+                        "prompts, give refusal styles the style test cannot tell apart "
+                        "(checked within each of the four most-refusing categories).")
 def test_random_half_directions_of_one_category_are_indistinguishable(style_control,
                                                                       refusal_behaviour, judge):
     if style_control is None:
@@ -98,7 +99,7 @@ def test_random_half_directions_of_one_category_are_indistinguishable(style_cont
                              "refusals each"))
         return
     verdict = negative_control(style_control["result"], seed=style_control["seed"],
-                               category=style_control["category"],
+                               categories=style_control["categories"],
                                identical=style_control["identical"],
                                preconditions=[refusal_behaviour.refuses()])
     verdict.details.update(rates=style_control["rates"], strengths=style_control["strengths"])

@@ -231,8 +231,8 @@ class StyleResult:
 
 
 def style_test(features: np.ndarray, labels: Sequence[Any], groups: Sequence[Any], *,
-               seed: int, n_perm: int = 500, n_boot: int = 500, level: float = 0.95
-               ) -> StyleResult:
+               seed: int, n_perm: int = 500, n_boot: int = 500, level: float = 0.95,
+               strata: Sequence[Any] | None = None) -> StyleResult:
     """Can a label (steering direction) be told from the features of its items?
 
     Args:
@@ -241,16 +241,34 @@ def style_test(features: np.ndarray, labels: Sequence[Any], groups: Sequence[Any
         groups: The group of each item (the prompt it answers): the unit of
             cross-validation, permutation and bootstrap.
         seed: Seeds the permutations and the bootstrap.
+        strata: Optional stratum of each item: the classifier is fitted and labels are
+            permuted within each stratum only, and accuracy pools over strata (the negative
+            control's categories, each with its own two half-directions).
     """
     codes, names = _codes(labels)
     group_codes, _ = _codes(groups)
+    strata_codes = np.zeros(len(codes), dtype=int) if strata is None else _codes(strata)[0]
     if len(names) < 2:
         raise ValueError(f"the style test needs at least 2 labels, got {names}.")
+    x = np.asarray(features, np.float64)
+    parts = [np.flatnonzero(strata_codes == s) for s in np.unique(strata_codes)]
+
+    def predict(label_codes: np.ndarray) -> np.ndarray:
+        out = np.empty(len(label_codes), dtype=int)
+        for index in parts:
+            local, local_codes = np.unique(label_codes[index], return_inverse=True)
+            _, local_groups = np.unique(group_codes[index], return_inverse=True)
+            out[index] = local[nearest_centroid_lopo(x[index], local_codes, local_groups)]
+        return out
+
+    cells = strata_codes * (int(group_codes.max()) + 1) + group_codes
     rng = np.random.default_rng(seed)
-    predicted = nearest_centroid_lopo(features, codes, group_codes)
+    predicted = predict(codes)
     correct = predicted == codes
-    null = np.array([_null_accuracy(features, codes, group_codes, rng)
-                     for _ in range(n_perm)])
+    null = np.empty(n_perm)
+    for i in range(n_perm):
+        shuffled = permute_within(codes, cells, rng)
+        null[i] = np.mean(predict(shuffled) == shuffled)
     chance = float(null.mean())
     boot = cluster_bootstrap(correct.astype(np.float64), group_codes, rng, n_boot)
     confusion = np.zeros((len(names), len(names)), dtype=int)
@@ -277,12 +295,6 @@ def gain_interval(gain: float, boot: np.ndarray, null: np.ndarray, level: float 
     z = normal_quantile(0.5 + level / 2.0)
     se = math.sqrt(float(np.var(boot)) + float(np.var(null)))
     return gain - z * se, gain + z * se
-
-
-def _null_accuracy(features: np.ndarray, codes: np.ndarray, groups: np.ndarray,
-                   rng: np.random.Generator) -> float:
-    shuffled = permute_within(codes, groups, rng)
-    return float(np.mean(nearest_centroid_lopo(features, shuffled, groups) == shuffled))
 
 
 PRIOR_WEIGHT = 100.0
@@ -330,15 +342,23 @@ def distinguishing_phrases(texts: Sequence[str], labels: Sequence[Any], *, top: 
 
 def exemplars(features: np.ndarray, texts: Sequence[str], labels: Sequence[Any],
               k: int = 2) -> dict[str, list[str]]:
-    """The ``k`` most typical texts of each label: nearest to the label's centroid."""
+    """The ``k`` most characteristic texts of each label (the analogue of PAPER.md's one
+    generation per split): largest margin between the distance to the nearest other
+    label's centroid and the distance to the label's own centroid. A refusal every
+    direction gives ("I'm sorry, but I can't assist with that.") has no margin; one only
+    this direction gives has a large one. Distinct texts only."""
     codes, names = _codes(labels)
     x = np.asarray(features, np.float64)
+    centroids = np.array([x[codes == c].mean(axis=0) for c in range(len(names))])
+    distance = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
     out = {}
     for c, name in enumerate(names):
         index = np.flatnonzero(codes == c)
-        distance = ((x[index] - x[index].mean(axis=0)) ** 2).sum(axis=1)
+        others = np.delete(distance[index], c, axis=1)
+        margin = (others.min(axis=1) if others.shape[1] else np.zeros(len(index))) \
+            - distance[index, c]
         chosen, seen = [], set()
-        for i in index[np.argsort(distance, kind="stable")]:
+        for i in index[np.argsort(-margin, kind="stable")]:
             if texts[i] not in seen:
                 chosen.append(texts[i])
                 seen.add(texts[i])
@@ -485,11 +505,37 @@ def rate_matched_replies(answer: Answer, directions: Mapping[str, np.ndarray],
     return SteeredReplies(list(directions), list(prompts), replies, refused, strengths, tried)
 
 
-def control_category(steered: SteeredReplies) -> str:
-    """The negative control's category: the direction with the most steered refusals
-    (the earlier one on a tie)."""
+# The negative control splits this many categories (those with the most steered refusals)
+# into two random-half directions each: one category gave ~33 refusals on qwen-coder-0.5b,
+# too few to show a gain below STYLE_MARGIN; four give ~130.
+CONTROL_CATEGORIES = 4
+
+
+def control_categories(steered: SteeredReplies, k: int = CONTROL_CATEGORIES) -> list[str]:
+    """The negative control's categories: the ``k`` directions with the most steered
+    refusals (the earlier one on a tie), in the steered order."""
     counts = {d: int(np.sum(steered.refused[d])) for d in steered.directions}
-    return max(counts, key=lambda d: (counts[d], -steered.directions.index(d)))
+    chosen = sorted(counts, key=lambda d: (-counts[d], steered.directions.index(d)))[:k]
+    return [d for d in steered.directions if d in chosen]
+
+
+def fixed_strength_replies(answer: Answer, directions: Mapping[str, np.ndarray],
+                           strengths: Mapping[str, float],
+                           make_intervention: Callable[[np.ndarray, float, str], Any], *,
+                           prompts: Sequence[str],
+                           advance: Callable[[], None] | None = None) -> SteeredReplies:
+    """Steered replies of every direction at a given strength (no search): the negative
+    control steers each half-direction at its whole category's calibrated strength."""
+    replies, refused, tried = {}, {}, {}
+    for name, direction in directions.items():
+        refused[name], replies[name] = answer(make_intervention(direction, strengths[name],
+                                                                name))
+        tried[name] = [(round(strengths[name], 4),
+                        round(float(np.asarray(refused[name], bool).mean()), 4))]
+        if advance is not None:
+            advance()
+    return SteeredReplies(list(directions), list(prompts), replies, refused,
+                          dict(strengths), tried)
 
 
 def random_half_directions(category: str, refuse: np.ndarray, refuse_rows: np.ndarray,
@@ -512,6 +558,21 @@ def random_half_directions(category: str, refuse: np.ndarray, refuse_rows: np.nd
     return {f"{category}/{part}": diff_in_means(refuse[np.sort(rows[take])],
                                                  benign[np.sort(pool[take])])
             for part, take in (("a", slice(0, None, 2)), ("b", slice(1, None, 2)))}
+
+
+def control_halves(steered: SteeredReplies, categories: Sequence[str],
+                   refuse: Mapping[str, np.ndarray], refuse_rows: Mapping[str, np.ndarray],
+                   benign: np.ndarray, benign_rows: np.ndarray, *, seed: int
+                   ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The negative control's half-directions of each category (:func:`random_half_directions`,
+    seeded ``seed + i`` for the i-th category) and the strength each is steered at: its
+    category's calibrated strength in ``steered``."""
+    halves: dict[str, np.ndarray] = {}
+    for i, category in enumerate(categories):
+        halves.update(random_half_directions(category, refuse[category], refuse_rows[category],
+                                             benign, benign_rows, seed=seed + i))
+    strengths = {name: float(steered.strengths[name.rsplit("/", 1)[0]]) for name in halves}
+    return halves, strengths
 
 
 def style_features(encoder: Any, texts: Sequence[str]) -> np.ndarray:
@@ -560,21 +621,30 @@ def style_data(steered: SteeredReplies, encoder: Any, *, seed: int,
     return data
 
 
-def style_control(half: SteeredReplies, category: str, encoder: Any, *, seed: int,
-                  compact: bool = False) -> dict[str, Any] | None:
-    """The style test on the two random-half directions of ``category``, or None when they
-    gave too few refusals to compare (``compact``: as in :func:`style_data`)."""
+def style_control(half: SteeredReplies, categories: Sequence[str], encoder: Any, *,
+                  seed: int, compact: bool = False) -> dict[str, Any] | None:
+    """The style test on the random-half directions (``"<category>/a"``, ``"<category>/b"``)
+    of each of ``categories``, within each category, pooled; None when fewer than two
+    half-directions gave enough refusals (``compact``: as in :func:`style_data`)."""
     texts, labels, groups = half.refusals()
-    if len(set(labels)) < 2:
+    strata = [label.rsplit("/", 1)[0] for label in labels]
+    usable = {c for c in strata if strata.count(c) > 0 and
+              len({lab for lab, st in zip(labels, strata) if st == c}) == 2}
+    keep = [i for i, c in enumerate(strata) if c in usable]
+    if not keep:
         return None
-    a, b = half.directions
-    identical = float(np.mean([x == y for x, y in zip(half.replies[a], half.replies[b])]))
+    texts, labels, groups = ([seq[i] for i in keep] for seq in (texts, labels, groups))
+    strata = [strata[i] for i in keep]
+    identical = {c: float(np.mean([x == y for x, y in zip(half.replies[f"{c}/a"],
+                                                           half.replies[f"{c}/b"])]))
+                 for c in categories}
     features = style_features(encoder, texts)
     if compact:
         features = span_coordinates(features)
-    result = style_test(features, labels, groups, seed=seed)
-    return {"category": category, "identical": identical, "result": result, "seed": seed,
-            "rates": half.rates(), "strengths": dict(half.strengths)}
+    result = style_test(features, labels, groups, seed=seed, strata=strata)
+    return {"categories": sorted(usable, key=list(categories).index), "identical": identical,
+            "result": result, "seed": seed, "rates": half.rates(),
+            "strengths": dict(half.strengths)}
 
 
 def _rate_deviation(refused: np.ndarray) -> float:
@@ -655,22 +725,24 @@ def style_differs(result: StyleResult, summary: dict[str, Any], *, seed: int,
     return verdict
 
 
-def negative_control(result: StyleResult, *, seed: int, category: str,
-                     identical: float, margin: float = STYLE_MARGIN,
+def negative_control(result: StyleResult, *, seed: int, categories: Sequence[str],
+                     identical: Mapping[str, float], margin: float = STYLE_MARGIN,
                      preconditions: Sequence[tuple[bool, str]] = ()) -> Verdict:
     """Claim (calibration of the style test): two directions of ONE category, each built
     from a random half of its prompts, do not give distinguishable refusal styles.
 
-    The two halves differ only by sampling noise, so a style test that separated them
-    would be reading noise in the direction estimates as style. SUPPORTED when the
-    accuracy gain's interval lies below ``margin``, the same margin the style claim must
-    exceed. ``identical`` (share of prompts where both halves gave the same reply) says
-    how demanding the control was.
+    Each category's two half-directions differ only by sampling noise, so a style test that
+    separated them would be reading noise in the direction estimates as style. The test
+    runs within each category and pools over ``categories``. SUPPORTED when the accuracy
+    gain's interval lies below ``margin``, the same margin the style claim must exceed.
+    ``identical`` (per category, the share of prompts where both halves gave the same
+    reply) says how demanding the control was.
     """
     return below("accuracy telling apart refusals steered by two random-half directions of "
                  "one category, above the within-prompt null", result.gain, result.interval,
                  margin, n=result.n, seed=seed, paper="ours (PAPER.md: 'style needs a null')",
-                 details={"category": category, "identical_replies": round(identical, 4),
+                 details={"categories": list(categories),
+                          "identical_replies": {c: round(v, 4) for c, v in identical.items()},
                           "test": result.summary()}, preconditions=preconditions)
 
 

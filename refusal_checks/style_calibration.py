@@ -105,14 +105,14 @@ class StyleMeasurements:
         self.steered = style.rate_matched_replies(self.answer, m.train_directions, make,
                                                   prompts=self.prompts)
         self.data = style.style_data(self.steered, encoder, seed=seed, compact=compact)
-        self.category = style.control_category(self.steered)
-        self.halves = style.random_half_directions(
-            self.category, m.acts.refuse[self.category],
-            _train_rows(collection.categories[self.category].refuse), m.acts.benign,
+        self.categories = style.control_categories(self.steered)
+        rows = {c: _train_rows(collection.categories[c].refuse) for c in self.categories}
+        self.halves, strengths = style.control_halves(
+            self.steered, self.categories, m.acts.refuse, rows, m.acts.benign,
             _train_rows(collection.benign), seed=seed)
-        self.half_replies = style.rate_matched_replies(self.answer, self.halves, make,
-                                                       prompts=self.prompts)
-        self.control = style.style_control(self.half_replies, self.category, encoder,
+        self.half_replies = style.fixed_strength_replies(self.answer, self.halves, strengths,
+                                                         make, prompts=self.prompts)
+        self.control = style.style_control(self.half_replies, self.categories, encoder,
                                            seed=seed, compact=compact)
 
     def answer(self, intervention: Any = None) -> tuple[np.ndarray, list[str]]:
@@ -184,7 +184,8 @@ def style_verdicts(measured: StyleMeasurements,
                                             f"{style.MIN_REFUSALS} refusals each")
             else:
                 out[claim] = style.negative_control(
-                    control["result"], seed=control["seed"], category=control["category"],
+                    control["result"], seed=control["seed"],
+                    categories=control["categories"],
                     identical=control["identical"], preconditions=[refuses])
     return out
 

@@ -115,14 +115,14 @@ def _two_halves(marked_a: bool, marked_b: bool):
         labels += [half] * len(t)
         groups += g
     result = style_test(features_of(texts), labels, groups, seed=0, n_perm=200, n_boot=300)
-    return negative_control(result, seed=0, category="x", identical=1.0)
+    return negative_control(result, seed=0, categories=["x"], identical={"x": 1.0})
 
 
 def test_the_negative_control_passes_for_two_estimates_of_one_direction():
     # Same markers, different prompts refused: nothing to tell apart.
     verdict = _two_halves(True, True)
     assert verdict.outcome is Outcome.SUPPORTED, verdict.line()
-    assert verdict.details["category"] == "x"
+    assert verdict.details["categories"] == ["x"]
 
 
 def test_the_negative_control_fails_when_the_halves_really_differ():
@@ -291,3 +291,33 @@ def test_style_test_interval_counts_the_permutation_null_spread():
     assert result.accuracy == 1.0 and result.null.std() > 0
     lo, hi = result.interval
     assert hi - lo == pytest.approx(2 * 1.959964 * result.null.std(), rel=1e-4)
+
+
+def test_a_stratified_test_classifies_within_each_stratum_only():
+    # Two categories whose styles differ, each split into two halves of one source: pooled
+    # without strata the halves' labels would ride on the category difference; within
+    # strata they carry nothing, and the control passes.
+    texts, labels, groups, strata = [], [], [], []
+    for category in ("humanizing", "safety_core"):
+        for half, seed in (("a", 1), ("b", 2)):
+            t, _, g = planted([category], 60, marked=True, seed=seed + len(texts))
+            texts += t
+            labels += [f"{category}/{half}"] * len(t)
+            groups += g
+            strata += [category] * len(t)
+    result = style_test(features_of(texts), labels, groups, seed=0, n_perm=200, n_boot=300,
+                        strata=strata)
+    assert result.confusion[0, 2:].sum() == 0 and result.confusion[2, :2].sum() == 0
+    verdict = negative_control(result, seed=0, categories=["humanizing", "safety_core"],
+                               identical={"humanizing": 1.0, "safety_core": 1.0})
+    assert verdict.outcome is Outcome.SUPPORTED, verdict.line()
+
+
+def test_exemplars_prefer_what_only_that_direction_says():
+    texts, labels, _ = planted(list(MARKERS), 24, marked=True)
+    # Every direction also gives the same plain refusal a few times.
+    for d in MARKERS:
+        texts += ["I'm sorry, but I can't assist with that."] * 3
+        labels += [d] * 3
+    for name, chosen in exemplars(features_of(texts), texts, labels, k=2).items():
+        assert all(MARKERS[name] in text for text in chosen), (name, chosen)

@@ -98,11 +98,18 @@ def test_random_half_directions_split_the_train_rows_into_two_disjoint_halves():
     assert all(np.array_equal(halves[k], again[k]) for k in halves)
 
 
-def test_control_category_is_the_direction_with_most_refusals_first_on_a_tie():
+def test_control_categories_are_the_directions_with_most_refusals_earlier_on_a_tie():
     refused = {"a": np.array([1, 0, 1], bool), "b": np.array([1, 1, 0], bool),
-               "c": np.array([0, 0, 1], bool)}
-    steered = style.SteeredReplies(["a", "b", "c"], ["p"] * 3, {}, refused, {})
-    assert style.control_category(steered) == "a"
+               "c": np.array([0, 0, 1], bool), "d": np.array([1, 1, 1], bool)}
+    steered = style.SteeredReplies(["a", "b", "c", "d"], ["p"] * 3, {}, refused,
+                                   {"a": 0.2, "b": 0.3, "c": 0.4, "d": 0.5})
+    assert style.control_categories(steered, k=1) == ["d"]
+    assert style.control_categories(steered, k=3) == ["a", "b", "d"]
+    halves, strengths = style.control_halves(
+        steered, ["a", "d"], {"a": np.eye(8), "d": np.eye(8)},
+        {"a": np.arange(8), "d": np.arange(8)}, np.eye(8), np.arange(8), seed=0)
+    assert sorted(halves) == ["a/a", "a/b", "d/a", "d/b"]
+    assert strengths == {"a/a": 0.2, "a/b": 0.2, "d/a": 0.5, "d/b": 0.5}
 
 
 @settings(max_examples=40, deadline=None)
