@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -374,13 +374,17 @@ BOUNDARY_KNOB_COS = 0.5
 
 @dataclass(frozen=True)
 class BehaviourScenario:
-    """A family of planted worlds for the behavioural claims (see known_answers.Scenario)."""
+    """A family of planted worlds for the behavioural claims (see known_answers.Scenario).
+
+    Subclasses for other claim families (style_calibration.StyleScenario) set CLAIM_IDS.
+    """
 
     name: str
     truth: str
     design: Design
     null_for: tuple[str, ...] = ()
     effect_for: tuple[str, ...] = ()
+    CLAIM_IDS: ClassVar[tuple[str, ...]] = BEHAVIOUR_CLAIM_IDS
 
     def role(self, claim: str) -> str | None:
         if claim in self.null_for:
@@ -390,7 +394,7 @@ class BehaviourScenario:
         return None
 
     def claims(self) -> tuple[str, ...]:
-        return tuple(c for c in BEHAVIOUR_CLAIM_IDS if self.role(c))
+        return tuple(c for c in self.CLAIM_IDS if self.role(c))
 
 
 def behaviour_design(*, signal: float = 4.0, cos: float = 1.0, **extras: Any) -> Design:

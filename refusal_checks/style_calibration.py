@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from refusal_checks.calibration import (
     DEFAULT_SEED,
     REPLY_TOKENS,
     BehaviourMeasurements,
+    BehaviourScenario,
 )
 from refusal_checks.synthetic import SyntheticBackend, World
 from refusal_checks.verdict import Outcome, Verdict
@@ -219,24 +220,10 @@ def style_design(*, style_share: float = 1.0, cos: float = 0.5, signal: float = 
 
 
 @dataclass(frozen=True)
-class StyleScenario:
+class StyleScenario(BehaviourScenario):
     """A family of planted worlds for the style claims (see known_answers.Scenario)."""
 
-    name: str
-    truth: str
-    design: Design
-    null_for: tuple[str, ...] = ()
-    effect_for: tuple[str, ...] = ()
-
-    def role(self, claim: str) -> str | None:
-        if claim in self.null_for:
-            return "null"
-        if claim in self.effect_for:
-            return "effect"
-        return None
-
-    def claims(self) -> tuple[str, ...]:
-        return tuple(c for c in STYLE_CLAIM_IDS if self.role(c))
+    CLAIM_IDS: ClassVar[tuple[str, ...]] = STYLE_CLAIM_IDS
 
 
 _CONTROL = ("style-negative-control",)
