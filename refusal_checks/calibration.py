@@ -485,22 +485,37 @@ def run_behaviour(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
     :class:`~refusal_checks.known_answers.Tally` (only the claims the scenario is a null or
     an effect for). World seeds are ``first_seed, first_seed + 1, ...`` in every scenario.
     """
+    return tally_worlds(judge_behaviour_world, BEHAVIOUR_SCENARIOS, list(scenarios), worlds,
+                        claims=lambda name: BEHAVIOUR_SCENARIOS[name].claims(),
+                        kind="behaviour", first_seed=first_seed, jobs=jobs, chunksize=8)
+
+
+def tally_worlds(judge: Callable[[str, int], Mapping[str, tuple[str, float]]],
+                 scenarios: Mapping[str, Any], names: Sequence[str], worlds: int, *,
+                 claims: Callable[[str], Iterable[str]], kind: str, first_seed: int = 1,
+                 jobs: int = 1, chunksize: int = 8,
+                 serial: Callable[[str, int], Mapping[str, tuple[str, float]]] | None = None
+                 ) -> dict[str, dict[str, Any]]:
+    """Run ``judge(scenario, seed) -> claim -> (outcome, estimate)`` on ``worlds`` seeded
+    worlds of each scenario (in ``jobs`` processes) and tally the outcomes per claim.
+
+    ``serial`` replaces ``judge`` in a single process (e.g. with an encoder that cannot be
+    sent to worker processes).
+    """
     from concurrent.futures import ProcessPoolExecutor
 
     from refusal_checks.known_answers import Tally
 
-    names = list(scenarios)
-    unknown = [n for n in names if n not in BEHAVIOUR_SCENARIOS]
+    unknown = [n for n in names if n not in scenarios]
     if unknown:
-        raise ValueError(f"unknown behaviour scenarios {unknown}. Known: "
-                         f"{', '.join(BEHAVIOUR_SCENARIOS)}.")
+        raise ValueError(f"unknown {kind} scenarios {unknown}. Known: {', '.join(scenarios)}.")
     tasks = [(name, first_seed + i) for name in names for i in range(worlds)]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(judge_behaviour_world, *zip(*tasks), chunksize=8))
+            results = list(pool.map(judge, *zip(*tasks), chunksize=chunksize))
     else:
-        results = [judge_behaviour_world(name, seed) for name, seed in tasks]
-    out = {name: {c: Tally() for c in BEHAVIOUR_SCENARIOS[name].claims()} for name in names}
+        results = [(serial or judge)(name, seed) for name, seed in tasks]
+    out = {name: {c: Tally() for c in claims(name)} for name in names}
     for (name, _), result in zip(tasks, results):
         for claim, (outcome, estimate) in result.items():
             out[name][claim].counts[outcome] += 1

@@ -30,6 +30,7 @@ from refusal_checks.calibration import (
     REPLY_TOKENS,
     BehaviourMeasurements,
     BehaviourScenario,
+    tally_worlds,
 )
 from refusal_checks.synthetic import SyntheticBackend, World
 from refusal_checks.verdict import Outcome, Verdict
@@ -277,27 +278,10 @@ def run_style(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1, job
     :class:`~refusal_checks.known_answers.Tally` (every style claim; the table marks the
     roles). World seeds are ``first_seed, first_seed + 1, ...`` in every scenario.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
-    from refusal_checks.known_answers import Tally
-
-    names = list(scenarios)
-    unknown = [n for n in names if n not in STYLE_SCENARIOS]
-    if unknown:
-        raise ValueError(f"unknown style scenarios {unknown}. Known: "
-                         f"{', '.join(STYLE_SCENARIOS)}.")
-    tasks = [(name, first_seed + i) for name in names for i in range(worlds)]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(judge_style_world, *zip(*tasks), chunksize=4))
-    else:
-        results = [judge_style_world(name, seed, encoder=encoder) for name, seed in tasks]
-    out = {name: {c: Tally() for c in STYLE_CLAIM_IDS} for name in names}
-    for (name, _), result in zip(tasks, results):
-        for claim, (outcome, estimate) in result.items():
-            out[name][claim].counts[outcome] += 1
-            out[name][claim].estimates.append(estimate)
-    return out
+    return tally_worlds(judge_style_world, STYLE_SCENARIOS, list(scenarios), worlds,
+                        claims=lambda name: STYLE_CLAIM_IDS, kind="style",
+                        first_seed=first_seed, jobs=jobs, chunksize=4,
+                        serial=lambda name, seed: judge_style_world(name, seed, encoder=encoder))
 
 
 def style_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
