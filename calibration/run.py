@@ -114,42 +114,40 @@ def _payload(worlds: int, seconds: float, results: dict, **extra: object) -> dic
     }
 
 
-def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
+def study_main(args: argparse.Namespace, worlds: int, what: str, run, scenarios: list[str],
+               known: dict, table_lines) -> int:
+    """Run the behavioural or style study, print its scenarios and table, save the JSON."""
     started = time.perf_counter()
-    results = calibration.run_behaviour(args.behaviour_scenarios, worlds,
-                                        first_seed=args.first_seed, jobs=args.jobs)
+    results = run(scenarios, worlds, first_seed=args.first_seed, jobs=args.jobs)
     seconds = time.perf_counter() - started
-    print(f"behavioural claims: {worlds} worlds per scenario, jobs={args.jobs}, "
-          f"{seconds:.0f} s\n")
-    for name in args.behaviour_scenarios:
-        print(f"  {name:20} {calibration.BEHAVIOUR_SCENARIOS[name].truth}")
+    print(f"{what}: {worlds} worlds per scenario, jobs={args.jobs}, {seconds:.0f} s\n")
+    width = max(len(name) for name in known) + 1
+    for name in scenarios:
+        print(f"  {name:{width}} {known[name].truth}")
     print()
-    print("\n".join(calibration.behaviour_table_lines(results)))
+    print("\n".join(table_lines(results)))
     if args.json is not None:
         args.json.write_text(json.dumps(_payload(worlds, seconds, results), indent=2))
     return 0
+
+
+def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
+    return study_main(args, worlds, "behavioural claims", calibration.run_behaviour,
+                      args.behaviour_scenarios, calibration.BEHAVIOUR_SCENARIOS,
+                      calibration.behaviour_table_lines)
 
 
 def style_main(args: argparse.Namespace, worlds: int) -> int:
     from refusal_checks.errors import RefusalChecksError
 
-    started = time.perf_counter()
     try:
-        results = style_calibration.run_style(args.style_scenarios, worlds,
-                                              first_seed=args.first_seed, jobs=args.jobs)
+        return study_main(args, worlds, "style claims", style_calibration.run_style,
+                          args.style_scenarios, style_calibration.STYLE_SCENARIOS,
+                          style_calibration.style_table_lines)
     except RefusalChecksError as error:  # the sentence encoder's weights are missing
         print(f"the style claims embed refusals with all-MiniLM-L6-v2: {error}",
               file=sys.stderr)
         return 2
-    seconds = time.perf_counter() - started
-    print(f"style claims: {worlds} worlds per scenario, jobs={args.jobs}, {seconds:.0f} s\n")
-    for name in args.style_scenarios:
-        print(f"  {name:17} {style_calibration.STYLE_SCENARIOS[name].truth}")
-    print()
-    print("\n".join(style_calibration.style_table_lines(results)))
-    if args.json is not None:
-        args.json.write_text(json.dumps(_payload(worlds, seconds, results), indent=2))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -527,12 +527,8 @@ def behaviour_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]
     """One row per (claim, scenario): role, worlds, SUPPORTED and INCONCLUSIVE rates with
     95% Wilson intervals, mean estimate, and whether the goal is met (null: SUPPORTED at
     most 5%; effect: at least 90%)."""
-    from refusal_checks.known_answers import MAX_FALSE_SUPPORTED, MIN_POWER
+    from refusal_checks.known_answers import goal_text, mean_estimate, pct
     from refusal_checks.verdict import Outcome
-
-    def pct(rate: tuple[float, float, float]) -> str:
-        p, lo, hi = rate
-        return f"{100 * p:5.1f}% [{100 * lo:4.1f}, {100 * hi:5.1f}]"
 
     header = (f"{'claim':34} {'role':6} {'scenario':20} {'n':>4}  "
               f"{'SUPPORTED [95% Wilson]':24}  {'INCONCLUSIVE':24}  {'mean est':>8}  goal")
@@ -544,11 +540,7 @@ def behaviour_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]
             role = BEHAVIOUR_SCENARIOS[name].role(claim)
             tally = tallies[claim]
             supported = tally.rate(Outcome.SUPPORTED)
-            met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else \
-                supported[0] >= MIN_POWER
-            goal = ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
-            finite = [e for e in tally.estimates if e == e]
-            mean = sum(finite) / len(finite) if finite else math.nan
             lines.append(f"{claim:34} {role:6} {name:20} {tally.n:4}  {pct(supported):24}  "
-                         f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  {mean:8.3f}  {goal}")
+                         f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
+                         f"{mean_estimate(tally):8.3f}  {goal_text(role, supported)}")
     return lines

@@ -157,9 +157,23 @@ def run(scenarios: Iterable[str], worlds: int, *, claims: Sequence[str] = CLAIM_
     return out
 
 
-def _pct(rate: tuple[float, float, float]) -> str:
+def pct(rate: tuple[float, float, float]) -> str:
+    """``(p, lo, hi)`` as ``" 12.5% [ 3.1,  40.0]"``: a rate with its Wilson interval."""
     p, lo, hi = rate
     return f"{100 * p:5.1f}% [{100 * lo:4.1f}, {100 * hi:5.1f}]"
+
+
+def goal_text(role: str, supported: tuple[float, float, float]) -> str:
+    """The goal column: a null may be SUPPORTED at most 5% of the time, an effect at least
+    90%; ``ok`` or ``MISSED``."""
+    met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else supported[0] >= MIN_POWER
+    return ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
+
+
+def mean_estimate(tally: Tally) -> float:
+    """Mean of a tally's finite estimates (NaN when there are none)."""
+    finite = [e for e in tally.estimates if e == e]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def table_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
@@ -182,14 +196,9 @@ def table_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
                 continue
             tally = tallies[claim]
             supported = tally.rate(Outcome.SUPPORTED)
-            if role == "confound":
-                goal = "none (paper's design)"
-            else:
-                met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else \
-                    supported[0] >= MIN_POWER
-                goal = ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
-            lines.append(f"{claim:32} {role:8} {name:20} {tally.n:4}  {_pct(supported):24}  "
-                         f"{_pct(tally.rate(Outcome.INCONCLUSIVE)):24}  {goal}")
+            goal = "none (paper's design)" if role == "confound" else goal_text(role, supported)
+            lines.append(f"{claim:32} {role:8} {name:20} {tally.n:4}  {pct(supported):24}  "
+                         f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  {goal}")
     return lines
 
 

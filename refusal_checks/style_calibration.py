@@ -289,13 +289,7 @@ def style_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     worlds, SUPPORTED / INCONCLUSIVE / REFUTED rates with 95% Wilson intervals, mean
     estimate, and whether the goal is met (null: SUPPORTED at most 5%; effect: at least
     90%)."""
-    import math
-
-    from refusal_checks.known_answers import MAX_FALSE_SUPPORTED, MIN_POWER
-
-    def pct(rate: tuple[float, float, float]) -> str:
-        p, lo, hi = rate
-        return f"{100 * p:5.1f}% [{100 * lo:4.1f}, {100 * hi:5.1f}]"
+    from refusal_checks.known_answers import goal_text, mean_estimate, pct
 
     header = (f"{'claim':28} {'role':6} {'scenario':17} {'n':>4}  "
               f"{'SUPPORTED [95% Wilson]':24}  {'INCONCLUSIVE':24}  {'REFUTED':6}  "
@@ -308,14 +302,8 @@ def style_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
             role = STYLE_SCENARIOS[name].role(claim)
             tally = tallies[claim]
             supported = tally.rate(Outcome.SUPPORTED)
-            if role is None:
-                goal = ""
-            else:
-                met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else \
-                    supported[0] >= MIN_POWER
-                goal = ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
-            finite = [e for e in tally.estimates if e == e]
-            mean = sum(finite) / len(finite) if finite else math.nan
+            goal = "" if role is None else goal_text(role, supported)
+            mean = mean_estimate(tally)
             refuted = 100 * tally.rate(Outcome.REFUTED)[0]
             lines.append(f"{claim:28} {role or '-':6} {name:17} {tally.n:4}  "
                          f"{pct(supported):24}  {pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
