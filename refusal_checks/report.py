@@ -39,28 +39,65 @@ def rows(verdicts: list[dict[str, Any]]) -> list[list[str]]:
     return table
 
 
+def _table_width(cells: list[list[str]]) -> int:
+    """Columns a rich table with these cells needs: each column's widest cell + borders."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _list_lines(verdicts: list[dict[str, Any]], width: int) -> list[str]:
+    """One entry per claim for narrow output: the verdict and id on one line, numbers below.
+
+    Claim ids never break: a reader greps CI logs for them.
+    """
+    lines = ["Which claims hold"]
+    for claim, model, verdict, value, needs, n, *_ in rows(verdicts):
+        head = f"{verdict:<12} {claim}"
+        if len(head) + len(model) + 4 <= width:
+            lines.append(f"{head}  [{model}]")
+        else:
+            lines += [head, f"{'':12} [{model}]"]
+        lines.append(f"{'':12} {value} {needs}  n={n}")
+    return lines
+
+
 def render_table(verdicts: list[dict[str, Any]], *, width: int = 120, color: bool = False) -> str:
-    """The end-of-run summary as text (rich renders it; the caller prints it)."""
+    """The end-of-run summary as text (rich renders it; the caller prints it).
+
+    Wide output is a table; the paper's figure, then n, are dropped as the width shrinks.
+    When even the five main columns do not fit (80-column CI logs), every claim gets a line
+    of its own instead, so claim ids never wrap. Everything stays in the JSON report.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Which claims hold", show_lines=False, expand=False)
-    # Narrow terminals (80 columns in piped CI logs) drop the paper's figure, then n, and
-    # fold claim ids; model and verdict never wrap. Everything stays in the JSON report.
-    columns = [("claim", {"overflow": "fold"}), ("model", {"no_wrap": True}),
+    table_rows = rows(verdicts)
+    columns = [("claim", {"no_wrap": True}), ("model", {"no_wrap": True}),
                ("verdict", {"no_wrap": True}), ("value [95% CI]", {"no_wrap": True}),
-               ("needs", {"no_wrap": True}), ("n", {"justify": "right"}),
+               ("needs", {"no_wrap": True}), ("n", {"justify": "right", "no_wrap": True}),
                ("paper", {"overflow": "fold", "ratio": 1})]
-    keep = len(columns) if width >= 130 else 6 if width >= 100 else 5
-    for name, kw in columns[:keep]:
-        table.add_column(name, **kw)
-    for row, v in zip(rows(verdicts), verdicts):
-        row[2] = f"[{STYLE.get(v['outcome'], '')}]{row[2]}[/]"
-        table.add_row(*row[:keep])
+    header = [name for name, _ in columns]
+
+    def needed(k: int) -> int:
+        return _table_width([header[:k]] + [r[:k] for r in table_rows])
+
+    # The paper column folds, so it joins once 12 columns are left for it.
+    keep = (7 if width >= 130 and needed(6) + 15 <= width else
+            6 if needed(6) <= width else 5 if needed(5) <= width else 0)
     buffer = io.StringIO()
-    console = Console(file=buffer, width=max(width, 80), force_terminal=color,
+    console = Console(file=buffer, width=max(width, 40), force_terminal=color,
                       color_system="standard" if color else None, highlight=False)
-    console.print(table)
+    if keep:
+        table = Table(title="Which claims hold", show_lines=False, expand=False)
+        for name, kw in columns[:keep]:
+            table.add_column(name, **kw)
+        for row, v in zip(table_rows, verdicts):
+            row[2] = f"[{STYLE.get(v['outcome'], '')}]{row[2]}[/]"
+            table.add_row(*row[:keep])
+        console.print(table)
+    else:
+        for line in _list_lines(verdicts, width):
+            console.print(line, highlight=False, markup=False)
     statistics = dict.fromkeys(f"{v.get('claim')}: {v['statistic']}" for v in verdicts)
     for line in statistics:
         console.print(f"  {line}", highlight=False, markup=False)

@@ -99,8 +99,22 @@ def test_smollm2_residual_stream_matches_output_hidden_states(embedded: dict[str
         with torch.no_grad():
             hidden = plain(torch.tensor([tokens]), output_hidden_states=True).hidden_states
         want = np.asarray([[hidden[layer][0, p].numpy() for p in positions] for layer in layers])
-        np.testing.assert_allclose(got[row], want, atol=1e-4, rtol=0,
-                                   err_msg=f"prompt {row} ({len(tokens)} tokens)")
+        # Batched left-padded and single-row float32 runs take different kernel paths
+        # (blocking, accumulation order), so they agree only up to rounding. float32's unit
+        # roundoff is u = 2**-24 ~ 6e-8; a length-n dot product's order-dependent error is
+        # bounded by ~n*u relative to the sum of |terms| (Higham, Thm 3.1), n <= 1536 here
+        # (the MLP width), i.e. ~1e-4 per block, and each of the 30 blocks adds its own
+        # error to the stream rather than amplifying the earlier ones. So compare each
+        # residual vector by its relative L2 error with a bound of 1e-3: ~10x the worst
+        # accumulation error and ~100x what is seen (2e-5 here, on any machine so far),
+        # while any real bug (a pad token leaking into attention, a wrong layer or
+        # position) moves the vector by 1e-2 to 1 of its norm. Element-wise absolute
+        # tolerances are machine-dependent: one element of size 4 may differ by 1.6e-4.
+        error = np.linalg.norm(got[row] - want, axis=-1) / np.linalg.norm(want, axis=-1)
+        worst = np.unravel_index(int(np.argmax(error)), error.shape)
+        assert error.max() < 1e-3, (
+            f"prompt {row} ({len(tokens)} tokens): relative error {error.max():.2e} at layer "
+            f"{layers[worst[0]]}, position {positions[worst[1]]}")
 
 
 def test_tampered_embedded_model_says_how_to_reinstall(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,3 +33,37 @@ def test_json_report_drops_private_keys_and_names_versions():
     assert payload["schema"] == "refusal_checks/report/1"
     assert "_raw" not in payload["verdicts"][0]
     assert {"torch", "nnsight", "transformers", "python"} <= set(payload["versions"])
+
+
+LONG_IDS = ("ablation-lowers-category-refusal", "ablation-keeps-harmless-behaviour",
+            "distinct-under-matched-control", "shared-knob")
+
+
+def _long_records() -> list[dict]:
+    records = []
+    for claim in LONG_IDS:
+        record = _record(0.81)
+        record.update(claim=claim, model="qwen-coder-0.5b")
+        records.append(record)
+    return records
+
+
+def test_claim_ids_never_wrap_at_any_width():
+    # CI logs are 80 columns when stdout is not a terminal; people grep them for claim ids.
+    for width in (40, 60, 80, 100, 120, 160):
+        text = render_table(_long_records(), width=width)
+        for claim in LONG_IDS:
+            assert any(claim in line for line in text.splitlines()), (width, claim)
+        table_lines = text.split("  stable-within-category:")[0].splitlines()
+        assert max(len(line) for line in table_lines) <= max(width, 40), width
+
+
+def test_narrow_output_switches_to_one_entry_per_claim_with_its_numbers():
+    text = render_table(_long_records(), width=80)
+    lines = text.splitlines()
+    assert lines[0] == "Which claims hold"
+    head = next(line for line in lines if "ablation-keeps-harmless-behaviour" in line)
+    assert head.startswith("INCONCLUSIVE") and "[qwen-coder-0.5b]" in head
+    assert "0.81 [0.76, 0.86] > 0.80  n=64" in text
+    wide = render_table(_long_records(), width=160)
+    assert "┃ claim" in wide and "paper" in wide
