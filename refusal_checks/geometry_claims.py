@@ -55,7 +55,7 @@ def stable_within_category(study: DirectionStudy, behaviour: RefusalBehaviour, *
     return above("lowest per-category split-half cosine", estimate, interval, threshold,
                  n=min(study.n_refuse), paper="0.956-0.990", seed=study.seed,
                  details={"least stable": worst, **study.summary()},
-                 preconditions=[behaviour.refuses()])
+                 requires=[behaviour.refuses()])
 
 
 def distinct_directions(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -71,7 +71,7 @@ def distinct_directions(study: DirectionStudy, behaviour: RefusalBehaviour, *,
     return below("mean noise-corrected between-category cosine", estimate, interval, threshold,
                  n=study.n_pairs, paper="0.55 (uncorrected)", seed=study.seed,
                  details=study.summary(),
-                 preconditions=[behaviour.refuses(), reliable(study)])
+                 requires=[behaviour.refuses(), reliable(study)])
 
 
 def more_than_one_direction(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -90,7 +90,7 @@ def more_than_one_direction(study: DirectionStudy, behaviour: RefusalBehaviour, 
                  interval, threshold, n=study.k,
                  paper="not reported (11 directions, mean cosine 0.55)", seed=study.seed,
                  details=study.summary(),
-                 preconditions=[behaviour.refuses(), reliable(study)])
+                 requires=[behaviour.refuses(), reliable(study)])
 
 
 def distinct_under_matched_control(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -104,4 +104,4 @@ def distinct_under_matched_control(study: DirectionStudy, behaviour: RefusalBeha
     return below("mean noise-corrected between-category cosine, matched control", estimate,
                  interval, threshold, n=study.n_pairs, paper="not measured in the paper",
                  seed=study.seed, details=study.summary(),
-                 preconditions=[behaviour.refuses(), reliable(study)])
+                 requires=[behaviour.refuses(), reliable(study)])
