@@ -3,9 +3,9 @@
 A release gate compares a candidate's refusal rate with a baseline's on the same prompts.
 Treating the runs as independent samples (Newcombe's unpaired interval) throws the pairing
 away: an unchanged model answers every prompt as before, yet two independent samples of 16
-prompts can only show a change of rates to within about +-0.27. With the pairing, only the
-prompts whose outcome changed (the discordant pairs) carry information about the change,
-and "nothing changed on n prompts" bounds it by about ``z^2 / (n + z^2)``.
+prompts at a rate of 0.5 can only show a change to within +-0.31. With the pairing, only
+the prompts whose outcome changed (the discordant pairs) carry information about the
+change, and "nothing changed on n prompts" bounds it by ``z^2 / (n + z^2)`` (+-0.19 on 16).
 
 Per-prompt outcomes travel in the JSON report keyed by :func:`prompt_digest` (a short
 sha256 of the prompt text), so a later run can pair its prompts with a saved baseline's.

@@ -29,9 +29,11 @@ from refusal_checks.gate import (
     parse_policy,
     read_policy,
 )
+from refusal_checks.gate_samples import Sample
 from refusal_checks.paired import (
     no_change_half_width,
     pairs_needed,
+    per_prompt_record,
     prompt_digest,
     tango_interval,
 )
@@ -507,6 +509,31 @@ def test_outcomes_that_do_not_match_the_counts_are_not_paired() -> None:
     assert ("this run: its 3 per-prompt outcomes (2 refused) do not match its counts (3/3)"
             in results["max_refusal_drop"].message)
     assert results["max_over_refusal_rise"].extra["method"] == "paired"
+
+
+def _sample(refused: list[bool]) -> Sample:
+    record = per_prompt_record(prompts(len(refused)), refused)
+    return Sample(sum(refused), len(refused), record["outcomes"], record["texts"])
+
+
+@FAST
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60),
+       st.floats(0.0, 0.5))
+def test_paired_rules_use_tangos_interval_and_mirror_when_the_runs_swap(
+        pairs: list[tuple[bool, bool]], margin: float) -> None:
+    before, now = _sample([b for b, _ in pairs]), _sample([n for _, n in pairs])
+    drop = compare_rates("r", "rate", MODEL, now, before, margin, "drop", 0.95)
+    rise = compare_rates("r", "rate", MODEL, before, now, margin, "rise", 0.95)
+    gained = sum(n and not b for b, n in pairs)
+    lost = sum(b and not n for b, n in pairs)
+    assert drop.interval == pytest.approx(tango_interval(gained, lost, len(pairs)))
+    assert (drop.extra["refused_now_not_before"], drop.extra["refused_before_not_now"]) == (
+        gained, lost)
+    assert rise.interval == pytest.approx((-drop.interval[1], -drop.interval[0]), abs=1e-9)
+    # Bisection mirrors the endpoints to float resolution only: a margin within 1e-9 of an
+    # endpoint may fall on either side of it.
+    on_edge = min(abs(abs(end) - margin) for end in drop.interval) < 1e-9
+    assert drop.status == rise.status or on_edge
 
 
 def test_per_prompt_outcomes_survive_the_json_report(tmp_path: Path) -> None:
