@@ -161,13 +161,14 @@ def test_no_discordant_pair_gives_z2_over_n_plus_z2_shrinking_with_n(n: int) -> 
 
 
 @FAST
-@given(st.integers(1, 400), st.data())
+@given(st.integers(4, 400), st.data())
 def test_an_unchanged_run_gets_a_narrower_interval_paired_than_unpaired(
         n: int, data: st.DataObject) -> None:
     # At a rate strictly between 0 and 1 the unpaired interval of k/n vs k/n is wider than
     # the paired one with no discordant pair: the pairing is what lets "nothing changed" be
     # shown. At a rate of 0 or 1 nothing can change but the rate's own edge, and both are
-    # +-z^2 / (n + z^2) (Newcombe's is then one Wilson bound).
+    # +-z^2 / (n + z^2) (Newcombe's is then one Wilson bound). From 4 prompts on: on 2 or 3
+    # (k = 1, 2) the score interval is the wider one (checked exhaustively up to n = 2000).
     k = data.draw(st.integers(0, n))
     lo, hi = tango_interval(0, 0, n)
     unpaired_lo, unpaired_hi = newcombe_interval(k, n, k, n)
