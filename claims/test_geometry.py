@@ -16,7 +16,7 @@ import pytest
 from refusal_checks.geometry_claims import (
     DIMENSIONS_THRESHOLD,  # 1.5 effective dimensions: a second direction carries ~1/4
     DISTINCT_THRESHOLD,  # noise-corrected cosine 0.90: 0.10 margin under "the same"
-    STABLE_THRESHOLD,  # split-half cosine 0.80: resamples share cos^2 = 0.64 of the variance
+    STABLE_THRESHOLD,  # split-half cosine 0.90: resamples share cos^2 = 0.81 of the variance
     distinct_directions,
     distinct_under_matched_control,
     more_than_one_direction,

@@ -32,10 +32,11 @@ MIN_POWER = 0.90
 # participation ratio 121 / ((1 + 10c)^2 + 10 (1 - c)^2), which is 1.5 at c = 0.7958.
 PR_BOUNDARY_COS = math.sqrt((121 / 1.5 - 11) / 110)
 
-# Extra prompt noise that brings one category's split-half cosine (general pool, signal
-# and genre 4, noise 1, d 64, 32 + 64 prompts per half) down to about 0.78 on average,
-# just under the stable-within-category threshold 0.80 (measured: see calibration/README.md).
-UNSTABLE_EXTRA_NOISE = 2.3
+# Extra prompt noise that brings one category's mean split-half cosine (general pool,
+# signal and genre 4, noise 1, d 64, 32 + 64 prompts per half) to the stable-within-category
+# threshold 0.90: measured 0.908 at 1.0, 0.901 at 1.1, 0.897 at 1.15 (8 worlds each), so
+# 1.12 puts the hardest null on the threshold itself.
+UNSTABLE_EXTRA_NOISE = 1.12
 
 
 # A large shared mean and a few high-variance axes, as real residual streams have; the
@@ -85,7 +86,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("shared-no-genre", "one refusal direction (cos 1), no genre offsets",
              _design(cos=1.0, genre=0.0), null_for=("distinct-directions",) + _SHARED_NULLS),
     Scenario("unstable-category", f"real-like, one category with extra noise "
-             f"{UNSTABLE_EXTRA_NOISE}: its split-half ~0.78 < 0.80",
+             f"{UNSTABLE_EXTRA_NOISE}: its split-half ~0.90, at the threshold",
              Design(World(cos=0.55), unstable=1, extra_noise=UNSTABLE_EXTRA_NOISE),
              null_for=("stable-within-category",)),
     Scenario("never-refuses", "signal 0 (the model never refuses), cos 1, genre 4",
