@@ -43,6 +43,13 @@ def _cluster_half_weights(counts: FloatArray, rng: np.random.Generator,
     return out[0], out[1]
 
 
+def _apply(weights: FloatArray, acts: FloatArray) -> FloatArray:
+    """``weights @ acts`` for ``(b, s, n)`` weights as one 2-D product (stacked matmul does
+    not reach BLAS and was 6x slower)."""
+    b, s, n = weights.shape
+    return (weights.reshape(b * s, n) @ acts).reshape(b, s, acts.shape[1])
+
+
 def _resample(n: int, rng: np.random.Generator, n_boot: int) -> FloatArray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
 
@@ -81,13 +88,14 @@ def bootstrap_split_half(
     pool_halves = []
     for pool in pools:
         v_a, v_b = _cluster_half_weights(_resample(pool.shape[0], rng, n_boot), rng, n_splits)
-        pool_halves.append((v_a @ pool, v_b @ pool,
+        pool_halves.append((_apply(v_a, pool), _apply(v_b, pool),
                             (v_a.sum(-1) > 0) & (v_b.sum(-1) > 0)))
     out = np.full((n_boot, len(sets)), np.nan)
     for i, acts in enumerate(sets):
         w_a, w_b = _cluster_half_weights(_resample(acts.shape[0], rng, n_boot), rng, n_splits)
         ben_a, ben_b, ok = pool_halves[pool_of[i]]
-        d_a, d_b = w_a @ acts - ben_a, w_b @ acts - ben_b  # (n_boot, n_splits, d_model)
+        d_a = _apply(w_a, acts) - ben_a  # (n_boot, n_splits, d_model)
+        d_b = _apply(w_b, acts) - ben_b
         norms = np.linalg.norm(d_a, axis=-1) * np.linalg.norm(d_b, axis=-1)
         ok = ok & (w_a.sum(-1) > 0) & (w_b.sum(-1) > 0) & (norms > 0)
         with np.errstate(invalid="ignore", divide="ignore"):

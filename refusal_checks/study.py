@@ -7,7 +7,8 @@ Everything here is numpy on ``(prompt, d_model)`` arrays; fixtures build one
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -30,8 +31,8 @@ class DirectionStudy:
         disattenuated: ``(k, k)`` noise-corrected cosines (point estimate).
         boot: ``(n_boot, k, k)`` bootstrap replicates of ``disattenuated``.
         seed: Seed of the generator behind splits and bootstrap.
-        split_half_boot: ``(n_boot, k)`` bootstrap replicates of each category's mean
-            split-half cosine (prompts resampled; :mod:`refusal_checks.stability`).
+        inputs: The activations behind the study (refuse sets and benign pools), kept for
+            :attr:`split_half_boot`, which only the stability claim reads.
     """
 
     categories: list[str]
@@ -44,7 +45,19 @@ class DirectionStudy:
     disattenuated: np.ndarray
     boot: np.ndarray
     seed: int
-    split_half_boot: np.ndarray
+    inputs: tuple[list[np.ndarray], list[np.ndarray] | np.ndarray] = field(
+        default=([], []), repr=False, compare=False)
+
+    @cached_property
+    def split_half_boot(self) -> np.ndarray:
+        """``(n_boot, k)`` bootstrap replicates of each category's mean split-half cosine.
+
+        Prompts resampled (:func:`refusal_checks.stability.bootstrap_split_half`); computed
+        on first use (~5 s for 11 x 64 prompts at width 896), from its own seeded stream.
+        """
+        sets, pools = self.inputs
+        return bootstrap_split_half(sets, pools, np.random.default_rng([self.seed, 1]),
+                                    len(self.boot))
 
     @property
     def k(self) -> int:
@@ -146,6 +159,5 @@ def study_directions(
     raw = geometry.cosine_matrix(geometry.category_directions(sets, pools))
     corrected = geometry.disattenuated_cosines(sets, pools, rng)
     boot = geometry.bootstrap_disattenuated(sets, pools, rng, n_boot)
-    split_half_boot = bootstrap_split_half(sets, pools, rng, n_boot)
     return DirectionStudy(categories, control, layer, [len(s) for s in sets], n_benign,
-                          split_half, raw, corrected, boot, seed, split_half_boot)
+                          split_half, raw, corrected, boot, seed, (sets, pools))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -341,14 +340,12 @@ def test_bootstrap_interval_covers_the_planted_cosine(shared: bool) -> None:
     assert hits / 200 >= 0.90
 
 
-def test_split_half_and_bootstrap_are_fast_at_paper_scale() -> None:
+def test_split_half_and_bootstrap_run_at_paper_scale() -> None:
     # Paper A: 11 categories, 32+32 prompts (we allow 64), Qwen-0.5B width 896.
     rng = np.random.default_rng(10)
     refuse = [rng.normal(size=(64, 896)) for _ in range(11)]
     benign = rng.normal(size=(64, 896))
-    start = time.perf_counter()
-    split_half_cosines(refuse[0], benign, rng, n_splits=1000)
-    assert time.perf_counter() - start < 1.0
-    start = time.perf_counter()
+    # Shapes only: speed is measured against a baseline in benchmarks/, never timed here
+    # (a loaded 2-core machine made the old wall-clock bounds fail).
+    assert split_half_cosines(refuse[0], benign, rng, n_splits=1000).shape == (1000,)
     assert bootstrap_disattenuated(refuse, benign, rng, n_boot=500).shape == (500, 11, 11)
-    assert time.perf_counter() - start < 5.0
