@@ -72,13 +72,19 @@ def family_backend(model_type: str, *, tied: bool = False) -> Any:
     return wrap(model, f"tiny-{model_type}")
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+# Every family untied, and Gemma-2 also with the tied embeddings its checkpoints have.
+CASES = [(family, False) for family in FAMILIES] + [("gemma2", True)]
+
+
+@pytest.fixture(scope="module", params=CASES,
+                ids=[f"{f}-tied" if tied else f for f, tied in CASES])
 def case(request: pytest.FixtureRequest) -> dict[str, Any]:
     """A family's backend and a direction its stream carries: the mean last-position
     residual entering block 1 (a random axis in 32 dimensions changes too little)."""
-    backend = family_backend(request.param)
+    family, tied = request.param
+    backend = family_backend(family, tied=tied)
     states = backend.residual_stream(prompt_set(), [1], [-1])
-    return {"family": request.param, "backend": backend,
+    return {"family": family, "backend": backend,
             "ablate": Ablate(states[:, 0, 0].mean(axis=0).astype(np.float64), label="mean")}
 
 
@@ -130,3 +136,83 @@ def test_orthogonalised_copy_leaves_nothing_along_r(case: dict[str, Any]) -> Non
     edited = wrap(case["backend"].orthogonalised(case["ablate"].direction), "orthogonalised")
     along = stream_along(edited, case["ablate"].direction, None)
     assert along < ORTHOGONAL_TOL, f"{case['family']}: {along:.2e} of the stream along r"
+
+
+@pytest.mark.parametrize("ablated", [False, True], ids=["plain", "ablated"])
+def test_backend_logprobs_equal_plain_torch(case: dict[str, Any], ablated: bool) -> None:
+    """The backend's batched, left-padded nnsight pass against the model's own forward on
+    each prompt alone, with the ablation as forward hooks (tests/hook_reference.py): the
+    same float32 model, so only summation order differs (1e-5, as in test_interventions).
+    Unablated, this is what caught Gemma-2's logit soft-capping, which lm_head's output
+    (what the backend used to read) does not include."""
+    import torch
+
+    from tests.hook_reference import hooked
+
+    backend = case["backend"]
+    ablate = case["ablate"] if ablated else None
+    rows = []
+    for text in PROMPTS:
+        ids = backend.tokenizer(backend.render([text]), return_tensors="pt",
+                                add_special_tokens=False)["input_ids"]
+        with torch.no_grad(), hooked(backend.model, ablate):
+            logits = backend.model(ids).logits[0, -1]
+        rows.append(torch.log_softmax(logits.float(), dim=-1).numpy())
+    got = backend.last_logprobs(prompt_set(), intervention=ablate, batch_size=len(PROMPTS))
+    np.testing.assert_allclose(got, np.asarray(rows), atol=1e-5, rtol=0)
+
+
+# -- families we do not know --------------------------------------------------------------
+def mystery_backend() -> Any:
+    """A Llama whose config claims a family nobody has told the table about."""
+    backend = family_backend("llama")
+    backend.model.config.model_type = "mystery"
+    return backend
+
+
+def test_an_unknown_family_is_refused_with_the_fix() -> None:
+    from refusal_checks.errors import BackendError
+
+    backend = mystery_backend()
+    ablate = Ablate(np.ones(backend.d_model))
+    message = r"model_type 'mystery'.*Supported model types: .*gemma2.*LAYOUTS"
+    with pytest.raises(BackendError, match=message):
+        backend.last_logprobs(prompt_set(), intervention=ablate)
+    with pytest.raises(BackendError, match=message):
+        backend.generate(prompt_set(), 2, intervention=ablate)
+    with pytest.raises(BackendError, match=message):
+        backend.orthogonalised(ablate.direction)
+    # Steering and plain measurements do not depend on the write table.
+    from refusal_checks.interventions import Steer
+
+    steered = backend.last_logprobs(prompt_set(), intervention=Steer(1, np.ones(32)))
+    assert np.isfinite(steered).all()
+
+
+def test_gpt2_is_refused_with_its_reason() -> None:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from refusal_checks.errors import BackendError
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=4,
+                                       vocab_size=len(tokenizer), n_positions=64)).eval()
+    backend = wrap(model, "tiny-gpt2")
+    with pytest.raises(BackendError, match=r"model_type 'gpt2': GPT-2 blocks live under "):
+        backend.last_logprobs(prompt_set(), intervention=Ablate(np.ones(32)))
+
+
+def test_a_changed_norm_formula_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If transformers changed Gemma-2's gain from ``1 + w`` to ``w``, the table's gains
+    would be wrong; the probe in ``_gain`` must notice rather than edit wrongly."""
+    from refusal_checks import architectures
+    from refusal_checks.errors import BackendError
+
+    wrong = architectures.Layout("Gemma-2", architectures.LAYOUTS["gemma2"].writes, 0.0)
+    monkeypatch.setitem(architectures.LAYOUTS, "gemma2", wrong)
+    backend = family_backend("gemma2")
+    with pytest.raises(BackendError, match=r"block 0 post_attention_layernorm does not "
+                                           r"compute x / rms\(x\) \* \(0 \+ weight\)"):
+        backend.orthogonalised(np.ones(backend.d_model))
