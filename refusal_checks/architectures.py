@@ -39,7 +39,8 @@ class Write:
     """One place where a block adds to the residual stream.
 
     Attributes:
-        source: Block submodule whose output is projected (``self_attn``, ``mlp``).
+        source: Block child whose output is projected (``self_attn``, ``mlp``): one
+            attribute name, read with ``getattr`` inside nnsight's trace.
         linear: Its last linear layer, ``(d_model, d_in)``: the weights orthogonalisation edits.
         post_norm: The RMSNorm between ``source`` and the residual add, if any.
         tuple_output: ``source`` returns ``(tensor, ...)`` (attention does in transformers 5).

@@ -147,8 +147,8 @@ class NnsightBackend:
         template_digest = hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()[:16]
         self.info = {"dtype": dtype, "device": device, "chat_template": template_digest,
                      **(info or {})}
-        # direction digest -> (r, per-block write units), for the ablation last prepared
-        self._write_units: dict[str, tuple[Any, list[list[Any]]]] = {}
+        # direction digest -> (r, per-block write units, write sites), last ablation prepared
+        self._write_units: dict[str, tuple[Any, list[list[Any]], list[tuple[str, bool]]]] = {}
 
     # -- inputs -------------------------------------------------------------------------
     def render(self, texts: Sequence[str]) -> list[str]:
@@ -257,7 +257,10 @@ class NnsightBackend:
             r = torch.tensor(intervention.direction, dtype=torch.float32)
             units = architectures.write_directions(self.model, r)
             as_model = [[u.to(self.model.dtype).to(self.device) for u in row] for row in units]
-            self._write_units = {key: (r.to(self.model.dtype).to(self.device), as_model)}
+            # (source attribute, returns a tuple) per write: plain data for the trace body
+            writes = architectures.layout_for(self.model).writes
+            sites = [(w.source, w.tuple_output) for w in writes]
+            self._write_units = {key: (r.to(self.model.dtype).to(self.device), as_model, sites)}
 
     def _edit(self, intervention: Intervention, torch: Any) -> None:
         """Apply one intervention inside the current nnsight forward pass.
@@ -273,17 +276,16 @@ class NnsightBackend:
             block = self.lm.model.layers[intervention.layer]
             block.input = block.input + vector
             return
-        r, units = self._write_units[intervention.key()["direction"]]
-        writes = architectures.layout_for(self.model).writes
+        r, units, sites = self._write_units[intervention.key()["direction"]]
 
         def project_out(x: Any, u: Any) -> Any:
             return x - (x @ u)[..., None] * u
 
         for block, row in zip(self.lm.model.layers, units):
             block.input = project_out(block.input, r)
-            for write, u in zip(writes, row):
-                source = architectures.submodule(block, write.source)
-                if write.tuple_output:  # attention: (output, weights) in transformers 5
+            for (name, tuple_output), u in zip(sites, row):
+                source = getattr(block, name)
+                if tuple_output:  # attention: (output, weights) in transformers 5
                     out = source.output
                     source.output = (project_out(out[0], u),) + tuple(out[1:])
                 else:

@@ -20,10 +20,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from refusal_checks.interventions import Ablate
 from refusal_checks.prompts import PromptSet
 
+from .test_interventions import backend_generate
 from .tiny import PROMPTS, build_tokenizer
 from .tiny_families import FAMILIES, N_LAYERS, build_family
 
@@ -128,8 +132,11 @@ def test_orthogonalised_copy_equals_hook_ablation(case: dict[str, Any]) -> None:
     assert np.abs(hooked - plain).max() > 0.1, "the ablation must matter for the tolerance to"
     gap = float(np.abs(copied - hooked).max())
     assert gap < LOGPROB_TOL, f"{case['family']}: log-probs differ by {gap:.2e}"
-    assert edited.generate(prompt_set(), N_NEW) == backend.generate(
-        prompt_set(), N_NEW, intervention=ablate)
+    want_text, want = backend_generate(backend, PROMPTS, N_NEW, ablate, batch_size=3)
+    got_text, got = backend_generate(edited, PROMPTS, N_NEW, None, batch_size=3)
+    assert got == want and got_text == want_text  # token ids, not only the decoded text
+    _, plain_ids = backend_generate(backend, PROMPTS, N_NEW, None, batch_size=3)
+    assert got != plain_ids, "the ablation must change the greedy replies"
 
 
 def test_orthogonalised_copy_leaves_nothing_along_r(case: dict[str, Any]) -> None:
@@ -160,6 +167,41 @@ def test_backend_logprobs_equal_plain_torch(case: dict[str, Any], ablated: bool)
         rows.append(torch.log_softmax(logits.float(), dim=-1).numpy())
     got = backend.last_logprobs(prompt_set(), intervention=ablate, batch_size=len(PROMPTS))
     np.testing.assert_allclose(got, np.asarray(rows), atol=1e-5, rtol=0)
+
+
+# -- the algebra behind the post-norm rule ---------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(x=hnp.arrays(np.float64, 16, elements=st.floats(-10, 10)),
+       gain=hnp.arrays(np.float64, 16, elements=st.floats(0, 3)),
+       r=hnp.arrays(np.float64, 16, elements=st.floats(-1, 1)),
+       eps=st.sampled_from([1e-6, 1e-5, 1.0]))
+def test_a_write_projected_against_gain_times_r_is_orthogonal_to_r_after_the_norm(
+    x: np.ndarray, gain: np.ndarray, r: np.ndarray, eps: float
+) -> None:
+    """``RMSNorm_g(x) . r = (x . (g * r)) / rms(x)``: projecting ``x`` against ``g * r``
+    empties ``r`` after the norm whatever the gains (zeros included) and ``eps`` (every
+    real norm has one > 0)."""
+    assume(np.linalg.norm(r) > 1e-3)
+    r = r / np.linalg.norm(r)
+
+    def norm(v: np.ndarray) -> np.ndarray:
+        return v / np.sqrt(np.mean(v**2) + eps) * gain
+
+    u = gain * r
+    projected = x - (x @ u) / (u @ u) * u if u @ u > 0 else x
+    y = norm(projected)
+    # What is left is the rounding of ``projected . u`` (a few 16-term float64 dot products:
+    # < 1e-14 |x| |u|), divided by the norm's divisor; 1e-12 leaves 100x room.
+    divisor = np.sqrt(np.mean(projected**2) + eps)
+    assert abs(y @ r) <= 1e-12 * (np.linalg.norm(x) * np.linalg.norm(u) + 1) / divisor
+
+
+def test_projecting_against_r_before_a_post_norm_leaves_r_after_it() -> None:
+    """The pre-table edit, on one worked example: gains (1, 3), r = e1+e2, x = e1 - e2.
+    x . r = 0, yet the norm writes (1, -3) / rms, which has (1 - 3) / sqrt(2) along r."""
+    gain, r, x = np.array([1.0, 3.0]), np.array([1.0, 1.0]) / np.sqrt(2), np.array([1.0, -1.0])
+    y = x / np.sqrt(np.mean(x**2)) * gain
+    assert x @ r == 0 and y @ r == pytest.approx(-2 / np.sqrt(2))
 
 
 # -- families we do not know --------------------------------------------------------------
