@@ -65,8 +65,11 @@ class Steer:
 class Ablate:
     """Directional ablation (Arditi et al.): ``x <- x - (x . r_hat) r_hat``.
 
-    Applied to every block input and every attention and MLP output, at all layers and all
-    positions, generated ones included.
+    Applied to every block input and every attention and MLP write, at all layers and all
+    positions, generated ones included. Where the model family adds a post-norm to those
+    writes (Gemma-2/3, OLMo-2/3) the output is projected against the gain-weighted
+    direction so the write after the norm is orthogonal to ``r``
+    (:mod:`refusal_checks.architectures`).
     """
 
     direction: np.ndarray = field(repr=False)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from refusal_checks import architectures
 from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
 from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
@@ -146,6 +147,8 @@ class NnsightBackend:
         template_digest = hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()[:16]
         self.info = {"dtype": dtype, "device": device, "chat_template": template_digest,
                      **(info or {})}
+        # direction digest -> (r, per-block write units, write sites), last ablation prepared
+        self._write_units: dict[str, tuple[Any, list[list[Any]], list[tuple[str, bool]]]] = {}
 
     # -- inputs -------------------------------------------------------------------------
     def render(self, texts: Sequence[str]) -> list[str]:
@@ -238,27 +241,55 @@ class NnsightBackend:
                 ids.add(int(tokens[0]))
         return sorted(ids)
 
+    def _prepare(self, intervention: Intervention | None) -> None:
+        """Work out, before a trace, what ``_edit`` projects for an ablation.
+
+        The unit vector to remove at each write depends on the family's layout and, behind
+        a post-norm, on the norm's gains (:mod:`refusal_checks.architectures`). It is
+        computed here, outside nnsight's trace (calling a module inside one would count as
+        one of its calls), and an unknown family is refused before anything runs.
+        """
+        if not isinstance(intervention, Ablate):
+            return
+        key = intervention.key()["direction"]
+        if key not in self._write_units:
+            torch = _torch()
+            r = torch.tensor(intervention.direction, dtype=torch.float32)
+            units = architectures.write_directions(self.model, r)
+            as_model = [[u.to(self.model.dtype).to(self.device) for u in row] for row in units]
+            # (source attribute, returns a tuple) per write: plain data for the trace body
+            writes = architectures.layout_for(self.model).writes
+            sites = [(w.source, w.tuple_output) for w in writes]
+            self._write_units = {key: (r.to(self.model.dtype).to(self.device), as_model, sites)}
+
     def _edit(self, intervention: Intervention, torch: Any) -> None:
         """Apply one intervention inside the current nnsight forward pass.
 
-        Must be called inside a trace (or once per step of a generation's ``iter`` loop);
-        modules are touched in forward order, as nnsight requires.
+        Must be called inside a trace (or once per step of a generation's ``iter`` loop),
+        after :meth:`_prepare` outside it; modules are touched in forward order, as nnsight
+        requires. Ablation projects ``r`` out of every block input and, at every write the
+        family's layout lists, the vector that keeps the write orthogonal to ``r`` after any
+        post-norm (``r`` itself where there is none).
         """
         if isinstance(intervention, Steer):
             vector = torch.tensor(intervention.vector, dtype=self.model.dtype, device=self.device)
             block = self.lm.model.layers[intervention.layer]
             block.input = block.input + vector
             return
-        r = torch.tensor(intervention.direction, dtype=self.model.dtype, device=self.device)
+        r, units, sites = self._write_units[intervention.key()["direction"]]
 
-        def project_out(x: Any) -> Any:
-            return x - (x @ r)[..., None] * r
+        def project_out(x: Any, u: Any) -> Any:
+            return x - (x @ u)[..., None] * u
 
-        for block in self.lm.model.layers:
-            block.input = project_out(block.input)
-            attention = block.self_attn.output  # (output, weights) in transformers 5
-            block.self_attn.output = (project_out(attention[0]),) + tuple(attention[1:])
-            block.mlp.output = project_out(block.mlp.output)
+        for block, row in zip(self.lm.model.layers, units):
+            block.input = project_out(block.input, r)
+            for (name, tuple_output), u in zip(sites, row):
+                source = getattr(block, name)
+                if tuple_output:  # attention: (output, weights) in transformers 5
+                    out = source.output
+                    source.output = (project_out(out[0], u),) + tuple(out[1:])
+                else:
+                    source.output = project_out(source.output, u)
 
     def last_logprobs(
         self,
@@ -271,6 +302,7 @@ class NnsightBackend:
         """Log-probabilities of the first reply token: ``(prompt, vocab)`` float32."""
         torch = _torch()
         check_for_model(intervention, self.d_model, self.n_layers)
+        self._prepare(intervention)
         texts = list(prompts.texts)
         out = np.empty((len(texts), self.model.config.vocab_size), np.float32)
         for start in range(0, len(texts), batch_size):
@@ -278,7 +310,8 @@ class NnsightBackend:
             with torch.inference_mode(), self.lm.trace(self._batch(chunk), logits_to_keep=1):
                 if intervention is not None:
                     self._edit(intervention, torch)
-                logits = self.lm.lm_head.output[:, -1, :].save()
+                # The model's logits, not lm_head's: Gemma-2 soft-caps them after the head.
+                logits = self.lm.output.logits[:, -1, :].save()
             values = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
             out[start : start + len(chunk), :] = values[:, : out.shape[1]]
             if progress is not None:
@@ -305,6 +338,7 @@ class NnsightBackend:
         """
         torch = _torch()
         check_for_model(intervention, self.d_model, self.n_layers)
+        self._prepare(intervention)
         texts = list(prompts.texts)
         replies: list[str] = []
         eos = self.model.generation_config.eos_token_id
@@ -340,33 +374,28 @@ class NnsightBackend:
     def orthogonalised(self, direction: np.ndarray) -> Any:
         """A copy of the model whose weights never write ``direction`` into the residual stream.
 
-        ``W <- W - r_hat r_hat^T W`` on the embeddings, every attention output projection and
-        every MLP down projection (Arditi et al.): equivalent to directional ablation, with
-        no hooks, so the edited model can be saved with ``save_pretrained`` and shipped.
+        ``W <- W - r_hat r_hat^T W`` on the embeddings and on every write the family's
+        layout lists (Arditi et al.; behind a post-norm against the gain-weighted direction,
+        :mod:`refusal_checks.architectures`): the same edit as hook ablation, with no hooks,
+        so the edited model can be saved with ``save_pretrained`` and shipped.
+
+        Raises:
+            BackendError: The model's family is not in the ablation table.
         """
         import copy
 
         torch = _torch()
         ablate = Ablate(direction)  # refuses NaN/inf and the zero vector, and normalises
         check_for_model(ablate, self.d_model, self.n_layers)  # the width, with the fix
+        architectures.layout_for(self.model)  # an unknown family fails before the copy
         model = copy.deepcopy(self.model)
-        r = torch.tensor(ablate.direction, dtype=torch.float32)
         if model.config.tie_word_embeddings or (
                 model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()):
             # Untie first: the read-out must keep the original embeddings.
             model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
             model.config.tie_word_embeddings = False
-        with torch.no_grad():
-            embed = model.model.embed_tokens.weight
-            rr = r.to(embed.dtype)
-            embed -= torch.outer(embed @ rr, rr)
-            for block in model.model.layers:
-                for linear in (block.self_attn.o_proj, block.mlp.down_proj):
-                    w = linear.weight  # (d_model, d_in): writes columns into the stream
-                    rr = r.to(w.dtype)
-                    w -= torch.outer(rr, rr @ w)
-                    if linear.bias is not None:
-                        linear.bias -= (linear.bias @ rr) * rr
+        architectures.orthogonalise_writes(model, torch.tensor(ablate.direction,
+                                                               dtype=torch.float32))
         return model
 
 def _dtype(name: str) -> Any:

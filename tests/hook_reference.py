@@ -41,17 +41,23 @@ def hooked(model: Any, intervention: Intervention | None, *,
                                                        with_kwargs=True))
     elif isinstance(intervention, Ablate):
         assert not prompt_pass_only, "not needed by these tests"
+        from refusal_checks.architectures import layout_for, submodule, write_directions
+
         r = torch.tensor(intervention.direction, dtype=torch.float32)
 
-        def project_out(x: Any) -> Any:
-            return x - (x @ r)[..., None] * r
+        def project_out(u: Any) -> Any:
+            return lambda x: x - (x @ u)[..., None] * u
 
-        for block in model.model.layers:
-            handles.append(block.register_forward_pre_hook(edit_input(project_out),
+        # The family's write table: behind a post-norm the projected vector is not r itself.
+        writes = layout_for(model).writes
+        for block, units in zip(model.model.layers, write_directions(model, r)):
+            handles.append(block.register_forward_pre_hook(edit_input(project_out(r)),
                                                            with_kwargs=True))
-            handles.append(block.self_attn.register_forward_hook(
-                lambda m, a, out: (project_out(out[0]), *out[1:])))
-            handles.append(block.mlp.register_forward_hook(lambda m, a, out: project_out(out)))
+            for write, u in zip(writes, units):
+                edit = project_out(u)
+                hook = ((lambda m, a, out, edit=edit: (edit(out[0]), *out[1:]))
+                        if write.tuple_output else (lambda m, a, out, edit=edit: edit(out)))
+                handles.append(submodule(block, write.source).register_forward_hook(hook))
     try:
         yield
     finally:
