@@ -186,9 +186,11 @@ def test_digest_ignores_source_but_not_name_side_or_texts() -> None:
     assert base.digest != PromptSet(base.name, base.category, "matched", base.texts, "s").digest
 
 
-def test_head_returns_first_n_or_self() -> None:
+def test_head_returns_n_in_file_order_or_self() -> None:
     full = make_set(["a", "b", "c"])
-    assert full.head(2).texts == ("a", "b") and full.head(2).name == full.name
+    small = full.head(2)
+    assert len(small) == 2 and small.name == full.name and small == full.head(2)
+    assert [t for t in full.texts if t in small.texts] == list(small.texts)  # file order kept
     assert full.head(None) is full and full.head(3) is full and full.head(10) is full
     with pytest.raises(ValueError, match="at least 1 or None"):
         full.head(0)
