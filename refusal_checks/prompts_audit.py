@@ -16,8 +16,9 @@ The cues (all heuristics; each is a per-prompt yes/no, so each rate is a share i
   that open requests to an assistant (write, tell, give, explain, make, list, describe ...).
   Words such as "list" or "plan" are nouns too, but at the start of a prompt they are almost
   always commands; modal openings ("Can you ...") are questions, not imperatives.
-- ``certainty``: a word or phrase that asks for certainty (exactly, definitely, once and for
-  all, for sure, precisely, guaranteed, certain ...), see CERTAINTY_PATTERN.
+- ``certainty``: a word or phrase that asks for certainty or one settled answer (exactly,
+  definitely, once and for all, for sure, precisely, guaranteed, certain, no debate, full
+  stop, final verdict ...), see CERTAINTY_PATTERN.
 - ``long``: the prompt has more words than the median word count of the pool it is compared
   in (both sides of the category together), so length is a share comparable to the others.
 """
@@ -41,7 +42,10 @@ CERTAINTY_PATTERN = re.compile(
     r"once and for all|for sure|for certain|(?<!\ba )certain|certainly|certainty|"
     r"guarantee|guaranteed|guarantees|absolutely|undeniabl[ey]|without (?:a|any) doubt|"
     r"beyond (?:any )?doubt|conclusive|conclusively|objectively|indisputabl[ey]|"
-    r"undisputed|unquestionabl[ey]|100 ?%|100 percent)(?!\w)", re.IGNORECASE)
+    r"undisputed|unquestionabl[ey]|100 ?%|100 percent|"
+    # insistence on one settled answer: "settle it for good", "no debate", "full stop"
+    r"for good|full stop|no debate|no arguments?|final verdict|final answer|one true|"
+    r"settle (?:it|this)|officially|period(?=[.!?]*$))(?!\w)", re.IGNORECASE)
 IMPERATIVE_VERBS: frozenset[str] = frozenset("""
     act add admit analyse analyze answer apologise apologize arrange ask assess be become
     bake book break brainstorm browse build buy calculate call change check choose clarify
