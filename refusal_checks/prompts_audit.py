@@ -25,6 +25,7 @@ The cues (all heuristics; each is a per-prompt yes/no, so each rate is a share i
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections.abc import Sequence
@@ -178,6 +179,57 @@ def format_table(reports: Sequence[CueReport]) -> str:
         cue, gap = r.worst
         lines.append(f"{r.category:<22}{cells}{f'{gap:.0%} ({cue})':>22}")
     return "\n".join(lines)
+
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:['\u2019][a-z]+)?")
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation dropped, words separated by single spaces."""
+    return " ".join(_TOKEN.findall(text.lower()))
+
+
+def word_jaccard(first: str, second: str) -> float:
+    """Jaccard similarity of the two prompts' sets of normalised words (1.0 for two empties)."""
+    a, b = set(normalise(first).split()), set(normalise(second).split())
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def near_duplicates(labelled: Sequence[tuple[str, str]],
+                    threshold: float = 0.8) -> list[tuple[str, str, float]]:
+    """Pairs of prompts whose normalised texts are equal or whose word Jaccard > ``threshold``.
+
+    Args:
+        labelled: ``(label, prompt)`` pairs, the label naming where the prompt comes from.
+        threshold: Largest tolerated word-set Jaccard similarity.
+
+    Returns:
+        ``(label, label, similarity)`` per offending pair, most similar first.
+    """
+    words = [frozenset(normalise(text).split()) for _, text in labelled]
+    # Prefix filtering (set-similarity joins): order words rarest first; two sets with Jaccard
+    # >= t share at least ceil(t * |a|) words, so a's first |a| - ceil(t * |a|) + 1 words meet
+    # b's. Only pairs whose prefixes meet are compared: exact, and far from all n^2 pairs.
+    frequency: dict[str, int] = {}
+    for bag in words:
+        for word in bag:
+            frequency[word] = frequency.get(word, 0) + 1
+    index: dict[str, list[int]] = {}
+    candidates: set[tuple[int, int]] = set()
+    for j, bag in enumerate(words):
+        ordered = sorted(bag, key=lambda w: (frequency[w], w))
+        for word in ordered[:len(ordered) - math.ceil(threshold * len(ordered)) + 1]:
+            candidates.update((i, j) for i in index.get(word, ()))
+            index.setdefault(word, []).append(j)
+    empty = [i for i, bag in enumerate(words) if not bag]
+    candidates.update((i, j) for i in empty for j in empty if i < j)
+    found = []
+    for i, j in candidates:
+        union = words[i] | words[j]
+        sim = len(words[i] & words[j]) / len(union) if union else 1.0
+        if sim > threshold or normalise(labelled[i][1]) == normalise(labelled[j][1]):
+            found.append((labelled[i][0], labelled[j][0], sim))
+    return sorted(found, key=lambda f: -f[2])
 
 
 def audit_files(paths: Sequence[str], max_gap: float = MAX_GAP) -> tuple[str, list[str]]:
