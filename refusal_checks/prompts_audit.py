@@ -229,7 +229,7 @@ def near_duplicates(labelled: Sequence[tuple[str, str]],
         sim = len(words[i] & words[j]) / len(union) if union else 1.0
         if sim > threshold or normalise(labelled[i][1]) == normalise(labelled[j][1]):
             found.append((labelled[i][0], labelled[j][0], sim))
-    return sorted(found, key=lambda f: -f[2])
+    return sorted(found, key=lambda f: (-f[2], f[0], f[1]))
 
 
 def audit_files(paths: Sequence[str], max_gap: float = MAX_GAP) -> tuple[str, list[str]]:
