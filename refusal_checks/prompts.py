@@ -291,8 +291,9 @@ def _parse_csv(label: str, content: str) -> list[_Row]:
                          _label(record, _SUBGENRE_KEYS), _label(record, ["topic"])))
         else:
             category = _text(label, line, record.get("category") or "", "category")
-            rows.append((category, _side(label, line, (record.get("side") or "").strip() or "refuse"),
-                         text, label, line, _label(record, _SUBGENRE_KEYS), _label(record, ["topic"])))
+            side = _side(label, line, (record.get("side") or "").strip() or "refuse")
+            rows.append((category, side, text, label, line, _label(record, _SUBGENRE_KEYS),
+                         _label(record, ["topic"])))
     return rows
 
 

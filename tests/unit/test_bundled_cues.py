@@ -132,9 +132,9 @@ def test_long_is_judged_against_the_pooled_median() -> None:
 
 
 def _collection(refuse: list[str], matched: list[str]) -> PromptCollection:
-    cat = CategoryPrompts("planted", PromptSet("planted/refuse", "planted", "refuse",
-                                               tuple(refuse), "test"),
-                          PromptSet("planted/matched", "planted", "matched", tuple(matched), "test"))
+    refuse_set = PromptSet("planted/refuse", "planted", "refuse", tuple(refuse), "test")
+    matched_set = PromptSet("planted/matched", "planted", "matched", tuple(matched), "test")
+    cat = CategoryPrompts("planted", refuse_set, matched_set)
     return PromptCollection({"planted": cat}, bundled().benign, "test")
 
 
