@@ -112,7 +112,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(CATEGORIES, default=None, metavar="A,B,...",
                     help="only these categories (comma-separated).")
     group.addoption(MAX_PROMPTS, type=_positive_int, default=None, metavar="N",
-                    help="use at most N prompts per prompt set (a budget for quick runs).")
+                    help="use at most N prompts per prompt set (a budget for quick runs), "
+                    "drawn round-robin over sub-genres.")
     group.addoption(BATCH_SIZE, type=_positive_int, default=16, metavar="N",
                     help="prompts per forward pass. Default: 16.")
     group.addoption(SEED, type=_int, default=0, metavar="N",

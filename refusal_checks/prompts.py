@@ -2,7 +2,9 @@
 
 A PromptSet is plain data with a content digest, so caches and reports can name exactly
 which prompts a number rests on. Loaders read CoCoNot JSONL, XSTest CSV and our generic
-JSONL / CSV (columns ``prompt``, ``category``, optional ``side``). Stdlib only.
+JSONL / CSV (columns ``prompt``, ``category``, optional ``side``, ``subgenre``, ``topic``).
+A prompt budget (``head``) is a stratified take over sub-genres, not the file's first rows,
+because prompt files are written in topic blocks. Stdlib only.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import io
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from refusal_checks.prompt_strata import stratified_order
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -63,6 +67,9 @@ class PromptSet:
         side: One of SIDES.
         texts: The prompts, in file order.
         source: ``"bundled"`` or the file path(s) the prompts came from.
+        subgenres: Per prompt, its sub-genre ("" when unknown); empty when none is known.
+        topics: Per prompt, its topic, shared by a refuse prompt and its matched twin ("" when
+            unknown); empty when none is known. Neither label is part of the digest.
     """
 
     name: str
@@ -70,11 +77,19 @@ class PromptSet:
     side: str
     texts: tuple[str, ...]
     source: str
+    subgenres: tuple[str, ...] = field(default=(), repr=False)
+    topics: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.side not in SIDES:
             raise ValueError(f"PromptSet side {self.side!r} is not one of {', '.join(SIDES)}.")
         object.__setattr__(self, "texts", tuple(self.texts))
+        for label in ("subgenres", "topics"):
+            values = tuple(getattr(self, label))
+            if values and len(values) != len(self.texts):
+                raise ValueError(f"PromptSet {label} has {len(values)} entries for "
+                                 f"{len(self.texts)} texts; give one per text or none.")
+            object.__setattr__(self, label, values)
 
     @property
     def digest(self) -> str:
@@ -84,16 +99,26 @@ class PromptSet:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def _with(self, texts: Sequence[str], name: str | None = None) -> PromptSet:
-        return PromptSet(name or self.name, self.category, self.side, tuple(texts), self.source)
+    def _with(self, keep: Sequence[int], name: str | None = None) -> PromptSet:
+        """The prompts at indices ``keep`` (in file order), with their labels."""
+        keep = sorted(keep)
+        def pick(values: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(values[i] for i in keep) if values else ()
+        return PromptSet(name or self.name, self.category, self.side, pick(self.texts),
+                         self.source, pick(self.subgenres), pick(self.topics))
 
     def head(self, n: int | None) -> PromptSet:
-        """The first ``n`` prompts (a prompt budget); ``None`` or ``n >= len`` gives self."""
+        """A budget of ``n`` prompts covering every sub-genre; ``None`` or ``n >= len`` is self.
+
+        The take is ``stratified_order``'s first ``n``: round-robin over sub-genres, each
+        ordered by sha256 of its topic (or text), so a refuse set and its matched twins with
+        the same topics keep the same topics. Deterministic; the result keeps file order.
+        """
         if n is None or n >= len(self):
             return self
         if n < 1:
             raise ValueError(f"Prompt budget must be at least 1 or None (all), got {n}.")
-        return self._with(self.texts[:n])
+        return self._with(stratified_order(self.texts, self.subgenres, self.topics)[:n])
 
     def split(self, part: str) -> PromptSet:
         """Deterministic half for ``part`` in PARTS, named ``"{name}/{part}"``.
@@ -104,16 +129,15 @@ class PromptSet:
         if part not in PARTS:
             raise ValueError(f"split part {part!r} is not one of {', '.join(PARTS)}.")
         order = sorted(range(len(self)), key=lambda i: (_sha256(self.texts[i]), i))
-        keep = {i for rank, i in enumerate(order) if rank % 2 == PARTS.index(part)}
-        return self._with([t for i, t in enumerate(self.texts) if i in keep], f"{self.name}/{part}")
+        keep = [i for rank, i in enumerate(order) if rank % 2 == PARTS.index(part)]
+        return self._with(keep, f"{self.name}/{part}")
 
     def sample(self, n: int, rng_seed: int) -> PromptSet:
         """``n`` prompts drawn without replacement with ``random.Random(rng_seed)``, in order."""
         if not 1 <= n <= len(self):
             raise ValueError(f"Cannot sample {n} prompts from {self.name!r}, which has {len(self)}; "
                              f"ask for between 1 and {len(self)}.")
-        chosen = set(random.Random(rng_seed).sample(range(len(self)), n))
-        return self._with([t for i, t in enumerate(self.texts) if i in chosen])
+        return self._with(random.Random(rng_seed).sample(range(len(self)), n))
 
 
 @dataclass(frozen=True)
@@ -157,8 +181,18 @@ class PromptCollection:
         return _sha256(_canonical([parts, self.benign.digest]))
 
 
-# A parsed row: (category, side, text, file label, 1-based line).
-_Row = tuple[str, str, str, str, int]
+# A parsed row: (category, side, text, file label, 1-based line, sub-genre, topic).
+_Row = tuple[str, str, str, str, int, str, str]
+_SUBGENRE_KEYS = ("subgenre", "subcategory", "type")  # ours, CoCoNot's, XSTest's
+
+
+def _label(record: dict[str, object], keys: Sequence[str]) -> str:
+    """The first of ``keys`` that holds a string in ``record`` (stripped), else ""."""
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
 
 
 def _fail(label: str, line: int | None, what: str, fix: str) -> PromptFileError:
@@ -222,10 +256,11 @@ def _parse_jsonl(label: str, content: str) -> list[_Row]:
                 raise _fail(label, line, f"unknown CoCoNot category {category!r}",
                             f"Known CoCoNot categories: {', '.join(COCONOT_CATEGORIES)}; "
                             "rename it or write the file in the generic format")
-            rows.append((COCONOT_CATEGORIES[category], side_default, text, label, line))
+            rows.append((COCONOT_CATEGORIES[category], side_default, text, label, line,
+                         _label(obj, _SUBGENRE_KEYS), _label(obj, ["topic"])))
         else:
             rows.append((category, _side(label, line, obj.get("side", "refuse")), text,
-                         label, line))
+                         label, line, _label(obj, _SUBGENRE_KEYS), _label(obj, ["topic"])))
     return rows
 
 
@@ -252,11 +287,13 @@ def _parse_csv(label: str, content: str) -> list[_Row]:
             if verdict is None:
                 raise _fail(label, line, f"XSTest label {record.get('label')!r} is not safe or "
                             "unsafe", "Set label to safe or unsafe")
-            rows.append(("over_refusal", verdict, text, label, line))
+            rows.append(("over_refusal", verdict, text, label, line,
+                         _label(record, _SUBGENRE_KEYS), _label(record, ["topic"])))
         else:
             category = _text(label, line, record.get("category") or "", "category")
-            rows.append((category, _side(label, line, (record.get("side") or "").strip() or "refuse"),
-                         text, label, line))
+            side = _side(label, line, (record.get("side") or "").strip() or "refuse")
+            rows.append((category, side, text, label, line, _label(record, _SUBGENRE_KEYS),
+                         _label(record, ["topic"])))
     return rows
 
 
@@ -278,9 +315,10 @@ def _collect(rows: Sequence[_Row], source: str | None, fallback: PromptSet | Non
              where: str) -> PromptCollection:
     """Merge rows into a collection; ``source`` None labels sets by their files."""
     texts: dict[tuple[str, str], list[str]] = {}
+    labels: dict[tuple[str, str], list[tuple[str, str]]] = {}
     files: dict[tuple[str, str], list[str]] = {}
     seen: dict[tuple[str, str, str], tuple[str, int]] = {}
-    for category, side, text, label, line in rows:
+    for category, side, text, label, line, subgenre, topic in rows:
         group = ("benign", "benign") if side == "benign" else (category, side)
         if (*group, text) in seen:
             first, first_line = seen[(*group, text)]
@@ -289,13 +327,16 @@ def _collect(rows: Sequence[_Row], source: str | None, fallback: PromptSet | Non
                         "silently counts one prompt twice in every mean)")
         seen[(*group, text)] = (label, line)
         texts.setdefault(group, []).append(text)
+        labels.setdefault(group, []).append((subgenre, topic))
         if label not in files.setdefault(group, []):
             files[group].append(label)
 
     def make(group: tuple[str, str]) -> PromptSet:
         name = "benign" if group[1] == "benign" else "/".join(group)
+        subgenres, topics = (tuple(column) for column in zip(*labels[group]))
         return PromptSet(name, group[0], group[1], tuple(texts[group]),
-                         source or ", ".join(files[group]))
+                         source or ", ".join(files[group]),
+                         subgenres if any(subgenres) else (), topics if any(topics) else ())
 
     for category, side in texts:
         if side == "matched" and (category, "refuse") not in texts:

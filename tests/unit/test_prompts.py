@@ -110,6 +110,80 @@ def test_bundled_head_budgets_every_set() -> None:
     assert bundled().head(None).digest == bundled().digest
 
 
+def test_bundled_budget_covers_every_subgenre_and_keeps_twins_paired() -> None:
+    full, small = bundled(), bundled().head(16)
+    assert small.digest == bundled().head(16).digest  # deterministic
+    for name, cat in small.categories.items():
+        assert cat.matched is not None
+        whole = full.categories[name].refuse
+        assert set(cat.refuse.subgenres) == set(whole.subgenres), name  # every sub-genre
+        assert cat.refuse.topics == cat.matched.topics, name  # each prompt with its twin
+        assert cat.refuse.texts != whole.texts[:16], name  # not the file's first block
+        assert len(set(cat.refuse.topics)) == 16, name
+    assert len(set(small.benign.subgenres)) == len(set(full.benign.subgenres))
+
+
+def test_bundled_budget_splits_stay_disjoint_and_deterministic() -> None:
+    for cat in bundled().head(16).categories.values():
+        for budget in (cat.refuse, cat.matched):
+            assert budget is not None
+            train, test = budget.split("train"), budget.split("test")
+            assert not set(train.texts) & set(test.texts)
+            assert sorted(train.texts + test.texts) == sorted(budget.texts)
+            assert (train, test) == (budget.split("train"), budget.split("test"))
+            assert len(train.subgenres) == len(train) and len(test.topics) == len(test)
+
+
+_labels = st.lists(st.tuples(st.sampled_from("abcde"), st.sampled_from("pqrstuvw")),
+                   min_size=1, max_size=30)
+
+
+@given(_labels, st.integers(min_value=1, max_value=30))
+def test_budgets_are_nested_and_spread_over_subgenres(labels: list[tuple[str, str]],
+                                                     n: int) -> None:
+    subgenres = tuple(g for g, _ in labels)
+    full = PromptSet("x/refuse", "x", "refuse", tuple(f"p{i}" for i in range(len(labels))),
+                     "test", subgenres, tuple(t for _, t in labels))
+    small, smaller = full.head(n), full.head(max(1, n - 1))
+    assert len(small) == min(n, len(full)) and set(smaller.texts) <= set(small.texts)
+    assert [t for t in full.texts if t in small.texts] == list(small.texts)
+    # Round-robin: every sub-genre is drawn before any is drawn twice.
+    assert len(set(small.subgenres)) == min(len(small), len(set(subgenres)))
+    taken = {g: small.subgenres.count(g) for g in set(subgenres)}
+    for g in taken:  # a sub-genre with prompts left is never 2 behind another
+        if taken[g] < subgenres.count(g):
+            assert all(taken[h] <= taken[g] + 1 for h in taken)
+
+
+def test_unlabelled_budget_is_spread_by_hash_not_file_order() -> None:
+    full = make_set([f"prompt {i}" for i in range(64)])
+    small = full.head(16)
+    assert small == full.head(16) and small.texts != full.texts[:16]
+    assert max(full.texts.index(t) for t in small.texts) >= 32  # reaches the second half
+
+
+def test_prompt_set_labels_must_match_texts() -> None:
+    with pytest.raises(ValueError, match="subgenres has 1 entries for 2 texts"):
+        PromptSet("x/refuse", "x", "refuse", ("a", "b"), "t", ("g",))
+    labelled = PromptSet("x/refuse", "x", "refuse", ("a", "b"), "t", ("g", "h"), ("s", "t"))
+    assert labelled.digest == make_set(["a", "b"]).digest  # labels are not content
+
+
+def test_loaders_keep_subgenre_and_topic_labels(tmp_path: Path) -> None:
+    jsonl = write_jsonl(tmp_path / "mine.jsonl", [
+        {"prompt": "a", "category": "c", "subgenre": "g1", "topic": "t1"},
+        {"prompt": "b", "category": "c", "subcategory": "g2"},
+        {"prompt": "c", "category": "c"}])
+    cat = load_prompts([jsonl], benign_fallback=POOL).categories["c"]
+    assert cat.refuse.subgenres == ("g1", "g2", "") and cat.refuse.topics == ("t1", "", "")
+    csv_path = tmp_path / "xs.csv"
+    csv_path.write_text("prompt,type,label\nkill a process,homonyms,safe\n"
+                        "kill a person,contrast_homonyms,unsafe\n", encoding="utf-8")
+    xs = load_prompts([csv_path], benign_fallback=POOL).categories["over_refusal"]
+    assert xs.refuse.subgenres == ("contrast_homonyms",) and xs.matched is not None
+    assert xs.matched.subgenres == ("homonyms",) and xs.matched.topics == ()
+
+
 def test_bundled_digest_changes_when_one_text_changes() -> None:
     refuse = bundled().categories[CATEGORIES[0]].refuse
     edited = PromptSet(refuse.name, refuse.category, refuse.side,
@@ -186,9 +260,11 @@ def test_digest_ignores_source_but_not_name_side_or_texts() -> None:
     assert base.digest != PromptSet(base.name, base.category, "matched", base.texts, "s").digest
 
 
-def test_head_returns_first_n_or_self() -> None:
+def test_head_returns_n_in_file_order_or_self() -> None:
     full = make_set(["a", "b", "c"])
-    assert full.head(2).texts == ("a", "b") and full.head(2).name == full.name
+    small = full.head(2)
+    assert len(small) == 2 and small.name == full.name and small == full.head(2)
+    assert [t for t in full.texts if t in small.texts] == list(small.texts)  # file order kept
     assert full.head(None) is full and full.head(3) is full and full.head(10) is full
     with pytest.raises(ValueError, match="at least 1 or None"):
         full.head(0)
