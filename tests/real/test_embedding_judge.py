@@ -1,6 +1,6 @@
 """The embedding judge on real replies: XSTest's human-labelled Mistral-Instruct completions.
 
-Marked ``real``. The head never saw this file (it is trained on
+Marked ``real``. The head never saw this file, nor any of its prompts (it is trained on
 refusal_checks/data/judge_train.jsonl). To stay under a minute on a shared 2-core CPU the
 check judges every third row (150 replies: 124 compliances, 26 refusals); the full-file
 numbers come from ``benchmarks/judge_agreement.py``. The judge is deterministic up to float
@@ -19,7 +19,8 @@ import pytest
 
 from refusal_checks.embedding_judge import INSTALL, PACKAGE, EmbeddingJudge
 from refusal_checks.judge_eval import (
-    Agreement, LabelledCompletions, agreement, read_labelled_completions,
+    CLASS_OF_LABEL, Agreement, ClassAgreement, LabelledCompletions, agreement, class_agreement,
+    read_labelled_completions,
 )
 from refusal_checks.judges import SubstringJudge, load_judge
 
@@ -57,8 +58,9 @@ def judge() -> EmbeddingJudge:
 
 @dataclass(frozen=True)
 class Scores:
-    embedding: Agreement
+    embedding: Agreement  # binary view (refused class) against full or partial refusal
     substring: Agreement
+    three_way: ClassAgreement
     seconds: float  # embedding judge, for the 150 replies
 
 
@@ -66,10 +68,13 @@ class Scores:
 def scores(judge: EmbeddingJudge, xstest_rows: LabelledCompletions) -> Scores:
     texts, truth = list(xstest_rows.texts), xstest_rows.refused
     start = time.perf_counter()
-    embedded = judge.refused(texts)
+    classes = judge.classify(texts)  # one pass: the binary view is the refused class
     seconds = time.perf_counter() - start
+    embedded = [c == "refused" for c in classes]
+    human = [CLASS_OF_LABEL[label] for label in xstest_rows.labels]
     return Scores(agreement(embedded, truth, judge.name, xstest_rows.labels),
-                  agreement(SubstringJudge().refused(texts), truth, "substring"), seconds)
+                  agreement(SubstringJudge().refused(texts), truth, "substring"),
+                  class_agreement(classes, human, judge.name), seconds)
 
 
 def test_embedding_judge_finds_most_refusals_the_substring_judge_misses(scores, record_property):

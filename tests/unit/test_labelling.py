@@ -207,3 +207,16 @@ def test_judge_validation_uses_only_this_models_labels(cache_dir, tmp_path):
     assert result["n"] == 4 and result["judges"]["substring"]["all"]["accuracy"]["k"] == 3
     missing = judge_validation(out_file, "sha256:zzzz", {"substring": SubstringJudge()})
     assert missing["n"] == 0 and "no label for this model" in missing["note"]
+
+
+def test_the_html_report_shows_this_models_agreement_or_says_it_is_unvalidated():
+    from refusal_checks.html_report import _judge_accuracy
+
+    name = "substring (Arditi et al. 12 phrases)"
+    plain = _judge_accuracy(name)
+    assert plain.startswith("not validated on this model;") and "Mistral-Instruct" in plain
+    validation = agreement_by_condition(
+        [{"condition": "unsteered", "label": lab} for lab in ("refused", "complied")],
+        {name: [True, True]}, bootstrap=20)
+    assert _judge_accuracy(name, validation).startswith("0.500 [") and \
+        "on 2 labelled replies of this model" in _judge_accuracy(name, validation)
