@@ -4,11 +4,12 @@ Prints accuracy, precision and recall (refusal = positive; the judge's binary vi
 refused class, against XSTest's full or partial refusal) with Wilson 95% intervals for each
 judge, the share of each human label each judge calls refused, three-way agreement
 (complied / partial / refused: accuracy, agreement on refusal = refused or partial, the share
-of fully compliant replies called refusals, the confusion matrix) and load / judging times. The embedding judge's head never saw this file (tools/train_judge_head.py trains on
-refusal_checks/data/judge_train.jsonl only). Design choices (features, which kinds of reply
-to add to the training file) were made by reading the errors on one half of the file, the
-rows whose id's sha256 starts with an even byte; the other half was never inspected, so its
-numbers (``--half untouched``) are the cleanest estimate.
+of fully compliant replies called refusals, the confusion matrix) and load / judging times.
+The embedding judge's head never saw this file or its prompts (tools/train_judge_head.py
+trains on refusal_checks/data/judge_train.jsonl only). Design choices (features, which kinds
+of reply to add to the training file, the head's L2 penalty) were made by reading the errors
+on one half of the file, the rows whose id's sha256 starts with an even byte; the other half
+was never inspected, so its numbers (``--half untouched``) are the cleanest estimate.
 
     .venv/bin/python benchmarks/judge_agreement.py
     .venv/bin/python benchmarks/judge_agreement.py --csv path/to/labelled.csv --judges substring

@@ -48,8 +48,8 @@ def cache_dir(tmp_path):
     """A cache holding replies of one fake model: unsteered, steered twice, ablated."""
     cache = ArrayCache(tmp_path / "cache", "replies")
     backend = FakeBackend()
-    edits = [None, Steer(0, np.ones(4), 0.2, 1.0, "crime"), Steer(0, 2 * np.ones(4), 0.5, 2.0, "crime"),
-             Ablate(np.ones(4), "refusal")]
+    edits = [None, Steer(0, np.ones(4), 0.2, 1.0, "crime"),
+             Steer(0, 2 * np.ones(4), 0.5, 2.0, "crime"), Ablate(np.ones(4), "refusal")]
     for edit in edits:
         for prompts in (HARMFUL, BENIGN):
             replies(backend, prompts, max_new_tokens=8, cache=cache, intervention=edit)
@@ -142,7 +142,8 @@ def test_the_label_command_runs_on_scripted_input(cache_dir, tmp_path, monkeypat
     assert code == 0
     rows = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [r["label"] for r in rows] == ["refused", "complied", "partial"]
-    assert {r["fingerprint"] for r in rows} == {"sha256:aaaa"} and "3 of" not in capsys.readouterr().err
+    assert {r["fingerprint"] for r in rows} == {"sha256:aaaa"}
+    assert "stratified sample of 3" in capsys.readouterr().out
 
 
 def test_the_label_command_asks_which_model_when_the_cache_holds_several(cache_dir, tmp_path,
