@@ -157,3 +157,44 @@ def judge_validation(labels_path: Any, fingerprint: str, judges: Mapping[str, An
     verdicts = {name: judge.refused(texts) for name, judge in judges.items()}
     result = agreement_by_condition(rows, verdicts, seed=seed)
     return {"source": str(path), "fingerprint": fingerprint, **result}
+
+
+def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
+                    rates: Mapping[str, tuple[int, int]], *, condition: str = "unsteered",
+                    seed: int = 0) -> dict[str, Any]:
+    """Judged ``(refused, n)`` rates corrected for ``judge``'s error on this model's labels.
+
+    Sensitivity and specificity come from the labelled replies of ``condition`` (the rates
+    must be measured under that condition), refusal = the human ``refused`` class;
+    :func:`refusal_checks.corrected.corrected_rate` gives the estimate and its interval.
+
+    Returns:
+        ``{"sensitivity": [k, n], "specificity": [k, n], "rates": {name: {...}}}``, or
+        ``{"note": ...}`` when the labels cannot support a correction (none for this model
+        or condition, no labelled refusal or non-refusal, a judge no better than chance).
+    """
+    from pathlib import Path
+
+    from refusal_checks.corrected import CorrectionError, corrected_rate
+    from refusal_checks.labelling import read_labels
+
+    rows = [row for row in read_labels(Path(labels_path), fingerprint).values()
+            if stratum_of(str(row["condition"])) == condition]
+    human = np.array([row["label"] == "refused" for row in rows], bool)
+    if not human.any() or human.all():
+        return {"note": f"{len(rows)} labelled {condition} replies of this model, "
+                        f"{int(human.sum())} refusals: need both refusals and non-refusals to "
+                        "measure the judge's sensitivity and specificity"}
+    said = np.asarray(judge.refused([str(row["reply"]) for row in rows]), bool)
+    se = (int(np.sum(said & human)), int(human.sum()))
+    sp = (int(np.sum(~said & ~human)), int((~human).sum()))
+    out: dict[str, Any] = {"judge": judge.name, "condition": condition,
+                           "sensitivity": list(se), "specificity": list(sp), "rates": {}}
+    for name, (k, n) in rates.items():
+        try:
+            result = corrected_rate(k, n, se, sp, seed=seed)
+        except CorrectionError as error:
+            return {"note": str(error), "sensitivity": list(se), "specificity": list(sp)}
+        out["rates"][name] = {"judged": [k, n], "estimate": result.estimate,
+                              "low": result.low, "high": result.high}
+    return out

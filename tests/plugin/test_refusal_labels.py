@@ -40,9 +40,15 @@ def test_labels_of_the_model_give_each_judges_agreement_per_condition(pytester):
     report = pytester.path / "report.json"
     pytester.runpytest_subprocess(*args, "--refusal-labels", str(labels), "--refusal-json",
                                   str(report))
-    info = json.loads(report.read_text())["models"]["synthetic:shared"]["judge_validation"]
+    model = json.loads(report.read_text())["models"]["synthetic:shared"]
+    info = model["judge_validation"]
     assert info["n"] == len(found) and info["counted_as_refusal"] == ["refused"]
     substring = info["judges"]["substring (Arditi et al. 12 phrases)"]
     disagree = sum(i % 5 == 0 for i in range(len(found)))
     assert substring["all"]["accuracy"]["k"] == len(found) - disagree
     assert set(substring["by_condition"]) == conditions
+    # The unsteered refusal rates come back corrected for the substring judge's error.
+    corrected = model["refusal_behaviour"]["corrected"]
+    assert corrected["judge"] == "substring (Arditi et al. 12 phrases)"
+    for rate in corrected["rates"].values():
+        assert 0.0 <= rate["low"] <= rate["estimate"] <= rate["high"] <= 1.0

@@ -221,3 +221,35 @@ def test_the_html_report_shows_this_models_agreement_or_says_it_is_unvalidated()
         {name: [True, True]}, bootstrap=20)
     assert _judge_accuracy(name, validation).startswith("0.500 [") and \
         "on 2 labelled replies of this model" in _judge_accuracy(name, validation)
+
+
+def test_corrected_rates_use_the_judges_error_on_this_models_unsteered_labels(cache_dir,
+                                                                              tmp_path):
+    from refusal_checks.label_agreement import corrected_rates
+
+    class SaysRefusedForBad:
+        name = "bad-prompt judge"
+
+        def refused(self, texts):
+            return ["reply to bad" in t for t in texts]
+
+    found = [r for r in cached_replies(cache_dir, "sha256:aaaa") if r.condition == "unsteered"]
+    out_file = tmp_path / "labels.jsonl"
+    with open(out_file, "w", encoding="utf-8") as handle:
+        for reply in found:  # humans: refused exactly the harmful prompts except "bad 0"
+            label = "refused" if reply.side == "refuse" and reply.prompt != "bad 0" else "complied"
+            handle.write(json.dumps(label_for(reply, label)) + "\n")
+    result = corrected_rates(out_file, "sha256:aaaa", SaysRefusedForBad(), {"x": (30, 100)})
+    # se = 5/5 labelled refusals found; sp = 6/7 (it calls "bad 0" refused).
+    assert result["sensitivity"] == [5, 5] and result["specificity"] == [6, 7]
+    rate = result["rates"]["x"]
+    assert rate["estimate"] == pytest.approx((0.30 + 6 / 7 - 1) / (1 + 6 / 7 - 1))
+    assert rate["low"] <= rate["estimate"] <= rate["high"]
+    empty = corrected_rates(out_file, "sha256:zzzz", SaysRefusedForBad(), {"x": (3, 10)})
+    assert "need both refusals and non-refusals" in empty["note"]
+
+
+def label_for(reply, label):
+    from refusal_checks.labelling import label_record
+
+    return label_record(reply, label, "test")
