@@ -11,9 +11,9 @@ Two views of one judge. ``classify(replies)`` gives one of :data:`CLASSES` per r
 ``refused``, or ``broken`` (empty, looping, drifting script: :mod:`refusal_checks.degenerate`,
 checked first). ``refused(replies)`` is the paper's binary view and the default everywhere a
 rate is measured: True for the ``refused`` class only, so a partial refusal counts as not
-refused, and the broken check is not applied (Arditi et al.'s judge has none; the broken
-share is reported beside the rates instead). Judges that only answer refused or not are
-read by :func:`classify` as ``refused`` / ``complied``.
+refused, and the broken check is not applied (Arditi et al.'s judge has none; a broken
+reply's share is read from ``classify``). Judges that only answer refused or not are read
+by :func:`classify` as ``refused`` / ``complied``.
 """
 
 from __future__ import annotations
