@@ -56,12 +56,17 @@ def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: in
     models = sorted({(r.fingerprint, r.model) for r in everything})
     chosen = [m for m in models if fingerprint is None or m[0].startswith(fingerprint)]
     if len(chosen) != 1:
-        listing = "".join(f"\n  {fp}  {name}" for fp, name in models) or " none"
-        what = "matches" if fingerprint else "is needed"
-        print(f"error: {'no' if not chosen else 'more than one'} model in {cache_dir} "
-              f"{what}; pass --fingerprint with a prefix of one of:{listing}\n(replies are "
-              "cached by a pytest claims run, e.g. `pytest claims/ --model qwen-coder-0.5b`)",
-              file=sys.stderr)
+        listing = "".join(f"\n  {fp}  {name}" for fp, name in models)
+        if not models:
+            problem = (f"no indexed replies in {cache_dir}; a pytest claims run caches them, "
+                       "e.g. `pytest claims/ --model qwen-coder-0.5b`")
+        elif not chosen:
+            problem = (f"no model in {cache_dir} has a fingerprint starting {fingerprint!r}; "
+                       f"pass --fingerprint with a prefix of one of:{listing}")
+        else:
+            problem = (f"{cache_dir} holds replies of several models; pass --fingerprint with "
+                       f"a prefix of one of:{listing}")
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     fp, name = chosen[0]
     replies = [r for r in everything if r.fingerprint == fp]

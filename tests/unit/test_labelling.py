@@ -150,7 +150,7 @@ def test_the_label_command_asks_which_model_when_the_cache_holds_several(cache_d
                                                                         capsys):
     assert cli.main(["--cache-dir", str(cache_dir), "label", str(tmp_path / "l.jsonl")]) == 2
     err = capsys.readouterr().err
-    assert "more than one model" in err and "sha256:aaaa  fake-model" in err
+    assert "holds replies of several models" in err and "sha256:aaaa  fake-model" in err
     assert "sha256:bbbb  other" in err and "--fingerprint" in err
 
 
@@ -253,3 +253,12 @@ def label_for(reply, label):
     from refusal_checks.labelling import label_record
 
     return label_record(reply, label, "test")
+
+
+def test_the_label_command_says_what_to_do_without_replies_or_with_a_wrong_prefix(
+        cache_dir, tmp_path, capsys):
+    assert cli.main(["--cache-dir", str(tmp_path / "empty"), "label", "l.jsonl"]) == 2
+    assert "no indexed replies" in capsys.readouterr().err
+    assert cli.main(["--cache-dir", str(cache_dir), "label", "l.jsonl", "--fingerprint",
+                     "sha256:cc"]) == 2
+    assert "starting 'sha256:cc'" in capsys.readouterr().err
