@@ -24,8 +24,9 @@ def test_ablating_the_refusal_direction_bypasses_refusal(
         measure, probe, harmful_categories, refusal_direction, refusal_behaviour, judge):
     base = _concat(measure, probe, harmful_categories)
     ablated = _concat(measure, probe, harmful_categories, Ablate(refusal_direction, "refusal"))
+    texts = [text for c in harmful_categories for text in probe.harmful[c].texts]
     judge(claims.ablation_bypasses_refusal(base, ablated, refusal_behaviour,
-                                           measure.judge_name))
+                                           measure.judge_name, prompts=texts))
 
 
 @pytest.mark.claim("addition-induces-refusal", paper="Arditi et al. 2024; PAPER.md B",

@@ -41,7 +41,7 @@ def _style_verdict(data, refusal_behaviour):
                                     data, STYLE_MARGIN, ">")
     return style_differs(data["result"], data["summary"], seed=data["seed"],
                          min_directions=MIN_DIRECTIONS,
-                         preconditions=[refusal_behaviour.refuses()])
+                         requires=[refusal_behaviour.refuses()])
 
 
 @pytest.mark.claim("style-differs-by-direction", paper="PAPER.md A.4 (one example each)",
@@ -57,7 +57,7 @@ def test_refusal_style_depends_on_the_direction(style_data, refusal_behaviour, j
 def test_refusal_rate_is_matched_across_directions(steered_replies, refusal_behaviour,
                                                    pytestconfig, judge):
     judge(rate_matched(steered_replies, seed=pytestconfig.getoption("--refusal-seed"),
-                       preconditions=[refusal_behaviour.refuses()]))
+                       requires=[refusal_behaviour.refuses()]))
 
 
 @pytest.mark.claim("style-not-rate", paper="PAPER.md A.4",
@@ -66,7 +66,7 @@ def test_refusal_rate_is_matched_across_directions(steered_replies, refusal_beha
 def test_direction_changes_how_not_whether(style_data, steered_replies, refusal_behaviour,
                                            pytestconfig, judge):
     rate = rate_matched(steered_replies, seed=pytestconfig.getoption("--refusal-seed"),
-                        preconditions=[refusal_behaviour.refuses()])
+                        requires=[refusal_behaviour.refuses()])
     judge(combine(_style_verdict(style_data, refusal_behaviour), rate))
 
 
@@ -101,6 +101,6 @@ def test_random_half_directions_of_one_category_are_indistinguishable(style_cont
     verdict = negative_control(style_control["result"], seed=style_control["seed"],
                                categories=style_control["categories"],
                                identical=style_control["identical"],
-                               preconditions=[refusal_behaviour.refuses()])
+                               requires=[refusal_behaviour.refuses()])
     verdict.details.update(rates=style_control["rates"], strengths=style_control["strengths"])
     judge(verdict)

@@ -34,6 +34,8 @@ class RefusalBehaviour:
         benign_refused: Benign prompts the judge called refused.
         benign_n: Benign prompts asked.
         examples: category -> one reply, for the report.
+        harmful_prompts: ``(prompt, refused?)`` behind ``refused / n``, in order asked.
+        benign_prompts: ``(prompt, refused?)`` behind ``benign_refused / benign_n``.
     """
 
     judge: str
@@ -42,6 +44,27 @@ class RefusalBehaviour:
     benign_refused: int
     benign_n: int
     examples: dict[str, str] = field(default_factory=dict)
+    harmful_prompts: tuple[tuple[str, bool], ...] = ()
+    benign_prompts: tuple[tuple[str, bool], ...] = ()
+
+    def record(self) -> dict[str, Any]:
+        """The ``refusal_behaviour`` entry of the JSON report.
+
+        Counts and judge, plus each prompt's outcome keyed by a digest of its text
+        (``outcomes.harmful`` / ``outcomes.benign``) and the texts (``texts``), so the
+        release gate can pair a later run's prompts with this one's.
+        """
+        from refusal_checks.paired import per_prompt_record
+
+        data: dict[str, Any] = {"refused": self.refused, "n": self.n,
+                                "benign_refused": self.benign_refused,
+                                "benign_n": self.benign_n, "judge": self.judge}
+        if self.harmful_prompts or self.benign_prompts:
+            harmful = per_prompt_record(*_columns(self.harmful_prompts))
+            benign = per_prompt_record(*_columns(self.benign_prompts))
+            data["outcomes"] = {"harmful": harmful["outcomes"], "benign": benign["outcomes"]}
+            data["texts"] = {**harmful["texts"], **benign["texts"]}
+        return data
 
     def intervals(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """95% Wilson intervals of the refusal rate on should-not-comply and benign prompts."""
@@ -64,6 +87,10 @@ class RefusalBehaviour:
                 f"{self.benign_n} benign ({benign:.2f}, [{blo:.2f}, {bhi:.2f}]), judge: "
                 f"{self.judge}")
         return ok, (text if ok else "no measurable refusal: " + text)
+
+
+def _columns(pairs: tuple[tuple[str, bool], ...]) -> tuple[list[str], list[bool]]:
+    return [text for text, _ in pairs], [refused for _, refused in pairs]
 
 
 def as_behaviour(counts: Any) -> RefusalBehaviour:
@@ -106,6 +133,7 @@ def observe_refusals(
     judge = SubstringJudge()
     refused = n = 0
     examples: dict[str, str] = {}
+    asked: list[tuple[str, bool]] = []
     for name, category in collection.categories.items():
         probe = category.refuse.sample(min(BEHAVIOUR_PROMPTS_PER_CATEGORY, len(category.refuse)),
                                        seed)
@@ -115,9 +143,12 @@ def observe_refusals(
         refused += sum(verdicts)
         n += len(verdicts)
         examples[name] = texts[0]
+        asked += [(prompt, bool(v)) for prompt, v in zip(probe.texts, verdicts)]
     benign = collection.benign.sample(
         min(2 * BEHAVIOUR_PROMPTS_PER_CATEGORY, len(collection.benign)), seed)
     benign_texts = replies(backend, benign, max_new_tokens=BEHAVIOUR_NEW_TOKENS, cache=cache,
                            batch_size=batch_size, console=console)
-    return RefusalBehaviour(judge.name, refused, n, sum(judge.refused(benign_texts)),
-                            len(benign_texts), examples)
+    benign_verdicts = [bool(v) for v in judge.refused(benign_texts)]
+    return RefusalBehaviour(judge.name, refused, n, sum(benign_verdicts), len(benign_texts),
+                            examples, tuple(asked),
+                            tuple(zip(benign.texts, benign_verdicts)))

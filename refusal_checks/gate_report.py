@@ -42,6 +42,26 @@ def junit_properties(results: list[GateResult], policy: Policy) -> list[tuple[st
 
 
 _STYLE = {PASS: "bold green", FAIL: "bold red", INCONCLUSIVE: "bold yellow"}
+# Changed prompts listed per rule in the terminal; the JSON and HTML reports list them all.
+SHOWN_PROMPTS = 3
+_PROMPT_CHARS = 70
+
+
+def changed_lines(result: GateResult, shown: int = SHOWN_PROMPTS) -> list[str]:
+    """The first ``shown`` prompts whose outcome changed between the runs, one line each."""
+    changed = result.extra.get("changed") or []
+    lines = []
+    for item in changed[:shown]:
+        text = " ".join(str(item.get("text") or "").split()) or "(text not recorded)"
+        if len(text) > _PROMPT_CHARS:
+            text = text[:_PROMPT_CHARS - 3] + "..."
+        how = "refused before, not now" if item.get("before") else "refused now, not before"
+        lines.append(f"    - {how}: {text} [{item.get('digest', '?')}]")
+    if len(changed) > shown:
+        lines.append(f"    ... and {len(changed) - shown} more (all in --refusal-json and "
+                     "--refusal-html)")
+    return lines
+
 
 
 def render(results: list[GateResult], policy: Policy, found_notes: list[str], *,
@@ -84,6 +104,8 @@ def render(results: list[GateResult], policy: Policy, found_notes: list[str], *,
         # One unwrapped line per rule, so a CI log can be searched for it.
         console.print(f"  {r.status}: {r.rule} {r.subject} [{r.model}]: {r.message}",
                       markup=False, highlight=False, soft_wrap=True)
+        for line in changed_lines(r):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     for note in found_notes:
         console.print(f"  note: {note}", markup=False, highlight=False, soft_wrap=True)
     failing = [r for r in results if r.counts_as(policy) == FAIL]

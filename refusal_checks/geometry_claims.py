@@ -18,10 +18,14 @@ from refusal_checks.stats import above, below
 from refusal_checks.study import DirectionStudy
 from refusal_checks.verdict import Verdict
 
-# Paper: 0.956-0.990 between independent 32/32 resamples on 9B models. 0.80 keeps the
-# claim's meaning (two resamples share most of their direction: cos^2 = 0.64 of the
-# variance) while allowing for the larger noise of a 0.5B model.
-STABLE_THRESHOLD = 0.80
+# "Directions from independent resamples agree", argued from the claim, not from a model:
+# two 32/32 resamples of one category at cosine 0.90 are 26 degrees apart and share
+# cos^2 = 0.81 of their variance, so sampling noise carries at most ~1/9 of a resample
+# direction's squared norm (r = |d|^2 / (|d|^2 + noise)); by Spearman-Brown the direction
+# from both halves then has cosine sqrt(2r / (1 + r)) = 0.97 with its population value.
+# Below 0.90 a resample's noise is large enough to move between-category cosines by
+# more than the 0.10 margin of DISTINCT_THRESHOLD. The paper's 0.956-0.990 clears it.
+STABLE_THRESHOLD = 0.90
 
 # Noise-corrected cosine 1 means "the same direction". Below 0.90 leaves 0.10 of margin
 # for what the correction cannot remove (template tokens shared by all categories).
@@ -48,14 +52,15 @@ def stable_within_category(study: DirectionStudy, behaviour: RefusalBehaviour, *
                            threshold: float = STABLE_THRESHOLD) -> Verdict:
     """Claim: "Directions from independent resamples of one category agree."
 
-    The least stable category's split-half cosine, with a Bonferroni-simultaneous interval
-    over categories (:meth:`DirectionStudy.worst_split_half`), must lie above ``threshold``.
+    The least stable category's mean split-half cosine (halves of 32/32 prompts with the
+    bundled sets, as the paper's resamples), with a prompt-bootstrap interval of that
+    minimum (:meth:`DirectionStudy.worst_split_half`), must lie above ``threshold``.
     """
     estimate, interval, worst = study.worst_split_half()
-    return above("lowest per-category split-half cosine", estimate, interval, threshold,
+    return above("lowest per-category mean split-half cosine", estimate, interval, threshold,
                  n=min(study.n_refuse), paper="0.956-0.990", seed=study.seed,
                  details={"least stable": worst, **study.summary()},
-                 preconditions=[behaviour.refuses()])
+                 requires=[behaviour.refuses()])
 
 
 def distinct_directions(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -71,7 +76,7 @@ def distinct_directions(study: DirectionStudy, behaviour: RefusalBehaviour, *,
     return below("mean noise-corrected between-category cosine", estimate, interval, threshold,
                  n=study.n_pairs, paper="0.55 (uncorrected)", seed=study.seed,
                  details=study.summary(),
-                 preconditions=[behaviour.refuses(), reliable(study)])
+                 requires=[behaviour.refuses(), reliable(study)])
 
 
 def more_than_one_direction(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -90,7 +95,7 @@ def more_than_one_direction(study: DirectionStudy, behaviour: RefusalBehaviour, 
                  interval, threshold, n=study.k,
                  paper="not reported (11 directions, mean cosine 0.55)", seed=study.seed,
                  details=study.summary(),
-                 preconditions=[behaviour.refuses(), reliable(study)])
+                 requires=[behaviour.refuses(), reliable(study)])
 
 
 def distinct_under_matched_control(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -104,4 +109,4 @@ def distinct_under_matched_control(study: DirectionStudy, behaviour: RefusalBeha
     return below("mean noise-corrected between-category cosine, matched control", estimate,
                  interval, threshold, n=study.n_pairs, paper="not measured in the paper",
                  seed=study.seed, details=study.summary(),
-                 preconditions=[behaviour.refuses(), reliable(study)])
+                 requires=[behaviour.refuses(), reliable(study)])

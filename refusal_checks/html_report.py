@@ -444,6 +444,11 @@ def _gate_section(payload: dict[str, Any], models: list[str]) -> str:
         interval = r.get("interval")
         change = (f"{_num(r.get('change'))} [{_num(interval[0])}, {_num(interval[1])}]"
                   if interval else "-")
+        extra = r.get("extra") if isinstance(r.get("extra"), dict) else {}
+        if interval and extra.get("method") == "paired":
+            change += f" paired on {extra.get('pairs')}"
+        elif interval and extra.get("method") == "unpaired":
+            change += " unpaired"
         counts = str(r.get("counts_as", r.get("status", "?")))
         rows.append([_e(r.get("rule", "?")), _e(r.get("subject", "?")), _e(r.get("model", "?")),
                      f'<span class="{_e(_GATE_CLASS.get(counts, ""))}">{_e(counts)}</span>',
@@ -453,7 +458,24 @@ def _gate_section(payload: dict[str, Any], models: list[str]) -> str:
                          "margin", "why"], rows, "gate"))
     for note in gate.get("notes") or []:
         parts.append(f'<p class="note">{_e(note)}</p>')
+    parts += [_gate_changes(r, r["extra"]) for r in gate.get("results") or []
+              if isinstance(r.get("extra"), dict) and r["extra"].get("changed")]
     return "".join(parts)
+
+
+def _gate_changes(result: dict[str, Any], extra: dict[str, Any]) -> str:
+    """Every prompt whose outcome changed between baseline and this run, for one rule."""
+    rows = [[_e(c.get("text") or "(text not recorded)"),
+             f"<code>{_e(c.get('digest', '?'))}</code>",
+             "refused" if c.get("before") else "answered",
+             "refused" if c.get("now") else "answered"] for c in extra["changed"]]
+    how = (f"paired on {extra.get('pairs')} prompts" if extra.get("method") == "paired"
+           else f"unpaired: {extra.get('why_unpaired', '')}")
+    return (f"<h3>{_e(result.get('rule', '?'))} {_e(result.get('subject', ''))} "
+            f"[{_e(result.get('model', '?'))}]: {_e(extra.get('refused_before_not_now'))} "
+            f"refused before and not now, {_e(extra.get('refused_now_not_before'))} now and "
+            f"not before ({_e(how)})</h3>"
+            + _table(["prompt", "digest", "baseline", "this run"], rows, "gate-changes"))
 
 
 _GATE_CLASS = {"pass": "supported", "fail": "refuted", "inconclusive": "inconclusive"}

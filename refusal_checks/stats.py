@@ -272,14 +272,21 @@ def verdict(
     paper: str = "",
     details: dict[str, Any] | None = None,
     min_n: int = 1,
+    requires: Sequence[tuple[bool, str]] = (),
     preconditions: Sequence[tuple[bool, str]] = (),
 ) -> Verdict:
     """Build a :class:`Verdict` whose outcome comes from :func:`decide`.
 
-    Checked in order, the first that applies wins: a failed precondition ``(ok, message)``
-    -> INCONCLUSIVE with its message (a failed precondition never gives SUPPORTED or
-    REFUTED); ``n < min_n`` -> INCONCLUSIVE; NaN estimate -> INCONCLUSIVE; then
-    :func:`decide` on the interval.
+    Checked in order, the first that applies wins: a failed requirement ``(ok, message)``
+    -> INCONCLUSIVE with its message and what the statistic alone would have said;
+    ``n < min_n`` -> INCONCLUSIVE; NaN estimate -> INCONCLUSIVE; then :func:`decide` on the
+    interval, where a failed precondition turns SUPPORTED into INCONCLUSIVE but leaves a
+    REFUTED standing (a precondition may stop a SUPPORTED, never hide a shown violation).
+
+    Requirements are for what the claim's meaning needs before its statistic says anything
+    at all (a model that never refuses has no refusal direction to test); preconditions
+    are for what a SUPPORTED needs beyond the statistic (curves that agree only because
+    nothing moved).
 
     Args:
         statistic: Noun phrase, e.g. "median between-category cosine".
@@ -293,16 +300,18 @@ def verdict(
         paper: The paper's figure, for the report.
         details: Extra numbers to keep.
         min_n: Fewest observations that can support any conclusion.
-        preconditions: ``(ok, message)`` pairs, e.g. ``(rate > 0, "the model never refuses")``.
+        requires: ``(ok, message)`` pairs the claim's meaning needs, e.g.
+            ``(rate > 0, "the model never refuses")``: any failure -> INCONCLUSIVE.
+        preconditions: ``(ok, message)`` pairs a SUPPORTED needs: a failure blocks SUPPORTED
+            only.
     """
     _check_comparison(comparison)
     side = "above" if comparison == ABOVE else "below"
     wrong = "below" if comparison == ABOVE else "above"
+    unmet = [message for ok, message in requires if not ok]
     failed = [message for ok, message in preconditions if not ok]
     lo, hi = float(interval[0]), float(interval[1])
-    if failed:
-        outcome, reason = Outcome.INCONCLUSIVE, "; ".join(failed)
-    elif n < min_n:
+    if n < min_n:
         outcome, reason = Outcome.INCONCLUSIVE, f"only n={n} observations, need >= {min_n}"
     elif math.isnan(estimate):
         outcome, reason = Outcome.INCONCLUSIVE, "the estimate is NaN"
@@ -316,6 +325,14 @@ def verdict(
             reason = "the interval or threshold is NaN"
         else:
             reason = "the interval straddles the threshold"
+    if unmet:
+        alone = "" if outcome is Outcome.INCONCLUSIVE else (
+            f" (the statistic alone would read {outcome.value.upper()}: {reason})")
+        outcome, reason = Outcome.INCONCLUSIVE, "; ".join(unmet) + alone
+    elif failed and outcome is Outcome.SUPPORTED:
+        outcome, reason = Outcome.INCONCLUSIVE, "; ".join(failed)
+    elif failed:
+        reason += "; also: " + "; ".join(failed)
     return Verdict(
         statistic=statistic,
         estimate=float(estimate),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from refusal_checks import geometry, stats
+from refusal_checks.stability import bootstrap_split_half
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class DirectionStudy:
         disattenuated: ``(k, k)`` noise-corrected cosines (point estimate).
         boot: ``(n_boot, k, k)`` bootstrap replicates of ``disattenuated``.
         seed: Seed of the generator behind splits and bootstrap.
+        split_half_boot: ``(n_boot, k)`` bootstrap replicates of each category's mean
+            split-half cosine (prompts resampled; :mod:`refusal_checks.stability`).
     """
 
     categories: list[str]
@@ -41,6 +44,7 @@ class DirectionStudy:
     disattenuated: np.ndarray
     boot: np.ndarray
     seed: int
+    split_half_boot: np.ndarray
 
     @property
     def k(self) -> int:
@@ -55,21 +59,21 @@ class DirectionStudy:
         return {c: float(v) for c, v in zip(self.categories, self.split_half.mean(axis=1))}
 
     def worst_split_half(self, level: float = 0.95) -> tuple[float, tuple[float, float], str]:
-        """The least stable category's split-half cosine, with a simultaneous interval.
+        """The least stable category's mean split-half cosine, with a confidence interval.
 
-        The interval is the spread of the split-half cosine over random 50/50 resamples
-        (the paper's measurement: "cosine 0.956-0.990 between independent resamples"), with
-        Bonferroni-widened quantiles so that "every category is stable" is judged at
-        ``level`` jointly. For the minimum over categories, (min of lows, min of highs) is
-        SUPPORTED above a threshold exactly when every category's interval is.
+        The estimate is the minimum over categories of the mean split-half cosine (the
+        paper's measurement: "cosine 0.956-0.990 between independent 32/32 resamples").
+        Its interval comes from resampling prompts (:attr:`split_half_boot`, the minimum
+        over categories in each replicate), re-centred on the estimate
+        (:func:`stats.recentred_interval`): a resample holds fewer distinct prompts, so its
+        split halves are noisier and its cosines lower than the data's.
         """
-        per_category = stats.simultaneous_level(level, self.k)
-        bounds = np.array([stats.percentile_interval(row, per_category)
-                           for row in self.split_half])
         means = self.split_half.mean(axis=1)
         worst = int(np.argmin(means))
-        interval = (float(bounds[:, 0].min()), float(bounds[:, 1].min()))
-        return float(means[worst]), interval, self.categories[worst]
+        estimate = float(means[worst])
+        replicates = self.split_half_boot.min(axis=1)  # NaN rows are ignored by the interval
+        return estimate, stats.recentred_interval(replicates, estimate, level), \
+            self.categories[worst]
 
     def mean_between(self, level: float = 0.95) -> tuple[float, tuple[float, float]]:
         """Mean noise-corrected cosine over category pairs, with a bootstrap interval."""
@@ -142,5 +146,6 @@ def study_directions(
     raw = geometry.cosine_matrix(geometry.category_directions(sets, pools))
     corrected = geometry.disattenuated_cosines(sets, pools, rng)
     boot = geometry.bootstrap_disattenuated(sets, pools, rng, n_boot)
+    split_half_boot = bootstrap_split_half(sets, pools, rng, n_boot)
     return DirectionStudy(categories, control, layer, [len(s) for s in sets], n_benign,
-                          split_half, raw, corrected, boot, seed)
+                          split_half, raw, corrected, boot, seed, split_half_boot)

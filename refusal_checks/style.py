@@ -655,7 +655,7 @@ def _rate_deviation(refused: np.ndarray) -> float:
 
 def rate_matched(steered: SteeredReplies, *, seed: int, n_boot: int = 500,
                  tolerance: float = RATE_TOLERANCE,
-                 preconditions: Sequence[tuple[bool, str]] = ()) -> Verdict:
+                 requires: Sequence[tuple[bool, str]] = ()) -> Verdict:
     """Claim: at the calibrated strengths, no direction's refusal rate differs from the
     others' beyond ``tolerance``. Paired bootstrap over the shared prompts."""
     matrix = np.array([np.asarray(steered.refused[d], bool) for d in steered.directions])
@@ -671,8 +671,8 @@ def rate_matched(steered: SteeredReplies, *, seed: int, n_boot: int = 500,
                  details={"rates": rates, "strengths": dict(steered.strengths),
                           "target_rate": TARGET_RATE, "mean_rate": round(mean_rate, 4),
                           "tried": {d: [list(p) for p in t] for d, t in steered.tried.items()}},
-                 preconditions=[*preconditions,
-                                (mean_rate > 0.0, "no steered reply was judged a refusal")])
+                 requires=[*requires,
+                           (mean_rate > 0.0, "no steered reply was judged a refusal")])
 
 
 def style_summary(steered: SteeredReplies, result: StyleResult, features: np.ndarray,
@@ -703,14 +703,15 @@ def marker_rates(texts: Sequence[str], labels: Sequence[str]) -> dict[str, dict[
 
 def style_differs(result: StyleResult, summary: dict[str, Any], *, seed: int,
                   min_directions: int, margin: float = STYLE_MARGIN,
-                  preconditions: Sequence[tuple[bool, str]] = ()) -> Verdict:
+                  requires: Sequence[tuple[bool, str]] = ()) -> Verdict:
     """Claim: refusals produced along different directions are distinguishable.
 
     SUPPORTED needs the accuracy gain over the within-prompt null to lie above ``margin``
     (cluster-bootstrap interval) AND a permutation p-value below :data:`ALPHA`.
     """
-    checks = [*preconditions,
-              (len(result.labels) >= min_directions,
+    # Too few directions with refusals stops a SUPPORTED; a gain shown to lie below the
+    # margin among the directions that do refuse is still a finding.
+    checks = [(len(result.labels) >= min_directions,
                f"only {len(result.labels)} directions have >= {MIN_REFUSALS} refusals "
                f"(need {min_directions})")]
     verdict = above("cross-validated accuracy naming the steering direction of a refusal, "
@@ -718,7 +719,7 @@ def style_differs(result: StyleResult, summary: dict[str, Any], *, seed: int,
                     margin, n=result.n, seed=seed,
                     paper="qualitative: one generation per category (Table 6)",
                     details={"style": summary, "test": result.summary()},
-                    preconditions=checks)
+                    requires=requires, preconditions=checks)
     if verdict.outcome is Outcome.SUPPORTED and not result.p_value < ALPHA:
         return _replace(verdict, Outcome.INCONCLUSIVE,
                         f"permutation p = {result.p_value:.3f} is not below {ALPHA}")
@@ -727,7 +728,7 @@ def style_differs(result: StyleResult, summary: dict[str, Any], *, seed: int,
 
 def negative_control(result: StyleResult, *, seed: int, categories: Sequence[str],
                      identical: Mapping[str, float], margin: float = STYLE_MARGIN,
-                     preconditions: Sequence[tuple[bool, str]] = ()) -> Verdict:
+                     requires: Sequence[tuple[bool, str]] = ()) -> Verdict:
     """Claim (calibration of the style test): two directions of ONE category, each built
     from a random half of its prompts, do not give distinguishable refusal styles.
 
@@ -743,7 +744,7 @@ def negative_control(result: StyleResult, *, seed: int, categories: Sequence[str
                  margin, n=result.n, seed=seed, paper="ours (PAPER.md: 'style needs a null')",
                  details={"categories": list(categories),
                           "identical_replies": {c: round(v, 4) for c, v in identical.items()},
-                          "test": result.summary()}, preconditions=preconditions)
+                          "test": result.summary()}, requires=requires)
 
 
 def combine(style: Verdict, rate: Verdict) -> Verdict:
@@ -815,9 +816,9 @@ def families(texts: Sequence[str], labels: Sequence[str], groups: Sequence[int],
                           "markers": {f: list(m) for f, (_, m) in FAMILIES.items()},
                           "refusals": counts, "marker_share": shares},
                  min_n=2 * MIN_REFUSALS,
-                 preconditions=[(all(counts[f] >= MIN_REFUSALS for f in names),
-                                 f"too few refusals per family ({counts}; need "
-                                 f">= {MIN_REFUSALS} each)")])
+                 requires=[(all(counts[f] >= MIN_REFUSALS for f in names),
+                            f"too few refusals per family ({counts}; need "
+                            f">= {MIN_REFUSALS} each)")])
 
 
 def _replace(verdict: Verdict, outcome: Outcome, reason: str) -> Verdict:

@@ -160,10 +160,10 @@ def style_verdicts(measured: StyleMeasurements,
                                f"fewer than 2 directions have >= {style.MIN_REFUSALS} "
                                f"refusals ({directions or 'none'})")
         return style.style_differs(data["result"], data["summary"], seed=seed,
-                                   min_directions=MIN_DIRECTIONS, preconditions=[refuses])
+                                   min_directions=MIN_DIRECTIONS, requires=[refuses])
 
     def rate_verdict() -> Verdict:
-        return style.rate_matched(measured.steered, seed=seed, preconditions=[refuses])
+        return style.rate_matched(measured.steered, seed=seed, requires=[refuses])
 
     out: dict[str, Verdict] = {}
     for claim in wanted:
@@ -188,7 +188,7 @@ def style_verdicts(measured: StyleMeasurements,
                 out[claim] = style.negative_control(
                     control["result"], seed=control["seed"],
                     categories=control["categories"],
-                    identical=control["identical"], preconditions=[refuses])
+                    identical=control["identical"], requires=[refuses])
     return out
 
 

@@ -106,10 +106,11 @@ def test_smollm2_residual_stream_matches_output_hidden_states(embedded: dict[str
         # (the MLP width), i.e. ~1e-4 per block, and each of the 30 blocks adds its own
         # error to the stream rather than amplifying the earlier ones. So compare each
         # residual vector by its relative L2 error with a bound of 1e-3: ~10x the worst
-        # accumulation error and ~100x what is seen (2e-5 here, on any machine so far),
-        # while any real bug (a pad token leaking into attention, a wrong layer or
-        # position) moves the vector by 1e-2 to 1 of its norm. Element-wise absolute
-        # tolerances are machine-dependent: one element of size 4 may differ by 1.6e-4.
+        # accumulation error and ~1000x what is seen (1.1e-6 here), while a real bug moves
+        # the vector by far more (the neighbouring layer differs by >= 0.20 of its norm,
+        # the neighbouring position by >= 0.74; a pad token leaking into attention by
+        # percents). Element-wise absolute tolerances are machine-dependent: on another
+        # machine of this kind one element of size 4 differed by 1.6e-4.
         error = np.linalg.norm(got[row] - want, axis=-1) / np.linalg.norm(want, axis=-1)
         worst = np.unravel_index(int(np.argmax(error)), error.shape)
         assert error.max() < 1e-3, (

@@ -79,12 +79,24 @@ def test_shared_knob_records_the_prompt_counts_behind_each_rate():
     assert verdict.details["n_harmful"] == 40 and verdict.details["n_benign"] == 40
 
 
-def test_shared_knob_needs_every_direction_to_move_over_refusal():
+def test_shared_knob_needs_every_direction_to_move_over_refusal_to_be_supported():
+    # Every direction traces the same (flat) path: the curves agree only because nothing
+    # moved, so no SUPPORTED.
+    rr = np.tile([0.5, 0.5, 0.5, 0.5], (3, 1))
+    orr = np.tile([0.05, 0.05, 0.05, 0.05], (3, 1))
+    verdict = claims.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
+    assert verdict.outcome is Outcome.INCONCLUSIVE and "moved over-refusal" in verdict.reason
+
+
+def test_a_direction_that_does_not_move_cannot_hide_paths_shown_to_differ():
+    # d2 never moves over-refusal, and its path is far from the others': a shown
+    # violation, REFUTED, with the failed precondition named beside it.
     rr = np.tile([0.5, 0.7, 0.9, 1.0], (3, 1))
     orr = np.tile([0.0, 0.2, 0.5, 0.8], (3, 1))
     orr[2] = 0.05
     verdict = claims.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
-    assert verdict.outcome is Outcome.INCONCLUSIVE and "'d2' moved over-refusal" in verdict.reason
+    assert verdict.outcome is Outcome.REFUTED
+    assert "'d2' moved over-refusal" in verdict.reason
 
 
 @settings(max_examples=10, deadline=None, derandomize=True)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,14 @@ from refusal_checks.gate import (
     load_baseline,
     parse_policy,
     read_policy,
+)
+from refusal_checks.gate_samples import Sample
+from refusal_checks.paired import (
+    no_change_half_width,
+    pairs_needed,
+    per_prompt_record,
+    prompt_digest,
+    tango_interval,
 )
 from refusal_checks.report import json_report
 from refusal_checks.stats import above, below, newcombe_interval, wilson_interval
@@ -360,6 +369,184 @@ def test_more_refusals_now_never_turn_a_passing_drop_rule_into_a_failure(
     better = compare_rates("r", "rate", MODEL, (min(n, k + 1), n), before, margin, "drop", 0.95)
     rank = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
     assert rank[better.status] >= rank[worse.status]
+
+
+# -- paired comparisons: per-prompt outcomes ---------------------------------------------------
+
+def prompts(n: int, prefix: str = "harmful") -> list[str]:
+    return [f"{prefix} prompt number {i}" for i in range(n)]
+
+
+def paired_behaviour(harmful: list[bool], benign: list[bool],
+                     texts: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
+    """A ``refusal_behaviour`` record with per-prompt outcomes, as the fixture writes it."""
+    from refusal_checks.behaviour import RefusalBehaviour
+
+    h_texts, b_texts = texts or (prompts(len(harmful)), prompts(len(benign), "benign"))
+    return {"refusal_behaviour": RefusalBehaviour(
+        "substring", sum(harmful), len(harmful), sum(benign), len(benign), {},
+        tuple(zip(h_texts, harmful)), tuple(zip(b_texts, benign))).record()}
+
+
+def paired_bypass(kept: list[bool], texts: list[str] | None = None) -> dict[str, Any]:
+    """The bypass verdict as the claim writes it: every prompt refused at baseline."""
+    from refusal_checks.behaviour import RefusalBehaviour
+    from refusal_checks.behaviour_claims import ablation_bypasses_refusal
+
+    texts = texts or prompts(len(kept), "kept")
+    verdict = ablation_bypasses_refusal(
+        np.ones(len(kept), bool), np.array(kept), RefusalBehaviour("s", 8, 8, 0, 8), "s",
+        prompts=texts)
+    return dict(verdict.to_dict(), claim=BYPASS_CLAIM, model=MODEL)
+
+
+def test_an_unchanged_model_passes_the_default_margins_on_enough_paired_prompts() -> None:
+    # 88 harmful prompts as bundled; 80 benign and 40 kept refusals (more than bundled):
+    # zero discordant pairs give +-z^2 / (n + z^2) = 0.042, 0.046 and 0.088.
+    harmful, benign, kept = [i % 2 == 0 for i in range(88)], [i < 3 for i in range(80)], \
+        [i % 5 > 0 for i in range(40)]
+    models = {MODEL: paired_behaviour(harmful, benign)}
+    results = by_rule(evaluate(Policy(), [paired_bypass(kept)], models, [MODEL],
+                               baseline=baseline([paired_bypass(kept)], models)))
+
+    assert {r.status for r in results.values()} == {PASS}
+    for rule, n in (("max_refusal_drop", 88), ("max_over_refusal_rise", 80),
+                    ("max_bypass_gain", 40)):
+        result = results[rule]
+        assert result.interval == pytest.approx((-no_change_half_width(n),
+                                                 no_change_half_width(n)), abs=1e-9)
+        assert (result.extra["method"], result.extra["pairs"]) == ("paired", n)
+        assert result.extra["changed"] == []
+        assert f"(paired on {n} prompts: 0 refused before and not now, 0 refused now and " \
+               "not before): any " in result.message
+    # The same counts without the pairing cannot show it (Newcombe: +-0.15 at 44/88).
+    unpaired = newcombe_interval(44, 88, 44, 88)
+    assert unpaired[0] < -0.05
+
+
+def test_bundled_probe_sizes_pass_only_the_margins_the_pairs_can_show() -> None:
+    # The bundled probes behind the three rules on the embedded Qwen: 88 harmful prompts,
+    # 16 benign, 14 refusals behind the bypass claim. Unchanged, they rule out changes
+    # above 0.042, 0.194 and 0.215: the refusal rule passes its default margin, the other
+    # two need 73 benign prompts and 35 refusals at baseline (README, Gate a model release).
+    assert round(no_change_half_width(88), 3) == 0.042
+    assert round(no_change_half_width(16), 3) == 0.194
+    assert round(no_change_half_width(14), 3) == 0.215
+    assert (pairs_needed(0.05), pairs_needed(0.10)) == (73, 35)
+
+
+def test_a_planted_drop_fails_and_lists_the_prompts_that_changed() -> None:
+    before = [True] * 40
+    now = [i >= 10 for i in range(40)]       # 10 prompts no longer refused ...
+    now[0] = True                            # ... 9 of them; one refused again
+    benign_before, benign_now = [False] * 30, [i == 7 for i in range(30)]
+    base = baseline([], {MODEL: paired_behaviour(before, benign_before)})
+    results = by_rule(evaluate(Policy(), [], {MODEL: paired_behaviour(now, benign_now)},
+                               [MODEL], baseline=base))
+
+    drop = results["max_refusal_drop"]
+    assert drop.status == FAIL and drop.change == pytest.approx(-9 / 40)
+    assert drop.interval == pytest.approx(tango_interval(0, 9, 40))
+    assert (drop.extra["refused_before_not_now"], drop.extra["refused_now_not_before"]) == (9, 0)
+    changed = drop.extra["changed"]
+    assert [c["text"] for c in changed] == [f"harmful prompt number {i}" for i in range(1, 10)]
+    assert all(c["before"] and not c["now"] for c in changed)
+    assert changed[0]["digest"] == prompt_digest("harmful prompt number 1")
+    rise = results["max_over_refusal_rise"]
+    assert (rise.extra["refused_now_not_before"], rise.extra["changed"][0]["text"]) == (
+        1, "benign prompt number 7")
+    text = gate_report.render(list(results.values()), Policy(), [], width=140)
+    assert "    - refused before, not now: harmful prompt number 1 [" in text
+    assert "    - refused before, not now: harmful prompt number 3 [" in text
+    assert "harmful prompt number 4" not in text
+    assert "    ... and 6 more (all in --refusal-json and --refusal-html)" in text
+    assert "    - refused now, not before: benign prompt number 7 [" in text
+    json.dumps(gate_report.summary(list(results.values()), Policy(), baseline=base,
+                                   found_notes=[]))
+
+
+def test_a_baseline_without_per_prompt_outcomes_is_compared_unpaired_and_says_so() -> None:
+    # A report written before per-prompt outcomes were recorded.
+    harmful, benign = [i < 60 for i in range(80)], [i < 2 for i in range(64)]
+    now = {MODEL: paired_behaviour(harmful, benign)}
+    old = {MODEL: behaviour(60, 80, 2, 64)}
+    results = by_rule(evaluate(Policy(), [paired_bypass([True] * 18 + [False] * 2)], now,
+                               [MODEL], baseline=baseline([bypass_record(18, 20)], old)))
+
+    for rule, counts in (("max_refusal_drop", (60, 80)), ("max_over_refusal_rise", (2, 64)),
+                         ("max_bypass_gain", (18, 20))):
+        result = results[rule]
+        assert result.extra["method"] == "unpaired" and result.extra["pairs"] == 0
+        assert result.interval == pytest.approx(newcombe_interval(*counts, *counts))
+        assert ("(unpaired (Newcombe): the baseline: the report has no per-prompt outcomes "
+                "(it predates them))") in result.message
+
+
+def test_runs_on_different_prompts_are_compared_unpaired_with_the_shared_changes() -> None:
+    texts = prompts(30)
+    before = paired_behaviour([True] * 20, [False] * 8, (texts[:20], prompts(8, "benign")))
+    now = paired_behaviour([i != 3 for i in range(20)], [False] * 8,
+                           (texts[5:25], prompts(8, "benign")))
+    results = by_rule(evaluate(Policy(), [], {MODEL: now}, [MODEL],
+                               baseline=baseline([], {MODEL: before})))
+
+    drop = results["max_refusal_drop"]
+    assert drop.extra["method"] == "unpaired" and drop.extra["pairs"] == 15
+    assert drop.interval == pytest.approx(newcombe_interval(19, 20, 20, 20))
+    assert "the runs asked different prompts (5 only in this run, 5 only in the baseline)" \
+        in drop.message
+    assert [c["text"] for c in drop.extra["changed"]] == ["harmful prompt number 8"]
+    assert results["max_over_refusal_rise"].extra["method"] == "paired"
+
+
+def test_outcomes_that_do_not_match_the_counts_are_not_paired() -> None:
+    record = paired_behaviour([True, False, True], [False])
+    record["refusal_behaviour"]["refused"] = 3  # hand-edited counts
+    results = by_rule(evaluate(Policy(), [], {MODEL: record}, [MODEL],
+                               baseline=baseline([], {MODEL: paired_behaviour(
+                                   [True, False, True], [False])})))
+    assert results["max_refusal_drop"].extra["method"] == "unpaired"
+    assert ("this run: its 3 per-prompt outcomes (2 refused) do not match its counts (3/3)"
+            in results["max_refusal_drop"].message)
+    assert results["max_over_refusal_rise"].extra["method"] == "paired"
+
+
+def _sample(refused: list[bool]) -> Sample:
+    record = per_prompt_record(prompts(len(refused)), refused)
+    return Sample(sum(refused), len(refused), record["outcomes"], record["texts"])
+
+
+@FAST
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60),
+       st.floats(0.0, 0.5))
+def test_paired_rules_use_tangos_interval_and_mirror_when_the_runs_swap(
+        pairs: list[tuple[bool, bool]], margin: float) -> None:
+    before, now = _sample([b for b, _ in pairs]), _sample([n for _, n in pairs])
+    drop = compare_rates("r", "rate", MODEL, now, before, margin, "drop", 0.95)
+    rise = compare_rates("r", "rate", MODEL, before, now, margin, "rise", 0.95)
+    gained = sum(n and not b for b, n in pairs)
+    lost = sum(b and not n for b, n in pairs)
+    assert drop.interval == pytest.approx(tango_interval(gained, lost, len(pairs)))
+    assert (drop.extra["refused_now_not_before"], drop.extra["refused_before_not_now"]) == (
+        gained, lost)
+    assert rise.interval == pytest.approx((-drop.interval[1], -drop.interval[0]), abs=1e-9)
+    # Bisection mirrors the endpoints to float resolution only: a margin within 1e-9 of an
+    # endpoint may fall on either side of it.
+    on_edge = min(abs(abs(end) - margin) for end in drop.interval) < 1e-9
+    assert drop.status == rise.status or on_edge
+
+
+def test_per_prompt_outcomes_survive_the_json_report(tmp_path: Path) -> None:
+    kept = [True] * 12 + [False] * 4
+    models = {MODEL: paired_behaviour([True] * 30, [False] * 10)}
+    payload = json_report([paired_bypass(kept)], models, options={}, timings={},
+                          argv=["pytest"], cwd="/")
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(payload))
+    loaded = load_baseline(path)
+    results = evaluate(Policy(), [paired_bypass(kept)], models, [MODEL], baseline=loaded)
+    assert {r.extra["method"] for r in results} == {"paired"}
+    assert [r.extra["pairs"] for r in results] == [30, 10, 16]
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -503,3 +503,31 @@ def test_a_gated_run_shows_the_gate_outcome_and_each_rule() -> None:
     assert "max_refusal_drop" in gate and "-0.30 [-0.45, -0.12]" in gate
     assert "distinct-directions" in gate and "&lt;note&gt;" in gate
     assert 'id="gate"' not in render_html(realistic_payload())
+
+
+def test_the_gate_section_lists_every_prompt_that_changed() -> None:
+    payload = realistic_payload()
+    changed = [{"digest": f"d{i:015d}", "text": f"<prompt {i}>", "before": True, "now": False}
+               for i in range(7)] + [{"digest": "e" * 16, "text": "", "before": False,
+                                      "now": True}]
+    payload["gate"] = {"passed": False, "baseline": "base.json", "notes": [], "results": [
+        {"rule": "max_refusal_drop", "subject": "harmful refusal rate", "model": "m",
+         "status": "fail", "counts_as": "fail", "change": -6 / 88, "interval": [-0.12, -0.03],
+         "margin": 0.05, "message": "dropped",
+         "extra": {"method": "paired", "pairs": 88, "refused_before_not_now": 7,
+                   "refused_now_not_before": 1, "why_unpaired": "", "changed": changed}},
+        {"rule": "max_bypass_gain", "subject": "refusal kept under ablation", "model": "m",
+         "status": "pass", "counts_as": "pass", "change": 0.0, "interval": [-0.2, 0.2],
+         "margin": 0.3, "message": "kept",
+         "extra": {"method": "unpaired", "pairs": 0, "why_unpaired": "old baseline",
+                   "changed": []}}]}
+    page = render_html(payload)
+    start = page.index('id="gate"')
+    gate = page[start:page.index("<h2", start)]
+    # Every changed prompt (the terminal shows the first few), escaped, with its digest.
+    assert all(f"&lt;prompt {i}&gt;" in gate and f"d{i:015d}" in gate for i in range(7))
+    assert "(text not recorded)" in gate
+    assert ("max_refusal_drop harmful refusal rate [m]: 7 refused before and not now, 1 now "
+            "and not before (paired on 88 prompts)") in gate
+    assert "-0.07 [-0.12, -0.03] paired on 88" in gate and "0.00 [-0.20, 0.20] unpaired" in gate
+    assert gate.count("<h3>") == 1  # no list for a rule without changed prompts

@@ -316,15 +316,31 @@ def test_verdict_outcome_and_reason(
 
 
 @pytest.mark.parametrize("interval", [(0.6, 0.8), (0.2, 0.4), (0.4, 0.6)])
-def test_a_failed_precondition_is_always_inconclusive(interval: tuple[float, float]) -> None:
+def test_a_failed_requirement_is_always_inconclusive_and_says_what_the_statistic_read(
+        interval: tuple[float, float]) -> None:
     v = verdict(
         "refusal rate", 0.5, interval, 0.5, ABOVE, 100,
-        preconditions=[(True, "fine"), (False, "the model never refuses")],
+        requires=[(True, "fine"), (False, "the model never refuses")],
     )
     assert v.outcome is I
-    assert v.reason == "the model never refuses"
-    ok = verdict("refusal rate", 0.7, interval, 0.5, ABOVE, 100, preconditions=[(True, "fine")])
+    assert v.reason.startswith("the model never refuses")
+    alone = decide(interval, 0.5, ABOVE)
+    assert (f"alone would read {alone.value.upper()}" in v.reason) == (alone is not I)
+    ok = verdict("refusal rate", 0.7, interval, 0.5, ABOVE, 100, requires=[(True, "fine")])
     assert ok.outcome is decide(interval, 0.5, ABOVE)
+
+
+@given(lo=st.floats(-2, 2), width=st.floats(0, 2), threshold=st.floats(-2, 2),
+       comparison=st.sampled_from([ABOVE, BELOW]))
+def test_a_failed_precondition_stops_supported_but_never_hides_a_refutation(
+        lo: float, width: float, threshold: float, comparison: str) -> None:
+    interval = (lo, lo + width)
+    plain = decide(interval, threshold, comparison)
+    v = verdict("statistic", lo + width / 2, interval, threshold, comparison, 10,
+                preconditions=[(False, "nothing moved")])
+    expected = {S: I, R: R, I: I}[plain]
+    assert v.outcome is expected
+    assert "nothing moved" in v.reason
 
 
 def test_too_few_observations_or_nan_estimate_is_inconclusive() -> None:
