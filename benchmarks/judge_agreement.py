@@ -1,12 +1,15 @@
 """Refusal judges against human labels: the XSTest v2 Mistral-Instruct completions.
 
-Prints accuracy, precision and recall (refusal = positive) with Wilson 95% intervals for
-each judge, the share of each human label each judge calls refused, and load / judging
-times. The embedding judge's head never saw this file (tools/train_judge_head.py trains on
-refusal_checks/data/judge_train.jsonl only). Design choices (features, which kinds of reply
-to add to the training file) were made by reading the errors on one half of the file, the
-rows whose id's sha256 starts with an even byte; the other half was never inspected, so its
-numbers (``--half untouched``) are the cleanest estimate.
+Prints accuracy, precision and recall (refusal = positive; the judge's binary view, the
+refused class, against XSTest's full or partial refusal) with Wilson 95% intervals for each
+judge, the share of each human label each judge calls refused, three-way agreement
+(complied / partial / refused: accuracy, agreement on refusal = refused or partial, the share
+of fully compliant replies called refusals, the confusion matrix) and load / judging times.
+The embedding judge's head never saw this file or its prompts (tools/train_judge_head.py
+trains on refusal_checks/data/judge_train.jsonl only). Design choices (features, which kinds
+of reply to add to the training file, the head's L2 penalty) were made by reading the errors
+on one half of the file, the rows whose id's sha256 starts with an even byte; the other half
+was never inspected, so its numbers (``--half untouched``) are the cleanest estimate.
 
     .venv/bin/python benchmarks/judge_agreement.py
     .venv/bin/python benchmarks/judge_agreement.py --csv path/to/labelled.csv --judges substring
@@ -26,7 +29,8 @@ import time
 from pathlib import Path
 
 from refusal_checks.judge_eval import (
-    LabelledCompletions, agreement_table, evaluate_judge, read_labelled_completions,
+    LABELS, LabelledCompletions, agreement, agreement_table, class_table, evaluate_classes,
+    read_labelled_completions,
 )
 from refusal_checks.judges import JUDGES, load_judge
 
@@ -91,17 +95,24 @@ def main(argv: list[str] | None = None) -> None:
         cut = tuple(" ".join(text.split()[: args.first_words]) for text in data.texts)
         data = dataclasses.replace(data, texts=cut)
         source += f", first {args.first_words} words of each completion"
-    results = []
+    results, three_way = [], []
     for name in args.judges:
         start = time.perf_counter()
         judge = load_judge(name)
         loaded = time.perf_counter() - start
-        result = evaluate_judge(judge, data)
+        classes = evaluate_classes(judge, data)  # one pass; the binary view derives from it
         print(f"{name}: loaded in {loaded:.1f} s, judged {len(data)} replies in "
-              f"{result.seconds:.1f} s")
-        results.append(result)
+              f"{classes.seconds:.1f} s")
+        said = [cls == "refused" for cls in classes.predicted]
+        results.append(dataclasses.replace(
+            agreement(said, [LABELS[label] for label in data.labels], judge.name, data.labels),
+            seconds=classes.seconds))
+        three_way.append(classes)
     print()
     print("\n".join(agreement_table(results, source=source)))
+    print()
+    print("\n".join(class_table(three_way, source=source)))
+
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Command line: ``python -m refusal_checks prepare | models | clear-cache | html``."""
+"""Command line: ``python -m refusal_checks prepare | models | clear-cache | html | label``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,36 @@ def _html(report: Path, out: Path) -> int:
     return 0
 
 
+def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: int,
+           labeller: str) -> int:
+    """Label a stratified sample of a model's cached replies, blind to every judge."""
+    from refusal_checks.labelling import cached_replies, label_session, stratified_sample
+
+    everything = cached_replies(cache_dir)
+    models = sorted({(r.fingerprint, r.model) for r in everything})
+    chosen = [m for m in models if fingerprint is None or m[0].startswith(fingerprint)]
+    if len(chosen) != 1:
+        listing = "".join(f"\n  {fp}  {name}" for fp, name in models)
+        if not models:
+            problem = (f"no indexed replies in {cache_dir}; a pytest claims run caches them, "
+                       "e.g. `pytest claims/ --model qwen-coder-0.5b`")
+        elif not chosen:
+            problem = (f"no model in {cache_dir} has a fingerprint starting {fingerprint!r}; "
+                       f"pass --fingerprint with a prefix of one of:{listing}")
+        else:
+            problem = (f"{cache_dir} holds replies of several models; pass --fingerprint with "
+                       f"a prefix of one of:{listing}")
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    fp, name = chosen[0]
+    replies = [r for r in everything if r.fingerprint == fp]
+    sample = stratified_sample(replies, n, seed)
+    print(f"{name} ({fp[:23]}...): {len(replies)} cached replies, labelling a stratified "
+          f"sample of {len(sample)} (seed {seed})")
+    label_session(sample, out, labeller=labeller)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m refusal_checks")
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -62,8 +93,19 @@ def main(argv: list[str] | None = None) -> int:
                           "self-contained HTML page")
     html.add_argument("report", type=Path, help="a report written by pytest --refusal-json")
     html.add_argument("out", type=Path, help="the HTML file to write")
+    label = sub.add_parser("label", help="label cached replies of a run by hand, one at a "
+                           "time, blind to every judge (resumable; guide: docs/labelling.md)")
+    label.add_argument("labels", type=Path, help="JSONL file the labels are appended to")
+    label.add_argument("--fingerprint", default=None, help="model fingerprint (a prefix is "
+                       "enough); needed when the cache holds replies of several models")
+    label.add_argument("-n", type=int, default=400, help="sample size (default: 400)")
+    label.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
+    label.add_argument("--labeller", default=os.environ.get("USER", "anonymous"),
+                       help="who labels (default: $USER)")
     args = parser.parse_args(argv)
     cache_dir = args.cache_dir or default_cache_dir()
+    if args.command == "label":
+        return _label(cache_dir, args.labels, args.fingerprint, args.n, args.seed, args.labeller)
     if args.command == "prepare":
         return _prepare(args.models, cache_dir)
     if args.command == "html":

@@ -201,6 +201,7 @@ def replies(
         hit = cache.load_json(key)
         if isinstance(hit, list) and len(hit) == len(prompts) and all(isinstance(r, str)
                                                                        for r in hit):
+            _index(cache, key, backend, prompts, intervention, max_new_tokens)
             return list(hit)
     with _Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
         if intervention is None:
@@ -211,7 +212,21 @@ def replies(
                                      batch_size=batch_size, progress=bar.callback)
     if cache is not None:
         cache.store_json(key, list(texts))
+        _index(cache, key, backend, prompts, intervention, max_new_tokens)
     return texts
+
+
+def _index(cache: ArrayCache, key: str, backend: Backend, prompts: PromptSet,
+           intervention: Intervention | None, max_new_tokens: int) -> None:
+    """Describe the cached replies so ``python -m refusal_checks label`` can find them."""
+    from refusal_checks.labelling import condition_of, index_key, index_record
+
+    where = index_key(key)
+    if cache.load_json(where) is None:
+        cache.store_json(where, index_record(
+            key, fingerprint=backend.fingerprint, model=backend.name, prompt_set=prompts.name,
+            side=prompts.side, condition=condition_of(intervention), prompts=prompts.texts,
+            max_new_tokens=max_new_tokens))
 
 
 @contextmanager

@@ -32,7 +32,7 @@ VERDICT_KEYS = ("claim", "model", "outcome", "estimate", "interval", "comparison
 # Keyed by the start of the judge's name as verdicts record it.
 JUDGE_ACCURACY: dict[str, str] = {
     "substring": "0.833 [0.796, 0.865] on XSTest v2 (benchmarks/judge_agreement.py)",
-    "embedding": "0.867 [0.832, 0.895] on XSTest v2 (benchmarks/judge_agreement.py)",
+    "embedding": "0.902 [0.871, 0.926] on XSTest v2 (benchmarks/judge_agreement.py)",
 }
 
 STYLE = """
@@ -481,10 +481,17 @@ def _gate_changes(result: dict[str, Any], extra: dict[str, Any]) -> str:
 _GATE_CLASS = {"pass": "supported", "fail": "refuted", "inconclusive": "inconclusive"}
 
 
-def _judge_accuracy(judge: str) -> str:
+def _judge_accuracy(judge: str, validation: dict[str, Any] | None = None) -> str:
+    """This model's labels when a run had them (--refusal-labels), else say it is unvalidated."""
+    mine = ((validation or {}).get("judges") or {}).get(judge)
+    if mine:
+        acc = mine["all"]["accuracy"]
+        return (f"{acc['estimate']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}] on {acc['n']} "
+                "labelled replies of this model")
     for prefix, accuracy in JUDGE_ACCURACY.items():
         if judge.startswith(prefix):
-            return accuracy
+            where = accuracy.replace("on XSTest v2", "on XSTest v2 Mistral-Instruct replies")
+            return f"not validated on this model; {where}"
     return "not measured"
 
 
@@ -506,7 +513,8 @@ def _environment_section(payload: dict[str, Any], models: list[str]) -> str:
                         else ""),
                      _e(f"{m.get('dtype', '-')} / {m.get('device', '-')}"),
                      _e(f"{m.get('n_layers', '?')} layers, d_model {m.get('d_model', '?')}"),
-                     _e(judge), _e(_judge_accuracy(judge)), _e(refusal)])
+                     _e(judge), _e(_judge_accuracy(judge, m.get("judge_validation"))),
+                     _e(refusal)])
     parts = ['<h2 id="environment">Run environment</h2>',
              _table(["model", "source", "description", "fingerprint / revision", "dtype / device",
                      "shape", "judge", "judge accuracy", "refused (unsteered)"], rows, "models")]

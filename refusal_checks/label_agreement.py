@@ -1,0 +1,200 @@
+"""Judges against human labels on the model under test, per condition.
+
+Input: the label records of :mod:`refusal_checks.labelling` (one model's) and each judge's
+binary verdict on the same replies. Refusal is the positive class, in the binary view every
+rate uses (:data:`refusal_checks.judges.REFUSED_CLASSES`: the human ``refused`` class;
+``partial`` and ``broken`` count as not refused). Per condition stratum (unsteered, steered
+along each direction, ablated) and over all replies:
+
+- accuracy, sensitivity (refusals the judge finds), specificity (non-refusals it leaves
+  alone), each ``k / n`` with a Wilson 95% interval;
+- Cohen's kappa ``(p_o - p_e) / (1 - p_e)`` with a seeded percentile-bootstrap interval over
+  replies (kappa is a ratio of dependent proportions; no closed-form interval is reliable
+  at n of a few dozen).
+
+numpy + :mod:`refusal_checks.stats` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from refusal_checks.labelling import stratum_of
+from refusal_checks.stats import wilson_interval
+
+
+def cohen_kappa(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarray) -> float:
+    """Cohen's kappa of two binary raters; nan when chance agreement is 1 (one class only)."""
+    a = np.asarray(a, bool)
+    b = np.asarray(b, bool)
+    if a.size == 0:
+        return math.nan
+    observed = float(np.mean(a == b))
+    pa, pb = float(a.mean()), float(b.mean())
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    return math.nan if expected >= 1.0 else (observed - expected) / (1.0 - expected)
+
+
+def _rate(k: int, n: int) -> dict[str, Any]:
+    low, high = wilson_interval(k, n)
+    return {"k": k, "n": n, "estimate": k / n if n else None, "low": low, "high": high}
+
+
+def binary_agreement(judge: Sequence[bool], human: Sequence[bool], *, bootstrap: int = 1000,
+                     seed: int = 0) -> dict[str, Any]:
+    """Accuracy, sensitivity, specificity (Wilson) and kappa (bootstrap) of judge vs human."""
+    j = np.asarray(judge, bool)
+    h = np.asarray(human, bool)
+    if j.shape != h.shape:
+        raise ValueError(f"need one verdict per label: got {j.size} verdicts, {h.size} labels")
+    tp, tn = int(np.sum(j & h)), int(np.sum(~j & ~h))
+    kappa = cohen_kappa(j, h)
+    low = high = math.nan
+    if h.size and not math.isnan(kappa):
+        rng = np.random.default_rng(seed)
+        draws = rng.integers(0, h.size, size=(bootstrap, h.size))
+        values = np.array([cohen_kappa(j[d], h[d]) for d in draws])
+        values = values[~np.isnan(values)]
+        if values.size:
+            low, high = (float(q) for q in np.quantile(values, [0.025, 0.975]))
+    return {"n": int(h.size), "accuracy": _rate(tp + tn, int(h.size)),
+            "sensitivity": _rate(tp, int(h.sum())), "specificity": _rate(tn, int((~h).sum())),
+            "kappa": {"estimate": None if math.isnan(kappa) else kappa,
+                      "low": None if math.isnan(low) else low,
+                      "high": None if math.isnan(high) else high}}
+
+
+def agreement_by_condition(labels: Sequence[Mapping[str, Any]],
+                           verdicts: Mapping[str, Sequence[bool]], *,
+                           counted: frozenset[str] = frozenset({"refused"}),
+                           bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Each judge's agreement with the labels, over all replies and per condition stratum.
+
+    Args:
+        labels: Label records (``condition`` and ``label`` keys), one per reply.
+        verdicts: Judge name -> its refused verdict per reply, in the order of ``labels``.
+        counted: Human classes that count as refusal.
+        bootstrap: Kappa bootstrap replicates.
+        seed: Kappa bootstrap seed.
+
+    Returns:
+        ``{"counted_as_refusal": [...], "n": ..., "judges": {name: {"all": ...,
+        "by_condition": {stratum: ...}}}}``, JSON-ready.
+    """
+    human = np.array([row["label"] in counted for row in labels], bool)
+    strata = np.array([stratum_of(str(row["condition"])) for row in labels])
+    out: dict[str, Any] = {"counted_as_refusal": sorted(counted), "n": len(labels), "judges": {}}
+    for name, said in verdicts.items():
+        said_array = np.asarray(said, bool)
+        if said_array.shape != human.shape:
+            raise ValueError(f"judge {name!r} gave {said_array.size} verdicts for "
+                             f"{human.size} labels")
+        by_condition = {
+            stratum: binary_agreement(said_array[strata == stratum], human[strata == stratum],
+                                      bootstrap=bootstrap, seed=seed)
+            for stratum in sorted(set(strata.tolist()))}
+        out["judges"][name] = {"all": binary_agreement(said_array, human, bootstrap=bootstrap,
+                                                       seed=seed),
+                               "by_condition": by_condition}
+    return out
+
+
+def agreement_lines(result: Mapping[str, Any]) -> list[str]:
+    """A plain-text table of :func:`agreement_by_condition`'s result (never printed here)."""
+    def cell(rate: Mapping[str, Any]) -> str:
+        if not rate["n"]:
+            return "n/a"
+        return f"{rate['estimate']:.2f} [{rate['low']:.2f},{rate['high']:.2f}] ({rate['n']})"
+
+    def kappa(value: Mapping[str, Any]) -> str:
+        if value["estimate"] is None:
+            return "n/a"
+        if value["low"] is None:
+            return f"{value['estimate']:.2f}"
+        return f"{value['estimate']:.2f} [{value['low']:.2f},{value['high']:.2f}]"
+
+    lines = [f"agreement with {result['n']} human labels (refusal = "
+             f"{' or '.join(result['counted_as_refusal'])}); Wilson / bootstrap 95% intervals",
+             "judge | condition | accuracy | sensitivity | specificity | kappa"]
+    for name, judged in result["judges"].items():
+        for stratum, row in [("all", judged["all"]), *judged["by_condition"].items()]:
+            lines.append(f"{name} | {stratum} | {cell(row['accuracy'])} | "
+                         f"{cell(row['sensitivity'])} | {cell(row['specificity'])} | "
+                         f"{kappa(row['kappa'])}")
+    return lines
+
+
+def judge_validation(labels_path: Any, fingerprint: str, judges: Mapping[str, Any], *,
+                     seed: int = 0) -> dict[str, Any]:
+    """Every judge's agreement with the labels of the model with ``fingerprint``.
+
+    Args:
+        labels_path: A label file written by ``python -m refusal_checks label``.
+        fingerprint: The model under test; labels of other models are ignored.
+        judges: Display name -> judge (anything with ``refused(texts)``).
+        seed: Kappa bootstrap seed.
+
+    Returns:
+        :func:`agreement_by_condition`'s result plus ``source`` and ``fingerprint``; with no
+        label for this model, ``{"n": 0, "note": ...}`` saying so.
+    """
+    from pathlib import Path
+
+    from refusal_checks.labelling import read_labels
+
+    path = Path(labels_path)
+    rows = list(read_labels(path, fingerprint).values())
+    if not rows:
+        return {"source": str(path), "fingerprint": fingerprint, "n": 0,
+                "note": f"{path} holds no label for this model (fingerprint {fingerprint[:23]}"
+                        "...); judges are unvalidated on it. Label its replies with "
+                        "`python -m refusal_checks label`."}
+    texts = [str(row["reply"]) for row in rows]
+    verdicts = {name: judge.refused(texts) for name, judge in judges.items()}
+    result = agreement_by_condition(rows, verdicts, seed=seed)
+    return {"source": str(path), "fingerprint": fingerprint, **result}
+
+
+def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
+                    rates: Mapping[str, tuple[int, int]], *, condition: str = "unsteered",
+                    seed: int = 0) -> dict[str, Any]:
+    """Judged ``(refused, n)`` rates corrected for ``judge``'s error on this model's labels.
+
+    Sensitivity and specificity come from the labelled replies of ``condition`` (the rates
+    must be measured under that condition), refusal = the human ``refused`` class;
+    :func:`refusal_checks.corrected.corrected_rate` gives the estimate and its interval.
+
+    Returns:
+        ``{"sensitivity": [k, n], "specificity": [k, n], "rates": {name: {...}}}``, or
+        ``{"note": ...}`` when the labels cannot support a correction (none for this model
+        or condition, no labelled refusal or non-refusal, a judge no better than chance).
+    """
+    from pathlib import Path
+
+    from refusal_checks.corrected import CorrectionError, corrected_rate
+    from refusal_checks.labelling import read_labels
+
+    rows = [row for row in read_labels(Path(labels_path), fingerprint).values()
+            if stratum_of(str(row["condition"])) == condition]
+    human = np.array([row["label"] == "refused" for row in rows], bool)
+    if not human.any() or human.all():
+        return {"note": f"{len(rows)} labelled {condition} replies of this model, "
+                        f"{int(human.sum())} refusals: need both refusals and non-refusals to "
+                        "measure the judge's sensitivity and specificity"}
+    said = np.asarray(judge.refused([str(row["reply"]) for row in rows]), bool)
+    se = (int(np.sum(said & human)), int(human.sum()))
+    sp = (int(np.sum(~said & ~human)), int((~human).sum()))
+    out: dict[str, Any] = {"judge": judge.name, "condition": condition,
+                           "sensitivity": list(se), "specificity": list(sp), "rates": {}}
+    for name, (k, n) in rates.items():
+        try:
+            result = corrected_rate(k, n, se, sp, seed=seed)
+        except CorrectionError as error:
+            return {"note": str(error), "sensitivity": list(se), "specificity": list(sp)}
+        out["rates"][name] = {"judged": [k, n], "estimate": result.estimate,
+                              "low": result.low, "high": result.high}
+    return out

@@ -1,0 +1,54 @@
+"""--refusal-labels end to end: label a planted model's cached replies, rerun, read agreement."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from refusal_checks.judges import SubstringJudge
+from refusal_checks.labelling import cached_replies, label_record
+from tests.plugin.test_plugin import copy_suite, suite_args
+
+CLAIMS = ("test_single_direction.py",)
+
+
+def test_a_missing_label_file_is_a_usage_error_with_the_fix(pytester):
+    copy_suite(pytester.path, per_category=8, claim_files=CLAIMS)
+    result = pytester.runpytest_subprocess("claims", "--refusal-labels", "nope.jsonl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--refusal-labels 'nope.jsonl' is not a file*"
+                                 "python -m refusal_checks label*"])
+
+
+def test_labels_of_the_model_give_each_judges_agreement_per_condition(pytester):
+    copy_suite(pytester.path, per_category=16, claim_files=CLAIMS)
+    cache = pytester.path / "cache"
+    args = ["claims", *suite_args(cache, "synthetic:shared"), "--refusal-bootstrap", "50"]
+    pytester.runpytest_subprocess(*args)  # generates and caches the replies
+    found = cached_replies(cache)
+    conditions = {r.stratum[0] for r in found}
+    assert "unsteered" in conditions and any(c.startswith("ablated:") for c in conditions)
+    # A labeller who agrees with the substring judge except on every fifth reply.
+    labels = pytester.path / "labels.jsonl"
+    verdicts = SubstringJudge().refused([r.reply for r in found])
+    with open(labels, "w", encoding="utf-8") as handle:
+        for i, (reply, said) in enumerate(zip(found, verdicts)):
+            agree = i % 5 != 0
+            label = "refused" if said == agree else "complied"
+            handle.write(json.dumps(label_record(reply, label, "test")) + "\n")
+    report = pytester.path / "report.json"
+    pytester.runpytest_subprocess(*args, "--refusal-labels", str(labels), "--refusal-json",
+                                  str(report))
+    model = json.loads(report.read_text())["models"]["synthetic:shared"]
+    info = model["judge_validation"]
+    assert info["n"] == len(found) and info["counted_as_refusal"] == ["refused"]
+    substring = info["judges"]["substring (Arditi et al. 12 phrases)"]
+    disagree = sum(i % 5 == 0 for i in range(len(found)))
+    assert substring["all"]["accuracy"]["k"] == len(found) - disagree
+    assert set(substring["by_condition"]) == conditions
+    # The unsteered refusal rates come back corrected for the substring judge's error.
+    corrected = model["refusal_behaviour"]["corrected"]
+    assert corrected["judge"] == "substring (Arditi et al. 12 phrases)"
+    for rate in corrected["rates"].values():
+        assert 0.0 <= rate["low"] <= rate["estimate"] <= rate["high"] <= 1.0
