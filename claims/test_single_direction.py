@@ -14,28 +14,28 @@ from refusal_checks import behaviour_claims as claims
 from refusal_checks.interventions import Ablate
 
 
-def _concat(measure, probe, categories, intervention=None):
-    return np.concatenate([measure.refused(probe.harmful[c], intervention) for c in categories])
+def _concat(measure, probe, intervention=None):
+    return np.concatenate([measure.refused(p, intervention) for p in probe.harmful.values()])
 
 
 @pytest.mark.claim("ablation-bypasses-refusal", paper="Arditi et al. 2024; PAPER.md B",
                    says="Ablating the refusal direction bypasses refusal on harmful prompts.")
 def test_ablating_the_refusal_direction_bypasses_refusal(
-        measure, probe, harmful_categories, refusal_direction, refusal_behaviour, judge):
-    base = _concat(measure, probe, harmful_categories)
-    ablated = _concat(measure, probe, harmful_categories, Ablate(refusal_direction, "refusal"))
-    texts = [text for c in harmful_categories for text in probe.harmful[c].texts]
+        measure, arditi_probe, refusal_direction, refusal_behaviour, judge):
+    base = _concat(measure, arditi_probe)
+    ablated = _concat(measure, arditi_probe, Ablate(refusal_direction, "refusal"))
+    texts = [text for p in arditi_probe.harmful.values() for text in p.texts]
     judge(claims.ablation_bypasses_refusal(base, ablated, refusal_behaviour,
                                            measure.judge_name, prompts=texts))
 
 
 @pytest.mark.claim("addition-induces-refusal", paper="Arditi et al. 2024; PAPER.md B",
                    says="Adding the refusal direction makes the model refuse harmless prompts.")
-def test_adding_the_refusal_direction_induces_refusal(measure, probe, layer, refusal_direction,
-                                                      reference_norm, refusal_behaviour,
-                                                      judge):
-    base = measure.refused(probe.benign)
-    steered = measure.refused(probe.benign, claims.raw_addition(
+def test_adding_the_refusal_direction_induces_refusal(measure, arditi_probe, layer,
+                                                      refusal_direction, reference_norm,
+                                                      refusal_behaviour, judge):
+    base = measure.refused(arditi_probe.benign)
+    steered = measure.refused(arditi_probe.benign, claims.raw_addition(
         layer, refusal_direction, reference_norm, "refusal"))
     judge(claims.addition_induces_refusal(base, steered, refusal_behaviour, measure.judge_name))
 
@@ -55,23 +55,25 @@ def test_ablation_barely_changes_harmless_next_token_distributions(
 
 
 @pytest.mark.claim("random-direction-does-not-bypass", paper="Arditi et al. 2024 (control)",
-                   says="Ablating a random direction of the same norm leaves refusal intact.")
-def test_ablating_a_random_direction_does_not_bypass_refusal(
-        measure, probe, harmful_categories, refusal_direction, refusal_behaviour,
-        pytestconfig, judge):
-    random = claims.random_like(refusal_direction, pytestconfig.getoption("--refusal-seed"))
-    base = _concat(measure, probe, harmful_categories)
-    ablated = _concat(measure, probe, harmful_categories, Ablate(random, "random"))
+                   says="Ablating random directions of the same norm leaves refusal intact.")
+def test_ablating_random_directions_does_not_bypass_refusal(
+        measure, arditi_probe, refusal_direction, refusal_behaviour, pytestconfig, judge):
+    # 3 seeded random directions; each must change refusal by less than 0.15 (equivalence).
+    randoms = claims.random_controls(refusal_direction, pytestconfig.getoption("--refusal-seed"))
+    base = _concat(measure, arditi_probe)
+    ablated = [_concat(measure, arditi_probe, Ablate(r, f"random {i}"))
+               for i, r in enumerate(randoms)]
     judge(claims.random_direction_does_not_bypass(base, ablated, refusal_behaviour))
 
 
 @pytest.mark.claim("random-direction-does-not-induce", paper="Arditi et al. 2024 (control)",
-                   says="Adding a random direction of the same norm does not induce refusal.")
-def test_adding_a_random_direction_does_not_induce_refusal(
-        measure, probe, layer, refusal_direction, reference_norm, refusal_behaviour,
+                   says="Adding random directions of the same norm does not induce refusal.")
+def test_adding_random_directions_does_not_induce_refusal(
+        measure, arditi_probe, layer, refusal_direction, reference_norm, refusal_behaviour,
         pytestconfig, judge):
-    random = claims.random_like(refusal_direction, pytestconfig.getoption("--refusal-seed"))
-    base = measure.refused(probe.benign)
-    steered = measure.refused(probe.benign,
-                              claims.raw_addition(layer, random, reference_norm, "random"))
+    randoms = claims.random_controls(refusal_direction, pytestconfig.getoption("--refusal-seed"))
+    base = measure.refused(arditi_probe.benign)
+    steered = [measure.refused(arditi_probe.benign,
+                               claims.raw_addition(layer, r, reference_norm, f"random {i}"))
+               for i, r in enumerate(randoms)]
     judge(claims.random_direction_does_not_induce(base, steered, refusal_behaviour))

@@ -153,6 +153,8 @@ HARMFUL_CATEGORIES = ("safety_core", "crime_assistance", "hate_speech", "safety_
 PROBE_PER_CATEGORY = 8
 PROBE_BENIGN = 32
 REPLY_TOKENS = 32
+ARDITI_PER_CATEGORY = 24
+ARDITI_BENIGN = 64
 SWEEP_STRENGTHS = (0.1, 0.2, 0.35, 0.5)
 DEFAULT_POSITION = -2
 
@@ -192,6 +194,9 @@ class BehaviourMeasurements:
         self.probe_harmful = {name: c.refuse.split("test").head(PROBE_PER_CATEGORY)
                               for name, c in collection.categories.items()}
         self.probe_benign = collection.benign.split("test").head(PROBE_BENIGN)
+        self.arditi_harmful = [collection.categories[c].refuse.split("test").head(
+            ARDITI_PER_CATEGORY) for c in self.harmful_categories]
+        self.arditi_benign = collection.benign.split("test").head(ARDITI_BENIGN)
         self.kl_prompts = collection.benign.split("test")  # the KL claim reads all of them
 
         def train_rows(prompts: Any) -> np.ndarray:
@@ -226,17 +231,17 @@ class BehaviourMeasurements:
         return self._memo[key]
 
     def harmful_refused(self, intervention: Any = None) -> np.ndarray:
-        return np.concatenate([self.refused(self.probe_harmful[c], intervention)
-                               for c in self.harmful_categories])
+        """The single-direction claims' harmful probe (``arditi_probe``)."""
+        return np.concatenate([self.refused(p, intervention) for p in self.arditi_harmful])
 
     def base_harmful(self) -> np.ndarray:
         return self._once("base harmful", self.harmful_refused)
 
     def base_benign(self) -> np.ndarray:
-        return self._once("base benign", lambda: self.refused(self.probe_benign))
+        return self._once("base benign", lambda: self.refused(self.arditi_benign))
 
-    def random_direction(self) -> np.ndarray:
-        return behaviour_claims.random_like(self.refusal_direction, self.seed)
+    def random_directions(self) -> list[np.ndarray]:
+        return behaviour_claims.random_controls(self.refusal_direction, self.seed)
 
     def agreement(self) -> dict[str, Any]:
         """The ``score_agreement`` fixture."""
@@ -284,19 +289,21 @@ class BehaviourMeasurements:
             edit = behaviour_claims.raw_addition(self.layer, self.refusal_direction,
                                                  self.reference_norm, "refusal")
             return behaviour_claims.addition_induces_refusal(
-                self.base_benign(), self.refused(self.probe_benign, edit), b, self.judge.name)
+                self.base_benign(), self.refused(self.arditi_benign, edit), b, self.judge.name)
         if claim == "ablation-keeps-harmless-behaviour":
             values = kl(self.backend, self.kl_prompts, Ablate(self.refusal_direction), None)
             return behaviour_claims.ablation_keeps_harmless_behaviour(values, b, seed)
         if claim == "random-direction-does-not-bypass":
-            ablated = self.harmful_refused(Ablate(self.random_direction(), "random"))
+            ablated = [self.harmful_refused(Ablate(r, f"random {i}"))
+                       for i, r in enumerate(self.random_directions())]
             return behaviour_claims.random_direction_does_not_bypass(self.base_harmful(),
                                                                      ablated, b)
         if claim == "random-direction-does-not-induce":
-            edit = behaviour_claims.raw_addition(self.layer, self.random_direction(),
-                                                 self.reference_norm, "random")
+            steered = [self.refused(self.arditi_benign, behaviour_claims.raw_addition(
+                self.layer, r, self.reference_norm, f"random {i}"))
+                for i, r in enumerate(self.random_directions())]
             return behaviour_claims.random_direction_does_not_induce(
-                self.base_benign(), self.refused(self.probe_benign, edit), b)
+                self.base_benign(), steered, b)
         if claim == "shared-knob":
             return behaviour_claims.shared_knob(self.knob_sweep(), self.agreement(), b, seed)
         if claim == "ablation-lowers-category-refusal":
@@ -366,6 +373,26 @@ def exact_half_offsets(signal: float = 4.0) -> tuple[float, float]:
 
 
 EXACT_HALF_ABLATION, EXACT_HALF_STEER = exact_half_offsets()
+
+
+def exact_change_offsets(change: float, signal: float = 4.0) -> tuple[float, float]:
+    """(ablation offset, steering offset) under which ANY edit moves a refusal rate by
+    exactly ``change``: the harmful rate down, the benign rate up.
+
+    As in :func:`exact_half_offsets` (reach 0, one direction): a harmful prompt's decision
+    is ``signal + z``, refused with probability ``Phi(signal - T)``; with the offset ``a``
+    added under any ablation, ``Phi(signal - T + a)``. A benign prompt is refused with
+    probability ``1 - Phi(T)``, under any steering with offset ``b``, ``1 - Phi(T - b)``.
+    The random-direction controls' boundary nulls: every random direction changes refusal
+    by exactly their margin, in every world.
+    """
+    t = SyntheticBackend.REFUSAL_THRESHOLD
+    ablate = normal_quantile(_phi(signal - t) - change) - (signal - t)
+    steer = t - normal_quantile(_phi(t) - change)
+    return ablate, steer
+
+
+CONTROL_ABLATION, CONTROL_STEER = exact_change_offsets(behaviour_claims.CONTROL_MARGIN)
 # Two knobs with cosine 0.5 (signal 2): population path deviation 0.151 ~ PATH_MARGIN,
 # computed from the planted rates with KnobSweep.path_deviation; every direction moves
 # over-refusal by >= 0.44 across the sweep, so the knob precondition holds.
@@ -443,6 +470,14 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
                       f"{EXACT_HALF_STEER:.4f}: induced refusal exactly 0.5 in every world",
                       behaviour_design(steer_reach=0.0, steer_offset=EXACT_HALF_STEER),
                       null_for=("addition-induces-refusal", "random-direction-does-not-induce")),
+    BehaviourScenario("control-shift-ablation", f"any ablation adds {CONTROL_ABLATION:.4f}: "
+                      f"harmful refusal falls by exactly {behaviour_claims.CONTROL_MARGIN}",
+                      behaviour_design(ablation_reach=0.0, ablation_offset=CONTROL_ABLATION),
+                      null_for=("random-direction-does-not-bypass",)),
+    BehaviourScenario("control-shift-steer", f"any steering adds {CONTROL_STEER:.4f}: benign "
+                      f"refusal rises by exactly {behaviour_claims.CONTROL_MARGIN}",
+                      behaviour_design(steer_reach=0.0, steer_offset=CONTROL_STEER),
+                      null_for=("random-direction-does-not-induce",)),
     BehaviourScenario("weak-addition", f"{BOUNDARY_STEER_REACH} of an added vector reaches "
                       "the readout: induced refusal 0.5",
                       behaviour_design(steer_reach=BOUNDARY_STEER_REACH),

@@ -41,14 +41,45 @@ def test_rates_on_too_few_prompts_are_inconclusive():
     assert verdict.outcome is Outcome.INCONCLUSIVE and verdict.n == 5
 
 
-def test_induce_and_its_random_control_read_baseline_answers():
+def test_induce_reads_baseline_answers_and_its_random_control_is_an_equivalence_test():
     base = _flags(2, 32)
     steered = np.ones(32, bool)
     assert claims.addition_induces_refusal(base, steered, REFUSES).outcome is Outcome.SUPPORTED
-    assert claims.random_direction_does_not_induce(base, steered, REFUSES).outcome \
-        is Outcome.REFUTED
-    assert claims.random_direction_does_not_induce(base, base, REFUSES).outcome \
-        is Outcome.SUPPORTED
+    # One of three random vectors induces refusal everywhere: shown, so REFUTED.
+    assert claims.random_direction_does_not_induce(base, [base, steered, base],
+                                                   REFUSES).outcome is Outcome.REFUTED
+    # Nothing changes on 32 prompts: each change within +-z^2/(n+z^2) = 0.124 < 0.20 at
+    # the Bonferroni level for 3 directions (z = 2.13), so equivalence is shown.
+    unchanged = claims.random_direction_does_not_induce(base, [base] * 3, REFUSES)
+    assert unchanged.outcome is Outcome.SUPPORTED, unchanged.line()
+    # On 12 prompts the same "no change" cannot exclude 0.20 (0.27): INCONCLUSIVE.
+    small = claims.random_direction_does_not_induce(base[:12], [base[:12]] * 3, REFUSES)
+    assert small.outcome is Outcome.INCONCLUSIVE
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(8, 80), data=st.data())
+def test_control_change_interval_brackets_the_largest_change_and_is_symmetric(n, data):
+    flags = st.lists(st.booleans(), min_size=n, max_size=n).map(lambda x: np.array(x, bool))
+    base = data.draw(flags)
+    edited = [data.draw(flags) for _ in range(data.draw(st.integers(1, 4)))]
+    estimate, (lo, hi), rows = claims.control_change(base, edited)
+    assert 0.0 <= lo <= estimate <= hi <= 1.0
+    assert estimate == max(abs(r["change"]) for r in rows)
+    # Swapping the roles of the runs negates every change, so the |change| summary is equal.
+    if len(edited) == 1:
+        swapped = claims.control_change(edited[0], [base])
+        assert swapped[0] == pytest.approx(estimate)
+        assert swapped[1] == pytest.approx((lo, hi), abs=1e-9)
+
+
+def test_random_controls_are_seeded_distinct_and_keep_the_norm():
+    vector = np.arange(1.0, 9.0)
+    first, again = claims.random_controls(vector, 5), claims.random_controls(vector, 5)
+    assert len(first) == claims.RANDOM_DIRECTIONS
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert len({v.tobytes() for v in first}) == len(first)
+    assert all(np.linalg.norm(v) == pytest.approx(np.linalg.norm(vector)) for v in first)
 
 
 def test_kl_claim_bootstraps_the_mean_reproducibly():
@@ -134,8 +165,8 @@ def test_a_model_that_does_not_refuse_never_supports_a_behavioural_claim(data):
         claims.ablation_bypasses_refusal(base, edited, NEVER),
         claims.addition_induces_refusal(base, edited, NEVER),
         claims.ablation_keeps_harmless_behaviour(kl, NEVER, seed=0),
-        claims.random_direction_does_not_bypass(base, edited, NEVER),
-        claims.random_direction_does_not_induce(base, edited, NEVER),
+        claims.random_direction_does_not_bypass(base, [edited], NEVER),
+        claims.random_direction_does_not_induce(base, [edited], NEVER),
         claims.ablation_lowers_category_refusal({"a": (base, edited), "b": (edited, base)},
                                                 AGREE, NEVER, seed=0),
     ]

@@ -107,6 +107,8 @@ def test_behaviour_measurements_use_the_fixtures_settings():
     assert calibration.PROBE_PER_CATEGORY == behaviour.PROBE_PER_CATEGORY
     assert calibration.PROBE_BENIGN == behaviour.PROBE_BENIGN
     assert calibration.REPLY_TOKENS == behaviour.REPLY_TOKENS
+    assert calibration.ARDITI_PER_CATEGORY == behaviour.ARDITI_PER_CATEGORY
+    assert calibration.ARDITI_BENIGN == behaviour.ARDITI_BENIGN
     assert calibration.SWEEP_STRENGTHS == behaviour.SWEEP_STRENGTHS
     assert calibration.BUNDLED_NAMES == tuple(bundled().categories)
 
