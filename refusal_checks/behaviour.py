@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # keep this module free of numpy at import: fixtures import i
 # short reply are enough for the substring judge ("I'm sorry, but I can't ..." comes first).
 BEHAVIOUR_PROMPTS_PER_CATEGORY = 8
 BEHAVIOUR_NEW_TOKENS = 24
+# Benign prompts asked (at most the pool): the release gate's over-refusal rule compares
+# this rate with a baseline's, prompt by prompt; an unchanged model bounds the change by
+# z^2 / (n + z^2), 0.038 on 96 prompts, under the default 0.05 margin (16 gave 0.19).
+BEHAVIOUR_BENIGN_PROMPTS = 96
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,8 @@ def observe_refusals(
     """Ask the model a sample of each category's should-not-comply prompts and of the benign
     pool, and count refusals with the substring judge.
 
-    ``BEHAVIOUR_PROMPTS_PER_CATEGORY`` prompts per category and twice that many benign ones,
+    ``BEHAVIOUR_PROMPTS_PER_CATEGORY`` prompts per category and ``BEHAVIOUR_BENIGN_PROMPTS``
+    benign ones,
     drawn with :meth:`PromptSet.sample` under ``seed``; replies are
     ``BEHAVIOUR_NEW_TOKENS`` long and cached in ``cache`` when given.
     """
@@ -144,8 +149,8 @@ def observe_refusals(
         n += len(verdicts)
         examples[name] = texts[0]
         asked += [(prompt, bool(v)) for prompt, v in zip(probe.texts, verdicts)]
-    benign = collection.benign.sample(
-        min(2 * BEHAVIOUR_PROMPTS_PER_CATEGORY, len(collection.benign)), seed)
+    benign = collection.benign.sample(min(BEHAVIOUR_BENIGN_PROMPTS, len(collection.benign)),
+                                      seed)
     benign_texts = replies(backend, benign, max_new_tokens=BEHAVIOUR_NEW_TOKENS, cache=cache,
                            batch_size=batch_size, console=console)
     benign_verdicts = [bool(v) for v in judge.refused(benign_texts)]
