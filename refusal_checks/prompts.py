@@ -120,6 +120,11 @@ class PromptSet:
             raise ValueError(f"Prompt budget must be at least 1 or None (all), got {n}.")
         return self._with(stratified_order(self.texts, self.subgenres, self.topics)[:n])
 
+    def without(self, other: PromptSet) -> PromptSet:
+        """The prompts of this set that are not in ``other``, with their labels, in order."""
+        drop = set(other.texts)
+        return self._with([i for i, t in enumerate(self.texts) if t not in drop])
+
     def split(self, part: str) -> PromptSet:
         """Deterministic half for ``part`` in PARTS, named ``"{name}/{part}"``.
 

@@ -443,6 +443,22 @@ class SteeredReplies:
 # larger because steering-induced refusals of benign prompts are the direction's own doing;
 # harmful prompts are mostly refused already.
 STYLE_BENIGN = 16
+# The harmful side of the compared probe: the first 8 held-out prompts of one category.
+STYLE_HARMFUL = 8
+
+
+def style_probes(harmful_test: Any, benign_test: Any) -> tuple[list[Any], list[Any]]:
+    """(search probe, compared probe), each ``[harmful PromptSet, benign PromptSet]``.
+
+    Strengths are searched on one set of held-out prompts and the rates and styles are
+    compared on another (the next prompts of the same test halves), so that "the
+    directions refuse at the same rate" is a finding on fresh prompts, not true by
+    construction of the search.
+    """
+    compare = [harmful_test.head(STYLE_HARMFUL), benign_test.head(STYLE_BENIGN)]
+    search = [harmful_test.head(2 * STYLE_HARMFUL).without(compare[0]),
+              benign_test.head(2 * STYLE_BENIGN).without(compare[1])]
+    return search, compare
 # Strength search: start in the middle of the knob sweep's grid, at most 3 tries per
 # direction, inside [0.05, 1.0] times the mean residual norm at the layer.
 FIRST_STRENGTH = 0.35
@@ -517,6 +533,24 @@ def control_categories(steered: SteeredReplies, k: int = CONTROL_CATEGORIES) -> 
     counts = {d: int(np.sum(steered.refused[d])) for d in steered.directions}
     chosen = sorted(counts, key=lambda d: (-counts[d], steered.directions.index(d)))[:k]
     return [d for d in steered.directions if d in chosen]
+
+
+def held_out_matched_replies(search: Answer, compare: Answer,
+                             directions: Mapping[str, np.ndarray],
+                             make_intervention: Callable[[np.ndarray, float, str], Any], *,
+                             search_prompts: Sequence[str], prompts: Sequence[str],
+                             advance: Callable[[], None] | None = None) -> SteeredReplies:
+    """Strengths searched on the ``search`` probe (:func:`rate_matched_replies`), replies
+    generated at those strengths on the ``compare`` probe (:func:`fixed_strength_replies`).
+
+    The result's ``tried`` keeps the search's tries; its rates are the compared probe's.
+    """
+    searched = rate_matched_replies(search, directions, make_intervention,
+                                    prompts=search_prompts, advance=advance)
+    compared = fixed_strength_replies(compare, directions, searched.strengths,
+                                      make_intervention, prompts=prompts, advance=advance)
+    return SteeredReplies(compared.directions, compared.prompts, compared.replies,
+                          compared.refused, compared.strengths, searched.tried)
 
 
 def fixed_strength_replies(answer: Answer, directions: Mapping[str, np.ndarray],

@@ -97,15 +97,16 @@ class StyleMeasurements:
         self.base = BehaviourMeasurements(backend, collection, seed=seed)
         self.seed, self.encoder = seed, encoder
         m = self.base
-        self.probe = [m.probe_harmful[m.harmful_categories[0]],
-                      m.probe_benign.head(style.STYLE_BENIGN)]
+        harmful = collection.categories[m.harmful_categories[0]].refuse.split("test")
+        self.search, self.probe = style.style_probes(harmful, collection.benign.split("test"))
         self.prompts = [text for p in self.probe for text in p.texts]
 
         def make(vector: np.ndarray, strength: float, name: str) -> Any:
             return steer(vector, strength, m.layer, m.reference_norm, name)
 
-        self.steered = style.rate_matched_replies(self.answer, m.train_directions, make,
-                                                  prompts=self.prompts)
+        self.steered = style.held_out_matched_replies(
+            lambda edit: self.answer(edit, self.search), self.answer, m.train_directions, make,
+            search_prompts=[t for p in self.search for t in p.texts], prompts=self.prompts)
         self.data = style.style_data(self.steered, encoder, seed=seed, compact=compact)
         self.categories = style.control_categories(self.steered)
         rows = {c: _train_rows(collection.categories[c].refuse) for c in self.categories}
@@ -117,12 +118,14 @@ class StyleMeasurements:
         self.control = style.style_control(self.half_replies, self.categories, encoder,
                                            seed=seed, compact=compact)
 
-    def answer(self, intervention: Any = None) -> tuple[np.ndarray, list[str]]:
-        """(refused? per prompt, replies) on the shared probe, as the fixture's ``answer``."""
+    def answer(self, intervention: Any = None,
+               probe: list[Any] | None = None) -> tuple[np.ndarray, list[str]]:
+        """(refused? per prompt, replies) on the compared probe (or ``probe``), as the
+        fixture's ``answer``."""
         from refusal_checks.effects import judged
 
         refused, texts = [], []
-        for prompts in self.probe:
+        for prompts in self.probe if probe is None else probe:
             r, t = judged(self.base.backend, prompts, self.base.judge, intervention, None,
                           max_new_tokens=REPLY_TOKENS)
             refused.append(np.asarray(r, bool))

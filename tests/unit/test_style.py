@@ -321,3 +321,38 @@ def test_exemplars_prefer_what_only_that_direction_says():
         labels += [d] * 3
     for name, chosen in exemplars(features_of(texts), texts, labels, k=2).items():
         assert all(MARKERS[name] in text for text in chosen), (name, chosen)
+
+
+def test_style_strengths_are_searched_on_other_prompts_than_the_rates_are_compared_on():
+    from refusal_checks.prompts import PromptSet
+    from refusal_checks.style import STYLE_BENIGN, STYLE_HARMFUL, style_probes
+
+    harmful = PromptSet("h/refuse", "h", "refuse", tuple(f"harm {i}" for i in range(32)), "t")
+    benign = PromptSet("benign", "benign", "benign", tuple(f"ok {i}" for i in range(64)), "t")
+    search, compare = style_probes(harmful, benign)
+    assert [len(p) for p in compare] == [STYLE_HARMFUL, STYLE_BENIGN]
+    assert [len(p) for p in search] == [STYLE_HARMFUL, STYLE_BENIGN]
+    for s, c in zip(search, compare):
+        assert not set(s.texts) & set(c.texts)
+
+
+def test_held_out_matching_keeps_the_searched_strength_and_reports_the_fresh_rate():
+    from refusal_checks.style import held_out_matched_replies
+
+    # On the search probe every strength >= 0.3 refuses 60%; on the compared probe the
+    # same strength refuses only 20%: the claim must see 20%, not the searched 60%.
+    def search(edit):
+        rate = 0.0 if edit is None else (0.6 if edit >= 0.3 else 0.1)
+        return np.arange(10) < round(rate * 10), ["I'm sorry"] * 10
+
+    def compare(edit):
+        rate = 0.0 if edit is None else (0.2 if edit >= 0.3 else 0.0)
+        return np.arange(10) < round(rate * 10), ["I'm sorry"] * 10
+
+    steered = held_out_matched_replies(
+        search, compare, {"d": np.ones(3)}, lambda vector, strength, name: strength,
+        search_prompts=[f"s{i}" for i in range(10)], prompts=[f"c{i}" for i in range(10)])
+    assert steered.strengths["d"] >= 0.3
+    assert steered.rates()["d"] == {"refused": 2, "n": 10}
+    assert steered.prompts == [f"c{i}" for i in range(10)]
+    assert any(rate == 0.6 for _, rate in steered.tried["d"])

@@ -207,6 +207,12 @@ def test_style_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path, en
     assert recorded["style-families"].outcome.value == "supported"
 
 
+# Rates compared on fresh prompts (strengths searched on others) rarely bound an 11-way
+# rate gap under 0.15 with 24 probe prompts: power well under 90% (calibration/README.md),
+# so a few worlds cannot demand it; their nulls are still checked.
+LOW_POWER = ("style-rate-matched", "style-not-rate")
+
+
 def test_quick_style_run_supports_planted_effects_and_never_a_null(encoder) -> None:
     # Clear-cut scenarios only: the boundary null says SUPPORTED in a few percent of worlds
     # by design, too often for an exact count on a few worlds.
@@ -223,7 +229,7 @@ def test_quick_style_run_supports_planted_effects_and_never_a_null(encoder) -> N
             roles += role is not None
             if role == "null":
                 assert supported == 0, (name, claim, tally)
-            elif role == "effect":
+            elif role == "effect" and claim not in LOW_POWER:
                 assert supported >= QUICK_WORLDS - 1, (name, claim, tally)
     assert roles >= 15
     table = "\n".join(style_calibration.style_table_lines(results))
