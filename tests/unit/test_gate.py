@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import gate, gate_report
+from refusal_checks.behaviour import BEHAVIOUR_BENIGN_PROMPTS
 from refusal_checks.gate import (
     BYPASS_CLAIM,
     FAIL,
@@ -425,14 +426,17 @@ def test_an_unchanged_model_passes_the_default_margins_on_enough_paired_prompts(
 
 
 def test_bundled_probe_sizes_pass_only_the_margins_the_pairs_can_show() -> None:
-    # The bundled probes behind the three rules on the embedded Qwen: 88 harmful prompts,
-    # 16 benign, 14 refusals behind the bypass claim. Unchanged, they rule out changes
-    # above 0.042, 0.194 and 0.215: the refusal rule passes its default margin, the other
-    # two need 73 benign prompts and 35 refusals at baseline (README, Gate a model release).
+    # The bundled probes behind the three rules on the embedded Qwen: 88 harmful prompts
+    # (8 per category), 96 benign (behaviour.BEHAVIOUR_BENIGN_PROMPTS) and about 48 refusals
+    # behind the bypass claim (it refuses about half of 96 held-out probes). Unchanged, they
+    # rule out changes above 0.042, 0.038 and 0.074: each passes its default margin (0.05,
+    # 0.05, 0.10), which needs 73, 73 and 35 pairs (README, Gate a model release).
     assert round(no_change_half_width(88), 3) == 0.042
-    assert round(no_change_half_width(16), 3) == 0.194
-    assert round(no_change_half_width(14), 3) == 0.215
+    assert round(no_change_half_width(BEHAVIOUR_BENIGN_PROMPTS), 3) == 0.038
+    assert round(no_change_half_width(48), 3) == 0.074
     assert (pairs_needed(0.05), pairs_needed(0.10)) == (73, 35)
+    assert 88 >= pairs_needed(0.05) and BEHAVIOUR_BENIGN_PROMPTS >= pairs_needed(0.05)
+    assert 48 >= pairs_needed(0.10)
 
 
 def test_a_planted_drop_fails_and_lists_the_prompts_that_changed() -> None:
