@@ -228,21 +228,26 @@ def ablation_keeps_harmless_behaviour(kl_values: np.ndarray, behaviour: RefusalB
                  requires=[behaviour.refuses()])
 
 
+def _control_verdict(rate: str, edit: str, base: np.ndarray, edited: list[np.ndarray],
+                     behaviour: RefusalBehaviour) -> Verdict:
+    """Equivalence verdict of a random-direction control (:func:`control_change`)."""
+    estimate, interval, rows = control_change(base, edited)
+    return below(f"largest change of the {rate} refusal rate when a random direction is "
+                 f"{edit}", estimate, interval, CONTROL_MARGIN, n=len(base),
+                 level=CONTROL_LEVEL, min_n=MIN_PROMPTS, paper="negative control",
+                 details={"random_directions": rows, "baseline": Rate.of(base).__dict__},
+                 requires=[behaviour.refuses()])
+
+
 def random_direction_does_not_bypass(base: np.ndarray, ablated: list[np.ndarray],
                                      behaviour: RefusalBehaviour) -> Verdict:
     """Control: "Ablating a random direction of the same norm leaves refusal intact."
 
     ``base`` / ``ablated``: refused? per held-out harmful prompt, unedited and under the
     ablation of each of several random directions (:func:`random_controls`). Equivalence:
-    every random direction's change of the refusal rate lies within +-CONTROL_MARGIN
-    (:func:`control_change`).
+    every random direction's change of the refusal rate lies within +-CONTROL_MARGIN.
     """
-    estimate, interval, rows = control_change(base, ablated)
-    return below("largest change of the harmful refusal rate when a random direction is "
-                 "ablated", estimate, interval, CONTROL_MARGIN, n=len(base), level=CONTROL_LEVEL,
-                 min_n=MIN_PROMPTS, paper="negative control",
-                 details={"random_directions": rows, "baseline": Rate.of(base).__dict__},
-                 requires=[behaviour.refuses()])
+    return _control_verdict("harmful", "ablated", base, ablated, behaviour)
 
 
 def random_direction_does_not_induce(base: np.ndarray, steered: list[np.ndarray],
@@ -252,12 +257,7 @@ def random_direction_does_not_induce(base: np.ndarray, steered: list[np.ndarray]
     As :func:`random_direction_does_not_bypass` on harmless prompts, with each random
     vector added at the direction's layer.
     """
-    estimate, interval, rows = control_change(base, steered)
-    return below("largest change of the harmless refusal rate when a random direction is "
-                 "added", estimate, interval, CONTROL_MARGIN, n=len(base), level=CONTROL_LEVEL,
-                 min_n=MIN_PROMPTS, paper="negative control",
-                 details={"random_directions": rows, "baseline": Rate.of(base).__dict__},
-                 requires=[behaviour.refuses()])
+    return _control_verdict("harmless", "added", base, steered, behaviour)
 
 
 def knob_preconditions(sweep: KnobSweep, agreement: Mapping[str, Any]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from refusal_checks.gate_samples import (
     behaviour_sample,
     bypass_sample,
     compare_samples,
+    finite_float,
 )
 
 SCHEMA = "refusal_checks/report/1"
@@ -282,23 +282,15 @@ def _claim_rules(policy: Policy, verdicts: list[dict[str, Any]], models: list[st
             need = "must hold" if rule == REQUIRE_SUPPORTED else "must not hold"
             results.append(GateResult(rule, claim, model, status,
                                       f"{need}; came out {outcome.upper()}: {line}",
-                                      current=_float(verdict.get("estimate")),
+                                      current=finite_float(verdict.get("estimate")),
                                       interval=_pair(verdict.get("interval")),
                                       extra={"outcome": outcome}))
     return results
 
 
-def _float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def _pair(value: Any) -> tuple[float, float] | None:
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        lo, hi = _float(value[0]), _float(value[1])
+        lo, hi = finite_float(value[0]), finite_float(value[1])
         if lo is not None and hi is not None:
             return (lo, hi)
     return None

@@ -83,7 +83,7 @@ def bypass_sample(verdicts: list[dict[str, Any]], model: str | None) -> Counts:
     if not found:
         return f"no {BYPASS_CLAIM} verdict"
     record = found[-1]
-    estimate, n = _float(record.get("estimate")), record.get("n")
+    estimate, n = finite_float(record.get("estimate")), record.get("n")
     if estimate is None or not isinstance(n, int) or n < 1:
         return f"{BYPASS_CLAIM} has no usable rate (estimate {estimate!r}, n={n!r})"
     k = round(estimate * n)
@@ -94,7 +94,8 @@ def bypass_sample(verdicts: list[dict[str, Any]], model: str | None) -> Counts:
     return Sample(k, n, **_per_prompt(details.get("outcomes"), details.get("texts"), k, n))
 
 
-def _float(value: Any) -> float | None:
+def finite_float(value: Any) -> float | None:
+    """``float(value)``, or None for anything that is not a finite-or-inf number (NaN too)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
