@@ -51,6 +51,7 @@ class BehaviourDirections:
         counts: category -> (refused, answered) among its should-refuse prompts.
         usable: Categories with at least ``min_per_side`` prompts on each side, in order.
         study: The study of the usable categories, or None with fewer than two.
+        seed: Seed of the study (``--refusal-seed``), recorded also without a study.
         min_per_side: The minimum applied.
         judge: Name of the refusal judge.
         reply_tokens: Length of the judged greedy replies.
@@ -59,6 +60,7 @@ class BehaviourDirections:
     counts: dict[str, tuple[int, int]]
     usable: list[str]
     study: DirectionStudy | None
+    seed: int
     min_per_side: int
     judge: str
     reply_tokens: int
@@ -137,4 +139,4 @@ def behaviour_directions(
         study = study_directions({c: sides[c][0] for c in usable},
                                  {c: sides[c][1] for c in usable}, control=CONTROL,
                                  layer=layer, seed=seed, n_boot=n_boot)
-    return BehaviourDirections(counts, usable, study, min_per_side, judge, reply_tokens)
+    return BehaviourDirections(counts, usable, study, seed, min_per_side, judge, reply_tokens)

@@ -154,7 +154,7 @@ def distinct_under_behaviour_control(control: BehaviourDirections, behaviour: Re
     if study is None:
         nan = float("nan")
         return below(statistic, nan, (nan, nan), threshold, n=0, paper=paper,
-                     details=control.summary(),
+                     seed=control.seed, details=control.summary(),
                      requires=[behaviour.refuses(), control.buildable()])
     estimate, interval = study.mean_between()
     return below(statistic, estimate, interval, threshold, n=study.n_pairs, paper=paper,
