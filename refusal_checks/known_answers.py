@@ -78,8 +78,9 @@ def _design(extra: dict[str, float] | None = None, **world: float) -> Design:
 
 # Behaviour-control worlds: each should-refuse prompt has its own refusal strength (std
 # ``spread`` along its category's direction), so some prompts are refused and some answered
-# (signal 2: about half of them; signal 4: about 82%). Genre offsets (4) are shared by a
-# category's refused and answered prompts.
+# (signal 2: about half of them; signal 4: about 73%, 17 answered per category, the
+# fewest 7-13, so some categories fall under the minimum of 8 and are left out). Genre
+# offsets (4) are shared by a category's refused and answered prompts.
 BEHAVIOUR_CLAIM = "distinct-under-behaviour-control"
 GEOMETRY_CLAIMS = tuple(c for c in CLAIM_IDS if c != BEHAVIOUR_CLAIM)
 BEHAVIOUR_WORLD = {"signal": 2.0, "spread": 3.0}
@@ -114,8 +115,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("behaviour-shared", "one refusal direction, genre 4, per-prompt refusal "
              "strength std 3, signal 2: ~50% refused", _design(cos=1.0, **BEHAVIOUR_WORLD),
              null_for=(BEHAVIOUR_CLAIM,) + _SHARED_NULLS, confound_for=("distinct-directions",)),
-    Scenario("behaviour-skewed", "behaviour-shared at signal 4: ~82% refused, ~11 answered "
-             "per category", _design(cos=1.0, signal=4.0, spread=3.0),
+    Scenario("behaviour-skewed", "behaviour-shared at signal 4: ~73% refused, ~17 answered "
+             "per category (fewest 7-13)", _design(cos=1.0, signal=4.0, spread=3.0),
              null_for=(BEHAVIOUR_CLAIM,), confound_for=("distinct-directions",)),
     Scenario("behaviour-aniso-shared", "behaviour-shared + shared mean 30 + 3 axes std 5",
              _design(ANISOTROPIC, cos=1.0, **BEHAVIOUR_WORLD), null_for=(BEHAVIOUR_CLAIM,)),
