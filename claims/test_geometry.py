@@ -1,8 +1,10 @@
 """Geometry of refusal directions: Joad et al. 2026 (PAPER.md, Paper A, claims 1-2).
 
 Directions are difference-in-means of resid_pre at the paper's mid layer and decision
-position (-2), one per category, against the general benign pool (the paper's design) or
-against each category's genre-matched benign prompts (our control for its confound).
+position (-2), one per category, against the general benign pool (the paper's design),
+against each category's genre-matched benign prompts (our control for its genre confound,
+when the prompt files have matched rows), or as the category's prompts the model refused
+minus those it answered (a genre control that every prompt file supports).
 Every claim about *refusal* directions first checks that the model refuses at all: the
 directions of a model that never refuses are genre differences, so those claims come out
 INCONCLUSIVE there, never SUPPORTED.
@@ -18,7 +20,9 @@ from refusal_checks.geometry_claims import (
     DISTINCT_THRESHOLD,  # noise-corrected cosine 0.90: 0.10 margin under "the same"
     STABLE_THRESHOLD,  # split-half cosine 0.90: resamples share cos^2 = 0.81 of the variance
     distinct_directions,
+    distinct_under_behaviour_control,
     distinct_under_matched_control,
+    genre_caveat,
     more_than_one_direction,
     stable_within_category,
 )
@@ -37,9 +41,16 @@ def test_directions_are_stable_within_a_category(category_directions, refusal_be
 @pytest.mark.claim("distinct-directions", paper="PAPER.md A.1: mean cosine 0.55, -0.06..0.92",
                    says="Refusal categories have geometrically distinct directions.")
 def test_refusal_categories_have_distinct_directions(category_directions, refusal_behaviour,
-                                                     robustness, judge):
+                                                     layer_activations, robustness, judge,
+                                                     request):
+    # Genre passes for distinctness against one general pool: without matched rows the
+    # behaviour control is asked (replies are generated only then), and when it cannot be
+    # built either, the verdict says that its result may reflect genre.
+    matched = len(layer_activations.matched)
+    control = request.getfixturevalue("behaviour_directions") if matched < 2 else None
     verdict = distinct_directions(category_directions, refusal_behaviour,
-                                  threshold=DISTINCT_THRESHOLD)
+                                  threshold=DISTINCT_THRESHOLD,
+                                  caveat=genre_caveat(matched, control))
     judge(verdict, robustness(distinct_directions, verdict, "general",
                               threshold=DISTINCT_THRESHOLD))
 
@@ -67,3 +78,15 @@ def test_distinct_directions_survive_genre_matched_control(matched_directions,
                                              threshold=DISTINCT_THRESHOLD)
     judge(verdict, robustness(distinct_under_matched_control, verdict, "matched",
                               threshold=DISTINCT_THRESHOLD))
+
+
+@pytest.mark.claim("distinct-under-behaviour-control", paper="ours; PAPER.md A 'Known weakness'",
+                   says="Categories stay distinct when each direction is built from the "
+                        "prompts of that category the model refused vs those it answered.")
+def test_distinct_directions_survive_behaviour_matched_control(behaviour_directions,
+                                                               refusal_behaviour, judge):
+    # Refused and answered prompts of one category share its source and genre, so genre
+    # cancels; categories with < MIN_PER_SIDE prompts on a side are listed and left out.
+    # No --refusal-robustness re-check: subsamples would need the split by replies redone.
+    judge(distinct_under_behaviour_control(behaviour_directions, refusal_behaviour,
+                                           threshold=DISTINCT_THRESHOLD))

@@ -29,6 +29,8 @@ import numpy as np
 from refusal_checks import behaviour_claims, geometry_claims
 from refusal_checks.activations import LayerView
 from refusal_checks.behaviour import RefusalBehaviour, as_behaviour
+from refusal_checks.behaviour_control import CONTROL as BEHAVIOUR_CONTROL
+from refusal_checks.behaviour_control import BehaviourDirections, behaviour_directions
 from refusal_checks.study import DirectionStudy, study_directions
 from refusal_checks.stats import normal_quantile
 from refusal_checks.synthetic import SyntheticBackend, World
@@ -39,16 +41,20 @@ from refusal_checks.worlds import Design
 DEFAULT_SEED = 0
 DEFAULT_BOOTSTRAP = 500
 
-# Names of the two benign controls, as fixtures/directions.py labels its studies.
+# Names of the three controls, as fixtures/directions.py labels its studies.
 GENERAL = "general benign pool"
 MATCHED = "genre-matched benign"
+BEHAVIOUR = BEHAVIOUR_CONTROL
 
-# claim id -> (which study it reads, the verdict function).
-CLAIMS: dict[str, tuple[str, Callable[[DirectionStudy, RefusalBehaviour], Verdict]]] = {
+# claim id -> (which study it reads, the verdict function). The behaviour control's
+# "study" is a BehaviourDirections (counts + study), built from judged replies.
+CLAIMS: dict[str, tuple[str, Callable[[Any, RefusalBehaviour], Verdict]]] = {
     "stable-within-category": (GENERAL, geometry_claims.stable_within_category),
     "distinct-directions": (GENERAL, geometry_claims.distinct_directions),
     "more-than-one-direction": (MATCHED, geometry_claims.more_than_one_direction),
     "distinct-under-matched-control": (MATCHED, geometry_claims.distinct_under_matched_control),
+    "distinct-under-behaviour-control": (BEHAVIOUR,
+                                         geometry_claims.distinct_under_behaviour_control),
 }
 CLAIM_IDS = tuple(CLAIMS)
 
@@ -89,31 +95,71 @@ def study(acts: LayerView | Mapping[str, Any], control: str, *, seed: int = DEFA
                             n_boot=n_boot)
 
 
+def behaviour_study(acts: LayerView | Mapping[str, Any], refused: Mapping[str, Any], *,
+                    seed: int = DEFAULT_SEED, n_boot: int = DEFAULT_BOOTSTRAP,
+                    judge: str | None = None) -> BehaviourDirections:
+    """What the ``behaviour_directions`` fixture builds, from the judge's verdicts on the
+    replies to each category's should-refuse prompts (``refused``: category -> bools;
+    ``judge`` names the judge, by default the substring judge of the claims)."""
+    from refusal_checks.judges import SubstringJudge
+
+    view = _view(acts)
+    return behaviour_directions(view.refuse, refused, layer=view.layer, seed=seed,
+                                n_boot=n_boot, judge=judge or SubstringJudge().name)
+
+
 def claim_verdicts(acts: LayerView | Mapping[str, Any], behaviour: Any,
-                   claims: Iterable[str] = CLAIM_IDS, *, seed: int = DEFAULT_SEED,
-                   n_boot: int = DEFAULT_BOOTSTRAP) -> dict[str, Verdict]:
+                   claims: Iterable[str] | None = None, *, seed: int = DEFAULT_SEED,
+                   n_boot: int = DEFAULT_BOOTSTRAP,
+                   refused: Mapping[str, Any] | None = None) -> dict[str, Verdict]:
     """Verdicts of several claims, building each study once.
 
     Args:
         acts: Activations at the claims' layer, as the ``layer_activations`` fixture holds.
         behaviour: A :class:`RefusalBehaviour` or anything with ``refused, n,
             benign_refused, benign_n``.
-        claims: Claim ids (see ``CLAIM_IDS``).
+        claims: Claim ids (see ``CLAIM_IDS``); by default every claim whose inputs are
+            given (the matched-control claims only with two categories with matched rows,
+            as the fixtures skip them otherwise; the behaviour control only with
+            ``refused``).
         seed: ``--refusal-seed``.
         n_boot: ``--refusal-bootstrap``.
+        refused: category -> the judge's verdict on the reply to each should-refuse prompt
+            (:func:`refusal_checks.worlds.refusals`); needed by the behaviour control, and
+            by distinct-directions' genre caveat when fewer than two categories have
+            matched rows.
     """
-    wanted = list(claims)
+    view = _view(acts)
+    given = {GENERAL: True, MATCHED: len(view.matched) >= 2, BEHAVIOUR: refused is not None}
+    wanted = list(claims) if claims is not None else [
+        c for c in CLAIM_IDS if given[CLAIMS[c][0]]]
     unknown = [c for c in wanted if c not in CLAIMS]
     if unknown:
         raise ValueError(f"unknown claim ids {unknown}. Known: {', '.join(CLAIM_IDS)}.")
     counts = as_behaviour(behaviour)
-    studies: dict[str, DirectionStudy] = {}
+    studies: dict[str, Any] = {}
+
+    def get(control: str) -> Any:
+        if control not in studies:
+            if control != BEHAVIOUR:
+                studies[control] = study(view, control, seed=seed, n_boot=n_boot)
+            elif refused is None:
+                raise ValueError("the behaviour control needs refused=: the judge's verdict "
+                                 "on the reply to every should-refuse prompt, per category.")
+            else:
+                studies[control] = behaviour_study(view, refused, seed=seed, n_boot=n_boot)
+        return studies[control]
+
     out = {}
     for claim in wanted:
         control, judge = CLAIMS[claim]
-        if control not in studies:
-            studies[control] = study(acts, control, seed=seed, n_boot=n_boot)
-        out[claim] = judge(studies[control], counts)
+        if claim == "distinct-directions":  # as the claim's test: the genre caveat
+            matched = len(view.matched)
+            caveat = geometry_claims.genre_caveat(
+                matched, get(BEHAVIOUR) if matched < 2 and refused is not None else None)
+            out[claim] = judge(get(control), counts, caveat=caveat)
+        else:
+            out[claim] = judge(get(control), counts)
     return out
 
 
@@ -129,6 +175,14 @@ def distinct_directions(acts: LayerView | Mapping[str, Any], behaviour: Any, *,
     """Verdict of "distinct-directions" (general benign pool)."""
     return claim_verdicts(acts, behaviour, ["distinct-directions"], seed=seed,
                           n_boot=n_boot)["distinct-directions"]
+
+
+def distinct_under_behaviour_control(acts: LayerView | Mapping[str, Any], behaviour: Any,
+                                     refused: Mapping[str, Any], *, seed: int = DEFAULT_SEED,
+                                     n_boot: int = DEFAULT_BOOTSTRAP) -> Verdict:
+    """Verdict of "distinct-under-behaviour-control" (refused vs answered per category)."""
+    return claim_verdicts(acts, behaviour, ["distinct-under-behaviour-control"], seed=seed,
+                          n_boot=n_boot, refused=refused)["distinct-under-behaviour-control"]
 
 
 def more_than_one_direction(acts: LayerView | Mapping[str, Any], behaviour: Any, *,

@@ -13,7 +13,10 @@ INCONCLUSIVE there, never SUPPORTED.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.behaviour_control import BehaviourDirections
 from refusal_checks.stats import above, below
 from refusal_checks.study import DirectionStudy
 from refusal_checks.verdict import Verdict
@@ -64,19 +67,42 @@ def stable_within_category(study: DirectionStudy, behaviour: RefusalBehaviour, *
 
 
 def distinct_directions(study: DirectionStudy, behaviour: RefusalBehaviour, *,
-                        threshold: float = DISTINCT_THRESHOLD) -> Verdict:
+                        threshold: float = DISTINCT_THRESHOLD, caveat: str = "") -> Verdict:
     """Claim: "Refusal categories have geometrically distinct directions."
 
     The mean noise-corrected between-category cosine, with a bootstrap interval over
     prompts, must lie below ``threshold``. Against the general benign pool (the paper's
     design) genre differences count as distinctness too; see
-    :func:`distinct_under_matched_control`.
+    :func:`distinct_under_matched_control`, :func:`distinct_under_behaviour_control`, and
+    :func:`genre_caveat` for ``caveat`` (appended to the reason, kept in the details).
     """
     estimate, interval = study.mean_between()
-    return below("mean noise-corrected between-category cosine", estimate, interval, threshold,
-                 n=study.n_pairs, paper="0.55 (uncorrected)", seed=study.seed,
-                 details=study.summary(),
-                 requires=[behaviour.refuses(), reliable(study)])
+    verdict = below("mean noise-corrected between-category cosine", estimate, interval,
+                    threshold, n=study.n_pairs, paper="0.55 (uncorrected)", seed=study.seed,
+                    details=study.summary(),
+                    requires=[behaviour.refuses(), reliable(study)])
+    if not caveat:
+        return verdict
+    return replace(verdict, reason=f"{verdict.reason}; {caveat}",
+                   details={**verdict.details, "caveat": caveat})
+
+
+def genre_caveat(matched_categories: int, control: BehaviourDirections | None) -> str:
+    """What :func:`distinct_directions` must add when no genre control backs it ('' if one does).
+
+    In planted worlds with ONE refusal direction and per-category genre offsets the general
+    pool design called the categories distinct in 100% of worlds (calibration/README.md).
+    A genre control exists when at least two categories have matched rows, or when the
+    behaviour-matched control could be built (``control.study`` is not None).
+    """
+    if matched_categories >= 2 or (control is not None and control.study is not None):
+        return ""
+    why = ("the behaviour control was not built" if control is None
+           else "the behaviour control cannot be built: " + control.buildable()[1])
+    return (f"this result may reflect genre, not refusal: each direction is its category "
+            f"against one general benign pool, so a difference in the prompts' source or "
+            f"style counts as distinctness, and no genre control backs it ({matched_categories} "
+            f"categories have matched rows, need 2; {why})")
 
 
 def more_than_one_direction(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -109,4 +135,28 @@ def distinct_under_matched_control(study: DirectionStudy, behaviour: RefusalBeha
     return below("mean noise-corrected between-category cosine, matched control", estimate,
                  interval, threshold, n=study.n_pairs, paper="not measured in the paper",
                  seed=study.seed, details=study.summary(),
+                 requires=[behaviour.refuses(), reliable(study)])
+
+
+def distinct_under_behaviour_control(control: BehaviourDirections, behaviour: RefusalBehaviour,
+                                     *, threshold: float = DISTINCT_THRESHOLD) -> Verdict:
+    """Claim: "Categories stay distinct when each direction is refused minus answered prompts."
+
+    As :func:`distinct_directions`, on the study of
+    :func:`~refusal_checks.behaviour_control.behaviour_directions`: within a category the
+    refused and the answered prompts share source and genre, so genre cancels. Categories
+    with too few prompts on either side are left out (their counts stay in the details);
+    with fewer than two usable categories the verdict is INCONCLUSIVE with those counts.
+    """
+    statistic = "mean noise-corrected between-category cosine, behaviour control"
+    paper = "not measured in the paper"
+    study = control.study
+    if study is None:
+        nan = float("nan")
+        return below(statistic, nan, (nan, nan), threshold, n=0, paper=paper,
+                     seed=control.seed, details=control.summary(),
+                     requires=[behaviour.refuses(), control.buildable()])
+    estimate, interval = study.mean_between()
+    return below(statistic, estimate, interval, threshold, n=study.n_pairs, paper=paper,
+                 seed=study.seed, details=control.summary(),
                  requires=[behaviour.refuses(), reliable(study)])

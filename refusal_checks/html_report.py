@@ -195,6 +195,9 @@ def _verdict_section(payload: dict[str, Any], models: list[str]) -> str:
                      if robust.get("checks") else "")
             reason = (f'<div class="reason">{_e(record.get("reason", ""))}</div>'
                       if outcome == "inconclusive" and record.get("reason") else "")
+            details = record.get("details")
+            if not reason and isinstance(details, dict) and details.get("caveat"):
+                reason = f'<div class="reason">caveat: {_e(details["caveat"])}</div>'
             cells.append(f'<span class="{_e(outcome)}">{_e(outcome.upper())}</span>{extra}<br>'
                          f'{_e(_interval(record))} <span class="note">n={_e(record["n"])}'
                          f'</span>{reason}')
@@ -281,6 +284,16 @@ def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
                     header.append(f"{model} {kind}")
                     matrices[f"{model} {kind}"] = details.get(key)
         parts.append(f'<div class="row">{"".join(images)}</div>')
+        for model, record in per_model.items():  # the behaviour control's sample sizes
+            counts = record["details"].get("behaviour_counts")
+            if isinstance(counts, dict):
+                left = record["details"].get("left_out", [])
+                parts.append(f'<p class="note">{_e(model)}: refused/answered per category: '
+                             + _e(", ".join(f"{c} {n.get('refused')}/{n.get('answered')}"
+                                            + (" (left out)" if c in left else "")
+                                            for c, n in counts.items()))
+                             + f" (at least {_e(record['details'].get('min_per_side'))} on "
+                             "each side)</p>")
         parts.append(_table(header, _summary_rows(categories, matrices), "summary"))
         split = {m: r["details"]["split_half_mean"] for m, r in per_model.items()
                  if isinstance(r["details"].get("split_half_mean"), dict)}

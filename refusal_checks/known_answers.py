@@ -22,7 +22,7 @@ from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP, claim_verdi
 from refusal_checks.stats import wilson_interval
 from refusal_checks.synthetic import World
 from refusal_checks.verdict import Outcome
-from refusal_checks.worlds import Design, evidence
+from refusal_checks.worlds import Design, evidence, refusals
 
 # Goals of the issue: false SUPPORTED under the null, SUPPORTED under the effect.
 MAX_FALSE_SUPPORTED = 0.05
@@ -77,10 +77,19 @@ def _design(extra: dict[str, float] | None = None, **world: float) -> Design:
     return Design(World(**world), **(extra or {}))  # type: ignore[arg-type]
 
 
+# Behaviour-control worlds: each should-refuse prompt has its own refusal strength (std
+# ``spread`` along its category's direction), so some prompts are refused and some answered
+# (signal 2: about half of them; signal 4: about 73%, 17 answered per category, the
+# fewest 7-13, so some categories fall under the minimum of 8 and are left out). Genre
+# offsets (4) are shared by a category's refused and answered prompts.
+BEHAVIOUR_CLAIM = "distinct-under-behaviour-control"
+GEOMETRY_CLAIMS = tuple(c for c in CLAIM_IDS if c != BEHAVIOUR_CLAIM)
+BEHAVIOUR_WORLD = {"signal": 2.0, "spread": 3.0}
+
 _SHARED_NULLS = ("distinct-under-matched-control", "more-than-one-direction")
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("real-like", "cos 0.55 (paper's mean), signal 4, genre 4: split-half ~0.94",
-             _design(cos=0.55), effect_for=CLAIM_IDS),
+             _design(cos=0.55), effect_for=GEOMETRY_CLAIMS),
     Scenario("shared", "one refusal direction (cos 1), genre offsets 4",
              _design(cos=1.0), null_for=_SHARED_NULLS, confound_for=("distinct-directions",)),
     Scenario("shared-no-genre", "one refusal direction (cos 1), no genre offsets",
@@ -98,12 +107,27 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("boundary-dimensions", f"cos {PR_BOUNDARY_COS:.4f}: participation ratio 1.5, "
              "genre 4", _design(cos=PR_BOUNDARY_COS), null_for=("more-than-one-direction",)),
     Scenario("aniso-real-like", "real-like + shared mean 30 + 3 axes of noise std 5",
-             _design(ANISOTROPIC, cos=0.55), effect_for=CLAIM_IDS),
+             _design(ANISOTROPIC, cos=0.55), effect_for=GEOMETRY_CLAIMS),
     Scenario("aniso-shared", "shared + shared mean 30 + 3 axes of noise std 5",
              _design(ANISOTROPIC, cos=1.0), null_for=_SHARED_NULLS,
              confound_for=("distinct-directions",)),
     Scenario("aniso-boundary-dims", "boundary-dimensions + shared mean 30 + 3 axes std 5",
              _design(ANISOTROPIC, cos=PR_BOUNDARY_COS), null_for=("more-than-one-direction",)),
+    Scenario("behaviour-shared", "one refusal direction, genre 4, per-prompt refusal "
+             "strength std 3, signal 2: ~50% refused", _design(cos=1.0, **BEHAVIOUR_WORLD),
+             null_for=(BEHAVIOUR_CLAIM,) + _SHARED_NULLS, confound_for=("distinct-directions",)),
+    Scenario("behaviour-skewed", "behaviour-shared at signal 4: ~73% refused, ~17 answered "
+             "per category (fewest 7-13)", _design(cos=1.0, signal=4.0, spread=3.0),
+             null_for=(BEHAVIOUR_CLAIM,), confound_for=("distinct-directions",)),
+    Scenario("behaviour-aniso-shared", "behaviour-shared + shared mean 30 + 3 axes std 5",
+             _design(ANISOTROPIC, cos=1.0, **BEHAVIOUR_WORLD), null_for=(BEHAVIOUR_CLAIM,)),
+    Scenario("behaviour-boundary", "behaviour-shared with cos 0.90 (the distinct threshold)",
+             _design(cos=0.9, **BEHAVIOUR_WORLD), null_for=(BEHAVIOUR_CLAIM,)),
+    Scenario("behaviour-distinct", "cos 0.55, genre 4, per-prompt strength std 3, signal 2",
+             _design(cos=0.55, **BEHAVIOUR_WORLD), effect_for=(BEHAVIOUR_CLAIM,)),
+    Scenario("behaviour-weak", "behaviour-distinct with strength std 2 (smaller refused - "
+             "answered gap)", _design(cos=0.55, signal=2.0, spread=2.0),
+             effect_for=(BEHAVIOUR_CLAIM,)),
 ]}
 
 
@@ -130,7 +154,11 @@ def judge_world(scenario: str, seed: int, claims: Sequence[str] = CLAIM_IDS,
     """One replicate: claim id -> (outcome, estimate). Top-level so processes can run it."""
     design = SCENARIOS[scenario].design.with_seed(seed)
     acts, behaviour = evidence(design)
-    verdicts = claim_verdicts(acts, behaviour, claims, n_boot=n_boot)
+    # Replies only where a claim reads them (the behaviour control, or the genre caveat).
+    needs_replies = "distinct-under-behaviour-control" in claims or (
+        "distinct-directions" in claims and design.n_matched == 0)
+    verdicts = claim_verdicts(acts, behaviour, claims, n_boot=n_boot,
+                              refused=refusals(design) if needs_replies else None)
     return {claim: (v.outcome.value, v.estimate) for claim, v in verdicts.items()}
 
 
@@ -206,7 +234,7 @@ def table_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
 def matrix_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
     """Every scenario x claim: SUPPORTED / REFUTED / INCONCLUSIVE percentages."""
     claims = [c for c in CLAIM_IDS if any(c in t for t in results.values())]
-    width = 31
+    width = 32
     lines = [f"{'scenario':20} " + " ".join(f"{c:>{width}}" for c in claims),
              f"{'':20} " + " ".join(f"{'sup / ref / inc %':>{width}}" for _ in claims)]
     for name, tallies in results.items():

@@ -105,9 +105,31 @@ def render_table(verdicts: list[dict[str, Any]], *, width: int = 120, color: boo
                if v["outcome"] == "inconclusive"]
     for line in reasons:
         console.print(f"  inconclusive: {line}", highlight=False, markup=False)
+    for line in _notes(verdicts):
+        console.print(f"  {line}", highlight=False, markup=False)
     counts = {k: sum(v["outcome"] == k for v in verdicts) for k in STYLE}
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
     return buffer.getvalue()
+
+
+def _notes(verdicts: list[dict[str, Any]]) -> list[str]:
+    """Caveats and behaviour-control counts of verdicts whose reason is not printed already
+    (INCONCLUSIVE reasons carry both)."""
+    lines = []
+    for v in verdicts:
+        details = v.get("details")
+        if v["outcome"] == "inconclusive" or not isinstance(details, dict):
+            continue
+        where = f"{v.get('claim')} [{v.get('model')}]"
+        counts = details.get("behaviour_counts")
+        if isinstance(counts, dict):
+            text = ", ".join(f"{c} {n.get('refused')}/{n.get('answered')}"
+                             + (" (left out)" if c in details.get("left_out", []) else "")
+                             for c, n in counts.items() if isinstance(n, dict))
+            lines.append(f"{where}: refused/answered per category: {text}")
+        if details.get("caveat"):
+            lines.append(f"caveat: {where}: {details['caveat']}")
+    return lines
 
 
 def versions() -> dict[str, str]:

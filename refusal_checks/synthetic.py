@@ -50,6 +50,11 @@ class World:
         seed: Seed of the planted directions.
         style: Share of steered refusals that carry the style marker of the planted
             direction nearest to the steering vector (0: every direction refuses alike).
+        spread: Std of a per-prompt refusal strength along the category's planted
+            direction (should-refuse prompts only): prompts differ in how strongly they
+            call for refusal, so each has its own refusal probability, and the prompts a
+            model refuses differ from those it answers along the refusal direction, not
+            in genre (the behaviour-matched control reads exactly that).
     """
 
     cos: float = 0.5
@@ -61,6 +66,7 @@ class World:
     seed: int = 0
     categories: int = 16  # room for this many distinct categories
     style: float = 0.0
+    spread: float = 0.0
 
     def canonical(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -159,6 +165,7 @@ class SyntheticBackend:
         layers = check_layers(layers, self.n_layers, self.name)
         positions = check_positions(positions)
         w = self.world
+        strength = None
         if prompts.side == "benign":
             offset = w.genre * self.genres[-1]
         else:
@@ -166,6 +173,8 @@ class SyntheticBackend:
             offset = w.genre * self.genres[slot]
             if prompts.side == "refuse":
                 offset = offset + w.signal * self.directions[slot]
+                if w.spread:
+                    strength = w.spread * self.directions[slot]
         # Refusal signal builds up to full strength by the middle layer.
         ramp = np.minimum(1.0, (np.asarray(layers) + 1) / max(1, w.layers // 2))
         out = np.empty((len(prompts), len(layers), len(positions), w.d), np.float32)
@@ -173,6 +182,10 @@ class SyntheticBackend:
             seed = int.from_bytes(hashlib.sha256(f"{w.seed}|{text}".encode()).digest()[:8], "big")
             noise = np.random.default_rng(seed).standard_normal((len(layers), len(positions), w.d))
             out[i] = ramp[:, None, None] * offset + w.noise * noise
+            if strength is not None:  # this prompt's own refusal strength, same at every site
+                key = hashlib.sha256(f"{w.seed}|spread|{text}".encode()).digest()[:8]
+                z = np.random.default_rng(int.from_bytes(key, "big")).standard_normal()
+                out[i] += ramp[:, None, None] * (z * strength)
             if progress is not None and (i + 1) % batch_size == 0:
                 progress(i + 1, len(prompts))
         if progress is not None:

@@ -273,6 +273,23 @@ def evidence(design: Design, *, seed: int = DEFAULT_SEED,
     return acts, observe_refusals(backend, prompts, seed=seed, cache=None)
 
 
+def refusals(design: Design) -> dict[str, np.ndarray]:
+    """The judge's verdict on this world's model's reply to every should-refuse prompt.
+
+    What the ``behaviour_directions`` fixture asks through ``measure``: unsteered greedy
+    replies of ``behaviour_control.REPLY_TOKENS`` tokens, judged by the substring judge,
+    through the same :func:`~refusal_checks.effects.judged` (without a cache).
+    """
+    from refusal_checks.behaviour_control import REPLY_TOKENS
+    from refusal_checks.effects import judged
+    from refusal_checks.judges import SubstringJudge
+
+    backend, judge = PlantedBackend(design), SubstringJudge()
+    return {name: judged(backend, category.refuse, judge, None, None,
+                         max_new_tokens=REPLY_TOKENS)[0]
+            for name, category in collection(design).categories.items()}
+
+
 def designs(*, categories: tuple[int, int] = (3, 11), n_prompts: tuple[int, int] = (16, 64),
             cos: Any = None, signal: Any = None, genre: Any = None,
             noise: Any = None, d: tuple[int, int] = (24, 96)) -> Any:

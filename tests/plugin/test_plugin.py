@@ -279,7 +279,7 @@ def test_model_alias_from_pyproject_names_the_tests(suite: pytest.Pytester) -> N
                                         "--collect-only", "-q")
 
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["claims/test_geometry.py::test_*[[]planted[]]"] * 4)
+    result.stdout.fnmatch_lines(["claims/test_geometry.py::test_*[[]planted[]]"] * 5)
 
 
 # -- 3. problems found by the fixtures or at configure time ------------------------------------
@@ -288,10 +288,10 @@ def test_layer_out_of_range_fails_each_claim_with_the_allowed_range(suite: pytes
     result = suite.runpytest_subprocess(*suite_args(suite.path / "cache", WORLDS[0]),
                                         plugin.LAYER, "99", plugin.MAX_PROMPTS, "16")
 
-    result.assert_outcomes(errors=4)
+    result.assert_outcomes(errors=5)
     result.stdout.fnmatch_lines([
         f"{plugin.LAYER}: layer 99 is out of range for synthetic:distinct, which has 8 blocks. "
-        "Use a layer in 0..7 (or -8..-1 from the end)."] * 4)
+        "Use a layer in 0..7 (or -8..-1 from the end)."] * 5)
     assert_no_traceback(result)
 
 
@@ -337,10 +337,10 @@ def test_synthetic_spec_typo_fails_each_claim_listing_the_presets(
         suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess(*suite_args(suite.path / "cache", "synthetic:distinkt"))
 
-    result.assert_outcomes(errors=4)
+    result.assert_outcomes(errors=5)
     result.stdout.fnmatch_lines([
         "cannot use --model synthetic:distinkt: synthetic preset 'distinkt' is unknown. "
-        f"Presets: {', '.join(PRESETS)}; e.g. --model synthetic:distinct,cos=0.3"] * 4)
+        f"Presets: {', '.join(PRESETS)}; e.g. --model synthetic:distinct,cos=0.3"] * 5)
     assert_no_traceback(result)
 
 
@@ -385,9 +385,9 @@ def test_strict_mode_fails_the_null_worlds_inconclusive_claims(suite: pytest.Pyt
     result = suite.runpytest_subprocess(*suite_args(suite.path / "cache", "synthetic:null"),
                                         plugin.STRICT, plugin.MAX_PROMPTS, "32")
 
-    result.assert_outcomes(failed=4)
+    result.assert_outcomes(failed=5)
     result.stdout.fnmatch_lines(
-        ["INCONCLUSIVE (--refusal-strict): * -> inconclusive: no measurable refusal: *"] * 4)
+        ["INCONCLUSIVE (--refusal-strict): * -> inconclusive: no measurable refusal: *"] * 5)
     assert_no_traceback(result)
 
 
@@ -579,5 +579,5 @@ def test_every_claim_runs_once_per_model(worlds: WorldsRun) -> None:
     ids = {(m.group(1), m.group(2)) for line in worlds.result.outlines
            if (m := re.match(r"claims/test_geometry\.py::(\w+)\[(.+?)\] ", line))}
 
-    assert len(worlds.claim_functions) == 4
+    assert len(worlds.claim_functions) == 5
     assert ids == {(f, model) for f in worlds.claim_functions for model in WORLDS}

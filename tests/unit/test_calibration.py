@@ -18,12 +18,16 @@ import pytest
 from refusal_checks import calibration, plugin
 from refusal_checks.activations import collect, paper_layer
 from refusal_checks.behaviour import observe_refusals
+from refusal_checks.behaviour_control import REPLY_TOKENS
+from refusal_checks.effects import judged
+from refusal_checks.judges import SubstringJudge
 from refusal_checks.prompts import bundled
 from refusal_checks.synthetic import SyntheticBackend
 from refusal_checks.verdict import Verdict
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK_WORLDS = 15
+BEHAVIOUR_CONTROL_WORLDS = 6
 
 
 def _run(args: list[str], cwd: Path = REPO, timeout: int = 240) -> subprocess.CompletedProcess:
@@ -43,8 +47,10 @@ def test_defaults_are_the_claims_defaults(pytester: pytest.Pytester) -> None:
 
 def test_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
     """Run the claims under pytest on a planted world, then the same through the library."""
+    # A per-prompt refusal strength (spread) and signal 2: about half of each category's
+    # prompts are refused, so the behaviour control is built and judged too.
     categories, budget, n_boot, model = ["safety_core", "hate_speech", "humanizing"], 24, 60, \
-        "synthetic:distinct"
+        "synthetic:distinct,signal=2,spread=3"
     report = tmp_path / "report.json"
     done = _run(["-m", "pytest", "claims/test_geometry.py", plugin.MODEL, model,
                  plugin.CATEGORIES, ",".join(categories), plugin.MAX_PROMPTS, str(budget),
@@ -55,12 +61,15 @@ def test_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
     records = json.loads(report.read_text())["verdicts"]
     recorded = {v["claim"]: Verdict.from_dict(v) for v in records}
 
-    backend = SyntheticBackend.from_spec("distinct")
+    backend = SyntheticBackend.from_spec(model.split(":", 1)[1])
     prompts = bundled().only(categories).head(budget)
     acts = collect(backend, prompts, position=-2, cache=None).at_layer(
         paper_layer(backend.n_layers))
     behaviour = observe_refusals(backend, prompts, seed=calibration.DEFAULT_SEED)
-    computed = calibration.claim_verdicts(acts, behaviour, n_boot=n_boot)
+    refused = {name: judged(backend, c.refuse, SubstringJudge(), None, None,
+                            max_new_tokens=REPLY_TOKENS)[0]
+               for name, c in prompts.categories.items()}
+    computed = calibration.claim_verdicts(acts, behaviour, n_boot=n_boot, refused=refused)
 
     assert set(recorded) == set(calibration.CLAIM_IDS)
     for claim, verdict in computed.items():
@@ -87,6 +96,30 @@ def test_quick_run_never_supports_a_shared_direction_and_finds_a_distinct_one(
         assert null["counts"].get("supported", 0) == 0, (claim, null)
         assert effect["counts"].get("supported", 0) >= QUICK_WORLDS - 1, (claim, effect)
     assert "distinct-under-matched-control   null     shared" in done.stdout
+
+
+def test_quick_behaviour_control_run_rejects_one_shared_direction_behind_genres(
+        tmp_path: Path) -> None:
+    """The genre world (one shared refusal direction, per-category genres, per-prompt
+    refusal strength) is never distinct under the behaviour control, though the general
+    pool calls it distinct; planted distinct directions are found (calibration/README.md
+    has the 200-world rates)."""
+    out = tmp_path / "quick.json"
+    claims = ["distinct-directions", "distinct-under-behaviour-control"]
+    done = _run(["calibration/run.py", "--worlds", str(BEHAVIOUR_CONTROL_WORLDS),
+                 "--scenarios", "behaviour-shared,behaviour-skewed,behaviour-distinct",
+                 "--claims", ",".join(claims), "--n-boot", "200", "--json", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]
+    for null in ("behaviour-shared", "behaviour-skewed"):
+        tally = results[null]["distinct-under-behaviour-control"]
+        assert tally["n"] == BEHAVIOUR_CONTROL_WORLDS
+        assert tally["counts"].get("supported", 0) == 0, (null, tally)
+        assert results[null]["distinct-directions"]["counts"].get("supported", 0) \
+            == BEHAVIOUR_CONTROL_WORLDS  # the paper's design: genre reads as distinct
+    effect = results["behaviour-distinct"]["distinct-under-behaviour-control"]
+    assert effect["counts"].get("supported", 0) >= BEHAVIOUR_CONTROL_WORLDS - 1, effect
+    assert "distinct-under-behaviour-control null     behaviour-shared" in done.stdout
 
 
 def test_run_rejects_unknown_names_and_lists_the_known_ones() -> None:

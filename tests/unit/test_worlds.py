@@ -19,7 +19,7 @@ from refusal_checks.activations import LayerView
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.synthetic import World
 from refusal_checks.verdict import Outcome
-from refusal_checks.worlds import Design, designs, evidence
+from refusal_checks.worlds import Design, designs, evidence, refusals
 
 N_BOOT = 100
 FEW = settings(max_examples=6, deadline=None, derandomize=True,
@@ -28,7 +28,8 @@ FEW = settings(max_examples=6, deadline=None, derandomize=True,
 
 def _verdicts(design: Design, claims=calibration.CLAIM_IDS):
     acts, behaviour = evidence(design)
-    return calibration.claim_verdicts(acts, behaviour, claims, n_boot=N_BOOT), acts, behaviour
+    return calibration.claim_verdicts(acts, behaviour, claims, n_boot=N_BOOT,
+                                      refused=refusals(design)), acts, behaviour
 
 
 @FEW
