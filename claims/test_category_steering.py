@@ -13,7 +13,13 @@ from refusal_checks import behaviour_claims as claims
 from refusal_checks.interventions import Ablate
 
 
-@pytest.mark.claim("shared-knob", paper="PAPER.md A.3 (judged by eye in the paper)",
+# What produced these verdicts, shown beside each one in the reports.
+CATEGORY_DIRECTIONS = ("Joad et al.: category directions at the fixed mid layer, position -2; "
+                       "cheap first-token score")
+
+
+@pytest.mark.claim("shared-knob", protocol=CATEGORY_DIRECTIONS,
+                   paper="PAPER.md A.3 (judged by eye in the paper)",
                    says="Steering along any category direction traces the same "
                         "refusal vs over-refusal trade-off.")
 def test_every_category_direction_is_the_same_refusal_knob(
@@ -22,7 +28,8 @@ def test_every_category_direction_is_the_same_refusal_knob(
                              pytestconfig.getoption("--refusal-seed")))
 
 
-@pytest.mark.claim("ablation-lowers-category-refusal", paper="PAPER.md A.5",
+@pytest.mark.claim("ablation-lowers-category-refusal", protocol=CATEGORY_DIRECTIONS,
+                   paper="PAPER.md A.5",
                    says="Ablating a category's direction lowers refusal on that category "
                         "(partially: some categories keep refusing).")
 def test_ablating_each_category_direction_lowers_its_refusal(

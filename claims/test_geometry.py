@@ -28,7 +28,8 @@ from refusal_checks.geometry_claims import (
 )
 
 
-@pytest.mark.claim("stable-within-category", paper="PAPER.md A.2: resample cosine 0.956-0.990",
+@pytest.mark.claim("stable-within-category", protocol="split halves (32/32 with the bundled sets) against the general benign pool",
+                   paper="PAPER.md A.2: resample cosine 0.956-0.990",
                    says="Directions from independent resamples of one category agree.")
 def test_directions_are_stable_within_a_category(category_directions, refusal_behaviour,
                                                 robustness, judge):
@@ -38,7 +39,9 @@ def test_directions_are_stable_within_a_category(category_directions, refusal_be
                               threshold=STABLE_THRESHOLD))
 
 
-@pytest.mark.claim("distinct-directions", paper="PAPER.md A.1: mean cosine 0.55, -0.06..0.92",
+@pytest.mark.claim("distinct-directions", protocol="paper's design (one general benign pool); genre-confounded, read with "
+                            "distinct-under-matched-control and distinct-under-behaviour-control",
+                   paper="PAPER.md A.1: mean cosine 0.55, -0.06..0.92",
                    says="Refusal categories have geometrically distinct directions.")
 def test_refusal_categories_have_distinct_directions(category_directions, refusal_behaviour,
                                                      layer_activations, robustness, judge,
@@ -55,7 +58,8 @@ def test_refusal_categories_have_distinct_directions(category_directions, refusa
                               threshold=DISTINCT_THRESHOLD))
 
 
-@pytest.mark.claim("more-than-one-direction", paper="PAPER.md A.7 vs Arditi et al. 2024",
+@pytest.mark.claim("more-than-one-direction", protocol="each category against its genre-matched benign twins",
+                   paper="PAPER.md A.7 vs Arditi et al. 2024",
                    says="Refusal is not one direction: category directions span more than "
                         "one effective dimension beyond sampling noise.")
 def test_refusal_directions_span_more_than_one_dimension(matched_directions,
@@ -68,7 +72,8 @@ def test_refusal_directions_span_more_than_one_dimension(matched_directions,
                               threshold=DIMENSIONS_THRESHOLD))
 
 
-@pytest.mark.claim("distinct-under-matched-control", paper="ours; PAPER.md A 'Known weakness'",
+@pytest.mark.claim("distinct-under-matched-control", protocol="each category against its genre-matched benign twins (ours)",
+                   paper="ours; PAPER.md A 'Known weakness'",
                    says="Categories stay distinct when each is contrasted with genre-matched "
                         "benign prompts instead of one general pool.")
 def test_distinct_directions_survive_genre_matched_control(matched_directions,
@@ -80,7 +85,8 @@ def test_distinct_directions_survive_genre_matched_control(matched_directions,
                               threshold=DISTINCT_THRESHOLD))
 
 
-@pytest.mark.claim("distinct-under-behaviour-control", paper="ours; PAPER.md A 'Known weakness'",
+@pytest.mark.claim("distinct-under-behaviour-control", protocol="refused minus answered prompts within each category (ours)",
+                   paper="ours; PAPER.md A 'Known weakness'",
                    says="Categories stay distinct when each direction is built from the "
                         "prompts of that category the model refused vs those it answered.")
 def test_distinct_directions_survive_behaviour_matched_control(behaviour_directions,

@@ -18,7 +18,13 @@ def _concat(measure, probe, intervention=None):
     return np.concatenate([measure.refused(p, intervention) for p in probe.harmful.values()])
 
 
-@pytest.mark.claim("ablation-bypasses-refusal", paper="Arditi et al. 2024; PAPER.md B",
+# What produced these verdicts, shown beside each one in the reports.
+FIXED_DIRECTION = ("fixed mid layer, position -2; direction = harmful minus benign train halves "
+                   "(not Arditi et al.'s selection over layers and positions)")
+
+
+@pytest.mark.claim("ablation-bypasses-refusal", protocol=FIXED_DIRECTION,
+                   paper="Arditi et al. 2024; PAPER.md B",
                    says="Ablating the refusal direction bypasses refusal on harmful prompts.")
 def test_ablating_the_refusal_direction_bypasses_refusal(
         measure, arditi_probe, refusal_direction, refusal_behaviour, judge):
@@ -29,7 +35,8 @@ def test_ablating_the_refusal_direction_bypasses_refusal(
                                            measure.judge_name, prompts=texts))
 
 
-@pytest.mark.claim("addition-induces-refusal", paper="Arditi et al. 2024; PAPER.md B",
+@pytest.mark.claim("addition-induces-refusal", protocol=FIXED_DIRECTION,
+                   paper="Arditi et al. 2024; PAPER.md B",
                    says="Adding the refusal direction makes the model refuse harmless prompts.")
 def test_adding_the_refusal_direction_induces_refusal(measure, arditi_probe, layer,
                                                       refusal_direction, reference_norm,
@@ -40,7 +47,8 @@ def test_adding_the_refusal_direction_induces_refusal(measure, arditi_probe, lay
     judge(claims.addition_induces_refusal(base, steered, refusal_behaviour, measure.judge_name))
 
 
-@pytest.mark.claim("ablation-keeps-harmless-behaviour", paper="Arditi et al. 2024; PAPER.md B",
+@pytest.mark.claim("ablation-keeps-harmless-behaviour", protocol=FIXED_DIRECTION,
+                   paper="Arditi et al. 2024; PAPER.md B",
                    says="Ablation barely changes next-token distributions on harmless prompts.")
 def test_ablation_barely_changes_harmless_next_token_distributions(
         backend, score_cache, prompt_collection, refusal_direction, refusal_behaviour,
@@ -54,7 +62,8 @@ def test_ablation_barely_changes_harmless_next_token_distributions(
         values, refusal_behaviour, pytestconfig.getoption("--refusal-seed")))
 
 
-@pytest.mark.claim("random-direction-does-not-bypass", paper="Arditi et al. 2024 (control)",
+@pytest.mark.claim("random-direction-does-not-bypass", protocol="3 seeded random directions of the fixed direction's norm; equivalence",
+                   paper="Arditi et al. 2024 (control)",
                    says="Ablating random directions of the same norm leaves refusal intact.")
 def test_ablating_random_directions_does_not_bypass_refusal(
         measure, arditi_probe, refusal_direction, refusal_behaviour, pytestconfig, judge):
@@ -66,7 +75,8 @@ def test_ablating_random_directions_does_not_bypass_refusal(
     judge(claims.random_direction_does_not_bypass(base, ablated, refusal_behaviour))
 
 
-@pytest.mark.claim("random-direction-does-not-induce", paper="Arditi et al. 2024 (control)",
+@pytest.mark.claim("random-direction-does-not-induce", protocol="3 seeded random directions of the fixed direction's norm; equivalence",
+                   paper="Arditi et al. 2024 (control)",
                    says="Adding random directions of the same norm does not induce refusal.")
 def test_adding_random_directions_does_not_induce_refusal(
         measure, arditi_probe, layer, refusal_direction, reference_norm, refusal_behaviour,

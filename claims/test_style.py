@@ -44,14 +44,21 @@ def _style_verdict(data, refusal_behaviour):
                          requires=[refusal_behaviour.refuses()])
 
 
-@pytest.mark.claim("style-differs-by-direction", paper="PAPER.md A.4 (one example each)",
+# What produced these verdicts, shown beside each one in the reports.
+RATE_MATCHED = ("ours: steering strengths searched on held-out prompts, replies compared on "
+                "others")
+
+
+@pytest.mark.claim("style-differs-by-direction", protocol=RATE_MATCHED,
+                   paper="PAPER.md A.4 (one example each)",
                    says="Steering along different refusal directions produces "
                         "distinguishable refusal styles.")
 def test_refusal_style_depends_on_the_direction(style_data, refusal_behaviour, judge):
     judge(_style_verdict(style_data, refusal_behaviour))
 
 
-@pytest.mark.claim("style-rate-matched", paper="ours (PAPER.md A.4 'not whether')",
+@pytest.mark.claim("style-rate-matched", protocol=RATE_MATCHED,
+                   paper="ours (PAPER.md A.4 'not whether')",
                    says="At calibrated strengths every direction reaches the same refusal "
                         "rate on the shared probe.")
 def test_refusal_rate_is_matched_across_directions(steered_replies, refusal_behaviour,
@@ -60,7 +67,8 @@ def test_refusal_rate_is_matched_across_directions(steered_replies, refusal_beha
                        requires=[refusal_behaviour.refuses()]))
 
 
-@pytest.mark.claim("style-not-rate", paper="PAPER.md A.4",
+@pytest.mark.claim("style-not-rate", protocol=RATE_MATCHED,
+                   paper="PAPER.md A.4",
                    says="The direction changes how the model refuses, not whether: styles "
                         "differ while refusal rates are matched.")
 def test_direction_changes_how_not_whether(style_data, steered_replies, refusal_behaviour,
@@ -70,7 +78,8 @@ def test_direction_changes_how_not_whether(style_data, steered_replies, refusal_
     judge(combine(_style_verdict(style_data, refusal_behaviour), rate))
 
 
-@pytest.mark.claim("style-families", paper="PAPER.md A.4 (qualitative)",
+@pytest.mark.claim("style-families", protocol=RATE_MATCHED,
+                   paper="PAPER.md A.4 (qualitative)",
                    says="Humanizing/unsupported/indeterminate directions refuse as an AI; "
                         "safety/crime/hate directions refuse on moral or legal grounds.")
 def test_style_families_follow_the_paper(style_data, refusal_behaviour, judge):
@@ -84,7 +93,8 @@ def test_style_families_follow_the_paper(style_data, refusal_behaviour, judge):
     judge(verdict)
 
 
-@pytest.mark.claim("style-negative-control", paper="ours (PAPER.md: 'style needs a null')",
+@pytest.mark.claim("style-negative-control", protocol="two random-half directions per category, steered at its strength",
+                   paper="ours (PAPER.md: 'style needs a null')",
                    says="Two directions of one category, each from a random half of its "
                         "prompts, give refusal styles the style test cannot tell apart "
                         "(checked within each of the four most-refusing categories).")

@@ -179,8 +179,10 @@ def _verdict_section(payload: dict[str, Any], models: list[str]) -> str:
     rows = []
     for claim, per_model in claims.items():
         first = next(iter(per_model.values()))
+        protocol = (f'<div class="reason">protocol: {_e(first["protocol"])}</div>'
+                    if first.get("protocol") else "")
         cells = [f'<b id="claim-{_e(claim)}">{_e(claim)}</b><div class="says">'
-                 f'{_e(first.get("says", ""))}</div>',
+                 f'{_e(first.get("says", ""))}</div>{protocol}',
                  _e(first.get("paper", "")),
                  _e(f"{first['comparison']} {_num(first['threshold'])}")]
         for model in models:

@@ -98,7 +98,9 @@ def render_table(verdicts: list[dict[str, Any]], *, width: int = 120, color: boo
     else:
         for line in _list_lines(verdicts, width):
             console.print(line, highlight=False, markup=False)
-    statistics = dict.fromkeys(f"{v.get('claim')}: {v['statistic']}" for v in verdicts)
+    statistics = dict.fromkeys(
+        f"{v.get('claim')}: {v['statistic']}"
+        + (f" [protocol: {v['protocol']}]" if v.get("protocol") else "") for v in verdicts)
     for line in statistics:
         console.print(f"  {line}", highlight=False, markup=False)
     reasons = [f"{v.get('claim')} [{v.get('model')}]: {v['reason']}" for v in verdicts

@@ -450,7 +450,8 @@ def test_json_report_round_trips(worlds: WorldsRun) -> None:
     assert len(report["verdicts"]) == len(worlds.claim_functions) * len(WORLDS)
     for record in report["verdicts"]:
         assert {"claim", "model", "outcome", "estimate", "interval", "threshold", "n",
-                "says", "source", "test", "duration"} <= set(record), record
+                "says", "source", "protocol", "test", "duration"} <= set(record), record
+        assert record["protocol"], record["claim"]  # every claim says what produced it
         verdict = Verdict.from_dict(record)
         assert verdict.outcome is Outcome(record["outcome"])
         assert verdict.seed == 0

@@ -67,3 +67,11 @@ def test_narrow_output_switches_to_one_entry_per_claim_with_its_numbers():
     assert "0.81 [0.76, 0.86] > 0.80  n=64" in text
     wide = render_table(_long_records(), width=160)
     assert "┃ claim" in wide and "paper" in wide
+
+
+def test_each_verdict_says_which_protocol_produced_it():
+    record = _record(0.5)
+    record.update(claim="distinct-directions", protocol="paper's design; genre-confounded")
+    text = render_table([record], width=80)
+    assert "distinct-directions: split-half cosine [protocol: paper's design; genre-confounded]" \
+        in " ".join(text.split())
