@@ -503,3 +503,16 @@ def test_a_gated_run_shows_the_gate_outcome_and_each_rule() -> None:
     assert "max_refusal_drop" in gate and "-0.30 [-0.45, -0.12]" in gate
     assert "distinct-directions" in gate and "&lt;note&gt;" in gate
     assert 'id="gate"' not in render_html(realistic_payload())
+
+
+def test_an_incomplete_run_says_so_at_the_top() -> None:
+    payload = realistic_payload()
+    assert "Incomplete run" not in render_html(payload)
+
+    payload.update(complete=False, incomplete="stopped early: stopping after 1 failures")
+    page = render_html(payload)
+
+    head, _, _ = page.partition("</h1>")
+    rest = page[len(head):]
+    assert rest.startswith("</h1><p><strong>Incomplete run</strong> (stopped early: stopping "
+                           "after 1 failures): the verdicts cover only the claims that ran")
