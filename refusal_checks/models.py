@@ -336,6 +336,7 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
                               dtype=options.dtype, device=options.device, info=info)
 
     models_dir = dense.parent
+    nb.resolve_device(options.device)  # a missing GPU is no reason to convert anything again
     try:
         if not nb.dense_ok(dense, digest):
             dense = convert()

@@ -316,6 +316,19 @@ def test_an_intact_dense_copy_is_not_rebuilt_when_loading_fails_for_another_reas
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
+def test_a_missing_gpu_is_reported_before_any_conversion(tiny_gguf: Path, tmp_path: Path) -> None:
+    import torch
+
+    from refusal_checks.errors import BackendError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(BackendError, match="torch sees no CUDA device"):
+        load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path, device="cuda"))
+    assert not (tmp_path / "models").exists() or not any(
+        p.name.startswith("dense-") for p in (tmp_path / "models").iterdir())
+
+
 def test_an_unwritable_model_cache_says_which_option_fixes_it(
     tiny_gguf: Path, tmp_path: Path
 ) -> None:
