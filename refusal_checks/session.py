@@ -16,7 +16,7 @@ from refusal_checks.files import unwritable
 # prompt set is split into train and test halves, and a half again for the split-half
 # reliability; the bootstrap of the noise-corrected cosines needs two distinct prompts in
 # every resample of a set, and a resample of n prompts is one prompt n times with
-# probability n^(1 - n): about 1 in 65 at n = 4 and 1 in 7,776 at n = 6 per set and
+# probability n^(1 - n): 1 in 64 at n = 4 and 1 in 7,776 at n = 6 per set and
 # replicate, so among 500 replicates of a dozen sets some always are (measured: every
 # planted world failed at n <= 4, some at 6). At 8 it is 1 in 2 million, and 8 is also the
 # fewest observations behind a behavioural verdict (behaviour_claims.MIN_PROMPTS).
