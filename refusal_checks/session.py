@@ -16,10 +16,12 @@ from refusal_checks.files import unwritable
 # prompt set is split into train and test halves, and a half again for the split-half
 # reliability; the bootstrap of the noise-corrected cosines needs two distinct prompts in
 # every resample of a set, and a resample of n prompts is one prompt n times with
-# probability n^(1 - n): 1 in 64 at n = 4 and 1 in 7,776 at n = 6 per set and
-# replicate, so among 500 replicates of a dozen sets some always are (measured: every
-# planted world failed at n <= 4, some at 6). At 8 it is 1 in 2 million, and 8 is also the
-# fewest observations behind a behavioural verdict (behaviour_claims.MIN_PROMPTS).
+# probability n^(1 - n) per set and replicate. Over 500 replicates of a dozen sets that
+# is ~94 such resamples at n = 4 (1 in 64) and at least one in about half the runs at
+# n = 6 (1 in 7,776); measured on a planted world, every run failed at n <= 4 and the
+# run at 6 failed too. At 8 it is 1 in 2 million per set and replicate (1 run in ~350),
+# and 8 is also the fewest observations behind a behavioural verdict
+# (behaviour_claims.MIN_PROMPTS).
 MIN_PROMPT_BUDGET = 8
 
 PROMPT_BUDGET_WHY = (
