@@ -124,7 +124,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="only these categories (comma-separated).")
     group.addoption(MAX_PROMPTS, type=_prompt_budget, default=None, metavar="N",
                     help="use at most N prompts per prompt set (a budget for quick runs; "
-                    "at least 8).")
+                    "at least 10).")
     group.addoption(BATCH_SIZE, type=_positive_int, default=16, metavar="N",
                     help="prompts per forward pass. Default: 16.")
     group.addoption(SEED, type=_int, default=0, metavar="N",

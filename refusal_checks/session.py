@@ -16,19 +16,17 @@ from refusal_checks.files import unwritable
 # prompt set is split into train and test halves, and a half again for the split-half
 # reliability; the bootstrap of the noise-corrected cosines needs two distinct prompts in
 # every resample of a set, and a resample of n prompts is one prompt n times with
-# probability n^(1 - n) per set and replicate. Over 500 replicates of a dozen sets that
-# is ~94 such resamples at n = 4 (1 in 64) and at least one in about half the runs at
-# n = 6 (1 in 7,776); measured on a planted world, every run failed at n <= 4 and the
-# run at 6 failed too. At 8 it is 1 in 2 million per set and replicate (1 run in ~350),
-# and 8 is also the fewest observations behind a behavioural verdict
-# (behaviour_claims.MIN_PROMPTS).
-MIN_PROMPT_BUDGET = 8
+# probability n^(1 - n) per set and replicate. A run draws ~12,000 resamples (500
+# replicates of a dozen sets, two controls): ~190 such at n = 4 (1 in 64), one in most
+# runs at n = 6 (1 in 7,776), one run in ~175 at n = 8, one in ~80,000 at n = 10.
+# Measured on a planted world: every run failed at n <= 4 and the run at 6 did too.
+MIN_PROMPT_BUDGET = 10
 
 PROMPT_BUDGET_WHY = (
     f"each prompt set is split in halves (train/test, then split-half reliability), and "
     f"with fewer than {MIN_PROMPT_BUDGET} prompts the bootstrap draws resamples of a single "
-    "prompt, which leave the noise-corrected cosines undefined (and behavioural verdicts "
-    f"need {MIN_PROMPT_BUDGET} observations anyway). Leave the option out to use every prompt")
+    "prompt, which leave the noise-corrected cosines undefined. Leave the option out to use "
+    "every prompt")
 
 
 def alias_problem(aliases: dict[str, Any], pyproject: Path) -> str | None:
