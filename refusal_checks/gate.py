@@ -195,6 +195,11 @@ def load_baseline(path: str | Path) -> Baseline:
     if schema != SCHEMA:
         raise GateError(f"{where} has schema {schema!r}, expected {SCHEMA!r}: it is not a "
                         f"refusal_checks report this version can read. {fix}")
+    if report.get("complete") is False:  # reports before this field existed are complete
+        raise GateError(
+            f"{where} is the report of a run that did not finish "
+            f"({report.get('incomplete', 'no reason recorded')}): its verdicts cover only "
+            f"part of the claims, so it cannot be a baseline. {fix}")
     verdicts, models = report.get("verdicts"), report.get("models", {})
     if not isinstance(verdicts, list) or not verdicts:
         raise GateError(f"{where} holds no verdicts (did its run check any claim?). {fix}")

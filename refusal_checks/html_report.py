@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Callable, Iterable
 from html import escape
 from pathlib import Path
@@ -577,7 +576,10 @@ def render_html(payload: dict[str, Any]) -> str:
     check_payload(payload)
     models = _models(payload)
     title = f"refusal_checks: {', '.join(models) or 'no model'}"
-    body = "".join(_section(section, payload, models) for section in (
+    warning = "" if payload.get("complete") is not False else (
+        f"<p><strong>Incomplete run</strong> ({_e(str(payload.get('incomplete', '')))}): "
+        "the verdicts cover only the claims that ran before it stopped.</p>")
+    body = warning + "".join(_section(section, payload, models) for section in (
         _verdict_section, _gate_section, _geometry_section, _steering_section,
         _ablation_section, _style_section, _environment_section))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -587,14 +589,7 @@ def render_html(payload: dict[str, Any]) -> str:
 
 
 def write_html(payload: dict[str, Any], path: str | Path) -> Path:
-    """Render and write atomically (a temporary file, then os.replace)."""
-    target = Path(path)
-    text = render_html(payload)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    """Render and write atomically (a unique temporary file, then os.replace)."""
+    from refusal_checks.files import write_text_atomic
+
+    return write_text_atomic(path, render_html(payload))

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import tempfile
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,6 +105,11 @@ def resolve(name: str, user_aliases: dict[str, object] | None = None) -> ModelSp
     user_aliases = user_aliases or {}
     if name in user_aliases:
         target = user_aliases[name]
+        if not (target.get("source") if isinstance(target, dict) else target):
+            raise UnknownModelError(
+                f"model alias {name!r} names no model (its entry is {target!r}). Give it a "
+                f'source: {name} = "org/name" or {name} = {{ source = "org/name", '
+                'revision = "main" } under [tool.refusal_checks.models] in pyproject.toml.')
         if isinstance(target, dict):
             source = str(target.get("source", ""))
             revision = target.get("revision")
@@ -218,19 +225,37 @@ def embedded_gguf(alias: str, models_dir: Path) -> tuple[Path | None, str, list[
     return (parts[0] if len(parts) == 1 else None), digest, parts
 
 
+# A temporary file or folder untouched this long belongs to a run that crashed or was
+# killed (a live writer touches it every few milliseconds); younger ones may be another
+# process's work in progress and are left alone.
+STALE_AFTER_S = 600.0
+
+
 def assemble(parts: list[Path], digest: str, models_dir: Path) -> Path:
-    """Concatenate split GGUF parts into one file (atomically), named by its sha256."""
+    """Concatenate split GGUF parts into one file (atomically), named by its sha256.
+
+    The ~490 MB temporary ``.part`` file has a unique name and is deleted when the
+    copy fails or is interrupted; ``.part`` files that killed runs left behind are
+    removed first.
+    """
+    from refusal_checks.files import remove_stale
+
     target = models_dir / f"{digest[:24]}.gguf"
     if target.exists() and target.stat().st_size == sum(p.stat().st_size for p in parts):
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".part")
-    with os.fdopen(fd, "wb") as out:
-        for part in parts:
-            with open(part, "rb") as handle:
-                while chunk := handle.read(1 << 24):
-                    out.write(chunk)
-    os.replace(tmp, target)
+    remove_stale(models_dir, "*.part", STALE_AFTER_S)
+    fd, tmp = tempfile.mkstemp(dir=models_dir, prefix=f".{digest[:24]}-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    while chunk := handle.read(1 << 24):
+                        out.write(chunk)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return target
 
 
@@ -263,25 +288,26 @@ def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
         return SyntheticBackend.from_spec(spec.source, name=spec.name)
     from refusal_checks import nnsight_backend as nb
 
-    if spec.kind == "embedded":
-        gguf, digest, parts = embedded_gguf(spec.source, models_dir)
-        dense = models_dir / f"dense-{digest[:24]}"
-        if not (dense / "refusal_checks_dense.json").exists():
-            gguf = gguf or assemble(parts, digest, models_dir)
-            dense = nb.dense_copy(gguf, digest, models_dir)
-            if gguf.parent == models_dir:
-                gguf.unlink(missing_ok=True)  # the dense copy replaces it
-        info = {"source": f"embedded:{spec.source}", "sha256": digest,
-                "description": EMBEDDED[spec.source].description}
-        return nb.load_folder(dense, name=spec.name, fingerprint=f"sha256:{digest}",
-                              dtype=options.dtype, device=options.device, info=info)
-    if spec.kind == "gguf":
-        path = Path(spec.source)
-        digest = files_digest([path], models_dir)
-        dense = nb.dense_copy(path, digest, models_dir)
-        return nb.load_folder(dense, name=spec.name, fingerprint=f"sha256:{digest}",
-                              dtype=options.dtype, device=options.device,
-                              info={"source": f"gguf:{path}", "sha256": digest})
+    if spec.kind in ("embedded", "gguf"):
+        if spec.kind == "embedded":
+            gguf, digest, parts = embedded_gguf(spec.source, models_dir)
+            info = {"source": f"embedded:{spec.source}", "sha256": digest,
+                    "description": EMBEDDED[spec.source].description}
+        else:
+            gguf = Path(spec.source)
+            digest = files_digest([gguf], models_dir)
+            parts, info = [gguf], {"source": f"gguf:{gguf}", "sha256": digest}
+
+        def convert() -> Path:
+            source = gguf or assemble(parts, digest, models_dir)
+            try:
+                return nb.dense_copy(source, digest, models_dir)
+            finally:
+                if source.parent == models_dir:
+                    source.unlink(missing_ok=True)  # the dense copy replaces it
+
+        return _load_converted(spec, options, models_dir / f"dense-{digest[:24]}", digest,
+                               convert, info)
     if spec.kind == "folder":
         folder = Path(spec.source)
         digest = folder_fingerprint(folder, models_dir)
@@ -290,3 +316,58 @@ def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
                               info={"source": f"folder:{folder}", "sha256": digest})
     return nb.load_hub(spec.source, spec.revision, name=spec.name, dtype=options.dtype,
                        device=options.device)
+
+
+def _unwritable_cache(spec: ModelSpec, models_dir: Path, error: OSError) -> BackendError:
+    return BackendError(
+        f"cannot write the converted model for {spec.name} under {models_dir}: {error}. "
+        "Pass --refusal-cache-dir DIR, or set REFUSAL_CHECKS_CACHE, to a folder you can "
+        "write to (the conversion is done once and reused by later runs).")
+
+
+def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: str,
+                    convert: Callable[[], Path], info: dict[str, str]) -> "Backend":
+    """Load the dense copy of a GGUF model, converting it first when it is missing or damaged.
+
+    The marker's file sizes catch a truncated copy before loading. A copy that still fails
+    to load is converted again once, with a :class:`~refusal_checks.cache.CacheWarning`,
+    unless its files match the sha256 sums taken at conversion (then the copy is intact
+    and the error is about something else, which a new conversion would not fix).
+    """
+    from refusal_checks import nnsight_backend as nb
+
+    def load(folder: Path) -> "Backend":
+        return nb.load_folder(folder, name=spec.name, fingerprint=f"sha256:{digest}",
+                              dtype=options.dtype, device=options.device, info=info)
+
+    models_dir = dense.parent
+    nb.resolve_device(options.device)  # a missing GPU is no reason to convert anything again
+    try:
+        if not nb.dense_ok(dense, digest):
+            dense = convert()
+    except OSError as error:
+        raise _unwritable_cache(spec, models_dir, error) from None
+    try:
+        return load(dense)
+    except Exception as error:  # safetensors and transformers raise many classes here
+        if nb.dense_intact(dense) is True:
+            raise
+        from refusal_checks.cache import CacheWarning
+
+        first = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        warnings.warn(CacheWarning(
+            f"the converted copy of {spec.name} in {dense} could not be loaded ({first}); "
+            "converting it again from the GGUF file"), stacklevel=2)
+    nb.discard_dense(dense)
+    try:
+        dense = convert()
+    except OSError as error:
+        raise _unwritable_cache(spec, models_dir, error) from None
+    try:
+        return load(dense)
+    except BackendError:
+        raise
+    except Exception as error:
+        raise BackendError(
+            f"could not load the converted copy of {spec.name} in {dense}, even after "
+            f"converting it again: {type(error).__name__}: {error}") from None

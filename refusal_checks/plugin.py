@@ -66,6 +66,17 @@ _positive_int = _at_least(1, "a positive integer (1, 2, ...)")
 _non_negative_int = _at_least(0, "a whole number (0, 1, 2, ...)")
 
 
+def _prompt_budget(text: str) -> int:
+    from refusal_checks.session import MIN_PROMPT_BUDGET, PROMPT_BUDGET_WHY
+
+    value = _int(text)
+    if value < MIN_PROMPT_BUDGET:
+        raise argparse.ArgumentTypeError(
+            f"got {text}, but at least {MIN_PROMPT_BUDGET} prompts per set are needed: "
+            f"{PROMPT_BUDGET_WHY}.")
+    return value
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -112,9 +123,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "or JSONL/CSV with prompt, category[, side] (repeatable).")
     group.addoption(CATEGORIES, default=None, metavar="A,B,...",
                     help="only these categories (comma-separated).")
-    group.addoption(MAX_PROMPTS, type=_positive_int, default=None, metavar="N",
-                    help="use at most N prompts per prompt set (a budget for quick runs), "
-                    "drawn round-robin over sub-genres.")
+    group.addoption(MAX_PROMPTS, type=_prompt_budget, default=None, metavar="N",
+                    help="use at most N prompts per prompt set (a budget for quick runs; "
+                    "at least 10), drawn round-robin over sub-genres.")
     group.addoption(BATCH_SIZE, type=_positive_int, default=16, metavar="N",
                     help="prompts per forward pass. Default: 16.")
     group.addoption(SEED, type=_int, default=0, metavar="N",
@@ -163,6 +174,8 @@ class RunState:
     model_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     gate: dict[str, Any] | None = None  # the release gate's outcome, for the JSON report
+    claims_collected: set[str] = field(default_factory=set)  # claim ids, also from workers
+    order: dict[str, int] = field(default_factory=dict)  # nodeid -> collection position
     _cache_dir: Path | None = field(default=None, init=False, repr=False)
 
     @property
@@ -200,6 +213,11 @@ def _user_aliases(config: pytest.Config) -> dict[str, Any]:
         raise pytest.UsageError(
             f"[tool.refusal_checks.models] in {pyproject} must be a table of "
             'alias = "hub-id-or-path" entries.')
+    from refusal_checks.session import alias_problem
+
+    problem = alias_problem(aliases, pyproject)
+    if problem:
+        raise pytest.UsageError(problem)
     return aliases
 
 
@@ -215,10 +233,17 @@ def pytest_configure(config: pytest.Config) -> None:
     aliases = _user_aliases(config)
     for name in models:
         try:
-            resolve(name, aliases)
+            spec = resolve(name, aliases)
         except UnknownModelError as error:
             raise pytest.UsageError(str(error)) from None
+        if spec.kind == "synthetic":
+            from refusal_checks.session import synthetic_problem
+
+            problem = synthetic_problem(name, spec.source)
+            if problem:
+                raise pytest.UsageError(problem)
     _check_prompts(config)
+    _check_outputs(config)
     cache_option = config.getoption(CACHE_DIR)
     state = RunState(models=list(dict.fromkeys(models)), user_aliases=aliases,
                      cache_option=Path(cache_option).expanduser() if cache_option else None)
@@ -235,6 +260,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     config.pluginmanager.register(VerdictCollector(state), "refusal_checks_verdicts")
     _configure_gate(config, state)
+
+
+def _check_outputs(config: pytest.Config) -> None:
+    """Report paths and an explicitly chosen cache folder must be writable: checked now,
+    not after the whole run (creates nothing). Only the controller writes reports."""
+    from refusal_checks.session import cache_problem, output_problem
+
+    problems = []
+    if not hasattr(config, "workerinput"):
+        problems += [output_problem(option, config.getoption(option))
+                     for option in (JSON_REPORT, HTML_REPORT) if config.getoption(option)]
+    if config.getoption(CACHE_DIR):
+        problems.append(cache_problem(Path(config.getoption(CACHE_DIR)).expanduser(), CACHE_DIR))
+    elif os.environ.get("REFUSAL_CHECKS_CACHE"):
+        problems.append(cache_problem(Path(os.environ["REFUSAL_CHECKS_CACHE"]).expanduser(),
+                                      "REFUSAL_CHECKS_CACHE"))
+    for problem in problems:
+        if problem:
+            raise pytest.UsageError(problem)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The default cache folder is checked only once claims were collected: a run of
+    other tests must not fail over ~/.cache. Before any test (and model) runs."""
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if (state is None or state.cache_option is not None or hasattr(config, "workerinput")
+            or os.environ.get("REFUSAL_CHECKS_CACHE")  # both checked at configure
+            or not any("cache_dir" in getattr(item, "fixturenames", ())
+                       for item in session.items)):
+        return
+    from refusal_checks.session import cache_problem
+
+    problem = cache_problem(state.cache_dir, "the default location; REFUSAL_CHECKS_CACHE, "
+                            "XDG_CACHE_HOME and HOME choose it")
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -291,15 +354,54 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 class VerdictCollector:
-    """Collects verdicts from test reports.
+    """Collects verdicts from test reports, and what the JSON report and the gate need.
 
     Reports, not items: under pytest-xdist the controller only sees reports (with their
-    ``user_properties``), so this works with and without workers.
+    ``user_properties``), so this works with and without workers. What only the process
+    that ran the fixtures knows (model records, timings, the claims collected) workers
+    send to the controller at their end (``workeroutput``), which writes the reports.
     """
 
     def __init__(self, state: RunState) -> None:
         self.state = state
         self.seen: set[str] = set()
+        from refusal_checks.session import Completeness
+
+        self.completeness = Completeness()
+
+    def pytest_itemcollected(self, item: pytest.Item) -> None:
+        marker = item.get_closest_marker("claim")
+        if marker is not None and marker.args:
+            self.state.claims_collected.add(str(marker.args[0]))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.state.order = {item.nodeid: i for i, item in enumerate(session.items)}
+
+    @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: xdist may not be installed
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.state.order:  # every worker collects the same tests in the same order
+            self.state.order = {nodeid: i for i, nodeid in enumerate(ids)}
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.completeness.collect_failed()
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.completeness.keyboard_interrupt(excinfo.exconly().strip())
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Merge a worker's model records, timings and claims (pytest-xdist controller)."""
+        sent = getattr(node, "workeroutput", {}).get("refusal_checks")
+        if not sent:
+            return
+        from refusal_checks.session import merge_models
+
+        data = json.loads(sent)
+        merge_models(self.state.model_info, data["model_info"])
+        for name, seconds in data["timings"].items():
+            self.state.timings[name] = self.state.timings.get(name, 0.0) + seconds
+        self.state.claims_collected.update(data["claims"])
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when not in ("setup", "call"):
@@ -330,31 +432,43 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         writer.write_line(line)
 
 
+@pytest.hookimpl(trylast=True)  # after the gate and any other plugin changed the outcome
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    if hasattr(config, "workeroutput"):  # a pytest-xdist worker: the controller writes
+        config.workeroutput["refusal_checks"] = json.dumps({  # type: ignore[attr-defined]
+            "model_info": state.model_info, "timings": state.timings,
+            "claims": sorted(state.claims_collected)})
+        return
     path = config.getoption(JSON_REPORT, None)
     html_path = config.getoption(HTML_REPORT, None)
-    if state is None or not (path or html_path):
+    if not (path or html_path):
         return
     from refusal_checks.report import json_report
+    from refusal_checks.session import in_order
 
-    payload = json_report(state.verdicts, state.model_info, options=_run_options(config),
-                          timings={"wall_seconds": time.time() - state.started, **state.timings},
-                          argv=sys.argv, cwd=os.getcwd())
+    collector = config.pluginmanager.get_plugin("refusal_checks_verdicts")
+    incomplete = collector.completeness.reason(session, exitstatus) if collector else None
+    timings = {"wall_seconds": time.time() - state.started, **state.timings}
+    payload = json_report(in_order(state.verdicts, state.order), state.model_info,
+                          options=_run_options(config), timings=timings, argv=sys.argv,
+                          cwd=os.getcwd())
+    payload["complete"] = incomplete is None
+    if incomplete:
+        payload["incomplete"] = incomplete
     if state.gate is not None:
         payload["gate"] = state.gate
     text = json.dumps(payload, indent=2, sort_keys=True)
-    if html_path and not hasattr(config, "workerinput"):
+    if html_path:
         # From the serialised payload, so the page equals a re-render of the JSON report.
         _write_html(config, json.loads(text), Path(html_path))
-    if not path:
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    if path:
+        from refusal_checks.files import write_text_atomic
+
+        write_text_atomic(path, text)
 
 
 def _write_html(config: pytest.Config, payload: dict[str, Any], path: Path) -> None:
@@ -426,16 +540,10 @@ class GatePlugin:
 
     def __init__(self, state: RunState, policy: Any, baseline: Any) -> None:
         self.state, self.policy, self.baseline = state, policy, baseline
-        self.collected: set[str] = set()
         self.results: list[Any] | None = None
         self.notes: list[str] = []
         self.verdict_failures: list[str] = []
         self.other_failures = 0
-
-    def pytest_itemcollected(self, item: pytest.Item) -> None:
-        marker = item.get_closest_marker("claim")
-        if marker is not None and marker.args:
-            self.collected.add(str(marker.args[0]))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not report.failed:
@@ -451,15 +559,17 @@ class GatePlugin:
     # pytest_sessionfinish) so both carry the gate, and before the terminal summary.
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # Under pytest-xdist the controller collects nothing itself: verdicts show claims ran.
-        if self.baseline is None and not self.collected and not self.state.verdicts:
+        # Under pytest-xdist the workers' claims reach the controller at their end.
+        state = self.state
+        if self.baseline is None and not state.claims_collected and not state.verdicts:
             return
         from refusal_checks import gate, gate_report
+        from refusal_checks.session import in_order
 
-        state = self.state
-        self.results = gate.evaluate(self.policy, state.verdicts, state.model_info,
+        self.results = gate.evaluate(self.policy, in_order(state.verdicts, state.order),
+                                     state.model_info,
                                      state.models, baseline=self.baseline,
-                                     collected=self.collected)
+                                     collected=state.claims_collected)
         self.notes = gate.notes(self.baseline, state.model_info, state.models,
                                 _run_options(session.config))
         state.gate = gate_report.summary(self.results, self.policy, baseline=self.baseline,
@@ -468,7 +578,8 @@ class GatePlugin:
         if xml is not None:
             for name, value in gate_report.junit_properties(self.results, self.policy):
                 xml.add_global_property(name, value)
-        state.gate["verdict_failures"] = list(self.verdict_failures)
+        # In collection order: under pytest-xdist reports arrive in any order.
+        state.gate["verdict_failures"] = in_order(self.verdict_failures, state.order)
         status = session.exitstatus
         if not state.gate["passed"] and status in (
                 pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):

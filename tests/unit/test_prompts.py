@@ -452,6 +452,25 @@ def test_error_directory(tmp_path: Path) -> None:
     assert message.startswith(f"{tmp_path}: is a directory") and "Pass the .jsonl or .csv" in message
 
 
+def test_error_unreadable_file_names_it_and_the_fix(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # chmod 000 does not stop root (these tests may run as root), so the operating
+    # system's answer to an unreadable file is planted: the PermissionError open() raises.
+    path = tmp_path / "locked.jsonl"
+    path.write_text('{"prompt": "x", "category": "a", "side": "refuse"}\n', encoding="utf-8")
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    message = error_of([path])
+    assert message.startswith(f"{path}: cannot be read (Permission denied). ")
+    assert "chmod a+r" in message and "readable copy" in message
+
+
 @pytest.mark.parametrize("content", ["", "\n  \n"])
 def test_error_empty_file(tmp_path: Path, content: str) -> None:
     path = tmp_path / "empty.jsonl"
