@@ -20,6 +20,7 @@ import numpy as np
 from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
 from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
+from refusal_checks.remote import remote_scope
 
 DTYPES = ("float32", "bfloat16", "float16")
 _DENSE_MARKER = "refusal_checks_dense.json"
@@ -121,6 +122,8 @@ class NnsightBackend:
         dtype: str,
         device: str,
         info: dict[str, str] | None = None,
+        remote: bool | str = False,
+        lm: Any = None,
     ) -> None:
         from nnsight.modeling.transformers import TransformersModel
 
@@ -134,7 +137,11 @@ class NnsightBackend:
             tokenizer.pad_token = tokenizer.eos_token
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.lm = TransformersModel(model, tokenizer=tokenizer)
+        # lm: a wrapper nnsight built itself (a meta skeleton named by hub id, for NDIF).
+        self.lm = lm if lm is not None else TransformersModel(model, tokenizer=tokenizer)
+        # Passed to every trace and generation: False (here), True (NDIF) or "local"
+        # (nnsight's serialise/deserialise simulation of NDIF; refusal_checks.remote).
+        self.remote = remote
         tokenizer.padding_side = "left"  # nnsight does this too; positions count from the end
         self.name = name
         self.fingerprint = fingerprint
@@ -210,7 +217,8 @@ class NnsightBackend:
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             saved = {}
-            with torch.inference_mode(), self.lm.trace(self._batch(chunk), logits_to_keep=1):
+            with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
+                    self._batch(chunk), logits_to_keep=1, remote=self.remote):
                 for layer in order:
                     # .input of block L is resid_pre; transformers 5 blocks take the hidden
                     # state as their first argument ([batch, seq, d_model]).
@@ -275,7 +283,8 @@ class NnsightBackend:
         out = np.empty((len(texts), self.model.config.vocab_size), np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            with torch.inference_mode(), self.lm.trace(self._batch(chunk), logits_to_keep=1):
+            with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
+                    self._batch(chunk), logits_to_keep=1, remote=self.remote):
                 if intervention is not None:
                     self._edit(intervention, torch)
                 logits = self.lm.lm_head.output[:, -1, :].save()
@@ -317,15 +326,20 @@ class NnsightBackend:
             batch.pop("position_ids")  # generate derives them from the mask itself
             options = dict(max_new_tokens=max_new_tokens, do_sample=False,
                            pad_token_id=self.tokenizer.pad_token_id)
-            if intervention is None:
+            if intervention is None and not self.remote:
                 with torch.inference_mode():
                     tokens = self.model.generate(**batch, **options)
+            elif intervention is None:  # the weights are elsewhere: generate through nnsight
+                with remote_scope(self.remote, self.name), torch.inference_mode(), \
+                        self.lm.generate(batch, remote=self.remote, **options) as tracer:
+                    tokens = tracer.result.save()
             else:
                 # eos_token_id=None: the iter loop needs every step, and min_new_tokens alone
                 # would get them by banning the end token, changing the greedy replies.
-                with torch.inference_mode(), self.lm.generate(
-                        batch, min_new_tokens=max_new_tokens, eos_token_id=None,
-                        **options) as tracer:
+                with remote_scope(self.remote, self.name), torch.inference_mode(), \
+                        self.lm.generate(batch, min_new_tokens=max_new_tokens,
+                                         eos_token_id=None, remote=self.remote,
+                                         **options) as tracer:
                     for _ in tracer.iter[:max_new_tokens]:
                         self._edit(intervention, torch)
                     tokens = tracer.result.save()
