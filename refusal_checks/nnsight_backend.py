@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from refusal_checks import memory
 from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
 from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
@@ -404,6 +405,7 @@ def load_folder(
 
     _quiet_transformers()
     device = resolve_device(device)
+    _check_fits_folder(name, folder, dtype, device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=_dtype(dtype))
@@ -415,6 +417,15 @@ def load_folder(
     model.to(device)
     return NnsightBackend(model, tokenizer, name=name, fingerprint=fingerprint, dtype=dtype,
                           device=device, info=info)
+
+
+def _check_fits_folder(name: str, folder: Path, dtype: str, device: str) -> None:
+    """Refuse, before loading, a model whose weights would not fit (refusal_checks.memory)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # from_pretrained reports a missing or broken config with its own message
+    memory.check_fits(name, folder, config, dtype, device)
 
 
 def _env_true(name: str) -> bool:
@@ -469,11 +480,14 @@ def load_hub(
             tokenizer = AutoTokenizer.from_pretrained(
                 repo_id, revision=revision, local_files_only=local_only
             )
+            memory.check_hub(name, repo_id, revision, dtype, device, local_only)
             model = AutoModelForCausalLM.from_pretrained(
                 repo_id, revision=revision, dtype=_dtype(dtype), local_files_only=local_only
             )
             loaded = model, tokenizer
             break
+        except BackendError:  # it will not fit: say so, do not try the hub as well
+            raise
         except Exception as error:  # hub errors come in many classes; all end the same way
             where = "local cache" if local_only else "hub"
             first_line = (str(error).splitlines() or [""])[0][:200]
