@@ -200,6 +200,8 @@ class NnsightBackend:
         progress: ProgressCallback | None = None,
     ) -> np.ndarray:
         torch = _torch()
+        import nnsight
+
         layers = check_layers(layers, self.n_layers, self.name)
         positions = check_positions(positions)
         order = sorted(set(layers))  # nnsight needs modules requested in forward order
@@ -217,13 +219,16 @@ class NnsightBackend:
         out = np.empty((len(texts), len(layers), len(positions), self.d_model), np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            saved = {}
             with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
                     self._batch(chunk), logits_to_keep=1, remote=self.remote):
+                # Built and saved inside the block: a remote run sends back only variables
+                # bound there and marked saved (a dict filled from outside stays empty).
+                saved = {}
                 for layer in order:
                     # .input of block L is resid_pre; transformers 5 blocks take the hidden
                     # state as their first argument ([batch, seq, d_model]).
-                    saved[layer] = self.lm.model.layers[layer].input[:, index, :].save()
+                    saved[layer] = self.lm.model.layers[layer].input[:, index, :]
+                nnsight.save(saved)
             for j, layer in enumerate(layers):
                 values = saved[layer].float().cpu().numpy()
                 out[start : start + len(chunk), j] = values

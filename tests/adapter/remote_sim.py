@@ -52,3 +52,72 @@ def server_without_refusal_checks() -> Iterator[_NoRefusalChecks]:
     finally:
         LocalSimulationBackend._hide_local_modules = hide  # type: ignore[method-assign]
         LocalSimulationBackend._restore = restore  # type: ignore[method-assign]
+
+
+@contextmanager
+def fake_ndif(server_lm: Any) -> Iterator[list[int]]:
+    """Answer ``remote=True`` requests the way an NDIF server would, in a forked process.
+
+    nnsight's RemoteBackend serialises the block for real; instead of a websocket, a
+    forked child (its own process, as a server is: unpickling by-value classes there
+    cannot touch this process's) deserialises the payload against ``server_lm`` (a loaded
+    model with the same module tree) with refusal_checks unimportable, runs it, and sends
+    back only the variables the block marked with ``save``, through ``torch.save``, as
+    NDIF's result does. Unlike ``remote="local"``, nothing the block does to the caller's
+    own objects (a dict defined outside it) can leak back. Yields the payload sizes.
+    """
+    import io
+    import os
+    import traceback
+
+    import torch
+    from nnsight.intervention.backends.remote import RemoteBackend
+    from nnsight.schema.request import RequestModel
+    from nnsight.tracing.tracer import _saves
+
+    sizes: list[int] = []
+    original = RemoteBackend.request
+
+    def serve(blob: bytes, compress: bool) -> bytes:
+        for name in [n for n in sys.modules if n.split(".")[0] == "refusal_checks"]:
+            del sys.modules[name]
+        sys.meta_path.insert(0, _NoRefusalChecks())
+        restored = RequestModel.deserialize(blob, server_lm._remoteable_persistent_objects(),
+                                            compress=compress)
+        restored.execute(restored.info.code)  # pushes the saved variables into its frame
+        saves = _saves()
+        result = {k: v for k, v in restored.info.frame.f_locals.items() if id(v) in saves}
+        buffer = io.BytesIO()
+        torch.save(result, buffer)
+        return buffer.getvalue()
+
+    def request(self: Any, request: Any, tracer: Any) -> dict[str, Any]:
+        blob = self._serialize(tracer)
+        sizes.append(len(blob))
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the server
+            # The parent's OpenMP pool does not survive fork: a forked child that uses it
+            # can hang in a matmul. One thread runs every op inline.
+            torch.set_num_threads(1)
+            os.close(read)
+            try:
+                answer = b"ok" + serve(blob, self.compress)
+            except BaseException:  # noqa: BLE001 - reported to the client below
+                answer = b"no" + traceback.format_exc().encode()
+            with os.fdopen(write, "wb") as out:
+                out.write(answer)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as incoming:
+            answer = incoming.read()
+        os.waitpid(pid, 0)
+        if answer[:2] != b"ok":
+            raise RuntimeError("the fake NDIF server failed:\n" + answer[2:].decode())
+        return torch.load(io.BytesIO(answer[2:]), weights_only=False)
+
+    RemoteBackend.request = request  # type: ignore[method-assign]
+    try:
+        yield sizes
+    finally:
+        RemoteBackend.request = original  # type: ignore[method-assign]

@@ -220,3 +220,24 @@ def test_a_dropped_connection_is_explained(on_ndif: Any, monkeypatch: pytest.Mon
     assert len(sent) == 2 and all("org/tiny-chat" in key for key, _ in sent)
     # A few tens of kB: the block and refusal_checks' source, never the weights.
     assert all(0 < size < 500_000 for _, size in sent), sent
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_remote_true_against_a_fake_ndif_server_matches_local(on_ndif: Any, tiny_backend: Any,
+                                                              edit: str) -> None:
+    """The whole client path of remote=True (meta skeleton, model key, serialisation,
+    result push) against a server stand-in running the same tiny weights."""
+    from .remote_sim import fake_ndif
+
+    with fake_ndif(tiny_backend.lm) as sizes:
+        acts = on_ndif.residual_stream(prompts(), [0, 2], [-1, -2], batch_size=4)
+        logprobs = on_ndif.last_logprobs(prompts(), intervention=EDITS[edit], batch_size=4)
+        replies = on_ndif.generate(prompts(), 5, intervention=EDITS[edit], batch_size=4)
+    np.testing.assert_allclose(acts, tiny_backend.residual_stream(prompts(), [0, 2], [-1, -2],
+                                                                  batch_size=4),
+                               atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(logprobs, tiny_backend.last_logprobs(
+        prompts(), intervention=EDITS[edit], batch_size=4), atol=TOLERANCE, rtol=0)
+    assert replies == tiny_backend.generate(prompts(), 5, intervention=EDITS[edit],
+                                            batch_size=4)
+    assert len(sizes) == 3 and max(sizes) < 500_000  # one request per batch, no weights
