@@ -20,6 +20,7 @@ from refusal_checks.backend import Backend
 from refusal_checks.cache import ArrayCache, cache_key
 from refusal_checks.interventions import Intervention
 from refusal_checks.prompts import PromptCollection, PromptSet
+from refusal_checks.resume import ChunkStats, chunked_array, chunked_texts
 
 SITE = "resid_pre"
 
@@ -53,6 +54,8 @@ class CollectionActivations:
     seconds: float = 0.0
     hits: int = 0
     misses: int = 0
+    batches_cached: int = 0  # batches of unfinished sets an interrupted run left behind
+    prompts_computed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -154,15 +157,22 @@ def collect(
         else:
             found[(side, name)] = array
     started = time.perf_counter()
+    stats = ChunkStats()
     total = sum(len(p) for _, _, p, _ in todo)
     with _Bar(console, f"activations {backend.name}", total) as bar:
         for side, name, prompts, key in todo:
-            array = backend.residual_stream(prompts, layers, [position], batch_size=batch_size,
-                                            progress=bar.callback)
+            def compute(sub: PromptSet, progress: Any) -> np.ndarray:
+                return backend.residual_stream(sub, layers, [position], batch_size=batch_size,
+                                               progress=progress)
+
+            if cache is None:
+                array = compute(prompts, bar.callback)
+            else:  # batch by batch, so an interrupted run keeps its finished batches
+                array = chunked_array(cache, key, prompts, batch_size, compute,
+                                      meta={"model": backend.name, "set": prompts.name,
+                                            "site": SITE, "position": position},
+                                      progress=bar.callback, stats=stats)
             bar.advance_base(len(prompts))
-            if cache is not None:
-                cache.store(key, array, {"model": backend.name, "set": prompts.name,
-                                         "site": SITE, "position": position})
             found[(side, name)] = array
     seconds = time.perf_counter() - started if todo else 0.0
     pick = {k: v[:, :, 0, :] for k, v in found.items()}
@@ -172,6 +182,7 @@ def collect(
                  if ("matched", n) in pick},
         benign=pick[("benign", "benign")],
         position=position, seconds=seconds, hits=len(sets) - len(todo), misses=len(todo),
+        batches_cached=stats.batches_cached, prompts_computed=stats.prompts_computed,
     )
 
 
@@ -203,16 +214,20 @@ def replies(
                                                                        for r in hit):
             _index(cache, key, backend, prompts, intervention, max_new_tokens)
             return list(hit)
-    with _Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
+
+    def compute(sub: PromptSet, progress: Any) -> list[str]:
         if intervention is None:
-            texts = backend.generate(prompts, max_new_tokens, batch_size=batch_size,
-                                     progress=bar.callback)
-        else:
-            texts = backend.generate(prompts, max_new_tokens, intervention=intervention,
-                                     batch_size=batch_size, progress=bar.callback)
-    if cache is not None:
-        cache.store_json(key, list(texts))
-        _index(cache, key, backend, prompts, intervention, max_new_tokens)
+            return backend.generate(sub, max_new_tokens, batch_size=batch_size,
+                                    progress=progress)
+        return backend.generate(sub, max_new_tokens, intervention=intervention,
+                                batch_size=batch_size, progress=progress)
+
+    with _Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
+        if cache is None:
+            return compute(prompts, bar.callback)
+        # Batch by batch, so an interrupted run keeps the replies it finished.
+        texts = chunked_texts(cache, key, prompts, batch_size, compute, progress=bar.callback)
+    _index(cache, key, backend, prompts, intervention, max_new_tokens)
     return texts
 
 

@@ -545,6 +545,14 @@ class ArrayCache:
                         total += path.stat().st_size
         return total
 
+    def discard(self, key: str) -> None:
+        """Delete ``key``'s files (array, metadata, JSON result), if any; never raises for
+        a file that is already gone (another process may have discarded it first)."""
+        shard = self._shard(key)
+        for suffix in (".json", ".npy", ".result.json"):  # metadata first: no half entries
+            with contextlib.suppress(OSError):
+                (shard / f"{key}{suffix}").unlink()
+
     def clear(self) -> int:
         """Remove this namespace's entries.
 

@@ -270,9 +270,17 @@ def folder_fingerprint(folder: Path, memo_dir: Path) -> str:
 
 @dataclass(frozen=True)
 class LoadOptions:
+    """How to load: dtype, device, cache folder, and remote execution.
+
+    Attributes:
+        remote: None (run here), ``"ndif"`` (every pass on NDIF, weights never loaded
+            here) or ``"local"`` (nnsight's local simulation of the NDIF path).
+    """
+
     dtype: str = "float32"
     device: str = "cpu"
     cache_dir: Path = Path(".")
+    remote: str | None = None
 
 
 def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
@@ -281,6 +289,27 @@ def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
     Raises:
         BackendError: The model cannot be loaded; the message names it and the fix.
     """
+    if options.remote == "ndif":
+        from refusal_checks import remote
+
+        remote.check_spec(spec.kind, spec.name)
+        remote.check_served(spec.source)
+        from refusal_checks.remote_backend import load_remote
+
+        return load_remote(spec.source, spec.revision, name=spec.name)
+    backend = _load_here(spec, options)
+    if options.remote == "local":
+        if spec.kind == "synthetic":
+            raise BackendError(
+                f"--refusal-remote-local simulates nnsight's remote path, but {spec.name} is a "
+                "synthetic world without nnsight. Use a real model (a folder, a .gguf, an "
+                "embedded alias or a hub id).")
+        backend.remote = "local"  # type: ignore[attr-defined]
+    return backend
+
+
+def _load_here(spec: ModelSpec, options: LoadOptions) -> "Backend":
+    """Load the model's weights into this process."""
     models_dir = options.cache_dir / "models"
     if spec.kind == "synthetic":
         from refusal_checks.synthetic import SyntheticBackend

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import architectures
+from refusal_checks import architectures, memory
 from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
 from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
+from refusal_checks.remote import remote_scope
 
 DTYPES = ("float32", "bfloat16", "float16")
 _DENSE_MARKER = "refusal_checks_dense.json"
@@ -184,6 +185,8 @@ class NnsightBackend:
         dtype: str,
         device: str,
         info: dict[str, str] | None = None,
+        remote: bool | str = False,
+        lm: Any = None,
     ) -> None:
         from nnsight.modeling.transformers import TransformersModel
 
@@ -197,7 +200,11 @@ class NnsightBackend:
             tokenizer.pad_token = tokenizer.eos_token
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.lm = TransformersModel(model, tokenizer=tokenizer)
+        # lm: a wrapper nnsight built itself (a meta skeleton named by hub id, for NDIF).
+        self.lm = lm if lm is not None else TransformersModel(model, tokenizer=tokenizer)
+        # Passed to every trace and generation: False (here), True (NDIF) or "local"
+        # (nnsight's serialise/deserialise simulation of NDIF; refusal_checks.remote).
+        self.remote = remote
         tokenizer.padding_side = "left"  # nnsight does this too; positions count from the end
         self.name = name
         self.fingerprint = fingerprint
@@ -257,6 +264,8 @@ class NnsightBackend:
         progress: ProgressCallback | None = None,
     ) -> np.ndarray:
         torch = _torch()
+        import nnsight
+
         layers = check_layers(layers, self.n_layers, self.name)
         positions = check_positions(positions)
         order = sorted(set(layers))  # nnsight needs modules requested in forward order
@@ -274,12 +283,16 @@ class NnsightBackend:
         out = np.empty((len(texts), len(layers), len(positions), self.d_model), np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            saved = {}
-            with torch.inference_mode(), self.lm.trace(self._batch(chunk), logits_to_keep=1):
+            with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
+                    self._batch(chunk), logits_to_keep=1, remote=self.remote):
+                # Built and saved inside the block: a remote run sends back only variables
+                # bound there and marked saved (a dict filled from outside stays empty).
+                saved = {}
                 for layer in order:
                     # .input of block L is resid_pre; transformers 5 blocks take the hidden
                     # state as their first argument ([batch, seq, d_model]).
-                    saved[layer] = self.lm.model.layers[layer].input[:, index, :].save()
+                    saved[layer] = self.lm.model.layers[layer].input[:, index, :]
+                nnsight.save(saved)
             for j, layer in enumerate(layers):
                 values = saved[layer].float().cpu().numpy()
                 out[start : start + len(chunk), j] = values
@@ -369,7 +382,8 @@ class NnsightBackend:
         out = np.empty((len(texts), self.model.config.vocab_size), np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            with torch.inference_mode(), self.lm.trace(self._batch(chunk), logits_to_keep=1):
+            with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
+                    self._batch(chunk), logits_to_keep=1, remote=self.remote):
                 if intervention is not None:
                     self._edit(intervention, torch)
                 # The model's logits, not lm_head's: Gemma-2 soft-caps them after the head.
@@ -413,15 +427,20 @@ class NnsightBackend:
             batch.pop("position_ids")  # generate derives them from the mask itself
             options = dict(max_new_tokens=max_new_tokens, do_sample=False,
                            pad_token_id=self.tokenizer.pad_token_id)
-            if intervention is None:
+            if intervention is None and not self.remote:
                 with torch.inference_mode():
                     tokens = self.model.generate(**batch, **options)
+            elif intervention is None:  # the weights are elsewhere: generate through nnsight
+                with remote_scope(self.remote, self.name), torch.inference_mode(), \
+                        self.lm.generate(batch, remote=self.remote, **options) as tracer:
+                    tokens = tracer.result.save()
             else:
                 # eos_token_id=None: the iter loop needs every step, and min_new_tokens alone
                 # would get them by banning the end token, changing the greedy replies.
-                with torch.inference_mode(), self.lm.generate(
-                        batch, min_new_tokens=max_new_tokens, eos_token_id=None,
-                        **options) as tracer:
+                with remote_scope(self.remote, self.name), torch.inference_mode(), \
+                        self.lm.generate(batch, min_new_tokens=max_new_tokens,
+                                         eos_token_id=None, remote=self.remote,
+                                         **options) as tracer:
                     for _ in tracer.iter[:max_new_tokens]:
                         self._edit(intervention, torch)
                     tokens = tracer.result.save()
@@ -481,6 +500,7 @@ def load_folder(
 
     _quiet_transformers()
     device = resolve_device(device)
+    _check_fits_folder(name, folder, dtype, device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=_dtype(dtype))
@@ -492,6 +512,15 @@ def load_folder(
     model.to(device)
     return NnsightBackend(model, tokenizer, name=name, fingerprint=fingerprint, dtype=dtype,
                           device=device, info=info)
+
+
+def _check_fits_folder(name: str, folder: Path, dtype: str, device: str) -> None:
+    """Refuse, before loading, a model whose weights would not fit (refusal_checks.memory)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # from_pretrained reports a missing or broken config with its own message
+    memory.check_fits(name, folder, config, dtype, device)
 
 
 def _env_true(name: str) -> bool:
@@ -546,11 +575,14 @@ def load_hub(
             tokenizer = AutoTokenizer.from_pretrained(
                 repo_id, revision=revision, local_files_only=local_only
             )
+            memory.check_hub(name, repo_id, revision, dtype, device, local_only)
             model = AutoModelForCausalLM.from_pretrained(
                 repo_id, revision=revision, dtype=_dtype(dtype), local_files_only=local_only
             )
             loaded = model, tokenizer
             break
+        except BackendError:  # it will not fit: say so, do not try the hub as well
+            raise
         except Exception as error:  # hub errors come in many classes; all end the same way
             where = "local cache" if local_only else "hub"
             first_line = (str(error).splitlines() or [""])[0][:200]

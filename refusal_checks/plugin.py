@@ -39,6 +39,9 @@ LABELS = "--refusal-labels"
 ROBUSTNESS = "--refusal-robustness"
 HTML_REPORT = "--refusal-html"
 BASELINE = "--refusal-baseline"
+REMOTE = "--refusal-remote"
+REMOTE_LOCAL = "--refusal-remote-local"
+REMOTE_DEST = "refusal_remote"  # both flags set it: "ndif" or "local"
 
 DTYPES = ("float32", "bfloat16", "float16")
 VERDICT_PROPERTY = "refusal_verdict"
@@ -126,8 +129,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(MAX_PROMPTS, type=_prompt_budget, default=None, metavar="N",
                     help="use at most N prompts per prompt set (a budget for quick runs; "
                     "at least 10), drawn round-robin over sub-genres.")
-    group.addoption(BATCH_SIZE, type=_positive_int, default=16, metavar="N",
-                    help="prompts per forward pass. Default: 16.")
+    group.addoption(BATCH_SIZE, type=_positive_int, default=None, metavar="N",
+                    help="prompts per forward pass. Default: 16 (64 with --refusal-remote).")
     group.addoption(SEED, type=_int, default=0, metavar="N",
                     help="seed of every resample and bootstrap. Default: 0.")
     group.addoption(BOOTSTRAP, type=_positive_int, default=500, metavar="N",
@@ -146,6 +149,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "at the chosen and neighbouring layers (from cached activations) and "
                     "report a verdict that changes in more than 1 in 5 of them as fragile. "
                     "Default: 0 (off).")
+    group.addoption(REMOTE, action="store_const", const="ndif", dest=REMOTE_DEST,
+                    default=None,
+                    help="run every trace and generation on NDIF through nnsight (remote=True); "
+                    "the weights are never loaded here. Needs a hub id as --model and an NDIF "
+                    "key (NDIF_API_KEY or `nnsight login`); NDIF_HOST overrides the host.")
+    group.addoption(REMOTE_LOCAL, action="store_const", const="local", dest=REMOTE_DEST,
+                    help="nnsight's local simulation of the remote path (remote=\"local\"): "
+                    "each block is serialised and deserialised as for NDIF, then run here.")
     group.addoption(JSON_REPORT, default=None, metavar="PATH",
                     help="write every verdict, with model, versions, seed and timings, as JSON.")
     group.addoption(HTML_REPORT, default=None, metavar="PATH",
@@ -315,6 +326,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if reporter is not None:
         reporter.write_line(f"refusal_checks: cleared {removed} cached entries in "
                             f"{state.cache_dir}")
+
+
+def _check_remote(config: pytest.Config, models: list[str], aliases: dict[str, Any]) -> None:
+    """--refusal-remote needs hub ids and a key: say so now (exit 4), before any loading."""
+    if config.getoption(REMOTE_DEST, None) != "ndif":
+        return
+    from refusal_checks.models import resolve
+    from refusal_checks.remote import RemoteExecutionError, check_spec, require_key
+
+    try:
+        for name in models:
+            check_spec(resolve(name, aliases).kind, name)
+        require_key()
+    except RemoteExecutionError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def _check_prompts(config: pytest.Config) -> None:
@@ -493,6 +519,7 @@ def _run_options(config: pytest.Config) -> dict[str, Any]:
         "dtype": config.getoption(DTYPE), "device": config.getoption(DEVICE),
         "max_prompts": config.getoption(MAX_PROMPTS), "prompts": config.getoption(PROMPTS),
         "strict": config.getoption(STRICT),
+        "remote": config.getoption(REMOTE_DEST, None),
     }
 
 

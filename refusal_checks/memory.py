@@ -1,0 +1,170 @@
+"""Will the model fit? An estimate before loading, instead of an OOM kill half-way through.
+
+The weights' size comes from what is on disk without reading the weights: the safetensors
+index's ``total_size`` (bytes as stored, rescaled to the requested dtype), else the
+safetensors files' sizes, else a parameter count from ``config.json`` (decoder-only
+transformers: embeddings, attention, gated MLP, norms, untied head). Free memory is
+``torch.cuda.mem_get_info`` on a CUDA device, else psutil's available RAM, else
+``MemAvailable`` from /proc/meminfo. Set ``REFUSAL_CHECKS_SKIP_MEMORY_CHECK=1`` to load
+anyway (swap, unified memory, an estimate that is wrong for an unusual architecture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from refusal_checks.errors import BackendError
+
+GIB = 1024 ** 3
+BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+# A run holds the weights plus a working set: a batch's activations and first-token
+# logits (logits_to_keep=1), the tokenizer, Python and torch. ../shared/MODELS.md measured
+# a 4.7 GB peak for Qwen-0.5B at batch 32 in float32 (2.5 GB of weights); weights x 1.2
+# + 2 GiB covers that (5.0 GB). The fixed part is capped at the weights' own size, so a
+# tiny test model is never refused on a busy machine for want of 2 GiB it will not use.
+OVERHEAD_FACTOR = 1.2
+OVERHEAD_BYTES = 2 * GIB
+SKIP_ENV = "REFUSAL_CHECKS_SKIP_MEMORY_CHECK"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Weights' bytes in the requested dtype, and how that was found."""
+
+    weight_bytes: int
+    how: str
+
+    @property
+    def need_bytes(self) -> int:
+        return int(self.weight_bytes * OVERHEAD_FACTOR + min(OVERHEAD_BYTES, self.weight_bytes))
+
+
+def parameter_count(config: dict[str, Any]) -> int:
+    """Parameters of a decoder-only chat model from its config (Llama, Qwen, Gemma, Mistral).
+
+    Raises:
+        KeyError: The config lacks the sizes (not a decoder-only transformer config).
+    """
+    config = config.get("text_config", config)  # multimodal wrappers nest the LM's config
+    d = int(config["hidden_size"])
+    layers = int(config["num_hidden_layers"])
+    vocab = int(config["vocab_size"])
+    ff = int(config.get("intermediate_size") or 4 * d)
+    heads = int(config.get("num_attention_heads") or 1)
+    kv_heads = int(config.get("num_key_value_heads") or heads)
+    head_dim = int(config.get("head_dim") or d // heads)
+    attention = d * heads * head_dim * 2 + d * kv_heads * head_dim * 2  # q, o and k, v
+    mlp = 3 * d * ff  # gate, up, down
+    per_layer = attention + mlp + 2 * d  # two norms
+    embed = vocab * d
+    head = 0 if config.get("tie_word_embeddings", True) else vocab * d
+    return embed + head + layers * per_layer + d
+
+
+def stored_dtype(config: dict[str, Any]) -> str:
+    value = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    return value.removeprefix("torch.")
+
+
+def estimate(folder: Path | None, config: dict[str, Any], dtype: str) -> Estimate:
+    """Bytes of the weights in ``dtype``, from the folder's files if it has them, else the config."""
+    want = BYTES.get(dtype, 4)
+    stored = BYTES.get(stored_dtype(config), 4)
+    if folder is not None:
+        index = folder / "model.safetensors.index.json"
+        try:
+            total = int(json.loads(index.read_text())["metadata"]["total_size"])
+            return Estimate(total * want // stored, f"{index.name} ({total / GIB:.1f} GiB "
+                            f"as stored in {stored_dtype(config)})")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        files = sorted(folder.glob("*.safetensors"))
+        if files:
+            total = sum(f.stat().st_size for f in files)
+            return Estimate(total * want // stored, f"{len(files)} safetensors file(s), "
+                            f"{total / GIB:.1f} GiB as stored in {stored_dtype(config)}")
+    count = parameter_count(config)
+    return Estimate(count * want, f"{count / 1e9:.2f}B parameters from config.json")
+
+
+def free_bytes(device: str) -> tuple[int, str]:
+    """(bytes free, what that is) for ``device``."""
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+        free, _total = torch.cuda.mem_get_info(index)
+        return int(free), f"free GPU memory on cuda:{index}"
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available), "available RAM"
+    except ImportError:
+        pass
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024, "available RAM (/proc/meminfo)"
+    raise OSError("cannot tell free memory: no psutil and no MemAvailable in /proc/meminfo")
+
+
+def message(name: str, dtype: str, device: str, found: Estimate, free: int, what: str) -> str:
+    """The error text when ``found`` does not fit in ``free`` bytes."""
+    fixes = []
+    if BYTES.get(dtype, 4) > 2:
+        fixes.append("--refusal-dtype bfloat16 (halves the weights)")
+    if not device.startswith("cuda"):
+        fixes.append("--refusal-device cuda on a GPU that has the room")
+    fixes.append("--refusal-remote (runs on NDIF; nothing is loaded here)")
+    fixes.append(f"or set {SKIP_ENV}=1 to load anyway (e.g. with swap)")
+    return (f"{name} will not fit: its weights take about {found.weight_bytes / GIB:.1f} GiB "
+            f"in {dtype} ({found.how}), about {found.need_bytes / GIB:.1f} GiB with the "
+            f"working memory of a run, but only {free / GIB:.1f} GiB of {what} is left. "
+            f"Loading it would end in an out-of-memory kill. Options: {'; '.join(fixes)}.")
+
+
+def check_fits(name: str, folder: Path | None, config: dict[str, Any], dtype: str,
+               device: str, free: tuple[int, str] | None = None) -> Estimate | None:
+    """Raise :class:`BackendError` before loading when the model cannot fit.
+
+    Args:
+        name: The model, for the message.
+        folder: Local folder with the weight files, if any (for their sizes).
+        config: The model's config.json as a dict.
+        dtype: The dtype it will be loaded in.
+        device: Where it will be loaded ("cpu", "cuda", "cuda:1").
+        free: (bytes, description) to use instead of asking the system (tests).
+
+    Returns:
+        The estimate, or None when it could not be made (the load then goes ahead: an
+        unusual config is no reason to refuse a model).
+    """
+    if os.environ.get(SKIP_ENV, "").strip() not in ("", "0"):
+        return None
+    try:
+        found = estimate(folder, config, dtype)
+        available, what = free if free is not None else free_bytes(device)
+    except (KeyError, ValueError, TypeError, OSError):
+        return None
+    if found.need_bytes > available:
+        raise BackendError(message(name, dtype, device, found, available, what))
+    return found
+
+
+def check_hub(name: str, repo_id: str, revision: str | None, dtype: str, device: str,
+              local_only: bool) -> Estimate | None:
+    """:func:`check_fits` for a hub model: its config (a few kB) and, when the hub's local
+    cache has it, the safetensors index; never the weights."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        path = Path(hf_hub_download(repo_id, "config.json", revision=revision,
+                                    local_files_only=local_only))
+        config = json.loads(path.read_text())
+    except Exception:  # noqa: BLE001 - no config yet: from_pretrained reports it properly
+        return None
+    return check_fits(name, path.parent, config, dtype, device)
