@@ -55,7 +55,7 @@ def server_without_refusal_checks() -> Iterator[_NoRefusalChecks]:
 
 
 @contextmanager
-def fake_ndif(server_lm: Any) -> Iterator[list[int]]:
+def fake_ndif(server_lm: Any, drop_after: int | None = None) -> Iterator[list[int]]:
     """Answer ``remote=True`` requests the way an NDIF server would, in a forked process.
 
     nnsight's RemoteBackend serialises the block for real; instead of a websocket, a
@@ -65,6 +65,7 @@ def fake_ndif(server_lm: Any) -> Iterator[list[int]]:
     back only the variables the block marked with ``save``, through ``torch.save``, as
     NDIF's result does. Unlike ``remote="local"``, nothing the block does to the caller's
     own objects (a dict defined outside it) can leak back. Yields the payload sizes.
+    With ``drop_after``, the connection resets on every request after that many.
     """
     import io
     import os
@@ -93,6 +94,8 @@ def fake_ndif(server_lm: Any) -> Iterator[list[int]]:
 
     def request(self: Any, request: Any, tracer: Any) -> dict[str, Any]:
         blob = self._serialize(tracer)
+        if drop_after is not None and len(sizes) >= drop_after:
+            raise ConnectionResetError(104, "Connection reset by peer")
         sizes.append(len(blob))
         read, write = os.pipe()
         pid = os.fork()

@@ -241,3 +241,32 @@ def test_remote_true_against_a_fake_ndif_server_matches_local(on_ndif: Any, tiny
     assert replies == tiny_backend.generate(prompts(), 5, intervention=EDITS[edit],
                                             batch_size=4)
     assert len(sizes) == 3 and max(sizes) < 500_000  # one request per batch, no weights
+
+
+def test_a_run_that_loses_ndif_half_way_resumes_without_repeating_work(
+        on_ndif: Any, tiny_backend: Any, tmp_path: Path) -> None:
+    """Activations of three prompt sets in batches of 2 (6 requests); the connection drops
+    after 3. The rerun sends only the 3 missing requests, and the result equals a local run."""
+    from refusal_checks.activations import collect
+    from refusal_checks.cache import ArrayCache
+    from refusal_checks.prompts import CategoryPrompts, PromptCollection
+
+    from .remote_sim import fake_ndif
+
+    def make(name: str, side: str) -> PromptSet:
+        return PromptSet(name, "tiny" if side != "benign" else "benign", side, PROMPTS, "test")
+
+    coll = PromptCollection({"tiny": CategoryPrompts("tiny", make("tiny/refuse", "refuse"),
+                                                     make("tiny/matched", "matched"))},
+                            make("benign", "benign"), "test")
+    cache = ArrayCache(tmp_path, "activations")
+    with fake_ndif(tiny_backend.lm, drop_after=3) as first:
+        with pytest.raises(remote.RemoteExecutionError, match="lost the connection.*resume"):
+            collect(on_ndif, coll, position=-1, cache=cache, batch_size=2)
+    with fake_ndif(tiny_backend.lm) as second:
+        resumed = collect(on_ndif, coll, position=-1, cache=cache, batch_size=2)
+    assert (len(first), len(second)) == (3, 3)
+    assert (resumed.batches_cached, resumed.prompts_computed) == (1, 6)
+    local = collect(tiny_backend, coll, position=-1, cache=None, batch_size=2)
+    np.testing.assert_allclose(resumed.refuse["tiny"], local.refuse["tiny"], atol=TOLERANCE)
+    np.testing.assert_allclose(resumed.benign, local.benign, atol=TOLERANCE)
