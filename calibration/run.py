@@ -11,6 +11,8 @@ Wilson intervals, then every scenario x claim.
     .venv/bin/python calibration/run.py --quick         # 40 worlds per scenario
     .venv/bin/python calibration/run.py --scenarios shared,real-like \
         --claims distinct-under-matched-control --worlds 20 --json out.json
+    .venv/bin/python calibration/run.py --scenarios behaviour-shared,behaviour-distinct \
+        --claims distinct-directions,distinct-under-behaviour-control   # the genre world
     .venv/bin/python calibration/run.py --behaviour --jobs 2   # the 7 behavioural claims
     .venv/bin/python calibration/run.py --behaviour --behaviour-scenarios half-kept --worlds 20
     .venv/bin/python calibration/run.py --style --jobs 2       # the 5 style claims

@@ -8,7 +8,10 @@ through the same code calibration/run.py runs.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from refusal_checks import calibration, geometry, geometry_claims
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_control import (CONTROL, MIN_PER_SIDE, REPLY_TOKENS,
                                               behaviour_directions)
+from refusal_checks.prompts import bundled, load_prompts
 from refusal_checks.synthetic import World
 from refusal_checks.verdict import Outcome
 from refusal_checks.worlds import Design, evidence, refusals
@@ -195,3 +199,34 @@ def test_the_behaviour_claim_needs_the_replies():
     acts, behaviour = evidence(Design(categories=3, n_refuse=24, n_matched=24, n_benign=48))
     defaults = calibration.claim_verdicts(acts, behaviour, n_boot=N_BOOT)
     assert set(defaults) == set(calibration.CLAIM_IDS) - {"distinct-under-behaviour-control"}
+
+
+# --- the real-data known-answer files (README: "A real-data check of the three designs") --
+
+SHARED = Path(os.environ.get("REFUSAL_CHECKS_SHARED")
+              or Path(__file__).resolve().parents[2].parent / "shared")
+
+
+@pytest.mark.skipif(not (SHARED / "datasets").is_dir(),
+                    reason=f"shared datasets folder {SHARED / 'datasets'} is absent; set "
+                    "REFUSAL_CHECKS_SHARED to the folder holding datasets/coconot and xstest")
+def test_genre_known_answer_files_load_as_two_categories_with_twins(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "genre_known_answers", Path(__file__).resolve().parents[2] / "tools" /
+        "genre_known_answers.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    paths = tool.build(SHARED / "datasets", tmp_path)
+    split = load_prompts([paths["split"]], benign_fallback=bundled().benign)
+    sources = load_prompts([paths["sources"]], benign_fallback=bundled().benign)
+    assert list(split.categories) == ["half_a", "half_b"]
+    assert list(sources.categories) == ["ccn_safety", "xst_unsafe"]
+    for collection in (split, sources):
+        for category in collection.categories.values():
+            assert len(category.refuse) == len(category.matched) == tool.PER_SET
+    # The random halves share no prompt; the two-source file's XSTest set is half_a.
+    a, b = (set(split.categories[c].refuse.texts) for c in ("half_a", "half_b"))
+    assert not a & b
+    assert set(sources.categories["xst_unsafe"].refuse.texts) == a
+    assert tool.build(SHARED / "datasets", tmp_path / "again")["split"].read_text() == \
+        paths["split"].read_text()  # deterministic
