@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import architectures, memory
+from refusal_checks import memory
 from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
 from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
@@ -328,6 +328,11 @@ class NnsightBackend:
             return
         key = intervention.key()["direction"]
         if key not in self._write_units:
+            # Imported here, not at module level: NnsightBackend travels by value to NDIF,
+            # and a module object among its methods' globals would drag the module's loader
+            # (pytest's assertion-rewriting hook, with its config and capture files) along.
+            from refusal_checks import architectures
+
             torch = _torch()
             r = torch.tensor(intervention.direction, dtype=torch.float32)
             units = architectures.write_directions(self.model, r)
@@ -468,6 +473,8 @@ class NnsightBackend:
         torch = _torch()
         ablate = Ablate(direction)  # refuses NaN/inf and the zero vector, and normalises
         check_for_model(ablate, self.d_model, self.n_layers)  # the width, with the fix
+        from refusal_checks import architectures  # not a module global: see _prepare
+
         architectures.layout_for(self.model)  # an unknown family fails before the copy
         model = copy.deepcopy(self.model)
         if model.config.tie_word_embeddings or (

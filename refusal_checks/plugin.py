@@ -255,6 +255,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(problem)
     _check_prompts(config)
     _check_outputs(config)
+    _check_remote(config, models, aliases)
     cache_option = config.getoption(CACHE_DIR)
     state = RunState(models=list(dict.fromkeys(models)), user_aliases=aliases,
                      cache_option=Path(cache_option).expanduser() if cache_option else None)

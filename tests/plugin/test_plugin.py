@@ -417,11 +417,11 @@ def test_summary_table_names_model_and_verdict_on_an_80_column_terminal(
     start = result.outlines.index("Which claims hold")
     entries = [line for line in result.outlines[start:]
                if line.startswith("INCONCLUSIVE ") and "[synthetic:null]" in line]
-    assert len(entries) == 4, result.outlines
+    assert len(entries) == 5, result.outlines
     assert all(len(line) <= 80 for line in entries), entries
     ids = {line.split()[1] for line in entries}
     assert ids == {"stable-within-category", "distinct-directions", "more-than-one-direction",
-                   "distinct-under-matched-control"}, entries
+                   "distinct-under-matched-control", "distinct-under-behaviour-control"}, entries
 
 
 # -- 6. the JSON report ----------------------------------------------------------------------------
@@ -465,7 +465,11 @@ def cold(tmp_path_factory: pytest.TempPathFactory) -> ColdRun:
     copy_suite(directory)
     result = run_pytest(directory, *suite_args(directory / "cache"), *CACHE_RUN,
                         "--refusal-json", "cold.json")
-    assert result.ret == pytest.ExitCode.OK, text_of(result)
+    # The cache is what these tests are about, not the verdicts: with the budget of
+    # CACHE_RUN a claim may come out REFUTED (stable-within-category's 0.90 at 16/16
+    # halves), which fails its test but is no error of the run.
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), text_of(result)
+    assert result.parseoutcomes().get("errors", 0) == 0, text_of(result)
     return ColdRun(directory / "cache", json.loads((directory / "cold.json").read_text()))
 
 
