@@ -13,6 +13,8 @@ Wilson intervals, then every scenario x claim.
         --claims distinct-under-matched-control --worlds 20 --json out.json
     .venv/bin/python calibration/run.py --behaviour --jobs 2   # the 7 behavioural claims
     .venv/bin/python calibration/run.py --behaviour --behaviour-scenarios half-kept --worlds 20
+    .venv/bin/python calibration/run.py --behaviour --behaviour-claims \
+        ablation-is-category-selective --worlds 200
     .venv/bin/python calibration/run.py --style --jobs 2       # the 5 style claims
     .venv/bin/python calibration/run.py --style --style-scenarios styled,plain --worlds 20
 
@@ -93,6 +95,9 @@ def parser() -> argparse.ArgumentParser:
                    type=_names(list(calibration.BEHAVIOUR_SCENARIOS), "behaviour scenarios"),
                    default=list(calibration.BEHAVIOUR_SCENARIOS),
                    help="comma-separated behaviour scenario names (with --behaviour)")
+    p.add_argument("--behaviour-claims",
+                   type=_names(list(calibration.BEHAVIOUR_CLAIM_IDS), "behavioural claims"),
+                   default=None, help="only these behavioural claim ids (with --behaviour)")
     p.add_argument("--style", action="store_true",
                    help="calibrate the 5 style claims instead of the geometry claims")
     p.add_argument("--style-scenarios",
@@ -132,7 +137,10 @@ def study_main(args: argparse.Namespace, worlds: int, what: str, run, scenarios:
 
 
 def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
-    return study_main(args, worlds, "behavioural claims", calibration.run_behaviour,
+    def run(*a, **kw):
+        return calibration.run_behaviour(*a, only=args.behaviour_claims, **kw)
+
+    return study_main(args, worlds, "behavioural claims", run,
                       args.behaviour_scenarios, calibration.BEHAVIOUR_SCENARIOS,
                       calibration.behaviour_table_lines)
 
