@@ -481,6 +481,7 @@ class BehaviourScenario:
     design: Design
     null_for: tuple[str, ...] = ()
     effect_for: tuple[str, ...] = ()
+    confound_for: tuple[str, ...] = ()  # false for the mechanism, true for the statistic
     CLAIM_IDS: ClassVar[tuple[str, ...]] = BEHAVIOUR_CLAIM_IDS
 
     def role(self, claim: str) -> str | None:
@@ -488,6 +489,8 @@ class BehaviourScenario:
             return "null"
         if claim in self.effect_for:
             return "effect"
+        if claim in self.confound_for:
+            return "confound"
         return None
 
     def claims(self) -> tuple[str, ...]:
@@ -521,6 +524,10 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
                       effect_for=("random-direction-does-not-bypass",
                                   "random-direction-does-not-induce",
                                   "ablation-lowers-category-refusal", SELECTIVE)),
+    BehaviourScenario("one-direction-genre", "one refusal direction, genre offsets 4 (as "
+                      "large as the signal): each category's direction carries its genre",
+                      Design(World(cos=1.0, signal=4.0, genre=4.0), names=BUNDLED_NAMES,
+                             n_matched=0), confound_for=(SELECTIVE,)),
     BehaviourScenario("orthogonal-directions", "cos 0 between categories, signal 4: ablating "
                       "one category's direction leaves the others' refusal",
                       behaviour_design(cos=0.0), effect_for=(SELECTIVE,)),
@@ -668,5 +675,6 @@ def behaviour_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]
             supported = tally.rate(Outcome.SUPPORTED)
             lines.append(f"{claim:34} {role:6} {name:20} {tally.n:4}  {pct(supported):24}  "
                          f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
-                         f"{mean_estimate(tally):8.3f}  {goal_text(role, supported)}")
+                         f"{mean_estimate(tally):8.3f}  "
+                         f"{'none (genre)' if role == 'confound' else goal_text(role, supported)}")
     return lines

@@ -34,6 +34,15 @@ from refusal_checks.verdict import Verdict
 # it is two prompts of the 8-prompt probes. One shared pathway gives 0; directions with
 # cosine 0 give the whole baseline refusal rate.
 SELECTIVE_MARGIN = 0.25
+# The claim ablates the paper's directions (each category against one general benign pool),
+# which carry each category's genre offset as well as its refusal: a category's own prompts
+# project more strongly onto its own direction, so ablating it removes more of their
+# refusal even where one direction carries all refusal. In planted worlds with ONE refusal
+# direction and genre offsets as large as the signal it was SUPPORTED in most worlds
+# (calibration/README.md, one-direction-genre); without genre offsets, never.
+GENRE_CAVEAT = ("directions are the paper's (each category against one general benign "
+                "pool) and carry each category's genre: selectivity here may come from "
+                "genre, not from separate refusal mechanisms (calibration/README.md)")
 # Paired bootstrap replicates (each category's probe prompts resampled, the same draw for
 # the baseline and every ablation).
 CROSS_BOOTSTRAP = 1000
@@ -185,6 +194,7 @@ def ablation_is_category_selective(matrix: CrossAblation, agreement: Mapping[str
                           "random_drops": np.round(random_drops, 4).tolist(),
                           "mean_own_drop": round(own, 4), "mean_other_drop": round(other, 4),
                           "mean_random_drop": round(random, 4), "reading": reading,
+                          "caveat": GENRE_CAVEAT,
                           "too_few_baseline_refusals": [n for n, k in zip(names, keep) if not k],
                           "score_agreement": dict(agreement)},
                  requires=[behaviour.refuses(),
