@@ -266,5 +266,7 @@ def specific_parts_stable(study: DirectionStudy, behaviour: RefusalBehaviour, *,
                  details={"remainder_split_half": dict(zip(study.categories,
                                                            np.round(means, 4).tolist())),
                           "least_stable": weakest, **study.summary()},
-                 requires=[behaviour.refuses(),
+                 # A category whose whole direction is noise has no part to call stable
+                 # or not: INCONCLUSIVE, as for the core (geometry_claims.MIN_RELIABILITY).
+                 requires=[behaviour.refuses(), reliable(study),
                            (study.k >= 2, f"remainders need >= 2 categories, got {study.k}")])

@@ -92,3 +92,9 @@ def test_quick_calibration_subset(scenario: str, core: str, specific: str) -> No
             outcome = result[claim][0]
             assert (outcome == "supported") == (expected == "supported"), \
                 (scenario, seed, claim, result[claim])
+
+
+def test_a_model_that_never_refuses_gets_no_shared_core_verdict() -> None:
+    claims = (known_answers.CORE, known_answers.SPECIFIC)
+    result = known_answers.judge_world("never-refuses", 1, claims, n_boot=100)
+    assert {result[c][0] for c in claims} == {"inconclusive"}, result
