@@ -46,6 +46,13 @@ GENRE_CAVEAT = ("directions are the paper's (each category against one general b
 # Paired bootstrap replicates (each category's probe prompts resampled, the same draw for
 # the baseline and every ablation).
 CROSS_BOOTSTRAP = 1000
+# Level of the percentile interval. Rates from 8 binary outcomes often sit at 0 or 1,
+# where a resample sees no spread, so the bootstrap's standard error is too small: on 20
+# planted worlds at the boundary (calibration/README.md) the estimate's actual error
+# against 300 fresh prompts per category had sd 0.034, the bootstrap's se 0.027, 95%
+# intervals covered the world's truth in 18 of 20, and 7% of 100 worlds were SUPPORTED.
+# A 99% percentile interval is as wide as a 95% interval with the measured error.
+CROSS_LEVEL = 0.99
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,7 @@ def ablation_is_category_selective(matrix: CrossAblation, agreement: Mapping[str
     if measured >= 2:
         estimate = float(selectivity(drops, keep))
         boot_drops, _ = matrix.drops(matrix.rates(counts))
-        interval = percentile_interval(selectivity(boot_drops, keep))
+        interval = percentile_interval(selectivity(boot_drops, keep), CROSS_LEVEL)
         own = float(np.diag(drops)[keep].mean())
         sub = drops[np.ix_(keep, keep)]
         other = float((sub.sum() - np.trace(sub)) / (measured * (measured - 1)))
@@ -186,7 +193,7 @@ def ablation_is_category_selective(matrix: CrossAblation, agreement: Mapping[str
     return above("mean over categories of (drop under its own direction's ablation - mean "
                  "drop under the other categories' directions)", estimate, interval, margin,
                  n=measured, paper="not measured in the paper (ablation is 'partial', A.5)",
-                 seed=seed,
+                 seed=seed, level=CROSS_LEVEL,
                  details={"categories": names,
                           "ablated_rates": np.round(rates[1:1 + matrix.k], 4).tolist(),
                           "baseline_rates": dict(zip(names, np.round(rates[0], 4).tolist())),
