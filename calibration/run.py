@@ -11,7 +11,7 @@ Wilson intervals, then every scenario x claim.
     .venv/bin/python calibration/run.py --quick         # 40 worlds per scenario
     .venv/bin/python calibration/run.py --scenarios shared,real-like \
         --claims distinct-under-matched-control --worlds 20 --json out.json
-    .venv/bin/python calibration/run.py --behaviour --jobs 2   # the 7 behavioural claims
+    .venv/bin/python calibration/run.py --behaviour --jobs 2   # the 8 behavioural claims
     .venv/bin/python calibration/run.py --behaviour --behaviour-scenarios half-kept --worlds 20
     .venv/bin/python calibration/run.py --behaviour --behaviour-claims \
         ablation-is-category-selective --worlds 200
@@ -90,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--first-seed", type=_positive, default=1, help="seed of the first world")
     p.add_argument("--json", type=Path, default=None, help="also write the counts here")
     p.add_argument("--behaviour", action="store_true",
-                   help="calibrate the 7 behavioural claims instead of the geometry claims")
+                   help="calibrate the 8 behavioural claims instead of the geometry claims")
     p.add_argument("--behaviour-scenarios",
                    type=_names(list(calibration.BEHAVIOUR_SCENARIOS), "behaviour scenarios"),
                    default=list(calibration.BEHAVIOUR_SCENARIOS),
