@@ -210,7 +210,10 @@ def bootstrap_remainder_split_half(refuse: Sequence[ArrayLike],
 
 def _worst(values: FloatArray, replicates: FloatArray, categories: list[str]
            ) -> tuple[float, tuple[float, float], str]:
-    """(min over categories, its re-centred bootstrap interval, the weakest category)."""
+    """(min over categories, its re-centred bootstrap interval, the weakest category);
+    all NaN -> NaN (INCONCLUSIVE)."""
+    if np.all(np.isnan(values)):
+        return float("nan"), (float("nan"), float("nan")), ""
     worst = int(np.nanargmin(values))
     estimate = float(values[worst])
     with np.errstate(invalid="ignore"):

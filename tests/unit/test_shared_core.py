@@ -98,3 +98,9 @@ def test_a_model_that_never_refuses_gets_no_shared_core_verdict() -> None:
     claims = (known_answers.CORE, known_answers.SPECIFIC)
     result = known_answers.judge_world("never-refuses", 1, claims, n_boot=100)
     assert {result[c][0] for c in claims} == {"inconclusive"}, result
+
+
+def test_all_nan_values_give_a_nan_minimum() -> None:
+    estimate, interval, weakest = shared_core._worst(np.full(3, np.nan), np.full((5, 3), np.nan),
+                                                     ["a", "b", "c"])
+    assert np.isnan(estimate) and np.isnan(interval[0]) and weakest == ""
