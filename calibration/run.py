@@ -13,8 +13,10 @@ Wilson intervals, then every scenario x claim.
         --claims distinct-under-matched-control --worlds 20 --json out.json
     .venv/bin/python calibration/run.py --scenarios behaviour-shared,behaviour-distinct \
         --claims distinct-directions,distinct-under-behaviour-control   # the genre world
-    .venv/bin/python calibration/run.py --behaviour --jobs 2   # the 7 behavioural claims
+    .venv/bin/python calibration/run.py --behaviour --jobs 2   # the 8 behavioural claims
     .venv/bin/python calibration/run.py --behaviour --behaviour-scenarios half-kept --worlds 20
+    .venv/bin/python calibration/run.py --behaviour --behaviour-claims \
+        ablation-is-category-selective --worlds 200
     .venv/bin/python calibration/run.py --style --jobs 2       # the 5 style claims
     .venv/bin/python calibration/run.py --style --style-scenarios styled,plain --worlds 20
 
@@ -90,11 +92,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--first-seed", type=_positive, default=1, help="seed of the first world")
     p.add_argument("--json", type=Path, default=None, help="also write the counts here")
     p.add_argument("--behaviour", action="store_true",
-                   help="calibrate the 7 behavioural claims instead of the geometry claims")
+                   help="calibrate the 8 behavioural claims instead of the geometry claims")
     p.add_argument("--behaviour-scenarios",
                    type=_names(list(calibration.BEHAVIOUR_SCENARIOS), "behaviour scenarios"),
                    default=list(calibration.BEHAVIOUR_SCENARIOS),
                    help="comma-separated behaviour scenario names (with --behaviour)")
+    p.add_argument("--behaviour-claims",
+                   type=_names(list(calibration.BEHAVIOUR_CLAIM_IDS), "behavioural claims"),
+                   default=None, help="only these behavioural claim ids (with --behaviour)")
     p.add_argument("--style", action="store_true",
                    help="calibrate the 5 style claims instead of the geometry claims")
     p.add_argument("--style-scenarios",
@@ -134,7 +139,10 @@ def study_main(args: argparse.Namespace, worlds: int, what: str, run, scenarios:
 
 
 def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
-    return study_main(args, worlds, "behavioural claims", calibration.run_behaviour,
+    def run(*a, **kw):
+        return calibration.run_behaviour(*a, only=args.behaviour_claims, **kw)
+
+    return study_main(args, worlds, "behavioural claims", run,
                       args.behaviour_scenarios, calibration.BEHAVIOUR_SCENARIOS,
                       calibration.behaviour_table_lines)
 

@@ -10,6 +10,7 @@ refusal_checks/behaviour_claims.py (shared with calibration/run.py).
 import pytest
 
 from refusal_checks import behaviour_claims as claims
+from refusal_checks import cross_ablation
 from refusal_checks.interventions import Ablate
 
 
@@ -42,3 +43,21 @@ def test_ablating_each_category_direction_lowers_its_refusal(
     judge(claims.ablation_lowers_category_refusal(per_category, score_agreement,
                                                   refusal_behaviour,
                                                   pytestconfig.getoption("--refusal-seed")))
+
+
+@pytest.mark.claim("ablation-is-category-selective", protocol=CATEGORY_DIRECTIONS,
+                   paper="ours; PAPER.md A.5 leaves it open",
+                   says="Ablating a category's direction removes that category's refusal "
+                        "more than the other categories' (k x k cross-ablation).")
+def test_ablating_a_category_direction_is_selective(measure, probe, train_directions,
+                                                    refusal_behaviour, score_agreement,
+                                                    pytestconfig, judge):
+    # The diagonal repeats ablation-lowers-category-refusal's scores (same cache entries);
+    # margin 0.25 (SELECTIVE_MARGIN): about half of the paper's weakest own-direction drop
+    # must be specific to the category. The opposite reading ("shared") is in the details.
+    seed = pytestconfig.getoption("--refusal-seed")
+    matrix = cross_ablation.measure_cross_ablation(measure.score, probe.harmful,
+                                                   train_directions, seed)
+    judge(cross_ablation.ablation_is_category_selective(
+        matrix, score_agreement, refusal_behaviour, seed,
+        margin=cross_ablation.SELECTIVE_MARGIN))

@@ -22,11 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 
-from refusal_checks import behaviour_claims, geometry_claims
+from refusal_checks import behaviour_claims, geometry_claims, shared_core
 from refusal_checks.activations import LayerView
 from refusal_checks.behaviour import RefusalBehaviour, as_behaviour
 from refusal_checks.behaviour_control import CONTROL as BEHAVIOUR_CONTROL
@@ -55,6 +56,8 @@ CLAIMS: dict[str, tuple[str, Callable[[Any, RefusalBehaviour], Verdict]]] = {
     "distinct-under-matched-control": (MATCHED, geometry_claims.distinct_under_matched_control),
     "distinct-under-behaviour-control": (BEHAVIOUR,
                                          geometry_claims.distinct_under_behaviour_control),
+    "shared-refusal-core": (MATCHED, shared_core.shared_refusal_core),
+    "category-specific-parts-stable": (MATCHED, shared_core.specific_parts_stable),
 }
 CLAIM_IDS = tuple(CLAIMS)
 
@@ -216,6 +219,7 @@ BEHAVIOUR_CLAIM_IDS = (
     "ablation-bypasses-refusal", "addition-induces-refusal",
     "ablation-keeps-harmless-behaviour", "random-direction-does-not-bypass",
     "random-direction-does-not-induce", "shared-knob", "ablation-lowers-category-refusal",
+    "ablation-is-category-selective",
 )
 
 
@@ -367,6 +371,13 @@ class BehaviourMeasurements:
                 for name, direction in self.train_directions.items()}
             return behaviour_claims.ablation_lowers_category_refusal(
                 per_category, self.agreement(), b, seed)
+        if claim == "ablation-is-category-selective":
+            from refusal_checks.cross_ablation import (ablation_is_category_selective,
+                                                       measure_cross_ablation)
+
+            matrix = measure_cross_ablation(self.score, self.probe_harmful,
+                                            self.train_directions, seed)
+            return ablation_is_category_selective(matrix, self.agreement(), b, seed)
         raise ValueError(f"unknown behavioural claim id {claim!r}. Known: "
                          f"{', '.join(BEHAVIOUR_CLAIM_IDS)}.")
 
@@ -451,6 +462,11 @@ CONTROL_ABLATION, CONTROL_STEER = exact_change_offsets(behaviour_claims.CONTROL_
 # computed from the planted rates with KnobSweep.path_deviation; every direction moves
 # over-refusal by >= 0.44 across the sweep, so the knob precondition holds.
 BOUNDARY_KNOB_COS = 0.5
+# Category directions with this cosine (signal 4) make ablation selective by exactly the
+# claim's margin on average: mean selectivity over 12 worlds each 0.262 at cos 0.85,
+# 0.171 at 0.88, 0.117 at 0.90 (directions estimated from train halves, as the claim does).
+BOUNDARY_SELECTIVE_COS = 0.854
+SELECTIVE = "ablation-is-category-selective"
 
 
 @dataclass(frozen=True)
@@ -465,6 +481,7 @@ class BehaviourScenario:
     design: Design
     null_for: tuple[str, ...] = ()
     effect_for: tuple[str, ...] = ()
+    confound_for: tuple[str, ...] = ()  # false for the mechanism, true for the statistic
     CLAIM_IDS: ClassVar[tuple[str, ...]] = BEHAVIOUR_CLAIM_IDS
 
     def role(self, claim: str) -> str | None:
@@ -472,6 +489,8 @@ class BehaviourScenario:
             return "null"
         if claim in self.effect_for:
             return "effect"
+        if claim in self.confound_for:
+            return "confound"
         return None
 
     def claims(self) -> tuple[str, ...]:
@@ -489,7 +508,8 @@ _ARDITI = ("ablation-bypasses-refusal", "addition-induces-refusal",
 BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
     BehaviourScenario("one-direction", "one refusal direction (cos 1), signal 4: refuses ~98%",
                       behaviour_design(),
-                      effect_for=_ARDITI + ("shared-knob", "ablation-lowers-category-refusal")),
+                      effect_for=_ARDITI + ("shared-knob", "ablation-lowers-category-refusal"),
+                      null_for=(SELECTIVE,)),
     # At signal 2 the raw direction adds 2 to a benign decision: induced refusal ~0.5, a
     # boundary, so addition-induces-refusal is not an effect here.
     BehaviourScenario("one-direction-weak", "one refusal direction, signal 2: refuses ~50% "
@@ -497,12 +517,23 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
                       effect_for=("ablation-bypasses-refusal",
                                   "random-direction-does-not-bypass",
                                   "random-direction-does-not-induce", "shared-knob",
-                                  "ablation-lowers-category-refusal")),
+                                  "ablation-lowers-category-refusal"),
+                      null_for=(SELECTIVE,)),
     BehaviourScenario("distinct-directions", "cos 0.55 between categories, signal 4",
                       behaviour_design(cos=0.55),
                       effect_for=("random-direction-does-not-bypass",
                                   "random-direction-does-not-induce",
-                                  "ablation-lowers-category-refusal")),
+                                  "ablation-lowers-category-refusal", SELECTIVE)),
+    BehaviourScenario("one-direction-genre", "one refusal direction, genre offsets 4 (as "
+                      "large as the signal): each category's direction carries its genre",
+                      Design(World(cos=1.0, signal=4.0, genre=4.0), names=BUNDLED_NAMES,
+                             n_matched=0), confound_for=(SELECTIVE,)),
+    BehaviourScenario("orthogonal-directions", "cos 0 between categories, signal 4: ablating "
+                      "one category's direction leaves the others' refusal",
+                      behaviour_design(cos=0.0), effect_for=(SELECTIVE,)),
+    BehaviourScenario("boundary-selective", f"cos {BOUNDARY_SELECTIVE_COS}, signal 4: mean "
+                      "selectivity ~0.25, the margin", behaviour_design(
+                          cos=BOUNDARY_SELECTIVE_COS), null_for=(SELECTIVE,)),
     BehaviourScenario("harmless-far", "one direction; benign prompts 2 noise units on the "
                       "compliant side of it", behaviour_design(benign_shift=2.0),
                       effect_for=("ablation-keeps-harmless-behaviour",)),
@@ -515,7 +546,7 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
     BehaviourScenario("no-ablation", "ablation reaches nothing (reach 0)",
                       behaviour_design(ablation_reach=0.0),
                       null_for=("ablation-bypasses-refusal",
-                                "ablation-lowers-category-refusal")),
+                                "ablation-lowers-category-refusal", SELECTIVE)),
     BehaviourScenario("half-kept", f"ablation reaches nothing and any ablation adds "
                       f"{EXACT_HALF_ABLATION:.4f}: kept refusal exactly 0.5 in every world",
                       behaviour_design(ablation_reach=0.0, ablation_offset=EXACT_HALF_ABLATION),
@@ -568,14 +599,27 @@ def judge_behaviour_world(scenario: str | BehaviourScenario, seed: int,
     return {claim: (v.outcome.value, v.estimate) for claim, v in verdicts.items()}
 
 
+def _judge_only(scenario: str, seed: int, claims: Sequence[str]
+                ) -> dict[str, tuple[str, float]]:
+    """:func:`judge_behaviour_world` restricted to the scenario's claims among ``claims``."""
+    wanted = [c for c in BEHAVIOUR_SCENARIOS[scenario].claims() if c in claims]
+    return judge_behaviour_world(scenario, seed, wanted)
+
+
 def run_behaviour(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
-                  jobs: int = 1) -> dict[str, dict[str, Any]]:
+                  jobs: int = 1, only: Sequence[str] | None = None
+                  ) -> dict[str, dict[str, Any]]:
     """Judge ``worlds`` seeded replicates of each behaviour scenario -> scenario -> claim ->
     :class:`~refusal_checks.known_answers.Tally` (only the claims the scenario is a null or
-    an effect for). World seeds are ``first_seed, first_seed + 1, ...`` in every scenario.
+    an effect for, and of those only ``only`` when given). World seeds are
+    ``first_seed, first_seed + 1, ...`` in every scenario.
     """
-    return tally_worlds(judge_behaviour_world, BEHAVIOUR_SCENARIOS, list(scenarios), worlds,
-                        claims=lambda name: BEHAVIOUR_SCENARIOS[name].claims(),
+    def claims(name: str) -> tuple[str, ...]:
+        return tuple(c for c in BEHAVIOUR_SCENARIOS[name].claims()
+                     if only is None or c in only)
+
+    judge = judge_behaviour_world if only is None else partial(_judge_only, claims=only)
+    return tally_worlds(judge, BEHAVIOUR_SCENARIOS, list(scenarios), worlds, claims=claims,
                         kind="behaviour", first_seed=first_seed, jobs=jobs, chunksize=8)
 
 
@@ -631,5 +675,6 @@ def behaviour_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]
             supported = tally.rate(Outcome.SUPPORTED)
             lines.append(f"{claim:34} {role:6} {name:20} {tally.n:4}  {pct(supported):24}  "
                          f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
-                         f"{mean_estimate(tally):8.3f}  {goal_text(role, supported)}")
+                         f"{mean_estimate(tally):8.3f}  "
+                         f"{'none (genre)' if role == 'confound' else goal_text(role, supported)}")
     return lines

@@ -251,3 +251,43 @@ def confusion_chart(directions: Sequence[str], confusion: Sequence[Sequence[int]
     figure.colorbar(image, ax=ax, shrink=0.7, label="share of row").ax.tick_params(
         labelsize=FONT)
     return _png(figure)
+
+
+def cross_ablation_heatmap(categories: Sequence[str], rates: Sequence[Sequence[float]],
+                           baseline: Sequence[float], *, title: str) -> bytes:
+    """Cross-ablation as a heatmap of drops in refusal rate.
+
+    Cell (i, j): refusal rate of category j's probes at baseline minus with category i's
+    direction ablated (rows: ablated direction; columns: probe category). A selective
+    ablation is a dark diagonal on a pale field; one shared pathway darkens whole rows.
+
+    Args:
+        categories: ``k`` names.
+        rates: ``(k, k)`` refusal rates under ablation.
+        baseline: ``(k,)`` refusal rates unedited.
+    """
+    m = np.asarray(rates, dtype=float)
+    base = np.asarray(baseline, dtype=float)
+    k = len(categories)
+    if m.shape != (k, k) or base.shape != (k,):
+        raise ValueError(f"need a {k} x {k} matrix and {k} baseline rates for {k} categories, "
+                         f"got shapes {m.shape} and {base.shape}")
+    drops = base[None, :] - m
+    size = max(3.6, 1.6 + 0.5 * k)
+    figure = _figure(size + 0.9, size)
+    ax = figure.add_subplot()
+    image = ax.imshow(np.clip(drops, -1, 1), cmap="PuOr_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(k), list(categories), rotation=60, ha="right", fontsize=FONT)
+    ax.set_yticks(range(k), list(categories), fontsize=FONT)
+    for i in range(k):
+        for j in range(k):
+            value = drops[i, j]
+            text = "nan" if not np.isfinite(value) else f"{value:.2f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=FONT - 1.5,
+                    color="white" if np.isfinite(value) and abs(value) > 0.6 else "black")
+    ax.set_xlabel("probe category (refusal measured)", fontsize=FONT)
+    ax.set_ylabel("ablated direction", fontsize=FONT)
+    ax.set_title(title, fontsize=FONT + 1)
+    figure.colorbar(image, ax=ax, shrink=0.7, label="drop in refusal rate").ax.tick_params(
+        labelsize=FONT)
+    return _png(figure)

@@ -368,7 +368,7 @@ def _ablation_section(payload: dict[str, Any], models: list[str]) -> str:
 
     found = _by_claim(payload, lambda r: isinstance(r["details"].get("per_category"), dict))
     if not found:
-        return ""
+        return _cross_ablation(payload, models)
     paper = "; ".join(f"{k}: {lo:.2f}-{hi:.2f}" for k, (lo, hi) in PAPER_ABLATION_RR.items())
     parts = ['<h2 id="ablation">Ablation per category</h2>',
              f'<p class="note">Paper, refusal rate left after ablation: {_e(paper)}.</p>',
@@ -400,7 +400,38 @@ def _ablation_section(payload: dict[str, Any], models: list[str]) -> str:
                 tables.append(f'<p class="note">{_e(label)}: '
                               f"{_e(', '.join(map(str, record['details'][key])))}</p>")
     parts.append("</div>")
-    return "".join(parts + tables)
+    return "".join(parts + tables) + _cross_ablation(payload, models)
+
+
+def _cross_ablation(payload: dict[str, Any], models: list[str]) -> str:
+    """The k x k cross-ablation heatmap per model (claim ablation-is-category-selective)."""
+    from refusal_checks import figures
+
+    found = _by_claim(payload, lambda r: isinstance(r["details"].get("ablated_rates"), list))
+    if not found:
+        return ""
+    parts = ['<h3 id="cross-ablation">Cross-ablation: each category\'s direction ablated, '
+             "refusal on every category</h3>",
+             '<p class="note">Cell (i, j): drop in category j\'s refusal rate (cheap score) '
+             "when category i's direction is ablated. A selective ablation is a dark "
+             "diagonal; one shared pathway darkens whole rows.</p>", '<div class="row">']
+    notes = []
+    for model in models:
+        record = found.get(model)
+        if record is None:
+            continue
+        details = record["details"]
+        names = list(details["categories"])
+        baseline = [details["baseline_rates"][c] for c in names]
+        parts.append(_figure_or_note(
+            lambda: figures.cross_ablation_heatmap(
+                names, details["ablated_rates"], baseline,
+                title=f"{model}: drop in refusal under cross-ablation"),
+            f"cross-ablation drops, {model}"))
+        notes.append(f'<p class="note">{_e(model)}: {_e(details.get("reading", ""))} '
+                     f"(random directions: mean drop {_e(details.get('mean_random_drop'))})</p>")
+    parts.append("</div>")
+    return "".join(parts + notes)
 
 
 def _style_section(payload: dict[str, Any], models: list[str]) -> str:

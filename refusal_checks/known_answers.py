@@ -87,13 +87,35 @@ GEOMETRY_CLAIMS = tuple(c for c in CLAIM_IDS if c != BEHAVIOUR_CLAIM)
 BEHAVIOUR_WORLD = {"signal": 2.0, "spread": 3.0}
 
 _SHARED_NULLS = ("distinct-under-matched-control", "more-than-one-direction")
+# The shared-core claims (refusal_checks/shared_core.py, PAPER.md A.7).
+CORE = "shared-refusal-core"
+SPECIFIC = "category-specific-parts-stable"
+# Planted directions sqrt(c) core + sqrt(1 - c) own_i load sqrt(c) on the core: 0.25 puts
+# every loading exactly on CORE_THRESHOLD 0.5.
+BOUNDARY_CORE_COS = 0.25
+# A remainder after the pooled direction keeps (1 - c)(1 - 1/k) of a direction's squared
+# norm; at signal 4 (d 64, 32 + 32 matched prompts a half: half noise 64 / 16 = 4, 3.94
+# off the pooled axis) 16 (1 - c) 10/11 = 3.94 at c = 0.729, where signal equals noise
+# and the remainders' split-half cosine is SPECIFIC_THRESHOLD 0.5.
+BOUNDARY_SPECIFIC_COS = 0.729
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("real-like", "cos 0.55 (paper's mean), signal 4, genre 4: split-half ~0.94",
              _design(cos=0.55), effect_for=GEOMETRY_CLAIMS),
     Scenario("shared", "one refusal direction (cos 1), genre offsets 4",
-             _design(cos=1.0), null_for=_SHARED_NULLS, confound_for=("distinct-directions",)),
+             _design(cos=1.0), null_for=_SHARED_NULLS + (SPECIFIC,), effect_for=(CORE,),
+             confound_for=("distinct-directions",)),
     Scenario("shared-no-genre", "one refusal direction (cos 1), no genre offsets",
              _design(cos=1.0, genre=0.0), null_for=("distinct-directions",) + _SHARED_NULLS),
+    Scenario("core-and-parts", "cos 0.55, signal 6, genre 4: core loading 0.74, remainders' "
+             "split-half ~0.8 (matched split-half of whole directions 0.9, paper 0.96-0.99)",
+             _design(cos=0.55, signal=6.0), effect_for=(CORE, SPECIFIC)),
+    Scenario("no-core", "cos 0 between categories (no common component), genre 4",
+             _design(cos=0.0), null_for=(CORE,), effect_for=(SPECIFIC,)),
+    Scenario("boundary-core", f"cos {BOUNDARY_CORE_COS}: every core loading exactly 0.5",
+             _design(cos=BOUNDARY_CORE_COS), null_for=(CORE,)),
+    Scenario("boundary-specific", f"cos {BOUNDARY_SPECIFIC_COS}, signal 4: remainders' "
+             "signal = half-sample noise, split-half 0.5", _design(cos=BOUNDARY_SPECIFIC_COS),
+             null_for=(SPECIFIC,), effect_for=(CORE,)),
     Scenario("unstable-category", f"real-like, one category with extra noise "
              f"{UNSTABLE_EXTRA_NOISE}: its split-half ~0.90, at the threshold",
              Design(World(cos=0.55), unstable=1, extra_noise=UNSTABLE_EXTRA_NOISE),
@@ -109,7 +131,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("aniso-real-like", "real-like + shared mean 30 + 3 axes of noise std 5",
              _design(ANISOTROPIC, cos=0.55), effect_for=GEOMETRY_CLAIMS),
     Scenario("aniso-shared", "shared + shared mean 30 + 3 axes of noise std 5",
-             _design(ANISOTROPIC, cos=1.0), null_for=_SHARED_NULLS,
+             _design(ANISOTROPIC, cos=1.0), null_for=_SHARED_NULLS + (SPECIFIC,),
              confound_for=("distinct-directions",)),
     Scenario("aniso-boundary-dims", "boundary-dimensions + shared mean 30 + 3 axes std 5",
              _design(ANISOTROPIC, cos=PR_BOUNDARY_COS), null_for=("more-than-one-direction",)),

@@ -29,7 +29,7 @@ def _verdicts(pytester: pytest.Pytester, model: str) -> dict[str, dict]:
 
 def test_a_model_that_never_refuses_gets_no_supported_behavioural_verdict(pytester):
     verdicts = _verdicts(pytester, "synthetic:null")
-    assert len(verdicts) == 7
+    assert len(verdicts) == 8
     for claim, verdict in verdicts.items():
         assert verdict["outcome"] == "inconclusive", (claim, verdict["line"])
         assert "no measurable refusal" in verdict["reason"] or verdict["n"] < 8, verdict["line"]
@@ -74,3 +74,49 @@ def test_robustness_rejects_a_negative_count(pytester):
     result = pytester.runpytest_subprocess("claims", "--refusal-robustness", "-2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--refusal-robustness*expected a whole number*"])
+
+
+def test_one_direction_without_genre_offsets_makes_ablation_not_selective(pytester):
+    # One direction, no genre: ablating any category's direction removes every category's
+    # refusal. (With genre offsets each general-pool direction carries its category's
+    # genre and hits its own prompts harder: the caveat in the verdict's details.)
+    selective = _verdicts(pytester, "synthetic:shared,genre=0")[
+        "ablation-is-category-selective"]
+    assert selective["outcome"] == "refuted", selective["line"]
+    assert selective["details"]["reading"].startswith("shared"), selective["details"]
+    assert "genre" in selective["details"]["caveat"]
+
+
+def test_orthogonal_category_directions_make_ablation_category_selective(pytester):
+    verdicts = _verdicts(pytester, "synthetic:orthogonal")
+    selective = verdicts["ablation-is-category-selective"]
+    assert selective["outcome"] == "supported", selective["line"]
+    k = len(selective["details"]["categories"])
+    assert k >= 2 and len(selective["details"]["ablated_rates"]) == k
+    assert len(selective["details"]["random_drops"]) == 3
+
+
+def _core_verdicts(pytester: pytest.Pytester, model: str) -> dict[str, dict]:
+    copy_suite(pytester.path, per_category=48, claim_files=("test_shared_core.py",))
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "claims", "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--model", model,
+        "--refusal-prompts", "prompts.jsonl", "--refusal-cache-dir",
+        str(pytester.path / "cache"), "--refusal-json", str(report), "--refusal-bootstrap",
+        "100")
+    assert "Traceback" not in result.stdout.str()
+    return {v["claim"]: v for v in json.loads(report.read_text())["verdicts"]}
+
+
+@pytest.mark.parametrize(("model", "core", "specific"), [
+    ("synthetic:shared", "supported", "refuted"),  # one direction: core, parts are noise
+    ("synthetic:orthogonal", "refuted", "supported"),  # no core, stable own directions
+])
+def test_shared_core_claims_read_the_planted_world(pytester, model, core, specific):
+    verdicts = _core_verdicts(pytester, model)
+    assert verdicts["shared-refusal-core"]["outcome"] == core, \
+        verdicts["shared-refusal-core"]["line"]
+    assert verdicts["category-specific-parts-stable"]["outcome"] == specific, \
+        verdicts["category-specific-parts-stable"]["line"]
+    assert set(verdicts["shared-refusal-core"]["details"]["core_loadings"]) == \
+        set(verdicts["shared-refusal-core"]["details"]["categories"])

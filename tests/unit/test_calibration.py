@@ -52,7 +52,8 @@ def test_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
     categories, budget, n_boot, model = ["safety_core", "hate_speech", "humanizing"], 24, 60, \
         "synthetic:distinct,signal=2,spread=3"
     report = tmp_path / "report.json"
-    done = _run(["-m", "pytest", "claims/test_geometry.py", plugin.MODEL, model,
+    done = _run(["-m", "pytest", "claims/test_geometry.py", "claims/test_shared_core.py",
+                 plugin.MODEL, model,
                  plugin.CATEGORIES, ",".join(categories), plugin.MAX_PROMPTS, str(budget),
                  plugin.BOOTSTRAP, str(n_boot), plugin.JSON_REPORT, str(report),
                  "--refusal-cache-dir", str(tmp_path / "cache"), "-p", "no:cacheprovider",

@@ -98,6 +98,14 @@ def _details(claim: str, rng: np.random.Generator, *, counts: bool) -> dict[str,
                       "kept": {"refused": int(rng.integers(0, base + 1)), "n": base}}
         return {"per_category": per, "keeps_refusing": CATEGORIES[:2],
                 "too_few_baseline_refusals": CATEGORIES[5:7]}
+    if claim == "ablation-is-category-selective":
+        k = len(CATEGORIES)
+        baseline = rng.integers(3, 9, size=k) / 8
+        rates = np.tile(baseline, (k, 1)) - rng.integers(0, 3, size=(k, k)) / 8
+        np.fill_diagonal(rates, 0.125)
+        return {"categories": CATEGORIES, "ablated_rates": np.clip(rates, 0, 1).tolist(),
+                "baseline_rates": dict(zip(CATEGORIES, baseline.tolist())),
+                "reading": "selective: <own> 0.80, others 0.10", "mean_random_drop": 0.01}
     if "style" in claim:
         return {"style": _style(rng)}
     return {"baseline": {"refused": 14, "n": 32}, "judge": "substring (Arditi et al. 12 phrases)"}
@@ -223,8 +231,9 @@ def test_figures_are_embedded_pngs_and_nothing_is_fetched(two_models) -> None:
     parsed = parse(page)
     assert not parsed.external
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
-    # Per model: 2 cosine heatmaps, steering, ablation, style confusion; 2 split-half charts.
-    assert len(parsed.images) == 2 * 5 + 2
+    # Per model: 2 cosine heatmaps, steering, ablation, cross-ablation, style confusion;
+    # 2 split-half charts.
+    assert len(parsed.images) == 2 * 6 + 2
     for uri in parsed.images:
         width, height = png_size(uri)
         assert width > 100 and height > 100
@@ -544,3 +553,11 @@ def test_an_incomplete_run_says_so_at_the_top() -> None:
     rest = page[len(head):]
     assert rest.startswith("</h1><p><strong>Incomplete run</strong> (stopped early: stopping "
                            "after 1 failures): the verdicts cover only the claims that ran")
+
+
+def test_cross_ablation_record_gets_its_heatmap_and_reading() -> None:
+    page = render_html(realistic_payload(claims=["ablation-is-category-selective"]))
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b"' in page
+    assert "selective: &lt;own&gt; 0.80, others 0.10" in page  # the reading, escaped
+    with pytest.raises(ValueError, match="3 x 3 matrix"):
+        figures.cross_ablation_heatmap(["a", "b", "c"], [[0.0]], [1.0, 1.0, 1.0], title="t")
