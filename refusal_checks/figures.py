@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -39,6 +40,21 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
+def _annotated_matrix(ax: Any, values: np.ndarray, categories: Sequence[str], cmap: str) -> Any:
+    """A ``(k, k)`` matrix in [-1, 1] with category ticks and each value written in its cell."""
+    k = len(categories)
+    image = ax.imshow(np.clip(values, -1, 1), cmap=cmap, vmin=-1, vmax=1)
+    ax.set_xticks(range(k), list(categories), rotation=60, ha="right", fontsize=FONT)
+    ax.set_yticks(range(k), list(categories), fontsize=FONT)
+    for i in range(k):
+        for j in range(k):
+            value = values[i, j]
+            text = "nan" if not np.isfinite(value) else f"{value:.2f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=FONT - 1.5,
+                    color="white" if np.isfinite(value) and abs(value) > 0.6 else "black")
+    return image
+
+
 def cosine_heatmap(categories: Sequence[str], matrix: Sequence[Sequence[float]], *,
                    title: str) -> bytes:
     """A (category, category) cosine matrix as an annotated heatmap.
@@ -53,15 +69,7 @@ def cosine_heatmap(categories: Sequence[str], matrix: Sequence[Sequence[float]],
     size = max(3.6, 1.6 + 0.5 * k)
     figure = _figure(size + 0.9, size)
     ax = figure.add_subplot()
-    image = ax.imshow(np.clip(m, -1, 1), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(k), list(categories), rotation=60, ha="right", fontsize=FONT)
-    ax.set_yticks(range(k), list(categories), fontsize=FONT)
-    for i in range(k):
-        for j in range(k):
-            value = m[i, j]
-            text = "nan" if not np.isfinite(value) else f"{value:.2f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=FONT - 1.5,
-                    color="white" if np.isfinite(value) and abs(value) > 0.6 else "black")
+    image = _annotated_matrix(ax, m, categories, "RdBu_r")
     ax.set_title(title, fontsize=FONT + 1)
     figure.colorbar(image, ax=ax, shrink=0.7).ax.tick_params(labelsize=FONT)
     return _png(figure)
@@ -276,15 +284,7 @@ def cross_ablation_heatmap(categories: Sequence[str], rates: Sequence[Sequence[f
     size = max(3.6, 1.6 + 0.5 * k)
     figure = _figure(size + 0.9, size)
     ax = figure.add_subplot()
-    image = ax.imshow(np.clip(drops, -1, 1), cmap="PuOr_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(k), list(categories), rotation=60, ha="right", fontsize=FONT)
-    ax.set_yticks(range(k), list(categories), fontsize=FONT)
-    for i in range(k):
-        for j in range(k):
-            value = drops[i, j]
-            text = "nan" if not np.isfinite(value) else f"{value:.2f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=FONT - 1.5,
-                    color="white" if np.isfinite(value) and abs(value) > 0.6 else "black")
+    image = _annotated_matrix(ax, drops, categories, "PuOr_r")
     ax.set_xlabel("probe category (refusal measured)", fontsize=FONT)
     ax.set_ylabel("ablated direction", fontsize=FONT)
     ax.set_title(title, fontsize=FONT + 1)
