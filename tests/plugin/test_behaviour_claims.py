@@ -15,8 +15,9 @@ from tests.plugin.test_plugin import copy_suite
 BEHAVIOUR_FILES = ("test_single_direction.py", "test_category_steering.py")
 
 
-def _verdicts(pytester: pytest.Pytester, model: str) -> dict[str, dict]:
-    copy_suite(pytester.path, per_category=48, claim_files=BEHAVIOUR_FILES)
+def _verdicts(pytester: pytest.Pytester, model: str,
+              claim_files: tuple[str, ...] = BEHAVIOUR_FILES) -> dict[str, dict]:
+    copy_suite(pytester.path, per_category=48, claim_files=claim_files)
     report = pytester.path / "report.json"
     result = pytester.runpytest_subprocess(
         "claims", "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--model", model,
@@ -97,15 +98,7 @@ def test_orthogonal_category_directions_make_ablation_category_selective(pyteste
 
 
 def _core_verdicts(pytester: pytest.Pytester, model: str) -> dict[str, dict]:
-    copy_suite(pytester.path, per_category=48, claim_files=("test_shared_core.py",))
-    report = pytester.path / "report.json"
-    result = pytester.runpytest_subprocess(
-        "claims", "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--model", model,
-        "--refusal-prompts", "prompts.jsonl", "--refusal-cache-dir",
-        str(pytester.path / "cache"), "--refusal-json", str(report), "--refusal-bootstrap",
-        "100")
-    assert "Traceback" not in result.stdout.str()
-    return {v["claim"]: v for v in json.loads(report.read_text())["verdicts"]}
+    return _verdicts(pytester, model, ("test_shared_core.py",))
 
 
 @pytest.mark.parametrize(("model", "core", "specific"), [
