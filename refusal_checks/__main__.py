@@ -1,4 +1,5 @@
-"""Command line: ``python -m refusal_checks prepare | models | clear-cache | html | label``."""
+"""Command line: ``python -m refusal_checks prepare | models | clear-cache | html | label |
+compare``."""
 
 from __future__ import annotations
 
@@ -47,6 +48,24 @@ def _html(report: Path, out: Path) -> int:
     return 0
 
 
+def _compare(first: Path, second: Path) -> int:
+    """Print two saved reports side by side; exit 1 when any claim disagrees."""
+    from refusal_checks.compare import pair, render
+    from refusal_checks.html_report import load_report
+
+    try:
+        a, b = load_report(first), load_report(second)
+    except RefusalChecksError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rows = pair(a, b)
+    if not rows:
+        print(f"error: neither {first} nor {second} holds a verdict", file=sys.stderr)
+        return 2
+    print(render(rows, first.name, second.name), end="")
+    return 0 if all(r.agrees() for r in rows) else 1
+
+
 def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: int,
            labeller: str) -> int:
     """Label a stratified sample of a model's cached replies, blind to every judge."""
@@ -93,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
                           "self-contained HTML page")
     html.add_argument("report", type=Path, help="a report written by pytest --refusal-json")
     html.add_argument("out", type=Path, help="the HTML file to write")
+    compare = sub.add_parser("compare", help="compare two saved --refusal-json reports claim "
+                             "by claim (exit 1 when an outcome differs or an estimate moves "
+                             "by more than a quarter of its interval)")
+    compare.add_argument("first", type=Path, help="the reference report")
+    compare.add_argument("second", type=Path, help="the report compared with it")
     label = sub.add_parser("label", help="label cached replies of a run by hand, one at a "
                            "time, blind to every judge (resumable; guide: docs/labelling.md)")
     label.add_argument("labels", type=Path, help="JSONL file the labels are appended to")
@@ -108,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return _label(cache_dir, args.labels, args.fingerprint, args.n, args.seed, args.labeller)
     if args.command == "prepare":
         return _prepare(args.models, cache_dir)
+    if args.command == "compare":
+        return _compare(args.first, args.second)
     if args.command == "html":
         return _html(args.report, args.out)
     if args.command == "models":
