@@ -4,9 +4,11 @@ The weights' size comes from what is on disk without reading the weights: the sa
 index's ``total_size`` (bytes as stored, rescaled to the requested dtype), else the
 safetensors files' sizes, else a parameter count from ``config.json`` (decoder-only
 transformers: embeddings, attention, gated MLP, norms, untied head). Free memory is
-``torch.cuda.mem_get_info`` on a CUDA device, else psutil's available RAM, else
-``MemAvailable`` from /proc/meminfo. Set ``REFUSAL_CHECKS_SKIP_MEMORY_CHECK=1`` to load
-anyway (swap, unified memory, an estimate that is wrong for an unusual architecture).
+``torch.cuda.mem_get_info`` on a CUDA device (summed over every GPU for ``auto``, which
+spreads the model over them, with :func:`max_memory` as each GPU's share), else psutil's
+available RAM, else ``MemAvailable`` from /proc/meminfo. Set
+``REFUSAL_CHECKS_SKIP_MEMORY_CHECK=1`` to load anyway (swap, unified memory, an estimate
+that is wrong for an unusual architecture).
 """
 
 from __future__ import annotations
@@ -91,8 +93,33 @@ def estimate(folder: Path | None, config: dict[str, Any], dtype: str) -> Estimat
     return Estimate(count * want, f"{count / 1e9:.2f}B parameters from config.json")
 
 
+def gpu_free() -> dict[int, int]:
+    """Free bytes on each CUDA device torch sees, by index ({} without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {i: int(torch.cuda.mem_get_info(i)[0]) for i in range(torch.cuda.device_count())}
+
+
+def max_memory(found: Estimate, free: dict[int, int] | None = None) -> dict[int, int]:
+    """accelerate's ``max_memory`` for ``device_map="auto"``: what each GPU may hold of the
+    weights, its free memory less an equal share of a run's working memory (the part of
+    :attr:`Estimate.need_bytes` beyond the weights), so that the shares add up to what
+    :func:`check_fits` compared. GPUs left with nothing are not named."""
+    free = gpu_free() if free is None else free
+    share = (found.need_bytes - found.weight_bytes) // max(len(free), 1)
+    return {i: room - share for i, room in free.items() if room > share}
+
+
 def free_bytes(device: str) -> tuple[int, str]:
-    """(bytes free, what that is) for ``device``."""
+    """(bytes free, what that is) for ``device``; ``auto``: every GPU together."""
+    if device == "auto":
+        free = gpu_free()
+        if not free:
+            raise OSError("no CUDA device to spread the model over")
+        return sum(free.values()), (f"free GPU memory on cuda:0 to cuda:{len(free) - 1} "
+                                    f"together ({len(free)} GPUs)")
     if device.startswith("cuda"):
         import torch
 
@@ -117,8 +144,12 @@ def message(name: str, dtype: str, device: str, found: Estimate, free: int, what
     fixes = []
     if BYTES.get(dtype, 4) > 2:
         fixes.append("--refusal-dtype bfloat16 (halves the weights)")
-    if not device.startswith("cuda"):
-        fixes.append("--refusal-device cuda on a GPU that has the room")
+    if device.startswith("cuda"):
+        fixes.append("--refusal-device auto on a machine with several GPUs (spreads it "
+                     "over all of them)")
+    elif device != "auto":
+        fixes.append("--refusal-device cuda on a GPU that has the room, or auto to spread "
+                     "it over several GPUs")
     fixes.append("--refusal-remote (runs on NDIF; nothing is loaded here)")
     fixes.append(f"or set {SKIP_ENV}=1 to load anyway (e.g. with swap)")
     return (f"{name} will not fit: its weights take about {found.weight_bytes / GIB:.1f} GiB "
@@ -136,7 +167,7 @@ def check_fits(name: str, folder: Path | None, config: dict[str, Any], dtype: st
         folder: Local folder with the weight files, if any (for their sizes).
         config: The model's config.json as a dict.
         dtype: The dtype it will be loaded in.
-        device: Where it will be loaded ("cpu", "cuda", "cuda:1").
+        device: Where it will be loaded ("cpu", "cuda", "cuda:1", or "auto": several GPUs).
         free: (bytes, description) to use instead of asking the system (tests).
 
     Returns:

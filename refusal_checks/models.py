@@ -273,11 +273,15 @@ class LoadOptions:
     """How to load: dtype, device, cache folder, and remote execution.
 
     Attributes:
+        dtype: ``float32``, ``bfloat16``, ``float16``, or None: bfloat16 on CUDA, float32
+            elsewhere (:func:`refusal_checks.nnsight_backend.default_dtype`).
+        device: ``cpu``, ``cuda``, ``cuda:N`` (one GPU) or ``auto`` (every GPU, with
+            accelerate's device map; one GPU, or the CPU, where that is all there is).
         remote: None (run here), ``"ndif"`` (every pass on NDIF, weights never loaded
             here) or ``"local"`` (nnsight's local simulation of the NDIF path).
     """
 
-    dtype: str = "float32"
+    dtype: str | None = None
     device: str = "cpu"
     cache_dir: Path = Path(".")
     remote: str | None = None

@@ -33,18 +33,108 @@ def _torch():
     return torch
 
 
+def cuda_count() -> int:
+    """CUDA devices torch can use here (0 without a CUDA build or a driver)."""
+    torch = _torch()
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; other values are checked."""
+    """Where a model loads: ``cpu``, ``cuda``, ``cuda:N``, or ``auto`` for several GPUs.
+
+    ``auto`` stays ``auto`` when torch sees several CUDA devices (the model is then spread
+    over all of them with accelerate's device map, :func:`load_kwargs`), becomes ``cuda``
+    with one and ``cpu`` with none. ``cuda`` and ``cuda:N`` are one GPU, checked here.
+    """
     torch = _torch()
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        count = cuda_count()
+        return "auto" if count > 1 else "cuda" if count == 1 else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BackendError(
             f"--refusal-device {device!r} was asked for but torch sees no CUDA device "
             f"(torch {torch.__version__}). Install a CUDA build of torch (see README, 'GPU') "
             "or use --refusal-device cpu."
         )
+    if device.startswith("cuda:"):
+        count = cuda_count()
+        index = device.partition(":")[2]
+        if not index.isdigit() or int(index) >= count:
+            raise BackendError(
+                f"--refusal-device {device!r} names no CUDA device: torch sees {count} "
+                f"(cuda:0 to cuda:{count - 1}). Pick one of them, or --refusal-device auto "
+                "to spread the model over all of them.")
     return device
+
+
+def default_dtype(device: str) -> str:
+    """The dtype when ``--refusal-dtype`` is not given: bfloat16 on CUDA (``cuda``,
+    ``cuda:N``, ``auto`` with a GPU), float32 elsewhere (the README's CPU reference)."""
+    if device == "auto":
+        return "bfloat16" if cuda_count() else "float32"
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def resolve_dtype(dtype: str | None, device: str) -> str:
+    """``dtype`` as given, else :func:`default_dtype` for ``device``."""
+    return dtype if dtype is not None else default_dtype(device)
+
+
+def load_kwargs(dtype: str, device: str, found: memory.Estimate | None) -> dict[str, Any]:
+    """``from_pretrained``'s placement arguments for a resolved device and dtype.
+
+    ``auto`` (several GPUs) loads with ``device_map="auto"``: accelerate puts whole blocks
+    on each GPU and moves activations between them. ``max_memory`` caps each GPU at its
+    free memory less its share of a run's working memory (:func:`memory.max_memory`), and
+    names no CPU, so a model that does not fit is refused instead of running slowly with
+    blocks offloaded to the CPU. Other devices load on the CPU and are moved with ``.to``.
+    """
+    kwargs: dict[str, Any] = {"dtype": _dtype(dtype)}
+    if device == "auto":
+        kwargs["device_map"] = "auto"
+        budgets = memory.max_memory(found) if found is not None else None
+        if budgets:
+            kwargs["max_memory"] = budgets
+    return kwargs
+
+
+def execution_device(module: Any, fallback: Any) -> Any:
+    """The torch device ``module`` computes on: accelerate's hook's execution device when
+    the model was dispatched with a device map, else its first parameter's device (meta
+    parameters, as in a skeleton for NDIF, do not count), else ``fallback``."""
+    torch = _torch()
+    hook = module.__dict__.get("_hf_hook")
+    for each in getattr(hook, "hooks", (hook,)):  # accelerate's SequentialHook holds several
+        where = getattr(each, "execution_device", None)
+        if where is not None:  # accelerate writes GPU i as the bare integer i
+            return torch.device("cuda", where) if isinstance(where, int) else torch.device(where)
+    for parameter in module.parameters():
+        if parameter.device.type != "meta":
+            return parameter.device
+    return torch.device(fallback)
+
+
+def block_devices(model: Any, fallback: Any) -> tuple[Any, list[Any]]:
+    """(device of the embeddings, device of each block) of a transformers causal LM.
+
+    On one device every entry is that device. Under a device map a block's input arrives
+    on the device of the module before it (the embeddings for block 0), since nnsight
+    hands over ``.input`` before accelerate moves it to the block's own device.
+    """
+    embed = execution_device(model.get_input_embeddings(), fallback)
+    return embed, [execution_device(block, fallback) for block in model.model.layers]
+
+
+def _device_summary(embed: Any, blocks: list[Any]) -> str:
+    """``embeddings cuda:0; blocks 0-13 cuda:0, 14-27 cuda:1``: where a device map put things."""
+    runs: list[list[Any]] = []
+    for i, where in enumerate(blocks):
+        if runs and runs[-1][2] == where:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i, where])
+    parts = [f"{a}-{b} {w}" if a != b else f"{a} {w}" for a, b, w in runs]
+    return f"embeddings {embed}; blocks {', '.join(parts)}"
 
 
 def _quiet_transformers() -> None:
@@ -216,7 +306,10 @@ class NnsightBackend:
         template_digest = hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()[:16]
         self.info = {"dtype": dtype, "device": device, "chat_template": template_digest,
                      **(info or {})}
-        # direction digest -> (r, per-block write units, write sites), last ablation prepared
+        if getattr(model, "hf_device_map", None):  # loaded with a device map (auto)
+            self.info["device_map"] = _device_summary(*block_devices(model, device))
+        # direction digest -> (r per block input, per-block write units, write sites), the
+        # last ablation prepared; each vector on the device its block reads or writes on
         self._write_units: dict[str, tuple[Any, list[list[Any]], list[tuple[str, bool]]]] = {}
 
     # -- inputs -------------------------------------------------------------------------
@@ -247,10 +340,12 @@ class NnsightBackend:
         # Positions from the mask, so a prompt's activations do not depend on how much
         # left padding its batch needed (and so the cache key need not name batch size).
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        # The embeddings' device: under a device map (auto), the GPU that holds them.
+        where = execution_device(self.model.get_input_embeddings(), self.device)
         return {
-            "input_ids": encoded["input_ids"].to(self.device),
-            "attention_mask": mask.to(self.device),
-            "position_ids": position_ids.to(torch.long).to(self.device),
+            "input_ids": encoded["input_ids"].to(where),
+            "attention_mask": mask.to(where),
+            "position_ids": position_ids.to(torch.long).to(where),
         }
 
     # -- measurements -------------------------------------------------------------------
@@ -336,11 +431,16 @@ class NnsightBackend:
             torch = _torch()
             r = torch.tensor(intervention.direction, dtype=torch.float32)
             units = architectures.write_directions(self.model, r)
-            as_model = [[u.to(self.model.dtype).to(self.device) for u in row] for row in units]
+            # Under a device map each block has its own GPU: its writes' units go there,
+            # and r for its input to the device of the module before it (block_devices).
+            embed, blocks = block_devices(self.model, self.device)
+            dtype = self.model.dtype
+            inputs = [r.to(dtype).to(where) for where in [embed, *blocks[:-1]]]
+            as_model = [[u.to(dtype).to(where) for u in row] for row, where in zip(units, blocks)]
             # (source attribute, returns a tuple) per write: plain data for the trace body
             writes = architectures.layout_for(self.model).writes
             sites = [(w.source, w.tuple_output) for w in writes]
-            self._write_units = {key: (r.to(self.model.dtype).to(self.device), as_model, sites)}
+            self._write_units = {key: (inputs, as_model, sites)}
 
     def _edit(self, intervention: Intervention, torch: Any) -> None:
         """Apply one intervention inside the current nnsight forward pass.
@@ -350,18 +450,24 @@ class NnsightBackend:
         requires. Ablation projects ``r`` out of every block input and, at every write the
         family's layout lists, the vector that keeps the write orthogonal to ``r`` after any
         post-norm (``r`` itself where there is none).
+
+        Each vector meets its activation on the activation's own device, read inside the
+        trace: where :meth:`_prepare` placed it that costs nothing, and it stays right
+        where the model sits elsewhere (NDIF's GPUs) or a device map moved a block.
         """
         if isinstance(intervention, Steer):
-            vector = torch.tensor(intervention.vector, dtype=self.model.dtype, device=self.device)
             block = self.lm.model.layers[intervention.layer]
-            block.input = block.input + vector
+            x = block.input
+            block.input = x + torch.tensor(intervention.vector, dtype=self.model.dtype,
+                                           device=x.device)
             return
-        r, units, sites = self._write_units[intervention.key()["direction"]]
+        inputs, units, sites = self._write_units[intervention.key()["direction"]]
 
         def project_out(x: Any, u: Any) -> Any:
+            u = u.to(x.device)
             return x - (x @ u)[..., None] * u
 
-        for block, row in zip(self.lm.model.layers, units):
+        for block, r, row in zip(self.lm.model.layers, inputs, units):
             block.input = project_out(block.input, r)
             for (name, tuple_output), u in zip(sites, row):
                 source = getattr(block, name)
@@ -498,36 +604,50 @@ def load_folder(
     *,
     name: str,
     fingerprint: str,
-    dtype: str,
+    dtype: str | None,
     device: str,
     info: dict[str, str] | None = None,
 ) -> NnsightBackend:
-    """Load a model saved with ``save_pretrained`` (a local folder or a dense GGUF copy)."""
+    """Load a model saved with ``save_pretrained`` (a local folder or a dense GGUF copy).
+
+    ``dtype`` None is :func:`default_dtype` for the device; the backend records the dtype
+    it resolved to, so caches and reports name the one the numbers were computed in.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _quiet_transformers()
     device = resolve_device(device)
-    _check_fits_folder(name, folder, dtype, device)
+    dtype = resolve_dtype(dtype, device)
+    found = _check_fits_folder(name, folder, dtype, device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=_dtype(dtype))
+        model = AutoModelForCausalLM.from_pretrained(str(folder),
+                                                     **load_kwargs(dtype, device, found))
     except (OSError, ValueError, KeyError) as error:
         raise BackendError(
             f"could not load the model in {folder} for {name}: {error}. The folder needs "
             "config.json, the weights and the tokenizer files (as written by save_pretrained)."
         ) from None
-    model.to(device)
+    _place(model, device)
     return NnsightBackend(model, tokenizer, name=name, fingerprint=fingerprint, dtype=dtype,
                           device=device, info=info)
 
 
-def _check_fits_folder(name: str, folder: Path, dtype: str, device: str) -> None:
-    """Refuse, before loading, a model whose weights would not fit (refusal_checks.memory)."""
+def _place(model: Any, device: str) -> None:
+    """Move a model loaded on the CPU to its one device; a device map placed it already."""
+    if device != "auto":
+        model.to(device)
+
+
+def _check_fits_folder(name: str, folder: Path, dtype: str,
+                       device: str) -> memory.Estimate | None:
+    """Refuse, before loading, a model whose weights would not fit (refusal_checks.memory);
+    the estimate, when one could be made."""
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
-        return  # from_pretrained reports a missing or broken config with its own message
-    memory.check_fits(name, folder, config, dtype, device)
+        return None  # from_pretrained reports a missing or broken config with its own message
+    return memory.check_fits(name, folder, config, dtype, device)
 
 
 def _env_true(name: str) -> bool:
@@ -558,7 +678,7 @@ def load_hub(
     revision: str | None,
     *,
     name: str,
-    dtype: str,
+    dtype: str | None,
     device: str,
 ) -> NnsightBackend:
     """Load from the Hugging Face hub (or its local cache when the hub is out of reach)."""
@@ -566,6 +686,7 @@ def load_hub(
 
     _quiet_transformers()
     device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     attempts: list[str] = []
     offline = _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
     loaded = None
@@ -582,10 +703,10 @@ def load_hub(
             tokenizer = AutoTokenizer.from_pretrained(
                 repo_id, revision=revision, local_files_only=local_only
             )
-            memory.check_hub(name, repo_id, revision, dtype, device, local_only)
+            found = memory.check_hub(name, repo_id, revision, dtype, device, local_only)
             model = AutoModelForCausalLM.from_pretrained(
-                repo_id, revision=revision, dtype=_dtype(dtype), local_files_only=local_only
-            )
+                repo_id, revision=revision, local_files_only=local_only,
+                **load_kwargs(dtype, device, found))
             loaded = model, tokenizer
             break
         except BackendError:  # it will not fit: say so, do not try the hub as well
@@ -603,7 +724,7 @@ def load_hub(
             "the hub and run 'hf auth login'."
         )
     model, tokenizer = loaded
-    model.to(device)
+    _place(model, device)
     commit = getattr(model.config, "_commit_hash", None) or revision or "unknown"
     return NnsightBackend(
         model, tokenizer, name=name, fingerprint=f"hub:{repo_id}@{commit}", dtype=dtype,

@@ -110,11 +110,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(POSITION, type=_negative_int, default=-2, metavar="P",
                     help="template position, counted back from the end of the chat-templated "
                     "prompt. Default: -2, the paper's decision state.")
-    group.addoption(DTYPE, choices=DTYPES, default="float32",
-                    help="compute dtype. Default: float32 (bf16 is ~3x faster on CPU but changes "
-                    "some numbers; caches are kept per dtype).")
+    group.addoption(DTYPE, choices=DTYPES, default=None,
+                    help="compute dtype. Default: bfloat16 on a GPU (cuda, cuda:N, auto with "
+                    "CUDA), float32 on the CPU (bf16 is ~3x faster on CPU but changes some "
+                    "numbers; caches are kept per dtype, and reports name the one used).")
     group.addoption(DEVICE, default="cpu", metavar="DEVICE",
-                    help="torch device: cpu, cuda, cuda:1, or auto. Default: cpu.")
+                    help="torch device: cpu, cuda or cuda:N (one GPU), or auto (several GPUs: "
+                    "the model is spread over all of them with accelerate's device map; one "
+                    "GPU: cuda; none: cpu). Default: cpu.")
     group.addoption(CACHE_DIR, default=None, metavar="DIR",
                     help="where activations, replies and converted models are cached. Default: "
                     "$REFUSAL_CHECKS_CACHE or ~/.cache/refusal_checks.")
@@ -517,11 +520,18 @@ def _run_options(config: pytest.Config) -> dict[str, Any]:
     return {
         "seed": config.getoption(SEED), "bootstrap": config.getoption(BOOTSTRAP),
         "position": config.getoption(POSITION), "layer": config.getoption(LAYER),
-        "dtype": config.getoption(DTYPE), "device": config.getoption(DEVICE),
+        "dtype": _run_dtype(config), "device": config.getoption(DEVICE),
         "max_prompts": config.getoption(MAX_PROMPTS), "prompts": config.getoption(PROMPTS),
         "strict": config.getoption(STRICT),
         "remote": config.getoption(REMOTE_DEST, None),
     }
+
+
+def _run_dtype(config: pytest.Config) -> str:
+    """--refusal-dtype, else the default it stood for on this run's device."""
+    from refusal_checks.nnsight_backend import resolve_dtype
+
+    return resolve_dtype(config.getoption(DTYPE), config.getoption(DEVICE))
 
 
 # -- the release gate (issue #6): a policy in pyproject.toml and an optional baseline report ---

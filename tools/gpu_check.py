@@ -17,6 +17,7 @@ HF_HUB_OFFLINE=1), and takes about 2 minutes on one GPU with the default sizes
 
     .venv/bin/python tools/gpu_check.py                       # embedded Qwen, cuda, bf16
     .venv/bin/python tools/gpu_check.py --dtype float32       # tighter tolerances
+    .venv/bin/python tools/gpu_check.py --device auto         # spread over every GPU
     .venv/bin/python tools/gpu_check.py --device cpu --model smollm2-135m   # dry run
 """
 
@@ -110,11 +111,21 @@ def run(model: str, device: str, dtype: str, harmful: Any, benign: Any, *, new_t
 
 
 def _synchronize(device: str) -> Any:
-    if device.startswith("cuda"):
-        import torch
+    """Waits for the device's queued work (every GPU's for ``auto``) before a clock is read."""
+    import torch
 
-        return torch.cuda.synchronize
-    return lambda: None
+    if device == "auto" and torch.cuda.is_available():
+        devices: list[Any] = list(range(torch.cuda.device_count()))
+    elif device.startswith("cuda"):
+        devices = [torch.device(device)]
+    else:
+        return lambda: None
+
+    def synchronize() -> None:
+        for each in devices:
+            torch.cuda.synchronize(each)
+
+    return synchronize
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -172,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="qwen-coder-0.5b",
                         help="any --model value; default: the embedded Qwen (offline)")
-    parser.add_argument("--device", default="cuda", help="device under test (cuda, cuda:1, cpu)")
+    parser.add_argument("--device", default="cuda",
+                        help="device under test: cuda, cuda:1, auto (several GPUs: one model "
+                        "spread over all of them), cpu")
     parser.add_argument("--dtype", default=None, choices=sorted(TOLERANCES),
                         help="dtype of the device run; default bfloat16 on CUDA, float32 on CPU")
     parser.add_argument("--prompts", type=int, default=32, help="harmful and benign prompts each")
@@ -185,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     from refusal_checks.cache import default_cache_dir
     from refusal_checks.errors import RefusalChecksError
 
-    dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
+    from refusal_checks.nnsight_backend import resolve_dtype
+
+    dtype = resolve_dtype(args.dtype, args.device)
     cache_dir = args.cache_dir or default_cache_dir()
     harmful, benign = prompts(args.prompts)
     n_prompts = len(harmful) + len(benign)
@@ -193,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         device, backend = run(args.model, args.device, dtype, harmful, benign,
                               new_tokens=args.new_tokens, batch_size=args.batch_size,
                               cache_dir=cache_dir)
+        placed = backend.info.get("device_map")
         del backend  # free the device before the CPU reference loads
         reference, cpu = run(args.model, "cpu", "float32", harmful, benign,
                              new_tokens=args.new_tokens, batch_size=args.batch_size,
@@ -203,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     checks = compare(reference, device, len(harmful), paper_layer(cpu.n_layers), dtype)
     print(f"gpu_check: {args.model}, {n_prompts} prompts, {args.new_tokens} new tokens, "
           f"batch {args.batch_size}; reference cpu float32, device {args.device} {dtype}")
+    if placed:
+        print(f"gpu_check: device map: {placed}")
     print(report(reference, device, checks, n_prompts))
     failed = [c.name for c in checks if not c.ok]
     print("gpu_check: " + ("all checks within tolerance" if not failed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,16 @@ def plain_model(tiny_folder: Path) -> tuple[Any, Any]:
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small float32 .gguf file, as ``--model /path/to/model.gguf`` would name it."""
     return write_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf") / "tiny-chat.gguf")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for a module's tests: the tiny model's matrices are far too small
+    to share out, and on a busy 2-core machine a second thread makes each matmul wait ~10 ms
+    for it (measured: 400 x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,7 +18,6 @@ each channel of a write that was projected before them. Measured then: 0.17 / 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -50,15 +49,7 @@ ORTHOGONAL_TOL = 1e-5
 LOGPROB_TOL = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny matrices: a second intra-op thread only waits (see test_interventions.py)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def prompt_set() -> PromptSet:

@@ -9,7 +9,7 @@ replies can decode to the same string.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,7 @@ N_NEW = 6
 STRENGTH = 4.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The tiny model's matrices are far too small to share out; on a busy 2-core machine a
-    second intra-op thread makes each matmul wait ~10 ms for it (measured: 400 x slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def prompt_set(texts: Sequence[str] = PROMPTS) -> PromptSet:
