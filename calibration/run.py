@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
     if args.behaviour + args.style + args.oracle > 1:
-        parser().error("--behaviour, --style and --oracle are separate studies: give one.")
+        parser().error("--behaviour, --style and --oracle are separate studies: give one of them.")
     if args.oracle:
         return study_main(args, worlds, "oracle claims", oracle_calibration.run_oracle,
                           args.oracle_scenarios, oracle_calibration.ORACLE_SCENARIOS,

@@ -19,11 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from refusal_checks.calibration import BehaviourScenario, tally_worlds
+from refusal_checks.calibration import (BehaviourScenario, roles_table_lines,
+                                         tally_worlds)
 from refusal_checks.oracle import (OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis)
 from refusal_checks.synthetic import World
-from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.verdict import Verdict
 from refusal_checks.worlds import Design, collection, evidence, refusals
 
 AGREEMENT = "oracle-agreement"
@@ -116,24 +117,5 @@ def run_oracle(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
 
 
 def oracle_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """One row per (claim, scenario): role, worlds, SUPPORTED / INCONCLUSIVE / REFUTED rates
-    (95% Wilson intervals for the first two), mean estimate, goal (null: SUPPORTED <= 5%;
-    effect: >= 90%)."""
-    from refusal_checks.known_answers import goal_text, mean_estimate, pct
-
-    header = (f"{'claim':33} {'role':6} {'scenario':21} {'n':>4}  "
-              f"{'SUPPORTED [95% Wilson]':24}  {'INCONCLUSIVE':24}  {'REFUTED':24}  "
-              f"{'mean est':>8}  goal")
-    lines = [header, "-" * len(header)]
-    for claim in ORACLE_CLAIM_IDS:
-        for name, tallies in results.items():
-            if claim not in tallies:
-                continue
-            role = ORACLE_SCENARIOS[name].role(claim) or "-"
-            tally = tallies[claim]
-            supported = tally.rate(Outcome.SUPPORTED)
-            lines.append(f"{claim:33} {role:6} {name:21} {tally.n:4}  {pct(supported):24}  "
-                         f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
-                         f"{pct(tally.rate(Outcome.REFUTED)):24}  {mean_estimate(tally):8.3f}  "
-                         f"{goal_text(role, supported) if role != '-' else ''}")
-    return lines
+    """:func:`~refusal_checks.calibration.roles_table_lines` of the oracle claims."""
+    return roles_table_lines(results, ORACLE_CLAIM_IDS, ORACLE_SCENARIOS, widths=(33, 21))

@@ -13,15 +13,10 @@ prompt file holding two harmful categories and an ``over_refusal`` category with
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
-
 import pytest
 
-from refusal_checks import plugin
-from tests.plugin.test_plugin import copy_suite, suite_args, text_of
+from tests.plugin.test_behaviour_control import Run, run_suite
+from tests.plugin.test_plugin import copy_suite, text_of
 
 OTHER = "synthetic:shared,signal=8,over_spread=3,over_cos=0"
 SAME = "synthetic:shared,signal=8,over_spread=3"
@@ -31,37 +26,11 @@ PER_CATEGORY = 64
 AGREEMENT, OVER = "oracle-agreement", "over-refusal-is-a-different-axis"
 
 
-@dataclass
-class Run:
-    result: pytest.RunResult
-    report: dict
-    page: str
-
-    def verdict(self, claim: str, model: str) -> dict:
-        found = [v for v in self.report["verdicts"] if v["claim"] == claim and v["model"] == model]
-        assert len(found) == 1, (claim, model, found)
-        return found[0]
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    import json
-
     directory = tmp_path_factory.mktemp("oracle")
     copy_suite(directory, PER_CATEGORY, ("test_oracle.py",), CATEGORIES)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(COLUMNS="200", PYTHONIOENCODING="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", *suite_args(directory / "cache", OTHER, SAME, NEVER),
-         "--refusal-bootstrap", "200", "-rs", plugin.JSON_REPORT, "out/report.json",
-         plugin.HTML_REPORT, "out/report.html", "--color=no"],
-        cwd=directory, env=env, capture_output=True, text=True, timeout=300)
-    result = pytest.RunResult(done.returncode, done.stdout.splitlines(),
-                              done.stderr.splitlines(), 0.0)
-    report = directory / "out" / "report.json"
-    assert report.is_file(), text_of(result)
-    return Run(result, json.loads(report.read_text()),
-               (directory / "out" / "report.html").read_text())
+    return run_suite(directory, OTHER, SAME, NEVER)
 
 
 def test_a_resample_matches_the_oracle_and_over_refusal_on_another_axis_is_found(run) -> None:
