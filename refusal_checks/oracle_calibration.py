@@ -36,7 +36,7 @@ NAMES = HARMFUL + (OVER_REFUSAL_CATEGORY,)
 # Refusal signal at which the mean cosine of a 32/32 resample with its held-out oracle is
 # the threshold 0.90 (d 64, noise 1; refused harmful ~255, answered benign ~94): the
 # noise-only prediction s^2 / sqrt((s^2 + 64 (2/32)) (s^2 + 64 (1/223 + 1/62))) = 0.90 at
-# s = 4.86; measured 0.9005 over 200 worlds (calibration/README.md).
+# s = 4.86; measured 0.901 over 100 worlds (calibration/README.md).
 BOUNDARY_SIGNAL = 4.86
 # Over-refusal axis at cosine 0.5 with the refusal direction: the noise-free cosine of the
 # over-refusal direction with the oracle is OVER_REFUSAL_THRESHOLD itself.

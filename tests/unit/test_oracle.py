@@ -201,3 +201,17 @@ def test_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
             (theirs.outcome, theirs.statistic, theirs.n, theirs.reason), claim
         assert verdict.estimate == pytest.approx(theirs.estimate, rel=1e-12), claim
         assert verdict.interval == pytest.approx(theirs.interval, rel=1e-12), claim
+
+
+def test_calibration_command_runs_the_oracle_worlds(tmp_path: Path) -> None:
+    out = tmp_path / "oracle.json"
+    done = _run(["calibration/run.py", "--oracle", "--worlds", "2", "--oracle-scenarios",
+                 "other-axis,never-refuses", "--json", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]
+    assert results["other-axis"][oracle_calibration.OVER]["counts"] == {"supported": 2}
+    assert results["never-refuses"][oracle_calibration.AGREEMENT]["counts"] == \
+        {"inconclusive": 2}
+    assert "over-refusal-is-a-different-axis  effect other-axis" in done.stdout
+    bad = _run(["calibration/run.py", "--oracle", "--style", "--worlds", "1"])
+    assert bad.returncode == 2 and "give one of them" in bad.stderr
