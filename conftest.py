@@ -8,4 +8,5 @@ pytest_plugins = [
     "fixtures.verdicts",
     "fixtures.behaviour",
     "fixtures.style",
+    "fixtures.oracle",
 ]

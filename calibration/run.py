@@ -19,6 +19,7 @@ Wilson intervals, then every scenario x claim.
         ablation-is-category-selective --worlds 200
     .venv/bin/python calibration/run.py --style --jobs 2       # the 5 style claims
     .venv/bin/python calibration/run.py --style --style-scenarios styled,plain --worlds 20
+    .venv/bin/python calibration/run.py --oracle --worlds 100 # the 2 oracle claims
 
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
@@ -29,6 +30,11 @@ claims/test_category_steering.py) on their own planted worlds
 (refusal_checks.style_calibration.STYLE_SCENARIOS), measured as fixtures/style.py measures
 (the shared probe, rate-matched strengths, all-MiniLM-L6-v2 + lexical features, 500
 permutations and 500 bootstrap replicates); every style claim is judged in every world.
+
+--oracle judges oracle-agreement and over-refusal-is-a-different-axis (claims/test_oracle.py)
+on their planted worlds (refusal_checks.oracle_calibration.ORACLE_SCENARIOS), measured as
+fixtures/oracle.py measures (judged replies to every harmful and over-refusal prompt, the
+refusal_behaviour probe's benign verdicts, 500 bootstrap replicates).
 
 One process by default; --jobs N spreads worlds over N processes. Each process keeps
 BLAS to one thread: on a small shared machine multi-threaded BLAS made a world 5x slower.
@@ -47,7 +53,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from refusal_checks import calibration, known_answers, style_calibration  # noqa: E402
+from refusal_checks import calibration, known_answers, oracle_calibration  # noqa: E402
+from refusal_checks import style_calibration  # noqa: E402
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
 from refusal_checks.verdict import Outcome  # noqa: E402
 
@@ -106,6 +113,12 @@ def parser() -> argparse.ArgumentParser:
                    type=_names(list(style_calibration.STYLE_SCENARIOS), "style scenarios"),
                    default=list(style_calibration.STYLE_SCENARIOS),
                    help="comma-separated style scenario names (with --style)")
+    p.add_argument("--oracle", action="store_true",
+                   help="calibrate the 2 oracle claims instead of the geometry claims")
+    p.add_argument("--oracle-scenarios",
+                   type=_names(list(oracle_calibration.ORACLE_SCENARIOS), "oracle scenarios"),
+                   default=list(oracle_calibration.ORACLE_SCENARIOS),
+                   help="comma-separated oracle scenario names (with --oracle)")
     return p
 
 
@@ -163,8 +176,12 @@ def style_main(args: argparse.Namespace, worlds: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
-    if args.behaviour and args.style:
-        parser().error("--behaviour and --style are separate studies: give one of them.")
+    if args.behaviour + args.style + args.oracle > 1:
+        parser().error("--behaviour, --style and --oracle are separate studies: give one of them.")
+    if args.oracle:
+        return study_main(args, worlds, "oracle claims", oracle_calibration.run_oracle,
+                          args.oracle_scenarios, oracle_calibration.ORACLE_SCENARIOS,
+                          oracle_calibration.oracle_table_lines)
     if args.behaviour:
         return behaviour_main(args, worlds)
     if args.style:

@@ -678,3 +678,33 @@ def behaviour_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]
                          f"{mean_estimate(tally):8.3f}  "
                          f"{'none (genre)' if role == 'confound' else goal_text(role, supported)}")
     return lines
+
+
+def roles_table_lines(results: Mapping[str, Mapping[str, Any]], claim_ids: Sequence[str],
+                      scenarios: Mapping[str, BehaviourScenario], *,
+                      widths: tuple[int, int] = (34, 21)) -> list[str]:
+    """One row per (claim, scenario): role (null / effect / -: not planted either way),
+    worlds, SUPPORTED / INCONCLUSIVE / REFUTED rates with 95% Wilson intervals, mean
+    estimate, and whether the goal is met (null: SUPPORTED at most 5%; effect: at least
+    90%). ``widths``: of the claim and scenario columns."""
+    from refusal_checks.known_answers import goal_text, mean_estimate, pct
+    from refusal_checks.verdict import Outcome
+
+    claim_w, name_w = widths
+    header = (f"{'claim':{claim_w}} {'role':6} {'scenario':{name_w}} {'n':>4}  "
+              f"{'SUPPORTED [95% Wilson]':24}  {'INCONCLUSIVE':24}  {'REFUTED':6}  "
+              f"{'mean est':>8}  goal")
+    lines = [header, "-" * len(header)]
+    for claim in claim_ids:
+        for name, tallies in results.items():
+            if claim not in tallies:
+                continue
+            role = scenarios[name].role(claim)
+            tally = tallies[claim]
+            supported = tally.rate(Outcome.SUPPORTED)
+            goal = "" if role is None else goal_text(role, supported)
+            refuted = 100 * tally.rate(Outcome.REFUTED)[0]
+            lines.append(f"{claim:{claim_w}} {role or '-':6} {name:{name_w}} {tally.n:4}  "
+                         f"{pct(supported):24}  {pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
+                         f"{refuted:5.1f}%  {mean_estimate(tally):8.3f}  {goal}")
+    return lines

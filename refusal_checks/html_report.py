@@ -199,6 +199,8 @@ def _verdict_section(payload: dict[str, Any], models: list[str]) -> str:
             details = record.get("details")
             if not reason and isinstance(details, dict) and details.get("caveat"):
                 reason = f'<div class="reason">caveat: {_e(details["caveat"])}</div>'
+            if not reason and isinstance(details, dict) and details.get("counts_note"):
+                reason = f'<div class="reason">{_e(details["counts_note"])}</div>'
             cells.append(f'<span class="{_e(outcome)}">{_e(outcome.upper())}</span>{extra}<br>'
                          f'{_e(_interval(record))} <span class="note">n={_e(record["n"])}'
                          f'</span>{reason}')

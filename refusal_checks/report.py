@@ -131,6 +131,8 @@ def _notes(verdicts: list[dict[str, Any]]) -> list[str]:
             lines.append(f"{where}: refused/answered per category: {text}")
         if details.get("caveat"):
             lines.append(f"caveat: {where}: {details['caveat']}")
+        if details.get("counts_note"):  # the oracle claims' refused/answered counts
+            lines.append(f"{where}: {details['counts_note']}")
     return lines
 
 

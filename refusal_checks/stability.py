@@ -17,7 +17,8 @@ FloatArray = NDArray[np.float64]
 
 
 def _cluster_half_weights(counts: FloatArray, rng: np.random.Generator,
-                          n_splits: int) -> tuple[FloatArray, FloatArray]:
+                          n_splits: int, first: int | None = None
+                          ) -> tuple[FloatArray, FloatArray]:
     """Averaging weights of two halves of bootstrap resamples, split by ORIGINAL prompt.
 
     ``counts``: ``(n_boot, n)`` multinomial counts, one resample per row. Each of
@@ -25,16 +26,20 @@ def _cluster_half_weights(counts: FloatArray, rng: np.random.Generator,
     and B (``n // 2`` each); a half's weight of prompt ``i`` is its count. Splitting by
     original prompt keeps every copy of a prompt in one half, so the two half directions
     never share a prompt's noise, as with the unresampled data. A half with no drawn
-    prompt gets zero weights (the caller drops that split).
+    prompt gets zero weights (the caller drops that split). With ``first`` given, A holds
+    ``first`` original prompts and B all the others (a resample and the rest held out,
+    :mod:`refusal_checks.oracle`); all-ones ``counts`` give plain draws without
+    replacement.
 
     Returns:
         ``(W_A, W_B)``, each ``(n_boot, n_splits, n)``, rows summing to 1 (or 0 when empty).
     """
     n_boot, n = counts.shape
-    h = n // 2
+    h = n // 2 if first is None else first
+    end = 2 * h if first is None else n
     perm = np.argsort(rng.random((n_boot, n_splits, n)), axis=2)
     out = []
-    for half in (perm[..., :h], perm[..., h : 2 * h]):
+    for half in (perm[..., :h], perm[..., h:end]):
         mask = np.zeros((n_boot, n_splits, n))
         np.put_along_axis(mask, half, 1.0, axis=2)
         weights = mask * counts[:, None, :]

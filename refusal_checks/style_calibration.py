@@ -30,6 +30,7 @@ from refusal_checks.calibration import (
     REPLY_TOKENS,
     BehaviourMeasurements,
     BehaviourScenario,
+    roles_table_lines,
     tally_worlds,
 )
 from refusal_checks.synthetic import SyntheticBackend, World
@@ -288,27 +289,5 @@ def run_style(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1, job
 
 
 def style_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """One row per (claim, scenario): role (null / effect / -: not planted either way),
-    worlds, SUPPORTED / INCONCLUSIVE / REFUTED rates with 95% Wilson intervals, mean
-    estimate, and whether the goal is met (null: SUPPORTED at most 5%; effect: at least
-    90%)."""
-    from refusal_checks.known_answers import goal_text, mean_estimate, pct
-
-    header = (f"{'claim':28} {'role':6} {'scenario':17} {'n':>4}  "
-              f"{'SUPPORTED [95% Wilson]':24}  {'INCONCLUSIVE':24}  {'REFUTED':6}  "
-              f"{'mean est':>8}  goal")
-    lines = [header, "-" * len(header)]
-    for claim in STYLE_CLAIM_IDS:
-        for name, tallies in results.items():
-            if claim not in tallies:
-                continue
-            role = STYLE_SCENARIOS[name].role(claim)
-            tally = tallies[claim]
-            supported = tally.rate(Outcome.SUPPORTED)
-            goal = "" if role is None else goal_text(role, supported)
-            mean = mean_estimate(tally)
-            refuted = 100 * tally.rate(Outcome.REFUTED)[0]
-            lines.append(f"{claim:28} {role or '-':6} {name:17} {tally.n:4}  "
-                         f"{pct(supported):24}  {pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
-                         f"{refuted:5.1f}%  {mean:8.3f}  {goal}")
-    return lines
+    """:func:`~refusal_checks.calibration.roles_table_lines` of the style claims."""
+    return roles_table_lines(results, STYLE_CLAIM_IDS, STYLE_SCENARIOS, widths=(28, 17))

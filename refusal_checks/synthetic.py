@@ -55,6 +55,12 @@ class World:
             call for refusal, so each has its own refusal probability, and the prompts a
             model refuses differ from those it answers along the refusal direction, not
             in genre (the behaviour-matched control reads exactly that).
+        over_spread: Std of a per-prompt refusal strength of genre-matched benign prompts
+            along their category's over-refusal axis, which also decides their refusal:
+            0 (default) leaves them at the base rate (~2%), 3 makes ~26% of them refused.
+        over_cos: Cosine of each category's over-refusal axis with its planted refusal
+            direction (1: benign prompts are over-refused along the refusal direction
+            itself; 0: along an axis orthogonal to every planted direction and genre).
     """
 
     cos: float = 0.5
@@ -67,6 +73,8 @@ class World:
     categories: int = 16  # room for this many distinct categories
     style: float = 0.0
     spread: float = 0.0
+    over_spread: float = 0.0
+    over_cos: float = 1.0
 
     def canonical(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -137,6 +145,13 @@ class SyntheticBackend:
             centred = own - own.mean(axis=1, keepdims=True)
             self.directions = (centred / np.linalg.norm(centred, axis=0)).T
         self.genres = genres.T  # (k + 1, d); the last is the general benign pool's genre
+        # Over-refusal axes: over_cos r_c + sqrt(1 - over_cos^2) e, with e a unit vector off
+        # every planted direction and genre (its own stream, so other draws are unchanged).
+        e = np.random.default_rng([world.seed, 7]).standard_normal(world.d)
+        e -= basis @ (basis.T @ e)
+        e /= max(float(np.linalg.norm(e)), 1e-12)  # d == 2k + 2 leaves no room: e = 0
+        oc = float(np.clip(world.over_cos, -1.0, 1.0))
+        self.over_axes = oc * self.directions + np.sqrt(1.0 - oc ** 2) * e  # (k, d)
         self._slots: dict[str, int] = {}
 
     @classmethod
@@ -192,6 +207,8 @@ class SyntheticBackend:
                 offset = offset + w.signal * self.directions[slot]
                 if w.spread:
                     strength = w.spread * self.directions[slot]
+            elif w.over_spread:  # a genre-matched benign look-alike, over-refused at times
+                strength = w.over_spread * self.over_axes[slot]
         # Refusal signal builds up to full strength by the middle layer.
         ramp = np.minimum(1.0, (np.asarray(layers) + 1) / max(1, w.layers // 2))
         out = np.empty((len(prompts), len(layers), len(positions), w.d), np.float32)
@@ -250,11 +267,18 @@ class SyntheticBackend:
             acts = acts + intervention.vector
         elif isinstance(intervention, Ablate):
             acts = acts - np.outer(acts @ intervention.direction, intervention.direction)
+        return acts @ self.readout(prompts)
+
+    def readout(self, prompts: PromptSet) -> np.ndarray:
+        """The direction whose projection decides refusal of these prompts: the first
+        category's for the general benign pool, the over-refusal axis for matched prompts
+        when ``over_spread`` is set, else the category's planted direction."""
         if prompts.side == "benign":
-            readout = self.directions[0]
-        else:
-            readout = self.directions[self.slot(prompts.category)]
-        return acts @ readout
+            return self.directions[0]
+        slot = self.slot(prompts.category)
+        if prompts.side == "matched" and self.world.over_spread:
+            return self.over_axes[slot]
+        return self.directions[slot]
 
     def _style_slot(self, intervention: Intervention | None) -> int | None:
         """Slot of the used planted direction nearest the steering vector (None unsteered)."""

@@ -224,8 +224,7 @@ class PlantedBackend(SyntheticBackend):
         check_for_model(intervention, self.d_model, self.n_layers)
         d = self.design
         mid = self.n_layers // 2
-        readout = self.benign_readout if prompts.side == "benign" else \
-            self.directions[self.slot(prompts.category)]
+        readout = self.benign_readout if prompts.side == "benign" else self.readout(prompts)
         acts = self.residual_stream(prompts, [mid], [-1])[:, 0, 0, :].astype(np.float64)
         score = acts @ readout
         if isinstance(intervention, Steer) and intervention.layer <= mid:
@@ -273,21 +272,24 @@ def evidence(design: Design, *, seed: int = DEFAULT_SEED,
     return acts, observe_refusals(backend, prompts, seed=seed, cache=None)
 
 
-def refusals(design: Design) -> dict[str, np.ndarray]:
-    """The judge's verdict on this world's model's reply to every should-refuse prompt.
+def refusals(design: Design, side: str = "refuse") -> dict[str, np.ndarray]:
+    """The judge's verdict on this world's model's reply to every should-refuse prompt
+    (``side="matched"``: to every genre-matched benign prompt).
 
-    What the ``behaviour_directions`` fixture asks through ``measure``: unsteered greedy
-    replies of ``behaviour_control.REPLY_TOKENS`` tokens, judged by the substring judge,
-    through the same :func:`~refusal_checks.effects.judged` (without a cache).
+    What the ``behaviour_directions`` and ``oracle_inputs`` fixtures ask through
+    ``measure``: unsteered greedy replies of ``behaviour_control.REPLY_TOKENS`` tokens,
+    judged by the substring judge, through the same
+    :func:`~refusal_checks.effects.judged` (without a cache).
     """
     from refusal_checks.behaviour_control import REPLY_TOKENS
     from refusal_checks.effects import judged
     from refusal_checks.judges import SubstringJudge
 
     backend, judge = PlantedBackend(design), SubstringJudge()
-    return {name: judged(backend, category.refuse, judge, None, None,
-                         max_new_tokens=REPLY_TOKENS)[0]
+    sets = {name: category.refuse if side == "refuse" else category.matched
             for name, category in collection(design).categories.items()}
+    return {name: judged(backend, prompts, judge, None, None, max_new_tokens=REPLY_TOKENS)[0]
+            for name, prompts in sets.items() if prompts is not None}
 
 
 def designs(*, categories: tuple[int, int] = (3, 11), n_prompts: tuple[int, int] = (16, 64),

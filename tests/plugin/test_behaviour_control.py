@@ -58,16 +58,13 @@ class Run:
         return found[0]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    directory = tmp_path_factory.mktemp("behaviour_control")
-    copy_suite(directory)
-    write_unmatched_prompts(directory / "prompts.jsonl")
+def run_suite(directory: Path, *models: str) -> Run:
+    """Run the claims suite copied into ``directory`` on ``models`` (200 bootstrap
+    replicates), with JSON and HTML reports."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(COLUMNS="200", PYTHONIOENCODING="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest",
-         *suite_args(directory / "cache", SHARED, DISTINCT, REFUSES_ALL),
+        [sys.executable, "-m", "pytest", *suite_args(directory / "cache", *models),
          "--refusal-bootstrap", "200", "-rs", plugin.JSON_REPORT, "out/report.json",
          plugin.HTML_REPORT, "out/report.html", "--color=no"],
         cwd=directory, env=env, capture_output=True, text=True, timeout=300)
@@ -77,6 +74,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     assert report.is_file(), text_of(result)
     return Run(result, json.loads(report.read_text()),
                (directory / "out" / "report.html").read_text())
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    directory = tmp_path_factory.mktemp("behaviour_control")
+    copy_suite(directory)
+    write_unmatched_prompts(directory / "prompts.jsonl")
+    return run_suite(directory, SHARED, DISTINCT, REFUSES_ALL)
 
 
 def test_one_shared_direction_behind_genres_is_not_distinct_under_the_behaviour_control(
