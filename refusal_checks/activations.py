@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from refusal_checks import cost
 from refusal_checks.backend import Backend
 from refusal_checks.cache import ArrayCache, cache_key
 from refusal_checks.interventions import Intervention
@@ -175,6 +176,9 @@ def collect(
             bar.advance_base(len(prompts))
             found[(side, name)] = array
     seconds = time.perf_counter() - started if todo else 0.0
+    cost.note(hits=len(sets) - len(todo), computed=len(todo),
+              batches_resumed=stats.batches_cached,
+              prompts=total if cache is None else stats.prompts_computed)
     pick = {k: v[:, :, 0, :] for k, v in found.items()}
     return CollectionActivations(
         refuse={n: pick[("refuse", n)] for n in collection.categories},
@@ -213,6 +217,7 @@ def replies(
         if isinstance(hit, list) and len(hit) == len(prompts) and all(isinstance(r, str)
                                                                        for r in hit):
             _index(cache, key, backend, prompts, intervention, max_new_tokens)
+            cost.note(hits=1)
             return list(hit)
 
     def compute(sub: PromptSet, progress: Any) -> list[str]:
@@ -224,9 +229,13 @@ def replies(
 
     with _Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
         if cache is None:
+            cost.note(computed=1, replies=len(prompts))
             return compute(prompts, bar.callback)
         # Batch by batch, so an interrupted run keeps the replies it finished.
-        texts = chunked_texts(cache, key, prompts, batch_size, compute, progress=bar.callback)
+        stats = ChunkStats()
+        texts = chunked_texts(cache, key, prompts, batch_size, compute, progress=bar.callback,
+                              stats=stats)
+    cost.note(computed=1, batches_resumed=stats.batches_cached, replies=stats.prompts_computed)
     _index(cache, key, backend, prompts, intervention, max_new_tokens)
     return texts
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import stats
+from refusal_checks import cost, stats
 from refusal_checks.activations import replies
 from refusal_checks.backend import Backend
 from refusal_checks.cache import ArrayCache, cache_key
@@ -55,16 +55,19 @@ def kl(backend: Backend, prompts: PromptSet, intervention: Intervention,
                                        batch_size=batch_size)
         return kl_divergence(base, edited)
 
-    return _cached(cache, key, compute, prompts, "kl")
+    return _cached(cache, key, compute, prompts, "kl", passes=2)
 
 
 def _cached(cache: ArrayCache | None, key: str, compute: Any, prompts: PromptSet,
-            kind: str) -> np.ndarray:
-    """One value per prompt, from the cache or computed and stored."""
+            kind: str, passes: int = 1) -> np.ndarray:
+    """One value per prompt, from the cache or computed (``passes`` forwards per prompt)
+    and stored."""
     if cache is None:
-        return compute()
-    values, _ = cache.get_or_compute(key, compute, {"set": prompts.name, "kind": kind},
-                                     expected_shape=(len(prompts),))
+        values, hit = compute(), False
+    else:
+        values, hit = cache.get_or_compute(key, compute, {"set": prompts.name, "kind": kind},
+                                           expected_shape=(len(prompts),))
+    cost.note(**({"hits": 1} if hit else {"computed": 1, "prompts": passes * len(prompts)}))
     return values
 
 

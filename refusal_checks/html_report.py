@@ -48,6 +48,8 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:0}figcaption{font-size:.85em;color:#555;max-width:60em}
 img{max-width:100%;height:auto}code{word-break:break-all}.note{color:#555;font-size:.9em}
 .says{color:#555;font-size:.85em}.reason{color:#555;font-size:.8em}
+table.cost td+td{text-align:right;font-variant-numeric:tabular-nums}
+table.cost tr:last-child td{font-weight:bold}
 """
 
 # Sets data-images-decoded on <body> once every figure has decoded (used by the browser test).
@@ -574,6 +576,7 @@ def _environment_section(payload: dict[str, Any], models: list[str]) -> str:
                 [[_e(k), _e(_num(v) if isinstance(v, float) else json.dumps(v)
                           if isinstance(v, (list, dict, type(None), bool)) else v)]
                  for k, v in mapping.items()]))
+    parts += _cost_tables(info, models)
     durations = [[_e(v["claim"]), _e(v["model"]), _e(_num(v["duration"]))]
                  for v in payload["verdicts"] if isinstance(v.get("duration"), (int, float))]
     if durations:
@@ -585,6 +588,24 @@ def _environment_section(payload: dict[str, Any], models: list[str]) -> str:
                  f"<code>{_e(' '.join(map(str, command.get('argv', []))))}</code> in "
                  f"<code>{_e(command.get('cwd', '?'))}</code></p>")
     return "".join(parts)
+
+
+def _cost_tables(info: dict[str, Any], models: list[str]) -> list[str]:
+    """Per model, where the time went (the report's ``cost_profile``), slowest phase first."""
+    from refusal_checks.cost import HEADER, table_rows
+
+    parts = []
+    for model in models:
+        profile = (info.get(model) or {}).get("cost_profile")
+        if isinstance(profile, dict) and profile.get("phases"):
+            parts.append(f"<h3>where the time went: {_e(model)}</h3>"
+                         + _table(HEADER, [[_e(cell) for cell in row]
+                                           for row in table_rows(profile)], "cost")
+                         + '<p class="note">cached/computed: cache entries served / computed; '
+                         "resumed: batches an interrupted run had finished; prompts forwarded; "
+                         "replies generated. Seconds of a phase exclude the phases inside it; "
+                         "under pytest-xdist they add up over workers.</p>")
+    return parts
 
 
 def _section(make: Callable[[dict[str, Any], list[str]], str], payload: dict[str, Any],

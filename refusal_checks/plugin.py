@@ -187,6 +187,7 @@ class RunState:
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     model_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, Any] = field(default_factory=dict)  # model -> cost.CostLedger
     gate: dict[str, Any] | None = None  # the release gate's outcome, for the JSON report
     claims_collected: set[str] = field(default_factory=set)  # claim ids, also from workers
     order: dict[str, int] = field(default_factory=dict)  # nodeid -> collection position
@@ -207,6 +208,13 @@ class RunState:
 
                 self._cache_dir = default_cache_dir()
         return self._cache_dir
+
+
+    def ledger(self, model: str) -> Any:
+        """The model's :class:`refusal_checks.cost.CostLedger` (made on first use)."""
+        from refusal_checks.cost import CostLedger
+
+        return self.costs.setdefault(model, CostLedger())
 
 
 STATE = pytest.StashKey[RunState]()
@@ -377,6 +385,36 @@ def _check_prompts(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{option}: {error}") from None
 
 
+# -- the cost profile: one phase per test setup and per claim, on the test's model's ledger --
+
+def _item_phase(item: pytest.Item, name: str) -> Any:
+    """A phase of ``item``'s model's cost ledger; a no-op for a test without a model."""
+    from contextlib import nullcontext
+
+    state = item.config.stash.get(STATE, None)
+    callspec = getattr(item, "callspec", None)
+    model = callspec.params.get("model_name") if callspec is not None else None
+    if state is None or not isinstance(model, str):
+        return nullcontext()
+    return state.ledger(model).phase(name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    # Fixtures with model work open their own phases inside this one.
+    with _item_phase(item, "other fixtures"):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    # The claim's own model work (its interventions, KL, cross-ablation) and statistics.
+    marker = item.get_closest_marker("claim")
+    claim = str(marker.args[0]) if marker is not None and marker.args else item.name
+    with _item_phase(item, f"claim {claim}"):
+        return (yield)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "model_name" in metafunc.fixturenames:
         models = metafunc.config.stash[STATE].models
@@ -431,6 +469,10 @@ class VerdictCollector:
         merge_models(self.state.model_info, data["model_info"])
         for name, seconds in data["timings"].items():
             self.state.timings[name] = self.state.timings.get(name, 0.0) + seconds
+        from refusal_checks.cost import CostLedger
+
+        for model, phases in data.get("costs", {}).items():  # seconds add up over workers
+            self.state.ledger(model).merge(CostLedger.from_dict(phases))
         self.state.claims_collected.update(data["claims"])
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -460,6 +502,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     for line in render_heatmap(state.verdicts, width=writer._tw.fullwidth).rstrip().splitlines():
         writer.write_line(line)
+    profiles = {model: ledger.profile() for model, ledger in state.costs.items()
+                if ledger.phases}
+    if profiles:
+        from refusal_checks.cost import render
+
+        writer.section("refusal_checks cost profile")
+        text = render(profiles, width=writer._tw.fullwidth, color=writer._tw.hasmarkup)
+        for line in text.rstrip("\n").splitlines():
+            writer.write_line(line)
 
 
 @pytest.hookimpl(trylast=True)  # after the gate and any other plugin changed the outcome
@@ -471,6 +522,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workeroutput"):  # a pytest-xdist worker: the controller writes
         config.workeroutput["refusal_checks"] = json.dumps({  # type: ignore[attr-defined]
             "model_info": state.model_info, "timings": state.timings,
+            "costs": {model: ledger.to_dict() for model, ledger in state.costs.items()},
             "claims": sorted(state.claims_collected)})
         return
     path = config.getoption(JSON_REPORT, None)
@@ -483,6 +535,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     collector = config.pluginmanager.get_plugin("refusal_checks_verdicts")
     incomplete = collector.completeness.reason(session, exitstatus) if collector else None
     timings = {"wall_seconds": time.time() - state.started, **state.timings}
+    for model, ledger in state.costs.items():
+        if ledger.phases:
+            state.model_info.setdefault(model, {})["cost_profile"] = ledger.profile()
     payload = json_report(in_order(state.verdicts, state.order), state.model_info,
                           options=_run_options(config), timings=timings, argv=sys.argv,
                           cwd=os.getcwd())

@@ -110,6 +110,21 @@ def test_model_records_reach_the_controller(pair: Pair) -> None:
     assert cache["misses"] >= serial["activation_cache"]["hits"] > 0
 
 
+def test_the_workers_cost_profiles_add_up_at_the_controller(pair: Pair) -> None:
+    serial = pair.serial.report["models"][WORLD]["cost_profile"]
+    parallel = pair.parallel.report["models"][WORLD]["cost_profile"]
+
+    # The same phases ran in the workers; the serial run was warm, the workers filled an
+    # empty cache between them (so computed something, and counted it once per worker).
+    assert set(parallel["phases"]) == set(serial["phases"])
+    assert serial["totals"]["computed"] == 0 and serial["totals"]["prompts"] == 0
+    assert parallel["totals"]["computed"] > 0 and parallel["totals"]["prompts"] > 0
+    activations = parallel["phases"]["activations"]
+    looked_up = activations["computed"] + activations["hits"]
+    assert looked_up >= serial["phases"]["activations"]["hits"] > 0
+    assert f"Where the time went: {WORLD}" in pair.parallel.stdout
+
+
 def test_only_the_controller_writes_the_reports(pair: Pair) -> None:
     assert pair.parallel.report["complete"] is True
     assert (pair.folder / "parallel.html").is_file()

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from refusal_checks import figures
 from refusal_checks.__main__ import main
+from refusal_checks.cost import CostLedger, PhaseCost
 from refusal_checks.html_report import (SCHEMA, ReportFileError, check_payload, load_report,
                                         render_html, write_html)
 from refusal_checks.paper import (COCONOT_NON_SAFETY, PAPER_COSINES, SAFETY_LIKE,
@@ -133,7 +134,15 @@ def realistic_payload(models: tuple[str, ...] = ("qwen-coder-0.5b",), *, counts:
                 "d_model": 896, "judge": "substring (Arditi et al. 12 phrases)",
                 "revision": "3f2a9c1",
                 "refusal_behaviour": {"refused": 49, "n": 88, "benign_refused": 1,
-                                      "benign_n": 16}} for m in models}
+                                      "benign_n": 16},
+                "cost_profile": CostLedger({
+                    "activations": PhaseCost(seconds=412.5, computed=23, prompts=1504),
+                    "sweep scores": PhaseCost(seconds=130.25, hits=40, computed=136,
+                                              prompts=2816),
+                    "claim ablation-bypasses-refusal": PhaseCost(seconds=95.0, computed=4,
+                                                                 batches_resumed=2, replies=96),
+                    "direction statistics": PhaseCost(seconds=3.5)}).profile()}
+            for m in models}
     payload = json_report(verdicts, info, options={"seed": 0, "bootstrap": 500},
                           timings={"wall_seconds": 13.9}, argv=["pytest", "claims/"],
                           cwd="/work")
@@ -312,6 +321,21 @@ def test_environment_names_model_judge_accuracy_versions_and_timings(two_models)
     assert "49/88 should-not-comply, 1/16 benign" in page
     for text in ("numpy", "wall_seconds", "13.90", "claim durations"):
         assert text in page
+
+
+def test_environment_shows_where_the_time_went_per_model(two_models) -> None:
+    payload, page = two_models
+    for model in ("qwen-coder-0.5b", "smollm2-135m"):
+        assert f"<h3>where the time went: {model}</h3>" in page
+    table = page[page.index("where the time went: qwen-coder-0.5b"):]
+    table = table[:table.index("</table>")]
+    phases = re.findall(r"<tr><td>([^<]+)</td>", table)
+    assert phases == ["activations", "sweep scores", "claim ablation-bypasses-refusal",
+                      "direction statistics", "total"]  # slowest first, every phase
+    assert "<td>412.5</td><td>64%</td><td>0/23</td><td>0</td><td>1504</td>" in table
+    assert "<td>2</td><td>0</td><td>96</td>" in table  # batches resumed, replies
+    del payload["models"]["qwen-coder-0.5b"]["cost_profile"]  # a report from before
+    assert "where the time went: qwen-coder-0.5b" not in render_html(payload)
 
 
 def test_a_report_without_details_still_renders_every_claim() -> None:
