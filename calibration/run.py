@@ -24,7 +24,8 @@ Wilson intervals, then every scenario x claim.
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
 (refusal_checks.calibration.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py measures
-(8 held-out prompts per category, 32 benign, the sweep grid), instead of the geometry claims.
+(staged probes from 8 held-out prompts per category and 32 benign, the sweep grid), instead
+of the geometry claims.
 
 --staged (with --behaviour) judges every world twice, by the fixed probes and by the staged
 probes of refusal_checks/staged.py (as the claims run them), and prints both designs' false
