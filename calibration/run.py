@@ -17,6 +17,7 @@ Wilson intervals, then every scenario x claim.
     .venv/bin/python calibration/run.py --behaviour --behaviour-scenarios half-kept --worlds 20
     .venv/bin/python calibration/run.py --behaviour --behaviour-claims \
         ablation-is-category-selective --worlds 200
+    .venv/bin/python calibration/run.py --behaviour --staged --worlds 200   # staged vs fixed
     .venv/bin/python calibration/run.py --style --jobs 2       # the 5 style claims
     .venv/bin/python calibration/run.py --style --style-scenarios styled,plain --worlds 20
     .venv/bin/python calibration/run.py --oracle --worlds 100 # the 2 oracle claims
@@ -24,7 +25,12 @@ Wilson intervals, then every scenario x claim.
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
 (refusal_checks.calibration.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py measures
-(8 held-out prompts per category, 32 benign, the sweep grid), instead of the geometry claims.
+(staged probes from 8 held-out prompts per category and 32 benign, the sweep grid), instead
+of the geometry claims.
+
+--staged (with --behaviour) judges every world twice, by the fixed probes and by the staged
+probes of refusal_checks/staged.py (as the claims run them), and prints both designs' false
+SUPPORTED / REFUTED rates beside each other with the looks reached and the prompts read.
 
 --style judges the style claims (claims/test_style.py) on their planted worlds
 (refusal_checks.style_calibration.STYLE_SCENARIOS), measured as fixtures/style.py measures
@@ -53,8 +59,13 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from refusal_checks import calibration, known_answers, oracle_calibration  # noqa: E402
-from refusal_checks import style_calibration  # noqa: E402
+from refusal_checks import (  # noqa: E402
+    calibration,
+    known_answers,
+    oracle_calibration,
+    staged_calibration,
+    style_calibration,
+)
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
 from refusal_checks.verdict import Outcome  # noqa: E402
 
@@ -107,6 +118,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--behaviour-claims",
                    type=_names(list(calibration.BEHAVIOUR_CLAIM_IDS), "behavioural claims"),
                    default=None, help="only these behavioural claim ids (with --behaviour)")
+    p.add_argument("--staged", action="store_true",
+                   help="with --behaviour: the fixed and the staged probes side by side")
     p.add_argument("--style", action="store_true",
                    help="calibrate the 5 style claims instead of the geometry claims")
     p.add_argument("--style-scenarios",
@@ -151,7 +164,27 @@ def study_main(args: argparse.Namespace, worlds: int, what: str, run, scenarios:
     return 0
 
 
+def staged_main(args: argparse.Namespace, worlds: int) -> int:
+    started = time.perf_counter()
+    results = staged_calibration.run_comparison(args.behaviour_scenarios, worlds,
+                                                first_seed=args.first_seed, jobs=args.jobs,
+                                                only=args.behaviour_claims)
+    seconds = time.perf_counter() - started
+    print(f"staged vs fixed probes: {worlds} worlds per scenario, jobs={args.jobs}, "
+          f"{seconds:.0f} s\n")
+    print("\n".join(staged_calibration.comparison_lines(results)))
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "worlds": worlds, "seconds": round(seconds, 1),
+            "results": {name: {claim: vars(c) for claim, c in rows.items()}
+                        for name, rows in results.items()}}, indent=2))
+    return 0
+
+
 def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
+    if args.staged:
+        return staged_main(args, worlds)
+
     def run(*a, **kw):
         return calibration.run_behaviour(*a, only=args.behaviour_claims, **kw)
 
@@ -178,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
     if args.behaviour + args.style + args.oracle > 1:
         parser().error("--behaviour, --style and --oracle are separate studies: give one of them.")
+    if args.staged and not args.behaviour:
+        parser().error("--staged compares the behavioural claims' probes: add --behaviour.")
     if args.oracle:
         return study_main(args, worlds, "oracle claims", oracle_calibration.run_oracle,
                           args.oracle_scenarios, oracle_calibration.ORACLE_SCENARIOS,

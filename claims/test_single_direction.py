@@ -2,49 +2,47 @@
 
 The direction is the difference in means of the harmful categories' train halves and the
 benign pool's train half, at the paper's mid layer and decision position. Effects are
-judged on held-out test halves: greedy replies, the substring judge of the paper.
+judged on held-out test halves: greedy replies, the substring judge of the paper. The
+held-out probes are staged (refusal_checks/staged.py): they grow only while a verdict's
+interval straddles its threshold, up to --refusal-budget prompts.
 Thresholds and verdicts live in refusal_checks/behaviour_claims.py (shared with
-calibration/run.py, which measures how often each verdict is wrong in planted worlds).
+calibration/run.py, which measures how often each verdict is wrong in planted worlds);
+the staged looks in refusal_checks/staged_claims.py.
 """
 
-import numpy as np
 import pytest
 
 from refusal_checks import behaviour_claims as claims
+from refusal_checks import staged_claims as staged
 from refusal_checks.interventions import Ablate
-
-
-def _concat(measure, probe, intervention=None):
-    return np.concatenate([measure.refused(p, intervention) for p in probe.harmful.values()])
-
+from refusal_checks.staged import PROTOCOL as STAGED
 
 # What produced these verdicts, shown beside each one in the reports.
 FIXED_DIRECTION = ("fixed mid layer, position -2; direction = harmful minus benign train halves "
                    "(not Arditi et al.'s selection over layers and positions)")
+RANDOM_CONTROLS = "3 seeded random directions of the fixed direction's norm; equivalence"
 
 
-@pytest.mark.claim("ablation-bypasses-refusal", protocol=FIXED_DIRECTION,
+@pytest.mark.claim("ablation-bypasses-refusal", protocol=f"{FIXED_DIRECTION}; {STAGED}",
                    paper="Arditi et al. 2024; PAPER.md B",
                    says="Ablating the refusal direction bypasses refusal on harmful prompts.")
 def test_ablating_the_refusal_direction_bypasses_refusal(
-        measure, arditi_probe, refusal_direction, refusal_behaviour, judge):
-    base = _concat(measure, arditi_probe)
-    ablated = _concat(measure, arditi_probe, Ablate(refusal_direction, "refusal"))
-    texts = [text for p in arditi_probe.harmful.values() for text in p.texts]
-    judge(claims.ablation_bypasses_refusal(base, ablated, refusal_behaviour,
-                                           measure.judge_name, prompts=texts))
+        measure, staged_arditi_probe, refusal_direction, refusal_behaviour, refusal_budget,
+        judge):
+    judge(staged.ablation_bypasses_refusal(measure, staged_arditi_probe, refusal_direction,
+                                           refusal_behaviour, measure.judge_name,
+                                           budget=refusal_budget))
 
 
-@pytest.mark.claim("addition-induces-refusal", protocol=FIXED_DIRECTION,
+@pytest.mark.claim("addition-induces-refusal", protocol=f"{FIXED_DIRECTION}; {STAGED}",
                    paper="Arditi et al. 2024; PAPER.md B",
                    says="Adding the refusal direction makes the model refuse harmless prompts.")
-def test_adding_the_refusal_direction_induces_refusal(measure, arditi_probe, layer,
+def test_adding_the_refusal_direction_induces_refusal(measure, staged_arditi_probe, layer,
                                                       refusal_direction, reference_norm,
-                                                      refusal_behaviour, judge):
-    base = measure.refused(arditi_probe.benign)
-    steered = measure.refused(arditi_probe.benign, claims.raw_addition(
-        layer, refusal_direction, reference_norm, "refusal"))
-    judge(claims.addition_induces_refusal(base, steered, refusal_behaviour, measure.judge_name))
+                                                      refusal_behaviour, refusal_budget, judge):
+    judge(staged.addition_induces_refusal(measure, staged_arditi_probe, layer,
+                                          refusal_direction, reference_norm, refusal_behaviour,
+                                          measure.judge_name, budget=refusal_budget))
 
 
 @pytest.mark.claim("ablation-keeps-harmless-behaviour", protocol=FIXED_DIRECTION,
@@ -62,28 +60,24 @@ def test_ablation_barely_changes_harmless_next_token_distributions(
         values, refusal_behaviour, pytestconfig.getoption("--refusal-seed")))
 
 
-@pytest.mark.claim("random-direction-does-not-bypass", protocol="3 seeded random directions of the fixed direction's norm; equivalence",
+@pytest.mark.claim("random-direction-does-not-bypass", protocol=f"{RANDOM_CONTROLS}; {STAGED}",
                    paper="Arditi et al. 2024 (control)",
                    says="Ablating random directions of the same norm leaves refusal intact.")
 def test_ablating_random_directions_does_not_bypass_refusal(
-        measure, arditi_probe, refusal_direction, refusal_behaviour, pytestconfig, judge):
+        measure, staged_arditi_probe, refusal_direction, refusal_behaviour, refusal_budget,
+        pytestconfig, judge):
     # 3 seeded random directions; each must change refusal by less than 0.20 (equivalence).
-    randoms = claims.random_controls(refusal_direction, pytestconfig.getoption("--refusal-seed"))
-    base = _concat(measure, arditi_probe)
-    ablated = [_concat(measure, arditi_probe, Ablate(r, f"random {i}"))
-               for i, r in enumerate(randoms)]
-    judge(claims.random_direction_does_not_bypass(base, ablated, refusal_behaviour))
+    judge(staged.random_direction_does_not_bypass(
+        measure, staged_arditi_probe, refusal_direction, refusal_behaviour,
+        pytestconfig.getoption("--refusal-seed"), budget=refusal_budget))
 
 
-@pytest.mark.claim("random-direction-does-not-induce", protocol="3 seeded random directions of the fixed direction's norm; equivalence",
+@pytest.mark.claim("random-direction-does-not-induce", protocol=f"{RANDOM_CONTROLS}; {STAGED}",
                    paper="Arditi et al. 2024 (control)",
                    says="Adding random directions of the same norm does not induce refusal.")
 def test_adding_random_directions_does_not_induce_refusal(
-        measure, arditi_probe, layer, refusal_direction, reference_norm, refusal_behaviour,
-        pytestconfig, judge):
-    randoms = claims.random_controls(refusal_direction, pytestconfig.getoption("--refusal-seed"))
-    base = measure.refused(arditi_probe.benign)
-    steered = [measure.refused(arditi_probe.benign,
-                               claims.raw_addition(layer, r, reference_norm, f"random {i}"))
-               for i, r in enumerate(randoms)]
-    judge(claims.random_direction_does_not_induce(base, steered, refusal_behaviour))
+        measure, staged_arditi_probe, layer, refusal_direction, reference_norm,
+        refusal_behaviour, refusal_budget, pytestconfig, judge):
+    judge(staged.random_direction_does_not_induce(
+        measure, staged_arditi_probe, layer, refusal_direction, reference_norm,
+        refusal_behaviour, pytestconfig.getoption("--refusal-seed"), budget=refusal_budget))

@@ -314,24 +314,13 @@ class BehaviourMeasurements:
         return self._once("agreement", compute)
 
     def knob_sweep(self) -> Any:
-        """The ``knob_sweep`` fixture."""
-        from refusal_checks.effects import KnobSweep
-        from refusal_checks.interventions import steer
+        """The ``knob_sweep`` fixture on the fixed probe."""
+        from refusal_checks.staged_claims import knob_sweep
 
-        names = list(self.train_directions)
-        harmful_sets = [self.probe_harmful[c] for c in self.harmful_categories]
-        shape = (len(names), len(SWEEP_STRENGTHS))
-        harmful = np.zeros(shape + (sum(len(p) for p in harmful_sets),), bool)
-        benign = np.zeros(shape + (len(self.probe_benign),), bool)
-        alphas = np.zeros(shape)
-        for i, name in enumerate(names):
-            for j, strength in enumerate(SWEEP_STRENGTHS):
-                edit = steer(self.train_directions[name], strength, self.layer,
-                             self.reference_norm, name)
-                alphas[i, j] = edit.alpha
-                harmful[i, j] = np.concatenate([self.score(p, edit) > 0 for p in harmful_sets])
-                benign[i, j] = self.score(self.probe_benign, edit) > 0
-        return KnobSweep(names, list(SWEEP_STRENGTHS), alphas, harmful, benign)
+        return knob_sweep(self.score, self.train_directions,
+                          [self.probe_harmful[c] for c in self.harmful_categories],
+                          [self.probe_benign], layer=self.layer,
+                          reference_norm=self.reference_norm, strengths=SWEEP_STRENGTHS)
 
     def verdict(self, claim: str) -> Verdict:
         """The verdict of one behavioural claim, as its test in ``claims/`` computes it."""
@@ -384,9 +373,11 @@ class BehaviourMeasurements:
 
 def behaviour_verdicts(backend: Any, collection: Any,
                        claims: Iterable[str] = BEHAVIOUR_CLAIM_IDS, *,
-                       seed: int = DEFAULT_SEED) -> dict[str, Verdict]:
+                       seed: int = DEFAULT_SEED, staged: bool = True) -> dict[str, Verdict]:
     """Verdicts of behavioural claims on ``backend`` (any Backend with ``generate``,
-    ``last_logprobs``, ``residual_stream``) over ``collection``, measured as the fixtures do.
+    ``last_logprobs``, ``residual_stream``) over ``collection``, measured as the fixtures do:
+    on staged probes (:mod:`refusal_checks.staged_calibration`) as the claims run, or on
+    the fixed probes (``staged=False``, the design before staging).
     """
     wanted = list(claims)
     unknown = [c for c in wanted if c not in BEHAVIOUR_CLAIM_IDS]
@@ -394,7 +385,12 @@ def behaviour_verdicts(backend: Any, collection: Any,
         raise ValueError(f"unknown behavioural claim ids {unknown}. Known: "
                          f"{', '.join(BEHAVIOUR_CLAIM_IDS)}.")
     measured = BehaviourMeasurements(backend, collection, seed=seed)
-    return {claim: measured.verdict(claim) for claim in wanted}
+    if not staged:
+        return {claim: measured.verdict(claim) for claim in wanted}
+    from refusal_checks.staged_calibration import STAGED_CLAIM_IDS, staged_verdict
+
+    return {claim: staged_verdict(measured, claim) if claim in STAGED_CLAIM_IDS
+            else measured.verdict(claim) for claim in wanted}
 
 
 # --- Known-answer worlds for the behavioural claims (calibration/run.py --behaviour) ----

@@ -158,7 +158,8 @@ def ablation_is_category_selective(matrix: CrossAblation, agreement: Mapping[str
                                    behaviour: RefusalBehaviour, seed: int, *,
                                    margin: float = SELECTIVE_MARGIN,
                                    min_agreement: float = MIN_SCORE_AGREEMENT,
-                                   min_refusals: int = MIN_BASELINE_REFUSALS) -> Verdict:
+                                   min_refusals: int = MIN_BASELINE_REFUSALS,
+                                   level: float = CROSS_LEVEL) -> Verdict:
     """Claim: "Ablating a category's direction removes that category's refusal more than
     the other categories'."
 
@@ -166,7 +167,7 @@ def ablation_is_category_selective(matrix: CrossAblation, agreement: Mapping[str
     ``min_refusals`` baseline refusals, with a paired bootstrap interval over prompts
     (``seed``); above ``margin`` is SUPPORTED. SUPPORTED also needs the own-direction
     drop to exceed the random-direction drop by the margin (else a selectivity would come
-    from noise). The details hold the k x k matrix of refusal rates under ablation (rows:
+    from noise). ``level``: of the interval (a staged probe's per-look level). The details hold the k x k matrix of refusal rates under ablation (rows:
     ablated direction), the baseline rates, the controls' drops and the reading.
     """
     keep = matrix.measured(min_refusals)
@@ -180,7 +181,7 @@ def ablation_is_category_selective(matrix: CrossAblation, agreement: Mapping[str
     if measured >= 2:
         estimate = float(selectivity(drops, keep))
         boot_drops, _ = matrix.drops(matrix.rates(counts))
-        interval = percentile_interval(selectivity(boot_drops, keep), CROSS_LEVEL)
+        interval = percentile_interval(selectivity(boot_drops, keep), level)
         own = float(np.diag(drops)[keep].mean())
         sub = drops[np.ix_(keep, keep)]
         other = float((sub.sum() - np.trace(sub)) / (measured * (measured - 1)))
@@ -194,7 +195,7 @@ def ablation_is_category_selective(matrix: CrossAblation, agreement: Mapping[str
     return above("mean over categories of (drop under its own direction's ablation - mean "
                  "drop under the other categories' directions)", estimate, interval, margin,
                  n=measured, paper="not measured in the paper (ablation is 'partial', A.5)",
-                 seed=seed, level=CROSS_LEVEL,
+                 seed=seed, level=level,
                  details={"categories": names,
                           "ablated_rates": np.round(rates[1:1 + matrix.k], 4).tolist(),
                           "baseline_rates": dict(zip(names, np.round(rates[0], 4).tolist())),

@@ -39,6 +39,7 @@ LABELS = "--refusal-labels"
 ROBUSTNESS = "--refusal-robustness"
 HTML_REPORT = "--refusal-html"
 BASELINE = "--refusal-baseline"
+BUDGET = "--refusal-budget"
 REMOTE = "--refusal-remote"
 REMOTE_LOCAL = "--refusal-remote-local"
 REMOTE_DEST = "refusal_remote"  # both flags set it: "ndif" or "local"
@@ -77,6 +78,16 @@ def _prompt_budget(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"got {text}, but at least {MIN_PROMPT_BUDGET} prompts per set are needed: "
             f"{PROMPT_BUDGET_WHY}.")
+    return value
+
+
+def _probe_budget(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"got {text}, but the budget is the largest number of prompts one claim's staged "
+            "probe may grow to: a positive integer (stage 1, the fixed design, always runs; "
+            "leave the option out for no cap).")
     return value
 
 
@@ -132,6 +143,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(MAX_PROMPTS, type=_prompt_budget, default=None, metavar="N",
                     help="use at most N prompts per prompt set (a budget for quick runs; "
                     "at least 10), drawn round-robin over sub-genres.")
+    group.addoption(BUDGET, type=_probe_budget, default=None, metavar="N",
+                    help="staged probes of the behavioural claims grow (x2 per look, while "
+                    "the verdict's interval straddles its threshold) only to stages of at most "
+                    "N prompts per claim; stage 1 always runs. Default: no cap.")
     group.addoption(BATCH_SIZE, type=_positive_int, default=None, metavar="N",
                     help="prompts per forward pass. Default: 16 (64 with --refusal-remote).")
     group.addoption(SEED, type=_int, default=0, metavar="N",
@@ -577,6 +592,7 @@ def _run_options(config: pytest.Config) -> dict[str, Any]:
         "position": config.getoption(POSITION), "layer": config.getoption(LAYER),
         "dtype": _run_dtype(config), "device": config.getoption(DEVICE),
         "max_prompts": config.getoption(MAX_PROMPTS), "prompts": config.getoption(PROMPTS),
+        "budget": config.getoption(BUDGET),
         "strict": config.getoption(STRICT),
         "remote": config.getoption(REMOTE_DEST, None),
     }

@@ -115,8 +115,8 @@ def render_table(verdicts: list[dict[str, Any]], *, width: int = 120, color: boo
 
 
 def _notes(verdicts: list[dict[str, Any]]) -> list[str]:
-    """Caveats and behaviour-control counts of verdicts whose reason is not printed already
-    (INCONCLUSIVE reasons carry both)."""
+    """Caveats, behaviour-control counts and the stage a staged probe reached, of verdicts
+    whose reason is not printed already (INCONCLUSIVE reasons carry all three)."""
     lines = []
     for v in verdicts:
         details = v.get("details")
@@ -133,6 +133,10 @@ def _notes(verdicts: list[dict[str, Any]]) -> list[str]:
             lines.append(f"caveat: {where}: {details['caveat']}")
         if details.get("counts_note"):  # the oracle claims' refused/answered counts
             lines.append(f"{where}: {details['counts_note']}")
+        staged = details.get("staged")
+        if isinstance(staged, dict) and staged.get("stages", 1) > 1:
+            lines.append(f"staged: {where}: stage {staged['stage']} of {staged['stages']} "
+                         f"({staged.get('label', '')})")
     return lines
 
 

@@ -17,6 +17,10 @@ from numpy.typing import ArrayLike, NDArray
 from refusal_checks.verdict import ABOVE, BELOW, Outcome, Verdict
 
 _ALTERNATIVES = ("greater", "less")
+# Reasons of the INCONCLUSIVE verdicts that more observations can settle (refusal_checks.staged
+# grows a probe only on these): the interval straddles the threshold, or too few observations.
+STRADDLES = "the interval straddles the threshold"
+TOO_FEW = "only n="
 
 
 def _check_level(level: float) -> None:
@@ -312,7 +316,7 @@ def verdict(
     failed = [message for ok, message in preconditions if not ok]
     lo, hi = float(interval[0]), float(interval[1])
     if n < min_n:
-        outcome, reason = Outcome.INCONCLUSIVE, f"only n={n} observations, need >= {min_n}"
+        outcome, reason = Outcome.INCONCLUSIVE, f"{TOO_FEW}{n} observations, need >= {min_n}"
     elif math.isnan(estimate):
         outcome, reason = Outcome.INCONCLUSIVE, "the estimate is NaN"
     else:
@@ -324,7 +328,7 @@ def verdict(
         elif math.isnan(lo) or math.isnan(hi) or math.isnan(threshold):
             reason = "the interval or threshold is NaN"
         else:
-            reason = "the interval straddles the threshold"
+            reason = STRADDLES
     if unmet:
         alone = "" if outcome is Outcome.INCONCLUSIVE else (
             f" (the statistic alone would read {outcome.value.upper()}: {reason})")

@@ -1,0 +1,201 @@
+"""The behavioural claims on staged probes (:mod:`refusal_checks.staged`).
+
+Each function measures a claim on its probe's stage 1, 2, ... (one look each), through
+the claim's own verdict function in :mod:`refusal_checks.behaviour_claims` or
+:mod:`refusal_checks.cross_ablation` at the per-look level, and returns the last look's
+verdict. ``claims/test_single_direction.py`` and ``claims/test_category_steering.py`` call
+them with the ``measure`` fixture; :mod:`refusal_checks.staged_calibration` with
+:class:`~refusal_checks.calibration.BehaviourMeasurements`, so a claim and its calibration
+measure alike.
+
+``measure`` is anything with ``refused(prompts, intervention=None)`` (judged replies, one
+bool per prompt) and ``score(prompts, intervention=None)`` (cheap refusal score per
+prompt). Both are called once per stage increment, so cached increments are never
+measured twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from refusal_checks import behaviour_claims as claims
+from refusal_checks import cross_ablation, staged
+from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.effects import KnobSweep
+from refusal_checks.interventions import Ablate
+from refusal_checks.prompts import PromptSet
+from refusal_checks.staged import StagedProbe, concat
+from refusal_checks.verdict import Verdict
+
+
+def _harmful(probe: StagedProbe, stage: int) -> list[PromptSet]:
+    return [p for parts in probe.harmful_at(stage).values() for p in parts]
+
+
+def _refused(measure: Any, parts: Sequence[PromptSet], intervention: Any = None) -> np.ndarray:
+    return concat(lambda p: measure.refused(p, intervention), parts)
+
+
+def _scored(measure: Any, parts: Sequence[PromptSet], intervention: Any = None) -> np.ndarray:
+    return concat(lambda p: measure.score(p, intervention), parts) > 0
+
+
+def _agrees(agreement: Mapping[str, Any]) -> bool:
+    return agreement["agreement"] >= claims.MIN_SCORE_AGREEMENT
+
+
+def _too_few_categories(verdict: Verdict) -> bool:
+    """More probes give a category its baseline refusals (MIN_BASELINE_REFUSALS)."""
+    return bool(verdict.details.get("too_few_baseline_refusals"))
+
+
+def ablation_bypasses_refusal(measure: Any, probe: StagedProbe, direction: np.ndarray,
+                              behaviour: RefusalBehaviour, judge: str = "", *,
+                              budget: int | None = None) -> Verdict:
+    """``ablation-bypasses-refusal`` on the harmful sets of ``probe``."""
+    probe = probe.only(benign=False)
+
+    def look(stage: int, level: float) -> Verdict:
+        parts = _harmful(probe, stage)
+        return claims.ablation_bypasses_refusal(
+            _refused(measure, parts), _refused(measure, parts, Ablate(direction, "refusal")),
+            behaviour, judge, prompts=[t for p in parts for t in p.texts], level=level)
+
+    return staged.run(look, probe, budget=budget, can_grow=behaviour.refuses()[0])
+
+
+def addition_induces_refusal(measure: Any, probe: StagedProbe, layer: int,
+                             direction: np.ndarray, reference_norm: float,
+                             behaviour: RefusalBehaviour, judge: str = "", *,
+                             budget: int | None = None) -> Verdict:
+    """``addition-induces-refusal`` on the benign sets of ``probe``."""
+    probe = probe.only([])
+    edit = claims.raw_addition(layer, direction, reference_norm, "refusal")
+
+    def look(stage: int, level: float) -> Verdict:
+        parts = probe.benign_at(stage)
+        return claims.addition_induces_refusal(_refused(measure, parts),
+                                               _refused(measure, parts, edit), behaviour,
+                                               judge, level=level)
+
+    return staged.run(look, probe, budget=budget, can_grow=behaviour.refuses()[0])
+
+
+def random_direction_does_not_bypass(measure: Any, probe: StagedProbe, direction: np.ndarray,
+                                     behaviour: RefusalBehaviour, seed: int, *,
+                                     budget: int | None = None) -> Verdict:
+    """``random-direction-does-not-bypass``: random directions ablated, harmful sets."""
+    probe = probe.only(benign=False)
+    edits = [Ablate(r, f"random {i}") for i, r in enumerate(claims.random_controls(direction,
+                                                                                   seed))]
+
+    def look(stage: int, level: float) -> Verdict:
+        parts = _harmful(probe, stage)
+        return claims.random_direction_does_not_bypass(
+            _refused(measure, parts), [_refused(measure, parts, e) for e in edits], behaviour,
+            level)
+
+    return staged.run(look, probe, base_level=claims.CONTROL_LEVEL, budget=budget,
+                      can_grow=behaviour.refuses()[0])
+
+
+def random_direction_does_not_induce(measure: Any, probe: StagedProbe, layer: int,
+                                     direction: np.ndarray, reference_norm: float,
+                                     behaviour: RefusalBehaviour, seed: int, *,
+                                     budget: int | None = None) -> Verdict:
+    """``random-direction-does-not-induce``: random vectors added, benign sets."""
+    probe = probe.only([])
+    edits = [claims.raw_addition(layer, r, reference_norm, f"random {i}")
+             for i, r in enumerate(claims.random_controls(direction, seed))]
+
+    def look(stage: int, level: float) -> Verdict:
+        parts = probe.benign_at(stage)
+        return claims.random_direction_does_not_induce(
+            _refused(measure, parts), [_refused(measure, parts, e) for e in edits], behaviour,
+            level)
+
+    return staged.run(look, probe, base_level=claims.CONTROL_LEVEL, budget=budget,
+                      can_grow=behaviour.refuses()[0])
+
+
+def knob_sweep(score: Callable[..., np.ndarray], directions: Mapping[str, np.ndarray],
+               harmful: Sequence[PromptSet], benign: Sequence[PromptSet], *, layer: int,
+               reference_norm: float, strengths: Sequence[float],
+               advance: Callable[[], None] | None = None) -> KnobSweep:
+    """Cheap-score refusal (score > 0) on the ``harmful`` and ``benign`` prompt sets while
+    steering along each direction at each relative strength (the ``knob_sweep`` fixture)."""
+    from refusal_checks.interventions import steer
+
+    names = list(directions)
+    shape = (len(names), len(strengths))
+    rr = np.zeros(shape + (sum(len(p) for p in harmful),), bool)
+    orr = np.zeros(shape + (sum(len(p) for p in benign),), bool)
+    alphas = np.zeros(shape)
+    for i, name in enumerate(names):
+        for j, strength in enumerate(strengths):
+            edit = steer(directions[name], strength, layer, reference_norm, name)
+            alphas[i, j] = edit.alpha
+            rr[i, j] = concat(lambda p: score(p, edit), harmful) > 0
+            orr[i, j] = concat(lambda p: score(p, edit), benign) > 0
+            if advance is not None:
+                advance()
+    return KnobSweep(names, list(strengths), alphas, rr, orr)
+
+
+def shared_knob(sweep: Callable[[list[PromptSet], list[PromptSet]], KnobSweep],
+                probe: StagedProbe, harmful_categories: Sequence[str],
+                agreement: Mapping[str, Any], behaviour: RefusalBehaviour, seed: int, *,
+                budget: int | None = None) -> Verdict:
+    """``shared-knob``: ``sweep(harmful sets, benign sets)`` measured at each stage."""
+    probe = probe.only(harmful_categories)
+
+    def look(stage: int, level: float) -> Verdict:
+        return claims.shared_knob(sweep(_harmful(probe, stage), probe.benign_at(stage)),
+                                  agreement, behaviour, seed, level)
+
+    return staged.run(look, probe, budget=budget,
+                      can_grow=behaviour.refuses()[0] and _agrees(agreement))
+
+
+def ablation_lowers_category_refusal(measure: Any, probe: StagedProbe,
+                                     directions: Mapping[str, np.ndarray],
+                                     agreement: Mapping[str, Any],
+                                     behaviour: RefusalBehaviour, seed: int, *,
+                                     budget: int | None = None) -> Verdict:
+    """``ablation-lowers-category-refusal``: each category's own direction ablated."""
+    probe = probe.only([name for name in directions if name in probe.harmful], benign=False)
+
+    def look(stage: int, level: float) -> Verdict:
+        per_category = {name: (_scored(measure, parts),
+                               _scored(measure, parts, Ablate(directions[name], name)))
+                        for name, parts in probe.harmful_at(stage).items()}
+        return claims.ablation_lowers_category_refusal(per_category, agreement, behaviour,
+                                                       seed, level)
+
+    return staged.run(look, probe, budget=budget, fixable=_too_few_categories,
+                      can_grow=behaviour.refuses()[0] and _agrees(agreement))
+
+
+def ablation_is_category_selective(measure: Any, probe: StagedProbe,
+                                   directions: Mapping[str, np.ndarray],
+                                   agreement: Mapping[str, Any], behaviour: RefusalBehaviour,
+                                   seed: int, *, budget: int | None = None) -> Verdict:
+    """``ablation-is-category-selective``: the k x k cross-ablation at each stage."""
+    probe = probe.only([name for name in directions if name in probe.harmful], benign=False)
+
+    def score(parts: Sequence[PromptSet], intervention: Any = None) -> np.ndarray:
+        return concat(lambda p: measure.score(p, intervention), parts)
+
+    def look(stage: int, level: float) -> Verdict:
+        matrix = cross_ablation.measure_cross_ablation(score, probe.harmful_at(stage),
+                                                       directions, seed)
+        return cross_ablation.ablation_is_category_selective(
+            matrix, agreement, behaviour, seed, margin=cross_ablation.SELECTIVE_MARGIN,
+            level=level)
+
+    return staged.run(look, probe, base_level=cross_ablation.CROSS_LEVEL, budget=budget,
+                      fixable=_too_few_categories,
+                      can_grow=behaviour.refuses()[0] and _agrees(agreement))
