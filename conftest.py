@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.behaviour",
     "fixtures.style",
     "fixtures.oracle",
+    "fixtures.sae",
 ]
