@@ -125,24 +125,16 @@ def parser() -> argparse.ArgumentParser:
                    default=None, help="only these behavioural claim ids (with --behaviour)")
     p.add_argument("--staged", action="store_true",
                    help="with --behaviour: the fixed and the staged probes side by side")
-    p.add_argument("--style", action="store_true",
-                   help="calibrate the 5 style claims instead of the geometry claims")
-    p.add_argument("--style-scenarios",
-                   type=_names(list(style_calibration.STYLE_SCENARIOS), "style scenarios"),
-                   default=list(style_calibration.STYLE_SCENARIOS),
-                   help="comma-separated style scenario names (with --style)")
-    p.add_argument("--oracle", action="store_true",
-                   help="calibrate the 2 oracle claims instead of the geometry claims")
-    p.add_argument("--oracle-scenarios",
-                   type=_names(list(oracle_calibration.ORACLE_SCENARIOS), "oracle scenarios"),
-                   default=list(oracle_calibration.ORACLE_SCENARIOS),
-                   help="comma-separated oracle scenario names (with --oracle)")
-    p.add_argument("--sae", action="store_true",
-                   help="calibrate the 3 SAE claims instead of the geometry claims")
-    p.add_argument("--sae-scenarios",
-                   type=_names(list(sae_calibration.SAE_SCENARIOS), "SAE scenarios"),
-                   default=list(sae_calibration.SAE_SCENARIOS),
-                   help="comma-separated SAE scenario names (with --sae)")
+    for flag, label, count, scenarios in (
+            ("style", "style", 5, style_calibration.STYLE_SCENARIOS),
+            ("oracle", "oracle", 2, oracle_calibration.ORACLE_SCENARIOS),
+            ("sae", "SAE", 3, sae_calibration.SAE_SCENARIOS)):
+        p.add_argument(f"--{flag}", action="store_true",
+                       help=f"calibrate the {count} {label} claims instead of the geometry claims")
+        p.add_argument(f"--{flag}-scenarios",
+                       type=_names(list(scenarios), f"{label} scenarios"),
+                       default=list(scenarios),
+                       help=f"comma-separated {label} scenario names (with --{flag})")
     return p
 
 
