@@ -127,7 +127,9 @@ class KnobSweep:
         return harmful.mean(axis=2), benign.mean(axis=2)
 
     def path_deviation(self, h_index: np.ndarray | None = None,
-                       b_index: np.ndarray | None = None) -> float:
+                       b_index: np.ndarray | None = None, *,
+                       tested: Sequence[int] | None = None,
+                       reference: Sequence[int] | None = None) -> float:
         """Largest mean gap between one direction's trade-off path and the others'.
 
         "The same trade-off" means the same RR at the same ORR, whatever the speed along
@@ -135,11 +137,16 @@ class KnobSweep:
         path). For each direction, the other directions' (ORR, RR) points form a monotone
         reference path (sorted by ORR, running maximum of RR); the direction's own points
         are compared with it by linear interpolation, and the gaps are averaged.
+
+        ``tested`` / ``reference``: row indices of the directions compared and of those
+        whose points form the path (default: every direction against all the others;
+        ``sae-steering-same-knob`` tests the SAE directions against the category ones).
         """
         rr, orr = self.rates(h_index, b_index)
+        rows = range(len(self.directions))
         worst = 0.0
-        for c in range(len(self.directions)):
-            others = [j for j in range(len(self.directions)) if j != c]
+        for c in (rows if tested is None else tested):
+            others = [j for j in (rows if reference is None else reference) if j != c]
             x = orr[others].ravel()
             y = rr[others].ravel()
             order = np.argsort(x, kind="stable")
@@ -148,17 +155,29 @@ class KnobSweep:
         return worst
 
     def bootstrap_deviation(self, rng: np.random.Generator, n_boot: int,
-                            level: float = 0.95) -> tuple[float, tuple[float, float]]:
+                            level: float = 0.95, **rows: Sequence[int] | None
+                            ) -> tuple[float, tuple[float, float]]:
         """Path deviation with a percentile interval over resampled probe prompts.
 
         The same resampled prompts serve every direction and strength (paired), so a
         difference between directions is not confused with a difference between prompts.
+        ``rows``: ``tested`` / ``reference`` of :meth:`path_deviation`.
         """
         n_h, n_b = self.harmful.shape[2], self.benign.shape[2]
         replicates = np.array([
-            self.path_deviation(rng.integers(0, n_h, n_h), rng.integers(0, n_b, n_b))
+            self.path_deviation(rng.integers(0, n_h, n_h), rng.integers(0, n_b, n_b), **rows)
             for _ in range(n_boot)])
-        return self.path_deviation(), stats.percentile_interval(replicates, level)
+        return self.path_deviation(**rows), stats.percentile_interval(replicates, level)
+
+    def joined(self, other: KnobSweep) -> KnobSweep:
+        """Both sweeps' directions in one (same strengths and probe prompts)."""
+        if list(other.strengths) != list(self.strengths):
+            raise ValueError(f"sweeps at different strengths: {self.strengths} and "
+                             f"{other.strengths}")
+        return KnobSweep(self.directions + other.directions, list(self.strengths),
+                         np.concatenate([self.alphas, other.alphas]),
+                         np.concatenate([self.harmful, other.harmful]),
+                         np.concatenate([self.benign, other.benign]))
 
     def speeds(self) -> dict[str, float]:
         """ORR gained per unit of relative strength (least squares through the grid)."""

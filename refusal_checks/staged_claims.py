@@ -148,13 +148,18 @@ def knob_sweep(score: Callable[..., np.ndarray], directions: Mapping[str, np.nda
 def shared_knob(sweep: Callable[[list[PromptSet], list[PromptSet]], KnobSweep],
                 probe: StagedProbe, harmful_categories: Sequence[str],
                 agreement: Mapping[str, Any], behaviour: RefusalBehaviour, seed: int, *,
-                budget: int | None = None) -> Verdict:
-    """``shared-knob``: ``sweep(harmful sets, benign sets)`` measured at each stage."""
+                budget: int | None = None,
+                verdict: Callable[..., Verdict] = claims.shared_knob) -> Verdict:
+    """``shared-knob``: ``sweep(harmful sets, benign sets)`` measured at each stage.
+
+    ``verdict(sweep, agreement, behaviour, seed, level)``: the claim judged on each look's
+    sweep (``sae-steering-same-knob`` passes its own; the probe and stages are these).
+    """
     probe = probe.only(harmful_categories)
 
     def look(stage: int, level: float) -> Verdict:
-        return claims.shared_knob(sweep(_harmful(probe, stage), probe.benign_at(stage)),
-                                  agreement, behaviour, seed, level)
+        return verdict(sweep(_harmful(probe, stage), probe.benign_at(stage)), agreement,
+                       behaviour, seed, level)
 
     return staged.run(look, probe, budget=budget,
                       can_grow=behaviour.refuses()[0] and _agrees(agreement))

@@ -74,3 +74,26 @@ def test_rates_and_helpers():
     assert Rate(0, 0).interval() == (0.0, 1.0)
     assert agreement(np.array([1, 0, 1]), np.array([1, 1, 1]))["agreement"] == pytest.approx(2 / 3)
     assert mean_norm(np.array([[3.0, 4.0], [0.0, 1.0]])) == 3.0
+
+
+def test_path_deviation_can_test_some_directions_against_the_others():
+    # d0, d1: one path; d2 (another path) is only tested, never part of the reference.
+    orr = np.tile([0.1, 0.3, 0.5, 0.7], (3, 1))
+    rr = np.stack([0.5 + 0.5 * orr[0], 0.5 + 0.5 * orr[1], 0.1 + 0.2 * orr[2]])
+    sweep = _sweep(rr, orr)
+    assert sweep.path_deviation(tested=[1], reference=[0]) == pytest.approx(0.0, abs=0.03)
+    assert sweep.path_deviation(tested=[2], reference=[0, 1]) > 0.4
+    assert sweep.path_deviation(tested=[0, 1, 2], reference=[0, 1, 2]) == sweep.path_deviation()
+    estimate, (lo, hi) = sweep.bootstrap_deviation(np.random.default_rng(0), 50, tested=[1],
+                                                   reference=[0])
+    assert estimate == pytest.approx(0.0, abs=0.03) and hi < 0.15
+
+
+def test_sweeps_join_when_their_strengths_agree():
+    orr = np.tile([0.1, 0.3, 0.5, 0.7], (2, 1))
+    a, b = _sweep(orr, orr), _sweep(orr[:1], orr[:1])
+    joined = a.joined(b)
+    assert joined.directions == ["d0", "d1", "d0"] and joined.harmful.shape[0] == 3
+    with pytest.raises(ValueError, match="different strengths"):
+        a.joined(KnobSweep(["x"], [1.0], np.ones((1, 1)), a.harmful[:1, :1],
+                           a.benign[:1, :1]))
