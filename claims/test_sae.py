@@ -6,8 +6,9 @@ The SAE is --refusal-sae PATH (SAELens's format, read at the claims' layer), els
 claim is INCONCLUSIVE and names the command. Every category is contrasted with its
 genre-matched benign twins. Statistics, thresholds and the reasons for them live in
 refusal_checks/sae_claims.py, so that calibration/run.py --sae judges planted worlds with
-exactly these verdicts. Steering with the top latents' mean decoder vector (the paper's
-fourth SAE sentence) is not checked yet.
+exactly these verdicts. The fourth sentence, steering with the top latents' mean decoder
+vector, reuses shared-knob's sweep, statistic and threshold (refusal_checks/sae_steering.py,
+calibrated by calibration/run.py --sae-steering).
 """
 
 import pytest
@@ -21,6 +22,8 @@ from refusal_checks.sae_claims import (
     sae_reconstructs_direction,
     sae_shared_core,
 )
+from refusal_checks.sae_steering import staged_same_knob
+from refusal_checks.staged import PROTOCOL as STAGED
 
 LATENTS = (f"SAE latents at the claims' layer and position, ranked by firing-rate "
            f"difference of each category's refused prompts over its genre-matched twins; "
@@ -54,3 +57,20 @@ def test_a_few_refusal_latents_rebuild_each_category_direction(sae_evidence,
                                                                refusal_behaviour, judge):
     judge(sae_reconstructs_direction(sae_evidence, refusal_behaviour,
                                      threshold=REBUILD_THRESHOLD))
+
+
+@pytest.mark.claim("sae-steering-same-knob",
+                   protocol=f"{LATENTS} (chosen on the train halves); each category's mean "
+                            "decoder vector of them steered at the shared-knob strengths x "
+                            "the mean residual norm, cheap first-token score; its RR-vs-ORR "
+                            f"path against the category directions' path; {STAGED}",
+                   paper="PAPER.md A.6 (judged by eye in the paper, as A.3)",
+                   says="Steering with the top latents' mean decoder vector traces the same "
+                        "refusal vs over-refusal trade-off as the category directions.")
+def test_steering_with_the_refusal_latents_is_the_same_knob(
+        sae_knob_sweep, sae_steering, staged_probe, harmful_categories, score_agreement,
+        refusal_behaviour, refusal_budget, pytestconfig, judge):
+    # PATH_MARGIN 0.15, shared-knob's threshold: the same "nearly identical trade-off".
+    judge(staged_same_knob(sae_knob_sweep, sae_steering, staged_probe, harmful_categories,
+                           score_agreement, refusal_behaviour,
+                           pytestconfig.getoption("--refusal-seed"), budget=refusal_budget))

@@ -1,6 +1,8 @@
 """The SAE claims in real pytest runs on a planted synthetic model.
 
-* train-sae caches an SAE of the synthetic model; the claims then find and read it;
+* train-sae caches an SAE of the synthetic model; the claims then find and read it, and
+  sae-steering-same-knob sweeps each category's mean decoder vector beside the category
+  directions, at shared-knob's strengths, on its probes;
 * in a cache without one, every SAE claim is INCONCLUSIVE and names the train-sae command;
 * --refusal-sae: a folder at another layer than an explicit --refusal-layer is a usage
   error (exit 4) naming the fix; a folder of another width fails the claims with the fix.
@@ -22,7 +24,9 @@ from tests.plugin.test_plugin import assert_no_traceback, copy_suite, suite_args
 from tests.unit.test_sae import write_sae
 
 MODEL = "synthetic:distinct,signal=4"
-CLAIMS = ("sae-shared-core", "sae-category-tail", "sae-reconstructs-direction")
+CLAIMS = ("sae-shared-core", "sae-category-tail", "sae-reconstructs-direction",
+          "sae-steering-same-knob")
+STEERING = "sae-steering-same-knob"
 
 
 def run(directory: Path, cache: Path, *extra: str) -> tuple[pytest.RunResult, dict | None]:
@@ -62,6 +66,13 @@ def test_a_trained_sae_is_found_in_the_cache_and_read(suite: Path) -> None:
         assert "no SAE" not in verdict["reason"]
         assert str(cache) in verdict["details"]["sae"]["source"]
         assert verdict["details"]["sae"]["training"]["quality"]["l0"] <= 32
+    steering = verdicts[STEERING]["details"]
+    categories = [d for d in steering["directions"] if not d.startswith("sae:")]
+    assert [f"sae:{c}" for c in steering["refusal_latents"]] == [
+        d for d in steering["directions"] if d.startswith("sae:")] != []
+    assert len(categories) >= 3 and steering["strengths"] == [0.1, 0.2, 0.35, 0.5]
+    assert all(len(latents) == 16 for latents in steering["refusal_latents"].values())
+    assert "staged probes" in verdicts[STEERING]["protocol"]
 
 
 def test_without_an_sae_every_sae_claim_is_inconclusive_and_names_the_command(
