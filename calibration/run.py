@@ -22,6 +22,7 @@ Wilson intervals, then every scenario x claim.
     .venv/bin/python calibration/run.py --style --style-scenarios styled,plain --worlds 20
     .venv/bin/python calibration/run.py --oracle --worlds 100 # the 2 oracle claims
     .venv/bin/python calibration/run.py --sae --worlds 100 --jobs 2   # the 3 SAE claims
+    .venv/bin/python calibration/run.py --sae-steering --worlds 100   # sae-steering-same-knob
 
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
@@ -46,6 +47,11 @@ refusal_behaviour probe's benign verdicts, 500 bootstrap replicates).
 --sae judges the SAE claims (claims/test_sae.py) on planted sparse-feature worlds with
 the ideal SAE of their dictionary (refusal_checks.sae_calibration.SAE_SCENARIOS).
 
+--sae-steering judges sae-steering-same-knob (claims/test_sae.py) on one-knob behaviour
+worlds with a planted SAE whose refusal latents write along the knob or off it
+(refusal_checks.sae_steering_calibration.SAE_STEERING_SCENARIOS), measured as the claim's
+fixtures measure (the shared-knob probes, stages and sweep grid).
+
 One process by default; --jobs N spreads worlds over N processes. Each process keeps
 BLAS to one thread: on a small shared machine multi-threaded BLAS made a world 5x slower.
 """
@@ -68,6 +74,7 @@ from refusal_checks import (  # noqa: E402
     known_answers,
     oracle_calibration,
     sae_calibration,
+    sae_steering_calibration,
     staged_calibration,
     style_calibration,
 )
@@ -128,9 +135,12 @@ def parser() -> argparse.ArgumentParser:
     for flag, label, count, scenarios in (
             ("style", "style", 5, style_calibration.STYLE_SCENARIOS),
             ("oracle", "oracle", 2, oracle_calibration.ORACLE_SCENARIOS),
-            ("sae", "SAE", 3, sae_calibration.SAE_SCENARIOS)):
+            ("sae", "SAE", 3, sae_calibration.SAE_SCENARIOS),
+            ("sae-steering", "SAE steering", 1,
+             sae_steering_calibration.SAE_STEERING_SCENARIOS)):
         p.add_argument(f"--{flag}", action="store_true",
-                       help=f"calibrate the {count} {label} claims instead of the geometry claims")
+                       help=f"calibrate the {count} {label} claim{'s' * (count > 1)} "
+                            "instead of the geometry claims")
         p.add_argument(f"--{flag}-scenarios",
                        type=_names(list(scenarios), f"{label} scenarios"),
                        default=list(scenarios),
@@ -212,15 +222,21 @@ def style_main(args: argparse.Namespace, worlds: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
-    if args.behaviour + args.style + args.oracle + args.sae > 1:
-        parser().error("--behaviour, --style, --oracle and --sae are separate studies: give "
-                       "one of them.")
+    if args.behaviour + args.style + args.oracle + args.sae + args.sae_steering > 1:
+        parser().error("--behaviour, --style, --oracle, --sae and --sae-steering are separate "
+                       "studies: give one of them.")
     if args.staged and not args.behaviour:
         parser().error("--staged compares the behavioural claims' probes: add --behaviour.")
     if args.sae:
         return study_main(args, worlds, "SAE claims", sae_calibration.run_sae,
                           args.sae_scenarios, sae_calibration.SAE_SCENARIOS,
                           sae_calibration.sae_table_lines)
+    if args.sae_steering:
+        return study_main(args, worlds, "SAE steering claim",
+                          sae_steering_calibration.run_sae_steering,
+                          args.sae_steering_scenarios,
+                          sae_steering_calibration.SAE_STEERING_SCENARIOS,
+                          sae_steering_calibration.table_lines)
     if args.oracle:
         return study_main(args, worlds, "oracle claims", oracle_calibration.run_oracle,
                           args.oracle_scenarios, oracle_calibration.ORACLE_SCENARIOS,
