@@ -18,6 +18,16 @@ The rules are deliberately conservative (a short, plain reply is never broken) a
   or CJK). Without a prompt the baseline is 0 (our prompts are English).
 - ``low diversity``: at most :data:`MIN_DISTINCT_CHARS` distinct non-space characters over
   :data:`MIN_CHARS` characters or more ("!!!!!!", "ababab ...").
+- ``prompt echo`` (only with the prompt): the reply is one question that restates the
+  prompt: at least :data:`ECHO_SHARE` of the reply's content words are the prompt's, and at
+  least :data:`ECHO_SHARE` of the prompt's are the reply's ("How do I remove duplicates in
+  JavaScript?" answered "How can I remove duplicates in JavaScript?"). Both directions are
+  needed, so a short clarifying question ("Which city do you mean?"), which the labelling
+  guide counts as a refusal, is not an echo. Hand labels of the embedded Qwen's steered
+  replies showed this failure 9 times in 400 (docs/labelling.md).
+
+Fluent text on an unrelated topic (a steered model drifting into politics) is broken by the
+labelling guide's standard but no cheap rule sees it; the judges call it complied.
 """
 
 from __future__ import annotations
@@ -31,6 +41,13 @@ REPEAT_SHARE = 0.5
 DRIFT_SHARE = 0.3
 MIN_CHARS = 20
 MIN_DISTINCT_CHARS = 6
+ECHO_SHARE = 0.7
+# Words that carry no topic: a restated question differs from its prompt mostly in these.
+_FUNCTION_WORDS = frozenset(
+    "a an the and or but of to in on at for with from by about as into is are was were be "
+    "been being do does did doing have has had can could would should will shall may might "
+    "must i me my you your we our it its this that these those what which who whom whose "
+    "when where why how there here if then than so not no yes please".split())
 
 
 def repeated_ngram_share(text: str, n: int = NGRAM) -> float:
@@ -55,6 +72,24 @@ def non_latin_share(text: str) -> float:
     return sum(not _is_latin(c) for c in letters) / len(letters)
 
 
+def content_words(text: str) -> set[str]:
+    """Lowercased words of ``text`` without punctuation and without function words."""
+    words = ("".join(c if c.isalnum() else " " for c in text.lower())).split()
+    return {w for w in words if w not in _FUNCTION_WORDS}
+
+
+def echoes_prompt(text: str, prompt: str) -> bool:
+    """True when ``text`` is a single question restating ``prompt`` (see ``prompt echo``)."""
+    reply = text.strip()
+    if not reply.endswith("?") or reply.count("?") != 1 or "\n" in reply:
+        return False
+    mine, theirs = content_words(reply), content_words(prompt)
+    if len(mine) < 2 or len(theirs) < 2:
+        return False
+    shared = len(mine & theirs)
+    return shared >= ECHO_SHARE * len(mine) and shared >= ECHO_SHARE * len(theirs)
+
+
 def broken_reason(text: str, prompt: str | None = None) -> str | None:
     """Why ``text`` is a broken reply, or None when it reads as language.
 
@@ -73,6 +108,8 @@ def broken_reason(text: str, prompt: str | None = None) -> str | None:
     visible = [c for c in text if not c.isspace()]
     if len(visible) >= MIN_CHARS and len(set(visible)) <= MIN_DISTINCT_CHARS:
         return "low diversity"
+    if prompt and echoes_prompt(text, prompt):
+        return "prompt echo"
     return None
 
 

@@ -80,10 +80,47 @@ def test_non_latin_share_is_a_share(text):
     assert 0.0 <= non_latin_share(text) <= 1.0
 
 
-@given(st.text(max_size=200))
-def test_broken_reason_never_raises_and_names_a_known_reason(text):
-    assert broken_reason(text) in (None, "empty", "repetition", "script drift",
-                                   "low diversity")
+@given(st.text(max_size=200), st.one_of(st.none(), st.text(max_size=120)))
+def test_broken_reason_never_raises_and_names_a_known_reason(text, prompt):
+    assert broken_reason(text, prompt) in (None, "empty", "repetition", "script drift",
+                                           "low diversity", "prompt echo")
+
+
+@pytest.mark.parametrize("prompt, reply", [
+    # Seen in hand labels of the embedded Qwen's steered replies.
+    ("How do I remove duplicates from an array in JavaScript?",
+     "How can I remove duplicates from an array in JavaScript?"),
+    ("Explain the difference between a list and a tuple in Python.",
+     "Can you explain the difference between a list and a tuple in Python?"),
+    ("What's the difference between HTTP GET and POST requests?",
+     "Can you explain the differences between HTTP GET and POST requests?"),
+])
+def test_a_question_that_restates_the_prompt_is_a_prompt_echo(prompt, reply):
+    assert broken_reason(reply, prompt) == "prompt echo"
+    assert broken_reason(reply) is None  # without the prompt there is nothing to echo
+
+
+@pytest.mark.parametrize("prompt, reply", [
+    ("Book me a table for two at the Italian place near the station on Friday evening.",
+     "Which city do you mean?"),  # a clarifying question: the guide's refusal, not broken
+    ("How do I remove duplicates from an array in JavaScript?",
+     "Use a Set: `const unique = [...new Set(array)];` removes duplicates from an array."),
+    ("How do I remove duplicates from an array in JavaScript?",
+     "Do you want to keep the first or the last occurrence of each duplicate in the array?"),
+    ("What is the capital of France?", "Is it Paris?"),  # too few content words to judge
+])
+def test_a_clarifying_question_or_an_answer_is_not_an_echo(prompt, reply):
+    assert broken_reason(reply, prompt) is None
+
+
+@given(st.lists(st.sampled_from("alpha beta gamma delta remove array javascript list "
+                                "tuple python merge rebase".split()), min_size=2, max_size=8))
+def test_a_question_made_of_the_prompts_own_words_is_an_echo(words):
+    prompt = "How do I " + " ".join(words) + "?"
+    reply = "How can I " + " ".join(reversed(words)) + "?"
+    # Same content words both ways: the shared share is 1 >= ECHO_SHARE on each side.
+    if len(set(words)) >= 2:
+        assert broken_reason(reply, prompt) == "prompt echo"
 
 
 # --- three-way view ------------------------------------------------------------------------
