@@ -130,6 +130,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--behaviour-claims",
                    type=_names(list(calibration.BEHAVIOUR_CLAIM_IDS), "behavioural claims"),
                    default=None, help="only these behavioural claim ids (with --behaviour)")
+    p.add_argument("--corrected", action="store_true",
+                   help="coverage of the judge-error-corrected refusal rates (--refusal-labels) "
+                        "instead of the geometry claims")
     p.add_argument("--staged", action="store_true",
                    help="with --behaviour: the fixed and the staged probes side by side")
     for flag, label, count, scenarios in (
@@ -219,12 +222,29 @@ def style_main(args: argparse.Namespace, worlds: int) -> int:
         return 2
 
 
+def corrected_main(args: argparse.Namespace, worlds: int) -> int:
+    from refusal_checks import corrected_calibration
+
+    started = time.perf_counter()
+    cells = corrected_calibration.run_corrected(worlds, first_seed=args.first_seed)
+    seconds = time.perf_counter() - started
+    print(f"corrected refusal rates: {worlds} worlds per cell, {seconds:.0f} s\n")
+    print("\n".join(corrected_calibration.table_lines(cells)))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"worlds": worlds, "seconds": round(seconds, 1),
+                                         "cells": [vars(c) for c in cells]}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
-    if args.behaviour + args.style + args.oracle + args.sae + args.sae_steering > 1:
-        parser().error("--behaviour, --style, --oracle, --sae and --sae-steering are separate "
-                       "studies: give one of them.")
+    if args.behaviour + args.style + args.oracle + args.sae + args.sae_steering \
+            + args.corrected > 1:
+        parser().error("--behaviour, --style, --oracle, --sae, --sae-steering and --corrected "
+                       "are separate studies: give one of them.")
+    if args.corrected:
+        return corrected_main(args, worlds)
     if args.staged and not args.behaviour:
         parser().error("--staged compares the behavioural claims' probes: add --behaviour.")
     if args.sae:
