@@ -363,7 +363,7 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     """Load the dense copy of a GGUF model, converting it first when it is missing or damaged.
 
     The marker's file sizes catch a truncated copy before loading. A copy that still fails
-    to load is converted again once, with a :class:`~refusal_checks.cache.CacheWarning`,
+    to load is converted again once, with a :class:`~refusal_checks.cache_store.CacheWarning`,
     unless its files match the sha256 sums taken at conversion (then the copy is intact
     and the error is about something else, which a new conversion would not fix).
     """
@@ -385,7 +385,7 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     except Exception as error:  # safetensors and transformers raise many classes here
         if nb.dense_intact(dense) is True:
             raise
-        from refusal_checks.cache import CacheWarning
+        from refusal_checks.cache_store import CacheWarning
 
         first = (str(error).splitlines() or [type(error).__name__])[0][:200]
         warnings.warn(CacheWarning(

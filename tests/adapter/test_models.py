@@ -260,7 +260,7 @@ def test_dense_marker_records_each_file_with_size_and_sha256(
 def test_a_truncated_dense_copy_with_an_intact_marker_is_converted_again(
     tiny_gguf: Path, tmp_path: Path
 ) -> None:
-    from refusal_checks.cache import CacheWarning
+    from refusal_checks.cache_store import CacheWarning
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
     dense = _dense_folder(tmp_path, tiny_gguf)
@@ -280,7 +280,7 @@ def test_a_truncated_dense_copy_with_an_intact_marker_is_converted_again(
 def test_a_corrupt_dense_copy_of_the_same_size_is_rebuilt_once_with_a_warning(
     tiny_gguf: Path, tmp_path: Path, old_marker: bool
 ) -> None:
-    from refusal_checks.cache import CacheWarning
+    from refusal_checks.cache_store import CacheWarning
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
     dense = _dense_folder(tmp_path, tiny_gguf)

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from refusal_checks import cost
 from refusal_checks.activations import replies
-from refusal_checks.cache import ArrayCache, cache_key
+from refusal_checks.cache import cache_key
+from refusal_checks.cache_store import ArrayCache
 from refusal_checks.cost import CostLedger, PhaseCost, note, phase, render, table_rows
 from refusal_checks.effects import kl, scores
 from refusal_checks.interventions import Ablate
