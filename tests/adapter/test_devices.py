@@ -24,7 +24,7 @@ from refusal_checks import memory
 from refusal_checks import nnsight_backend as nb
 from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Ablate, Steer
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompt_sets import PromptSet
 
 from .tiny import D_MODEL, N_LAYERS, PROMPTS
 

@@ -19,7 +19,7 @@ import pytest
 from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import Ablate, Intervention, steer
 from refusal_checks.models import EMBEDDED, LoadOptions, load_backend, resolve
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompt_sets import PromptSet
 from tests.hook_reference import hooked
 
 pytestmark = pytest.mark.real
