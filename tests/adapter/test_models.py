@@ -1,4 +1,5 @@
-"""refusal_checks.models: resolving --model values, and loading local GGUF files."""
+"""refusal_checks.models and model_loading: resolving --model values, and loading local GGUF
+files."""
 
 from __future__ import annotations
 
@@ -11,15 +12,8 @@ from pathlib import Path
 import pytest
 
 from refusal_checks.errors import UnknownModelError
-from refusal_checks.models import (
-    EMBEDDED,
-    HUB_ALIASES,
-    LoadOptions,
-    ModelSpec,
-    known_names,
-    load_backend,
-    resolve,
-)
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import EMBEDDED, HUB_ALIASES, ModelSpec, known_names, resolve
 
 
 @pytest.mark.parametrize("alias", sorted(EMBEDDED))

@@ -23,7 +23,8 @@ import pytest
 from refusal_checks import remote
 from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Ablate, Steer
-from refusal_checks.models import LoadOptions, load_backend, resolve
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import resolve
 from refusal_checks.prompt_sets import PromptSet
 
 from .remote_sim import server_without_refusal_checks
