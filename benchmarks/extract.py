@@ -18,8 +18,10 @@ import numpy as np
 import torch
 
 from refusal_checks.activations import activation_key
-from refusal_checks.cache import ArrayCache, default_cache_dir
-from refusal_checks.models import LoadOptions, load_backend, resolve
+from refusal_checks.cache import default_cache_dir
+from refusal_checks.cache_store import ArrayCache
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import resolve
 from refusal_checks.prompts import bundled
 
 

@@ -16,7 +16,8 @@ import torch
 
 from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import Ablate, steer
-from refusal_checks.models import LoadOptions, load_backend, resolve
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import resolve
 from refusal_checks.prompts import bundled
 
 

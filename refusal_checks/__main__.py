@@ -11,7 +11,8 @@ from pathlib import Path
 
 from refusal_checks.cache import clear_results, default_cache_dir
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.models import EMBEDDED, HUB_ALIASES, LoadOptions, load_backend, resolve
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import EMBEDDED, HUB_ALIASES, resolve
 
 
 def _prepare(names: list[str], cache_dir: Path) -> int:

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from refusal_checks.errors import BackendError
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompt_sets import PromptSet
 
 __all__ = ["Backend", "BackendError", "ProgressCallback", "check_layers", "check_positions"]
 

@@ -8,7 +8,8 @@ those replies, draws a stratified sample (the same number from every condition x
 stratum, round-robin, so rare strata are not drowned by the unsteered probes), and appends
 a person's label per reply to a JSONL file keyed by the model fingerprint. The labelling
 session (:func:`label_session`) never shows any judge's verdict, and skips replies already
-in the file, so it can be stopped and resumed. stdlib + :mod:`refusal_checks.cache` only.
+in the file, so it can be stopped and resumed. stdlib + the cache (:mod:`refusal_checks.cache`,
+:mod:`refusal_checks.cache_store`) only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from refusal_checks.cache import ArrayCache, cache_key
+from refusal_checks.cache import cache_key
+from refusal_checks.cache_store import ArrayCache
 from refusal_checks.errors import RefusalChecksError
 
 INDEX_KIND = "reply-index"

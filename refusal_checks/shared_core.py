@@ -33,7 +33,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.geometry_claims import reliable
-from refusal_checks.geometry import _category_sets, _half_directions, clip_unit
+from refusal_checks.geometry import _category_sets, clip_unit
+from refusal_checks.geometry_reliability import _half_directions
 from refusal_checks.stability import _apply, _cluster_half_weights, _resample
 from refusal_checks.stats import above, recentred_interval
 from refusal_checks.study import DirectionStudy
@@ -149,9 +150,9 @@ def remainder_split_half(refuse: Sequence[ArrayLike], benign: ArrayLike | Sequen
     """Mean split-half cosine of each category's remainder after the pooled direction.
 
     Each split partitions every prompt set into halves (a shared benign pool once, for all
-    its categories, as :func:`refusal_checks.geometry.split_half_cosines`); in each half
-    the pooled direction is the mean of that half's category directions, so the two
-    halves' remainders share no prompt.
+    its categories, as :func:`refusal_checks.geometry_reliability.split_half_cosines`); in
+    each half the pooled direction is the mean of that half's category directions, so the
+    two halves' remainders share no prompt.
 
     Args:
         refuse: ``k >= 2`` arrays ``(n_i, d_model)``.

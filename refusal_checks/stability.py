@@ -1,8 +1,9 @@
 """How stable a category's direction is under resampling of its prompts (PAPER.md A.2).
 
 The paper compares directions built from independent 32/32 resamples of one split. Our
-estimate is the mean split-half cosine (:func:`refusal_checks.geometry.split_half_cosines`:
-halves of the 64 bundled refuse prompts, so 32 per half as in the paper). This module
+estimate is the mean split-half cosine
+(:func:`refusal_checks.geometry_reliability.split_half_cosines`: halves of the 64 bundled
+refuse prompts, so 32 per half as in the paper). This module
 gives it a confidence interval by resampling prompts, numpy only.
 """
 

@@ -26,7 +26,7 @@ from refusal_checks import cross_ablation, staged
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.effects import KnobSweep
 from refusal_checks.interventions import Ablate
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompt_sets import PromptSet
 from refusal_checks.staged import StagedProbe, concat
 from refusal_checks.verdict import Verdict
 

@@ -13,6 +13,11 @@ from functools import cached_property
 import numpy as np
 
 from refusal_checks import geometry, stats
+from refusal_checks.geometry_reliability import (
+    bootstrap_disattenuated,
+    disattenuated_cosines,
+    split_half_cosines,
+)
 from refusal_checks.stability import bootstrap_split_half
 
 
@@ -154,10 +159,10 @@ def study_directions(
         pools = np.asarray(benign, np.float64)
         n_benign = [len(pools)] * len(categories)
     per_category_pools = pools if isinstance(pools, list) else [pools] * len(categories)
-    split_half = np.stack([geometry.split_half_cosines(r, b, rng, n_splits)
+    split_half = np.stack([split_half_cosines(r, b, rng, n_splits)
                            for r, b in zip(sets, per_category_pools)])
     raw = geometry.cosine_matrix(geometry.category_directions(sets, pools))
-    corrected = geometry.disattenuated_cosines(sets, pools, rng)
-    boot = geometry.bootstrap_disattenuated(sets, pools, rng, n_boot)
+    corrected = disattenuated_cosines(sets, pools, rng)
+    boot = bootstrap_disattenuated(sets, pools, rng, n_boot)
     return DirectionStudy(categories, control, layer, [len(s) for s in sets], n_benign,
                           split_half, raw, corrected, boot, seed, (sets, pools))

@@ -3,10 +3,11 @@
 :class:`StyleMeasurements` measures a backend exactly as ``fixtures/style.py`` does: the
 shared probe (the first harmful category's 8 held-out probe prompts and 16 held-out benign
 ones), greedy 32-token replies judged by the substring judge, the rate-matched strength
-search (:func:`refusal_checks.style.rate_matched_replies`), sentence embedding plus
-lexical features (:func:`refusal_checks.style.style_features`), the style test with 500
-permutations and 500 bootstrap replicates, the random-half negative control, and the
-claims' verdict functions with their preconditions (``refusal_behaviour.refuses()``).
+search (:func:`refusal_checks.style_steering.rate_matched_replies`), sentence embedding
+plus lexical features (:func:`refusal_checks.style_features.style_features`), the style
+test with 500 permutations and 500 bootstrap replicates, the random-half negative
+control, and the claims' verdict functions with their preconditions
+(``refusal_behaviour.refuses()``).
 :func:`style_verdicts` applies the verdict logic of claims/test_style.py to it.
 
 ``STYLE_SCENARIOS`` are planted worlds where each style claim's answer is known
@@ -23,7 +24,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refusal_checks import style
 from refusal_checks.calibration import (
     BUNDLED_NAMES,
     DEFAULT_SEED,
@@ -32,6 +32,23 @@ from refusal_checks.calibration import (
     BehaviourScenario,
     roles_table_lines,
     tally_worlds,
+)
+from refusal_checks.style import style_control, style_data
+from refusal_checks.style_steering import (
+    MIN_REFUSALS,
+    control_categories,
+    control_halves,
+    fixed_strength_replies,
+    held_out_matched_replies,
+    style_probes,
+)
+from refusal_checks.style_verdicts import (
+    STYLE_MARGIN,
+    combine,
+    families,
+    negative_control,
+    rate_matched,
+    style_differs,
 )
 from refusal_checks.synthetic import SyntheticBackend, World
 from refusal_checks.verdict import Outcome, Verdict
@@ -87,8 +104,9 @@ def default_encoder() -> MemoEncoder:
 class StyleMeasurements:
     """What the fixtures of ``fixtures/style.py`` hold, for one backend, without caches.
 
-    ``compact`` (default) runs the style tests on :func:`refusal_checks.style.span_coordinates`
-    of the features: the same distances up to rounding, several times faster.
+    ``compact`` (default) runs the style tests on
+    :func:`refusal_checks.style_features.span_coordinates` of the features: the same
+    distances up to rounding, several times faster.
     """
 
     def __init__(self, backend: Any, collection: Any, encoder: Any, *,
@@ -99,25 +117,25 @@ class StyleMeasurements:
         self.seed, self.encoder = seed, encoder
         m = self.base
         harmful = collection.categories[m.harmful_categories[0]].refuse.split("test")
-        self.search, self.probe = style.style_probes(harmful, collection.benign.split("test"))
+        self.search, self.probe = style_probes(harmful, collection.benign.split("test"))
         self.prompts = [text for p in self.probe for text in p.texts]
 
         def make(vector: np.ndarray, strength: float, name: str) -> Any:
             return steer(vector, strength, m.layer, m.reference_norm, name)
 
-        self.steered = style.held_out_matched_replies(
+        self.steered = held_out_matched_replies(
             lambda edit: self.answer(edit, self.search), self.answer, m.train_directions, make,
             search_prompts=[t for p in self.search for t in p.texts], prompts=self.prompts)
-        self.data = style.style_data(self.steered, encoder, seed=seed, compact=compact)
-        self.categories = style.control_categories(self.steered)
+        self.data = style_data(self.steered, encoder, seed=seed, compact=compact)
+        self.categories = control_categories(self.steered)
         rows = {c: _train_rows(collection.categories[c].refuse) for c in self.categories}
-        self.halves, strengths = style.control_halves(
+        self.halves, strengths = control_halves(
             self.steered, self.categories, m.acts.refuse, rows, m.acts.benign,
             _train_rows(collection.benign), seed=seed)
-        self.half_replies = style.fixed_strength_replies(self.answer, self.halves, strengths,
-                                                         make, prompts=self.prompts)
-        self.control = style.style_control(self.half_replies, self.categories, encoder,
-                                           seed=seed, compact=compact)
+        self.half_replies = fixed_strength_replies(self.answer, self.halves, strengths,
+                                                   make, prompts=self.prompts)
+        self.control = style_control(self.half_replies, self.categories, encoder,
+                                     seed=seed, compact=compact)
 
     def answer(self, intervention: Any = None,
                probe: list[Any] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -141,7 +159,7 @@ def _train_rows(prompts: Any) -> np.ndarray:
 
 def _no_verdict(statistic: str, comparison: str, n: int, reason: str) -> Verdict:
     return Verdict(statistic=statistic, estimate=float("nan"),
-                   interval=(float("nan"), float("nan")), threshold=style.STYLE_MARGIN,
+                   interval=(float("nan"), float("nan")), threshold=STYLE_MARGIN,
                    comparison=comparison, n=n, outcome=Outcome.INCONCLUSIVE, reason=reason)
 
 
@@ -161,13 +179,13 @@ def style_verdicts(measured: StyleMeasurements,
             directions = sorted(set(data["labels"]))
             return _no_verdict("cross-validated accuracy naming the steering direction", ">",
                                len(data["labels"]),
-                               f"fewer than 2 directions have >= {style.MIN_REFUSALS} "
+                               f"fewer than 2 directions have >= {MIN_REFUSALS} "
                                f"refusals ({directions or 'none'})")
-        return style.style_differs(data["result"], data["summary"], seed=seed,
-                                   min_directions=MIN_DIRECTIONS, requires=[refuses])
+        return style_differs(data["result"], data["summary"], seed=seed,
+                             min_directions=MIN_DIRECTIONS, requires=[refuses])
 
     def rate_verdict() -> Verdict:
-        return style.rate_matched(measured.steered, seed=seed, requires=[refuses])
+        return rate_matched(measured.steered, seed=seed, requires=[refuses])
 
     out: dict[str, Verdict] = {}
     for claim in wanted:
@@ -176,9 +194,9 @@ def style_verdicts(measured: StyleMeasurements,
         elif claim == "style-rate-matched":
             out[claim] = rate_verdict()
         elif claim == "style-not-rate":
-            out[claim] = style.combine(style_verdict(), rate_verdict())
+            out[claim] = combine(style_verdict(), rate_verdict())
         elif claim == "style-families":
-            verdict = style.families(data["texts"], data["labels"], data["groups"], seed=seed)
+            verdict = families(data["texts"], data["labels"], data["groups"], seed=seed)
             if not refuses[0] and verdict.outcome is not Outcome.INCONCLUSIVE:
                 verdict = replace(verdict, outcome=Outcome.INCONCLUSIVE, reason=refuses[1])
             out[claim] = verdict
@@ -187,9 +205,9 @@ def style_verdicts(measured: StyleMeasurements,
             if control is None:
                 out[claim] = _no_verdict("accuracy telling random-half directions apart", "<",
                                          0, f"the random-half directions gave fewer than "
-                                            f"{style.MIN_REFUSALS} refusals each")
+                                            f"{MIN_REFUSALS} refusals each")
             else:
-                out[claim] = style.negative_control(
+                out[claim] = negative_control(
                     control["result"], seed=control["seed"],
                     categories=control["categories"],
                     identical=control["identical"], requires=[refuses])

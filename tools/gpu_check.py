@@ -76,7 +76,8 @@ class Check:
 
 def prompts(n: int) -> tuple[Any, Any]:
     """``n`` harmful prompts (the safety categories, pooled) and ``n`` benign ones."""
-    from refusal_checks.prompts import PromptSet, bundled
+    from refusal_checks.prompt_sets import PromptSet
+    from refusal_checks.prompts import bundled
 
     collection = bundled()
     harmful: list[str] = []
@@ -91,7 +92,8 @@ def prompts(n: int) -> tuple[Any, Any]:
 
 def run(model: str, device: str, dtype: str, harmful: Any, benign: Any, *, new_tokens: int,
         batch_size: int, cache_dir: Path) -> tuple[Run, Any]:
-    from refusal_checks.models import LoadOptions, load_backend, resolve
+    from refusal_checks.model_loading import LoadOptions, load_backend
+    from refusal_checks.models import resolve
 
     backend = load_backend(resolve(model), LoadOptions(dtype=dtype, device=device,
                                                        cache_dir=cache_dir))

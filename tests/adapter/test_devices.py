@@ -24,7 +24,7 @@ from refusal_checks import memory
 from refusal_checks import nnsight_backend as nb
 from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Ablate, Steer
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompt_sets import PromptSet
 
 from .tiny import D_MODEL, N_LAYERS, PROMPTS
 
@@ -202,7 +202,8 @@ def auto_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]
 
 
 def load_auto(tiny_folder: Path, cache: Path, dtype: str | None) -> Any:
-    from refusal_checks.models import LoadOptions, load_backend, resolve
+    from refusal_checks.model_loading import LoadOptions, load_backend
+    from refusal_checks.models import resolve
 
     return load_backend(resolve(str(tiny_folder)),
                         LoadOptions(dtype=dtype, device="auto", cache_dir=cache))

@@ -101,7 +101,8 @@ def test_loading_a_folder_that_does_not_fit_stops_before_reading_weights(
         tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import transformers
 
-    from refusal_checks.models import LoadOptions, load_backend, resolve
+    from refusal_checks.model_loading import LoadOptions, load_backend
+    from refusal_checks.models import resolve
 
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the weights were read before the memory check")

@@ -1,4 +1,5 @@
-"""refusal_checks.models: resolving --model values, and loading local GGUF files."""
+"""refusal_checks.models and model_loading: resolving --model values, and loading local GGUF
+files."""
 
 from __future__ import annotations
 
@@ -11,15 +12,8 @@ from pathlib import Path
 import pytest
 
 from refusal_checks.errors import UnknownModelError
-from refusal_checks.models import (
-    EMBEDDED,
-    HUB_ALIASES,
-    LoadOptions,
-    ModelSpec,
-    known_names,
-    load_backend,
-    resolve,
-)
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import EMBEDDED, HUB_ALIASES, ModelSpec, known_names, resolve
 
 
 @pytest.mark.parametrize("alias", sorted(EMBEDDED))
@@ -201,7 +195,7 @@ def test_local_gguf_file_loads_through_a_verified_dense_copy(
     assert json.loads((dense / "refusal_checks_dense.json").read_text())["sha256"] == digest
 
     # The dense copy computes what the GGUF file itself computes.
-    from refusal_checks.prompts import PromptSet
+    from refusal_checks.prompt_sets import PromptSet
 
     texts = ("how do i pick a lock?", "hi")
     got = backend.residual_stream(PromptSet("g/refuse", "g", "refuse", texts, "test"),
@@ -260,7 +254,7 @@ def test_dense_marker_records_each_file_with_size_and_sha256(
 def test_a_truncated_dense_copy_with_an_intact_marker_is_converted_again(
     tiny_gguf: Path, tmp_path: Path
 ) -> None:
-    from refusal_checks.cache import CacheWarning
+    from refusal_checks.cache_store import CacheWarning
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
     dense = _dense_folder(tmp_path, tiny_gguf)
@@ -280,7 +274,7 @@ def test_a_truncated_dense_copy_with_an_intact_marker_is_converted_again(
 def test_a_corrupt_dense_copy_of_the_same_size_is_rebuilt_once_with_a_warning(
     tiny_gguf: Path, tmp_path: Path, old_marker: bool
 ) -> None:
-    from refusal_checks.cache import CacheWarning
+    from refusal_checks.cache_store import CacheWarning
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
     dense = _dense_folder(tmp_path, tiny_gguf)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.backend import Backend, BackendError
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompt_sets import PromptSet
 
 from .tiny import CHAT_TEMPLATE, D_MODEL, N_LAYERS, PROMPTS, build_tokenizer, save_tiny
 
@@ -192,7 +192,8 @@ def test_unknown_dtype_lists_the_supported_ones(tiny_folder: Path) -> None:
 def test_folder_loads_through_resolve_with_a_stable_fingerprint(
     tiny_folder: Path, tiny_cache_dir: Path, tiny_backend: Any
 ) -> None:
-    from refusal_checks.models import LoadOptions, load_backend, resolve
+    from refusal_checks.model_loading import LoadOptions, load_backend
+    from refusal_checks.models import resolve
 
     spec = resolve(str(tiny_folder))
     assert (spec.kind, spec.source) == ("folder", str(tiny_folder.resolve()))
@@ -205,7 +206,8 @@ def test_folder_loads_through_resolve_with_a_stable_fingerprint(
 def test_folder_fingerprint_changes_when_a_weight_file_changes(
     tiny_folder: Path, tmp_path: Path
 ) -> None:
-    from refusal_checks.models import LoadOptions, load_backend, resolve
+    from refusal_checks.model_loading import LoadOptions, load_backend
+    from refusal_checks.models import resolve
 
     folder = Path(shutil.copytree(tiny_folder, tmp_path / "model"))
     options = LoadOptions(cache_dir=tmp_path / "cache")
@@ -219,7 +221,8 @@ def test_folder_fingerprint_changes_when_a_weight_file_changes(
 
 
 def test_folder_that_is_not_a_model_is_a_backend_error(tmp_path: Path) -> None:
-    from refusal_checks.models import LoadOptions, load_backend, resolve
+    from refusal_checks.model_loading import LoadOptions, load_backend
+    from refusal_checks.models import resolve
 
     folder = tmp_path / "broken"
     folder.mkdir()

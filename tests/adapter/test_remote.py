@@ -23,8 +23,9 @@ import pytest
 from refusal_checks import remote
 from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Ablate, Steer
-from refusal_checks.models import LoadOptions, load_backend, resolve
-from refusal_checks.prompts import PromptSet
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import resolve
+from refusal_checks.prompt_sets import PromptSet
 
 from .remote_sim import server_without_refusal_checks
 from .tiny import D_MODEL, N_LAYERS, PROMPTS
@@ -248,8 +249,8 @@ def test_a_run_that_loses_ndif_half_way_resumes_without_repeating_work(
     """Activations of three prompt sets in batches of 2 (6 requests); the connection drops
     after 3. The rerun sends only the 3 missing requests, and the result equals a local run."""
     from refusal_checks.activations import collect
-    from refusal_checks.cache import ArrayCache
-    from refusal_checks.prompts import CategoryPrompts, PromptCollection
+    from refusal_checks.cache_store import ArrayCache
+    from refusal_checks.prompt_sets import CategoryPrompts, PromptCollection
 
     from .remote_sim import fake_ndif
 

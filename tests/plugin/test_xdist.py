@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from refusal_checks import plugin
-from refusal_checks.gate import BYPASS_CLAIM
+from refusal_checks.gate_samples import BYPASS_CLAIM
 from tests.plugin.test_plugin import copy_suite, run_pytest, suite_args, text_of
 
 WORLD = "synthetic:shared"
@@ -133,7 +133,7 @@ def test_only_the_controller_writes_the_reports(pair: Pair) -> None:
 
 
 def test_a_planted_world_does_not_depend_on_which_category_is_used_first() -> None:
-    from refusal_checks.prompts import PromptSet
+    from refusal_checks.prompt_sets import PromptSet
     from refusal_checks.synthetic import SyntheticBackend
 
     beta = PromptSet("beta/refuse", "beta", "refuse", ("one", "two"), "test")

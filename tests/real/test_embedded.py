@@ -19,8 +19,10 @@ import pytest
 from refusal_checks.backend import BackendError
 from refusal_checks.cache import default_cache_dir
 from refusal_checks.judges import SubstringJudge
-from refusal_checks.models import EMBEDDED, LoadOptions, load_backend, resolve
-from refusal_checks.prompts import PromptSet, bundled
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import EMBEDDED, resolve
+from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts import bundled
 
 pytestmark = pytest.mark.real
 

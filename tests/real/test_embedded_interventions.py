@@ -18,8 +18,9 @@ import pytest
 
 from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import Ablate, Intervention, steer
-from refusal_checks.models import EMBEDDED, LoadOptions, load_backend, resolve
-from refusal_checks.prompts import PromptSet
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import EMBEDDED, resolve
+from refusal_checks.prompt_sets import PromptSet
 from tests.hook_reference import hooked
 
 pytestmark = pytest.mark.real

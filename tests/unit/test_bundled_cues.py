@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from refusal_checks import prompts_audit
-from refusal_checks.prompts import CATEGORIES, CategoryPrompts, PromptCollection, PromptSet, bundled
+from refusal_checks.prompt_sets import CategoryPrompts, PromptCollection, PromptSet
+from refusal_checks.prompts import CATEGORIES, bundled
 from refusal_checks.prompts_audit import (
     CUES,
     MAX_GAP,

@@ -1,4 +1,5 @@
-"""Tests for refusal_checks.cache: round trips, corruption, failures, concurrency."""
+"""Tests for the on-disk cache (refusal_checks.cache, cache_store, cache_files): round trips,
+corruption, failures, concurrency."""
 
 from __future__ import annotations
 
@@ -22,14 +23,10 @@ from hypothesis.extra import numpy as hnp
 
 import refusal_checks
 from refusal_checks import cache as cache_module
-from refusal_checks.cache import (
-    CACHE_FORMAT,
-    ArrayCache,
-    CacheWarning,
-    cache_key,
-    clear_cache,
-    default_cache_dir,
-)
+from refusal_checks import cache_files
+from refusal_checks.cache import cache_key, clear_cache, default_cache_dir
+from refusal_checks.cache_files import CACHE_FORMAT
+from refusal_checks.cache_store import ArrayCache, CacheWarning
 
 # Keep hypothesis from writing .hypothesis/ into the repo while these tests run.
 SETTINGS = settings(database=None, deadline=None, max_examples=60)
@@ -386,7 +383,7 @@ def test_store_writes_npy_then_json_through_atomic_replace(
         replaced.append((Path(source), Path(target)))
         real_replace(source, target)
 
-    monkeypatch.setattr(cache_module.os, "replace", recording_replace)
+    monkeypatch.setattr(cache_files.os, "replace", recording_replace)
     cache.store(KEY, np.ones(3), {})
     npy, meta = files_of(cache, KEY)
     assert [target for _, target in replaced] == [cache.root / ".gitignore", npy, meta]
@@ -490,7 +487,7 @@ def test_disk_errors_warn_and_leave_no_temp_files(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    target = cache_module.os if failing == "replace" else cache_module.tempfile
+    target = cache_files.os if failing == "replace" else cache_files.tempfile
     monkeypatch.setattr(target, failing, full)
     with pytest.warns(CacheWarning, match="No space left on device"):
         cache.store(cache_key(other=1), np.zeros(2), {})

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from refusal_checks import files
-from refusal_checks.models import STALE_AFTER_S, assemble
+from refusal_checks.model_loading import assemble
+from refusal_checks.models import STALE_AFTER_S
 
 
 def test_two_writers_of_one_report_use_different_temporary_files(

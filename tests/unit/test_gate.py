@@ -16,21 +16,22 @@ from hypothesis import strategies as st
 from refusal_checks import gate, gate_report
 from refusal_checks.behaviour import BEHAVIOUR_BENIGN_PROMPTS
 from refusal_checks.gate import (
-    BYPASS_CLAIM,
-    FAIL,
-    INCONCLUSIVE,
-    PASS,
     Baseline,
-    GateError,
-    Policy,
     compare_rates,
     evaluate,
     gate_passed,
     load_baseline,
-    parse_policy,
     read_policy,
 )
-from refusal_checks.gate_samples import Sample
+from refusal_checks.gate_policy import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    GateError,
+    Policy,
+    parse_policy,
+)
+from refusal_checks.gate_samples import BYPASS_CLAIM, Sample
 from refusal_checks.paired import (
     no_change_half_width,
     pairs_needed,

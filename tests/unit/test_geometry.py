@@ -10,22 +10,24 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from refusal_checks.geometry import (
-    bootstrap_disattenuated,
     category_directions,
     clip_unit,
     cosine,
     cosine_matrix,
-    cross_half_cosines,
     diff_in_means,
-    disattenuate,
-    disattenuated_cosines,
     off_diagonal,
     participation_ratio,
     project_out,
+    unit,
+)
+from refusal_checks.geometry_reliability import (
+    bootstrap_disattenuated,
+    cross_half_cosines,
+    disattenuate,
+    disattenuated_cosines,
     reliabilities,
     spearman_brown,
     split_half_cosines,
-    unit,
 )
 
 FAST = settings(max_examples=40, deadline=None)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from refusal_checks import __main__ as cli
 from refusal_checks.activations import replies
-from refusal_checks.cache import ArrayCache
+from refusal_checks.cache_store import ArrayCache
 from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.label_agreement import (
     agreement_by_condition, agreement_lines, binary_agreement, cohen_kappa, judge_validation,
@@ -21,7 +21,7 @@ from refusal_checks.label_agreement import (
 from refusal_checks.labelling import (
     LabelFileError, cached_replies, condition_of, label_session, read_labels, stratified_sample,
 )
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompt_sets import PromptSet
 
 
 class FakeBackend:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompt_sets import PromptSet
 from refusal_checks.selection import select_direction
 from refusal_checks.synthetic import SyntheticBackend
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.geometry import split_half_cosines
+from refusal_checks.geometry_reliability import split_half_cosines
 from refusal_checks.stability import _cluster_half_weights, bootstrap_split_half
 from refusal_checks.stats import recentred_interval
 

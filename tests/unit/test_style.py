@@ -11,23 +11,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.style import (
-    STYLE_MARGIN,
-    SteeredReplies,
+from refusal_checks.style_classifier import (
     cluster_bootstrap,
-    combine,
-    combine_features,
-    distinguishing_phrases,
-    exemplars,
-    families,
-    lexical_features,
     nearest_centroid_lopo,
-    negative_control,
-    next_strength,
     permute_within,
+    style_test,
+)
+from refusal_checks.style_features import combine_features, lexical_features
+from refusal_checks.style_steering import SteeredReplies, next_strength
+from refusal_checks.style_text import distinguishing_phrases, exemplars
+from refusal_checks.style_verdicts import (
+    STYLE_MARGIN,
+    combine,
+    families,
+    negative_control,
     rate_matched,
     style_differs,
-    style_test,
 )
 from refusal_checks.verdict import Outcome, Verdict
 
@@ -268,7 +267,7 @@ def test_next_strength_stays_inside_its_bounds(points, target):
 @given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=50),
        st.lists(st.floats(0.0, 1.0), min_size=2, max_size=50), st.floats(-0.5, 0.5))
 def test_gain_interval_is_centred_and_at_least_as_wide_as_either_source(boot, null, gain):
-    from refusal_checks.style import gain_interval
+    from refusal_checks.style_classifier import gain_interval
 
     boot, null = np.array(boot), np.array(null)
     lo, hi = gain_interval(gain, boot, null)
@@ -324,8 +323,8 @@ def test_exemplars_prefer_what_only_that_direction_says():
 
 
 def test_style_strengths_are_searched_on_other_prompts_than_the_rates_are_compared_on():
-    from refusal_checks.prompts import PromptSet
-    from refusal_checks.style import STYLE_BENIGN, STYLE_HARMFUL, style_probes
+    from refusal_checks.prompt_sets import PromptSet
+    from refusal_checks.style_steering import STYLE_BENIGN, STYLE_HARMFUL, style_probes
 
     harmful = PromptSet("h/refuse", "h", "refuse", tuple(f"harm {i}" for i in range(32)), "t")
     benign = PromptSet("benign", "benign", "benign", tuple(f"ok {i}" for i in range(64)), "t")
@@ -337,7 +336,7 @@ def test_style_strengths_are_searched_on_other_prompts_than_the_rates_are_compar
 
 
 def test_held_out_matching_keeps_the_searched_strength_and_reports_the_fresh_rate():
-    from refusal_checks.style import held_out_matched_replies
+    from refusal_checks.style_steering import held_out_matched_replies
 
     # On the search probe every strength >= 0.3 refuses 60%; on the compared probe the
     # same strength refuses only 20%: the claim must see 20%, not the searched 60%.

@@ -18,8 +18,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import plugin, style, style_calibration
+from refusal_checks import plugin, style_calibration
 from refusal_checks.prompts import bundled
+from refusal_checks.style_features import span_coordinates
+from refusal_checks.style_steering import (
+    FIRST_STRENGTH,
+    MAX_TRIES,
+    RATE_TOLERANCE,
+    STRENGTH_BOUNDS,
+    TARGET_RATE,
+    SteeredReplies,
+    control_categories,
+    control_halves,
+    random_half_directions,
+    rate_matched_replies,
+)
 from refusal_checks.synthetic import SyntheticBackend
 from refusal_checks.verdict import Verdict
 from refusal_checks.worlds import PlantedBackend
@@ -64,22 +77,22 @@ class _Tried:
 
 def test_rate_matched_replies_searches_in_the_fixture_order_and_keeps_the_nearest():
     answer = _Tried(0.25, {"steep": 2.0, "flat": 0.0})
-    steered = style.rate_matched_replies(answer, {"steep": np.ones(3), "flat": np.ones(3)},
-                                         answer.make, prompts=[f"p{i}" for i in range(24)])
+    steered = rate_matched_replies(answer, {"steep": np.ones(3), "flat": np.ones(3)},
+                                   answer.make, prompts=[f"p{i}" for i in range(24)])
     # unsteered first, then each direction from FIRST_STRENGTH, at most MAX_TRIES tries
     assert answer.calls[0] is None
-    assert answer.calls[1] == ("steep", style.FIRST_STRENGTH)
+    assert answer.calls[1] == ("steep", FIRST_STRENGTH)
     flat = [c for c in answer.calls[1:] if c[0] == "flat"]
-    assert len(flat) <= style.MAX_TRIES and flat[0] == ("flat", style.FIRST_STRENGTH)
-    assert all(style.STRENGTH_BOUNDS[0] <= s <= style.STRENGTH_BOUNDS[1] for _, s in flat)
+    assert len(flat) <= MAX_TRIES and flat[0] == ("flat", FIRST_STRENGTH)
+    assert all(STRENGTH_BOUNDS[0] <= s <= STRENGTH_BOUNDS[1] for _, s in flat)
     # steep: 0.25 + 2 * 0.35 = 0.96 is too high; interpolation lands near 0.175
-    assert abs(float(np.mean(steered.refused["steep"])) - style.TARGET_RATE) \
-        <= style.RATE_TOLERANCE / 2
+    assert abs(float(np.mean(steered.refused["steep"])) - TARGET_RATE) \
+        <= RATE_TOLERANCE / 2
     assert steered.tried["steep"][0] == (0.0, 0.25)
     for name in ("steep", "flat"):
         rates = {s: r for s, r in steered.tried[name][1:]}
-        best = min(abs(r - style.TARGET_RATE) for r in rates.values())
-        assert abs(rates[round(steered.strengths[name], 4)] - style.TARGET_RATE) == best
+        best = min(abs(r - TARGET_RATE) for r in rates.values())
+        assert abs(rates[round(steered.strengths[name], 4)] - TARGET_RATE) == best
         assert steered.replies[name][0] == f"reply 0 {(name, steered.strengths[name])}"
     assert steered.prompts == [f"p{i}" for i in range(24)]
 
@@ -88,24 +101,24 @@ def test_random_half_directions_split_the_train_rows_into_two_disjoint_halves():
     # Row i of the activations is 1 at coordinate i only: a mean reveals its rows.
     refuse, benign = np.eye(20), np.eye(20)
     rows, pool = np.arange(0, 20, 2), np.arange(1, 20, 2)
-    halves = style.random_half_directions("x", refuse, rows, benign, pool, seed=3)
+    halves = random_half_directions("x", refuse, rows, benign, pool, seed=3)
     a, b = halves["x/a"], halves["x/b"]
     used = {name: (set(np.flatnonzero(v > 0)), set(np.flatnonzero(v < 0)))
             for name, v in (("a", a), ("b", b))}
     assert used["a"][0] | used["b"][0] == set(rows) and not used["a"][0] & used["b"][0]
     assert used["a"][1] | used["b"][1] == set(pool) and not used["a"][1] & used["b"][1]
-    again = style.random_half_directions("x", refuse, rows, benign, pool, seed=3)
+    again = random_half_directions("x", refuse, rows, benign, pool, seed=3)
     assert all(np.array_equal(halves[k], again[k]) for k in halves)
 
 
 def test_control_categories_are_the_directions_with_most_refusals_earlier_on_a_tie():
     refused = {"a": np.array([1, 0, 1], bool), "b": np.array([1, 1, 0], bool),
                "c": np.array([0, 0, 1], bool), "d": np.array([1, 1, 1], bool)}
-    steered = style.SteeredReplies(["a", "b", "c", "d"], ["p"] * 3, {}, refused,
-                                   {"a": 0.2, "b": 0.3, "c": 0.4, "d": 0.5})
-    assert style.control_categories(steered, k=1) == ["d"]
-    assert style.control_categories(steered, k=3) == ["a", "b", "d"]
-    halves, strengths = style.control_halves(
+    steered = SteeredReplies(["a", "b", "c", "d"], ["p"] * 3, {}, refused,
+                             {"a": 0.2, "b": 0.3, "c": 0.4, "d": 0.5})
+    assert control_categories(steered, k=1) == ["d"]
+    assert control_categories(steered, k=3) == ["a", "b", "d"]
+    halves, strengths = control_halves(
         steered, ["a", "d"], {"a": np.eye(8), "d": np.eye(8)},
         {"a": np.arange(8), "d": np.arange(8)}, np.eye(8), np.arange(8), seed=0)
     assert sorted(halves) == ["a/a", "a/b", "d/a", "d/b"]
@@ -119,7 +132,7 @@ def test_span_coordinates_keep_every_distance_and_every_prediction(n, distinct, 
     # few distinct rows in many dimensions, like planted refusals: rank <= distinct
     rows = rng.standard_normal((distinct, 50))
     x = rows[rng.integers(0, distinct, n)] + 1e-3 * rng.standard_normal((n, 1)) * rows[0]
-    y = style.span_coordinates(x)
+    y = span_coordinates(x)
     assert y.shape[1] <= min(n, distinct + 1)
     dx = ((x[:, None] - x[None]) ** 2).sum(-1)
     dy = ((y[:, None] - y[None]) ** 2).sum(-1)
