@@ -10,4 +10,5 @@ pytest_plugins = [
     "fixtures.selection",
     "fixtures.style",
     "fixtures.oracle",
+    "fixtures.sae",
 ]

@@ -21,6 +21,7 @@ Wilson intervals, then every scenario x claim.
     .venv/bin/python calibration/run.py --style --jobs 2       # the 5 style claims
     .venv/bin/python calibration/run.py --style --style-scenarios styled,plain --worlds 20
     .venv/bin/python calibration/run.py --oracle --worlds 100 # the 2 oracle claims
+    .venv/bin/python calibration/run.py --sae --worlds 100 --jobs 2   # the 3 SAE claims
 
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
@@ -41,6 +42,9 @@ permutations and 500 bootstrap replicates); every style claim is judged in every
 on their planted worlds (refusal_checks.oracle_calibration.ORACLE_SCENARIOS), measured as
 fixtures/oracle.py measures (judged replies to every harmful and over-refusal prompt, the
 refusal_behaviour probe's benign verdicts, 500 bootstrap replicates).
+
+--sae judges the SAE claims (claims/test_sae.py) on planted sparse-feature worlds with
+the ideal SAE of their dictionary (refusal_checks.sae_calibration.SAE_SCENARIOS).
 
 One process by default; --jobs N spreads worlds over N processes. Each process keeps
 BLAS to one thread: on a small shared machine multi-threaded BLAS made a world 5x slower.
@@ -63,6 +67,7 @@ from refusal_checks import (  # noqa: E402
     calibration,
     known_answers,
     oracle_calibration,
+    sae_calibration,
     staged_calibration,
     style_calibration,
 )
@@ -132,6 +137,12 @@ def parser() -> argparse.ArgumentParser:
                    type=_names(list(oracle_calibration.ORACLE_SCENARIOS), "oracle scenarios"),
                    default=list(oracle_calibration.ORACLE_SCENARIOS),
                    help="comma-separated oracle scenario names (with --oracle)")
+    p.add_argument("--sae", action="store_true",
+                   help="calibrate the 3 SAE claims instead of the geometry claims")
+    p.add_argument("--sae-scenarios",
+                   type=_names(list(sae_calibration.SAE_SCENARIOS), "SAE scenarios"),
+                   default=list(sae_calibration.SAE_SCENARIOS),
+                   help="comma-separated SAE scenario names (with --sae)")
     return p
 
 
@@ -209,10 +220,15 @@ def style_main(args: argparse.Namespace, worlds: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     worlds = args.worlds or (QUICK_WORLDS if args.quick else FULL_WORLDS)
-    if args.behaviour + args.style + args.oracle > 1:
-        parser().error("--behaviour, --style and --oracle are separate studies: give one of them.")
+    if args.behaviour + args.style + args.oracle + args.sae > 1:
+        parser().error("--behaviour, --style, --oracle and --sae are separate studies: give "
+                       "one of them.")
     if args.staged and not args.behaviour:
         parser().error("--staged compares the behavioural claims' probes: add --behaviour.")
+    if args.sae:
+        return study_main(args, worlds, "SAE claims", sae_calibration.run_sae,
+                          args.sae_scenarios, sae_calibration.SAE_SCENARIOS,
+                          sae_calibration.sae_table_lines)
     if args.oracle:
         return study_main(args, worlds, "oracle claims", oracle_calibration.run_oracle,
                           args.oracle_scenarios, oracle_calibration.ORACLE_SCENARIOS,

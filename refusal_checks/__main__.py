@@ -1,5 +1,5 @@
 """Command line: ``python -m refusal_checks prepare | models | clear-cache | html | label |
-compare``."""
+compare | train-sae``."""
 
 from __future__ import annotations
 
@@ -96,6 +96,49 @@ def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: in
     return 0
 
 
+def _train_sae(args: argparse.Namespace, cache_dir: Path) -> int:
+    """Train (or find cached) the SAE of a model at the claims' layer; print its quality."""
+    import json
+
+    from rich.console import Console
+
+    from refusal_checks.activations import paper_layer
+    from refusal_checks.backend import check_layers
+    from refusal_checks.prompts import PromptFileError, bundled, load_prompts
+    from refusal_checks.sae_train import TrainSettings, train_and_store
+
+    console = Console(stderr=True)
+    settings = TrainSettings(expansion=args.expansion, k=args.k, epochs=args.epochs,
+                             batch_size=args.train_batch, lr=args.lr, seed=args.seed)
+    try:
+        collection = (load_prompts(args.prompts) if args.prompts else bundled()).head(
+            args.max_prompts)
+        with console.status(f"loading {args.model}"):
+            backend = load_backend(resolve(args.model), LoadOptions(
+                dtype=args.dtype, device=args.device, cache_dir=cache_dir))
+        layer = paper_layer(backend.n_layers) if args.layer is None else \
+            check_layers([args.layer], backend.n_layers, backend.name)[0]
+        folder, record, trained = train_and_store(backend, collection, layer, settings,
+                                                  cache_dir, console=console, force=args.force)
+    except (RefusalChecksError, PromptFileError) as error:
+        console.print(f"[red]error: {error}[/]")
+        return 2
+    if args.out is not None:
+        import shutil
+
+        shutil.copytree(folder, args.out, dirs_exist_ok=True)
+    quality = record.get("quality", {})
+    tokens = record.get("tokens", {})
+    print(f"{'trained' if trained else 'cached'} SAE of {backend.name} at layer {layer}: "
+          f"{folder}")
+    print(f"  tokens: {tokens.get('train', '?'):,} train, {tokens.get('held_out', '?'):,} "
+          f"held out, x {settings.epochs} epochs")
+    print("  quality: " + json.dumps(quality))
+    if args.out is not None:
+        print(f"  copied to {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m refusal_checks")
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -126,10 +169,33 @@ def main(argv: list[str] | None = None) -> int:
     label.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
     label.add_argument("--labeller", default=os.environ.get("USER", "anonymous"),
                        help="who labels (default: $USER)")
+    train = sub.add_parser("train-sae", help="train a TopK SAE at the claims' layer on every "
+                           "token of the prompt sets (cached by model, layer and settings; the "
+                           "SAE claims then use it)")
+    train.add_argument("--model", default="qwen-coder-0.5b")
+    train.add_argument("--layer", type=int, default=None,
+                       help="block whose input the SAE reads (default: the claims' 0.48 x depth)")
+    train.add_argument("--prompts", action="append", default=None, metavar="PATH",
+                       help="prompt files whose texts to train on, as --refusal-prompts "
+                       "(default: the bundled sets)")
+    train.add_argument("--max-prompts", type=int, default=None,
+                       help="at most N prompts per set (default: all)")
+    train.add_argument("--expansion", type=int, default=4, help="latents per dimension")
+    train.add_argument("-k", "--k", type=int, default=32, help="active latents per token")
+    train.add_argument("--epochs", type=int, default=6)
+    train.add_argument("--train-batch", type=int, default=256, help="tokens per step")
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--dtype", default=None, help="float32 (CPU default), bfloat16, float16")
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--force", action="store_true", help="train again even if cached")
+    train.add_argument("--out", type=Path, default=None, help="also copy the SAE folder here")
     args = parser.parse_args(argv)
     cache_dir = args.cache_dir or default_cache_dir()
     if args.command == "label":
         return _label(cache_dir, args.labels, args.fingerprint, args.n, args.seed, args.labeller)
+    if args.command == "train-sae":
+        return _train_sae(args, cache_dir)
     if args.command == "prepare":
         return _prepare(args.models, cache_dir)
     if args.command == "compare":

@@ -44,6 +44,7 @@ REMOTE = "--refusal-remote"
 REMOTE_LOCAL = "--refusal-remote-local"
 SELECTION_LAYERS = "--refusal-selection-layers"
 SELECTION_POSITIONS = "--refusal-selection-positions"
+SAE = "--refusal-sae"
 REMOTE_DEST = "refusal_remote"  # both flags set it: "ndif" or "local"
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -203,6 +204,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(REMOTE_LOCAL, action="store_const", const="local", dest=REMOTE_DEST,
                     help="nnsight's local simulation of the remote path (remote=\"local\"): "
                     "each block is serialised and deserialised as for NDIF, then run here.")
+    group.addoption(SAE, default=None, metavar="PATH",
+                    help="SAE of the SAE claims: a folder in SAELens's format (cfg.json, "
+                    "sae_weights.safetensors) of resid_pre at the claims' layer, or "
+                    "hf:<owner>/<repo>/<subfolder> (needs the hub). Default: the SAE "
+                    "`python -m refusal_checks train-sae` cached for the model and layer.")
     group.addoption(JSON_REPORT, default=None, metavar="PATH",
                     help="write every verdict, with model, versions, seed and timings, as JSON.")
     group.addoption(HTML_REPORT, default=None, metavar="PATH",
@@ -308,6 +314,12 @@ def pytest_configure(config: pytest.Config) -> None:
             if problem:
                 raise pytest.UsageError(problem)
     _check_prompts(config)
+    if config.getoption(SAE):
+        from refusal_checks.sae import option_problem
+
+        problem = option_problem(config.getoption(SAE), config.getoption(LAYER))
+        if problem:
+            raise pytest.UsageError(problem)
     _check_outputs(config)
     _check_remote(config, models, aliases)
     cache_option = config.getoption(CACHE_DIR)

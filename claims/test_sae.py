@@ -1,0 +1,56 @@
+"""Joad et al.'s SAE view (PAPER.md A.6): a shared core of refusal latents, a tail of
+category-specific ones, and directions rebuilt from a few latents.
+
+The SAE is --refusal-sae PATH (SAELens's format, read at the claims' layer), else the one
+`python -m refusal_checks train-sae` cached for this model and layer; without either each
+claim is INCONCLUSIVE and names the command. Every category is contrasted with its
+genre-matched benign twins. Statistics, thresholds and the reasons for them live in
+refusal_checks/sae_claims.py, so that calibration/run.py --sae judges planted worlds with
+exactly these verdicts. Steering with the top latents' mean decoder vector (the paper's
+fourth SAE sentence) is not checked yet.
+"""
+
+import pytest
+
+from refusal_checks.sae_claims import (
+    CORE_THRESHOLD,  # 0.25: >= 4 of each category's 16 refusal latents shared by all
+    REBUILD_THRESHOLD,  # 0.80: the rebuild holds >= 64% of the direction's squared norm
+    TAIL_THRESHOLD,  # 0.10: own latents fire 10 points more there than elsewhere, held out
+    TOP,
+    sae_category_tail,
+    sae_reconstructs_direction,
+    sae_shared_core,
+)
+
+LATENTS = (f"SAE latents at the claims' layer and position, ranked by firing-rate "
+           f"difference of each category's refused prompts over its genre-matched twins; "
+           f"its top {TOP} are its refusal latents")
+
+
+@pytest.mark.claim("sae-shared-core", protocol=f"{LATENTS}; intersection over categories",
+                   paper="PAPER.md A.6 (591 / 517 / 421 core latents of 16,384)",
+                   says="A small core of refusal latents is shared by all categories.")
+def test_a_core_of_refusal_latents_is_shared_by_every_category(sae_evidence,
+                                                                refusal_behaviour, judge):
+    judge(sae_shared_core(sae_evidence, refusal_behaviour, threshold=CORE_THRESHOLD))
+
+
+@pytest.mark.claim("sae-category-tail",
+                   protocol=f"{LATENTS}; own latents chosen on half the prompts, their "
+                            "specificity measured on the other half",
+                   paper="PAPER.md A.6 (a long tail of split-specific latents)",
+                   says="Beyond the core, each category has refusal latents of its own.")
+def test_categories_have_refusal_latents_of_their_own(sae_evidence, refusal_behaviour, judge):
+    judge(sae_category_tail(sae_evidence, refusal_behaviour, threshold=TAIL_THRESHOLD))
+
+
+@pytest.mark.claim("sae-reconstructs-direction",
+                   protocol=f"{LATENTS}; their decoder vectors weighted by the mean code "
+                            "difference vs the difference in means, noise-corrected",
+                   paper="PAPER.md A.6 (cosine 0.85-0.97)",
+                   says="Directions rebuilt from a few refusal latents match the "
+                        "activation-space directions.")
+def test_a_few_refusal_latents_rebuild_each_category_direction(sae_evidence,
+                                                               refusal_behaviour, judge):
+    judge(sae_reconstructs_direction(sae_evidence, refusal_behaviour,
+                                     threshold=REBUILD_THRESHOLD))
