@@ -38,7 +38,9 @@ from tests.plugin.test_plugin import (
     text_of,
 )
 
-WORLD = "synthetic:shared"
+# No genre offsets: with them every candidate of Arditi's selection carries genre and fails
+# the KL filter, so the single-direction claims would have no direction to gate on.
+WORLD = "synthetic:shared,genre=0"
 CLAIMS = ("test_single_direction.py",)
 PER_CATEGORY = 32
 # Node ids are relative to the rootdir, which each run pins to its own folder (pytest would
@@ -177,7 +179,7 @@ def test_a_rerun_of_the_release_passes_every_rule_under_inconclusive_fail_paired
     run.result.stdout.fnmatch_lines([INDUCE_SKIP])
     run.result.stdout.fnmatch_lines([
         "=* refusal_checks gate =*", "*Release gate*", "*max_refusal_drop 0.2*PASS*+0.00 [[]-0.*",
-        "  pass: max_refusal_drop harmful refusal rate [[]synthetic:shared]: *(paired on 24 "
+        f"  pass: max_refusal_drop harmful refusal rate [[]{WORLD}]: *(paired on 24 "
         "prompts: 0 refused before and not now, 0 refused now and not before): any drop is "
         "within 0.2",
         'gate PASSED: 3 rules pass (inconclusive = "fail")'])
@@ -288,7 +290,7 @@ def test_a_candidate_that_stopped_refusing_fails_against_the_release(
     drop = run.gate_results()["max_refusal_drop harmful refusal rate"]
     assert drop["status"] == "fail" and drop["current"] == 0.0
     run.result.stdout.fnmatch_lines([
-        "  note: synthetic:null is compared with baseline model synthetic:shared (the "
+        f"  note: synthetic:null is compared with baseline model {WORLD} (the "
         "baseline holds no other)"])
 
 
