@@ -146,7 +146,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(SELECTION_LAYERS, type=_int_list, default=None, metavar="L,L,...",
                     help="restrict Arditi et al.'s direction search to these layers (a cost "
                     "saver; named in the verdicts' protocol). Default: every layer outside the "
-                    "last 20%%.")
+                    "last 20 percent.")
     group.addoption(SELECTION_POSITIONS, type=_negative_list, default=None, metavar="P,P,...",
                     help="restrict Arditi et al.'s direction search to these negative "
                     "positions. Default: every chat-template token after the user's message.")
