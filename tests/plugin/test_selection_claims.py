@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from refusal_checks.staged import PROTOCOL as STAGED
 from tests.plugin.test_plugin import copy_suite
 
 ARDITI = ("ablation-bypasses-refusal", "addition-induces-refusal",
@@ -40,7 +41,9 @@ def test_the_claims_use_the_selected_direction_and_report_the_search(pytester):
             assert verdict["outcome"] == "supported", verdict["line"]
     for claim, verdict in verdicts.items():
         record = verdict["details"]["selection"]
-        assert verdict["protocol"].endswith(record["protocol"]), claim
+        # The staged claims (all but the KL claim) name their staged probes after the search.
+        staged = "" if claim == "ablation-keeps-harmless-behaviour" else f"; {STAGED}"
+        assert verdict["protocol"].endswith(record["protocol"] + staged), claim
         assert record["protocol"].startswith("Arditi selection (layers 0..5 x post-instruction "
                                              "positions -2,-1; build ")
         assert len(record["candidates"]) == 12 and record["selected"] is not None
