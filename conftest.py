@@ -7,6 +7,7 @@ pytest_plugins = [
     "fixtures.directions",
     "fixtures.verdicts",
     "fixtures.behaviour",
+    "fixtures.selection",
     "fixtures.style",
     "fixtures.oracle",
     "fixtures.sae",

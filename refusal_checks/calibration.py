@@ -29,6 +29,7 @@ import numpy as np
 
 from refusal_checks import behaviour_claims, geometry_claims, shared_core
 from refusal_checks.activations import LayerView
+from refusal_checks.arditi import ARDITI_CLAIMS
 from refusal_checks.behaviour import RefusalBehaviour, as_behaviour
 from refusal_checks.behaviour_control import CONTROL as BEHAVIOUR_CONTROL
 from refusal_checks.behaviour_control import BehaviourDirections, behaviour_directions
@@ -265,8 +266,6 @@ class BehaviourMeasurements:
         train = {name: acts.refuse[name][train_rows(c.refuse)]
                  for name, c in collection.categories.items()}
         self.train_directions = {name: diff_in_means(a, pool) for name, a in train.items()}
-        self.refusal_direction = diff_in_means(
-            np.concatenate([train[c] for c in self.harmful_categories]), pool)
         self.reference_norm = mean_norm(acts.benign)
         self.behaviour = observe_refusals(backend, collection, seed=seed, cache=None)
         self.tokens = backend.refusal_token_ids()
@@ -298,9 +297,6 @@ class BehaviourMeasurements:
     def base_benign(self) -> np.ndarray:
         return self._once("base benign", lambda: self.refused(self.arditi_benign))
 
-    def random_directions(self) -> list[np.ndarray]:
-        return behaviour_claims.random_controls(self.refusal_direction, self.seed)
-
     def agreement(self) -> dict[str, Any]:
         """The ``score_agreement`` fixture."""
         from refusal_checks.scoring import agreement
@@ -322,35 +318,63 @@ class BehaviourMeasurements:
                           [self.probe_benign], layer=self.layer,
                           reference_norm=self.reference_norm, strengths=SWEEP_STRENGTHS)
 
+    def selection(self) -> Any:
+        """The ``arditi_selection`` fixture: :func:`refusal_checks.arditi.run_selection` on
+        16-token replies to the harmful categories and the behaviour probe's benign ones."""
+        from refusal_checks.arditi import run_selection
+        from refusal_checks.behaviour_control import REPLY_TOKENS as CONTROL_TOKENS
+        from refusal_checks.effects import judged
+
+        def compute() -> Any:
+            refused = {c: judged(self.backend, self.collection.categories[c].refuse,
+                                 self.judge, None, None, max_new_tokens=CONTROL_TOKENS)[0]
+                       for c in self.harmful_categories}
+            return run_selection(self.backend, self.collection, self.harmful_categories,
+                                 refused, self.behaviour.benign_prompts)
+
+        return self._once("selection", compute)
+
+    def _arditi(self, claim: str, s: Any) -> Verdict:
+        """A single-direction claim on the selected direction (claims/test_single_direction.py)."""
+        from refusal_checks.effects import kl
+        from refusal_checks.interventions import Ablate
+
+        b, seed = self.behaviour, self.seed
+        if claim == "ablation-bypasses-refusal":
+            ablated = self.harmful_refused(Ablate(s.direction, "refusal"))
+            return behaviour_claims.ablation_bypasses_refusal(self.base_harmful(), ablated, b,
+                                                              self.judge.name)
+        if claim == "addition-induces-refusal":
+            edit = behaviour_claims.raw_addition(s.layer, s.direction, s.reference_norm,
+                                                 "refusal")
+            return behaviour_claims.addition_induces_refusal(
+                self.base_benign(), self.refused(self.arditi_benign, edit), b, self.judge.name)
+        if claim == "ablation-keeps-harmless-behaviour":
+            values = kl(self.backend, self.kl_prompts, Ablate(s.direction), None)
+            return behaviour_claims.ablation_keeps_harmless_behaviour(values, b, seed)
+        randoms = behaviour_claims.random_controls(s.direction, seed)
+        if claim == "random-direction-does-not-bypass":
+            ablated = [self.harmful_refused(Ablate(r, f"random {i}"))
+                       for i, r in enumerate(randoms)]
+            return behaviour_claims.random_direction_does_not_bypass(self.base_harmful(),
+                                                                     ablated, b)
+        steered = [self.refused(self.arditi_benign, behaviour_claims.raw_addition(
+            s.layer, r, s.reference_norm, f"random {i}")) for i, r in enumerate(randoms)]
+        return behaviour_claims.random_direction_does_not_induce(self.base_benign(), steered, b)
+
     def verdict(self, claim: str) -> Verdict:
         """The verdict of one behavioural claim, as its test in ``claims/`` computes it."""
         from refusal_checks.effects import kl
         from refusal_checks.interventions import Ablate
 
         b, seed = self.behaviour, self.seed
-        if claim == "ablation-bypasses-refusal":
-            ablated = self.harmful_refused(Ablate(self.refusal_direction, "refusal"))
-            return behaviour_claims.ablation_bypasses_refusal(self.base_harmful(), ablated, b,
-                                                              self.judge.name)
-        if claim == "addition-induces-refusal":
-            edit = behaviour_claims.raw_addition(self.layer, self.refusal_direction,
-                                                 self.reference_norm, "refusal")
-            return behaviour_claims.addition_induces_refusal(
-                self.base_benign(), self.refused(self.arditi_benign, edit), b, self.judge.name)
-        if claim == "ablation-keeps-harmless-behaviour":
-            values = kl(self.backend, self.kl_prompts, Ablate(self.refusal_direction), None)
-            return behaviour_claims.ablation_keeps_harmless_behaviour(values, b, seed)
-        if claim == "random-direction-does-not-bypass":
-            ablated = [self.harmful_refused(Ablate(r, f"random {i}"))
-                       for i, r in enumerate(self.random_directions())]
-            return behaviour_claims.random_direction_does_not_bypass(self.base_harmful(),
-                                                                     ablated, b)
-        if claim == "random-direction-does-not-induce":
-            steered = [self.refused(self.arditi_benign, behaviour_claims.raw_addition(
-                self.layer, r, self.reference_norm, f"random {i}"))
-                for i, r in enumerate(self.random_directions())]
-            return behaviour_claims.random_direction_does_not_induce(
-                self.base_benign(), steered, b)
+        if claim in ARDITI_CLAIMS:
+            from refusal_checks.arditi import no_direction, with_selection
+
+            selection = self.selection()
+            verdict = (self._arditi(claim, selection) if selection.found
+                       else no_direction(claim, selection, b, seed))
+            return with_selection(verdict, selection)
         if claim == "shared-knob":
             return behaviour_claims.shared_knob(self.knob_sweep(), self.agreement(), b, seed)
         if claim == "ablation-lowers-category-refusal":
@@ -463,6 +487,9 @@ BOUNDARY_KNOB_COS = 0.5
 # 0.171 at 0.88, 0.117 at 0.90 (directions estimated from train halves, as the claim does).
 BOUNDARY_SELECTIVE_COS = 0.854
 SELECTIVE = "ablation-is-category-selective"
+# The planted-site worlds' only refusal site (layer, position) among Arditi et al.'s
+# candidates (8 blocks: layers 0..5; a 2-token template: positions -2, -1).
+PLANTED_SITE = (2, -2)
 
 
 @dataclass(frozen=True)
@@ -478,6 +505,8 @@ class BehaviourScenario:
     null_for: tuple[str, ...] = ()
     effect_for: tuple[str, ...] = ()
     confound_for: tuple[str, ...] = ()  # false for the mechanism, true for the statistic
+    # What the goal column says for a confound row: why no goal is set.
+    confound_note: str = "genre"
     CLAIM_IDS: ClassVar[tuple[str, ...]] = BEHAVIOUR_CLAIM_IDS
 
     def role(self, claim: str) -> str | None:
@@ -508,13 +537,17 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
                       null_for=(SELECTIVE,)),
     # At signal 2 the raw direction adds 2 to a benign decision: induced refusal ~0.5, a
     # boundary, so addition-induces-refusal is not an effect here.
+    # Arditi et al.'s selection then finds no candidate whose raw addition lifts the mean
+    # refusal score above 0 (induce < 0 everywhere), so the protocol selects nothing and
+    # the claims about its direction have no direction to be judged on.
     BehaviourScenario("one-direction-weak", "one refusal direction, signal 2: refuses ~50% "
                       "(qwen-coder-0.5b: 56%)", behaviour_design(signal=2.0),
-                      effect_for=("ablation-bypasses-refusal",
-                                  "random-direction-does-not-bypass",
-                                  "random-direction-does-not-induce", "shared-knob",
-                                  "ablation-lowers-category-refusal"),
-                      null_for=(SELECTIVE,)),
+                      effect_for=("shared-knob", "ablation-lowers-category-refusal"),
+                      null_for=(SELECTIVE,),
+                      confound_for=("ablation-bypasses-refusal",
+                                    "random-direction-does-not-bypass",
+                                    "random-direction-does-not-induce"),
+                      confound_note="no candidate passes"),
     BehaviourScenario("distinct-directions", "cos 0.55 between categories, signal 4",
                       behaviour_design(cos=0.55),
                       effect_for=("random-direction-does-not-bypass",
@@ -530,6 +563,26 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
     BehaviourScenario("boundary-selective", f"cos {BOUNDARY_SELECTIVE_COS}, signal 4: mean "
                       "selectivity ~0.25, the margin", behaviour_design(
                           cos=BOUNDARY_SELECTIVE_COS), null_for=(SELECTIVE,)),
+    # Arditi et al.'s selection (refusal_checks/selection.py) in worlds with one right answer
+    # and with none (claims/test_single_direction.py argues the no-candidate verdicts).
+    BehaviourScenario("planted-site", f"one direction planted at layer {PLANTED_SITE[0]}, "
+                      f"position {PLANTED_SITE[1]} only (noise elsewhere); benign prompts 2 "
+                      "units on the compliant side", behaviour_design(
+                          planted_site=PLANTED_SITE, benign_shift=2.0), effect_for=ARDITI_CLAIMS),
+    BehaviourScenario("no-steerable-direction", "one direction, but no added vector reaches "
+                      "the refusal readout: no candidate induces, so none is selected",
+                      behaviour_design(steer_reach=0.0),
+                      null_for=("addition-induces-refusal",)),
+    BehaviourScenario("no-linear-direction", "refusal neither added nor ablated along any "
+                      "direction (steer and ablation reach 0): none is selected",
+                      behaviour_design(steer_reach=0.0, ablation_reach=0.0),
+                      null_for=("ablation-bypasses-refusal", "addition-induces-refusal")),
+    BehaviourScenario("kl-filter-fails", "one direction; any ablation adds 3 to every "
+                      "decision, so every candidate's ablation moves harmless prompts (KL > "
+                      "0.1) while addition does induce refusal: none is selected",
+                      behaviour_design(ablation_offset=3.0),
+                      confound_for=("addition-induces-refusal",),
+                      confound_note="true, never selected: REFUTED must stay <= 5%"),
     BehaviourScenario("harmless-far", "one direction; benign prompts 2 noise units on the "
                       "compliant side of it", behaviour_design(benign_shift=2.0),
                       effect_for=("ablation-keeps-harmless-behaviour",)),
@@ -659,20 +712,25 @@ def behaviour_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]
     from refusal_checks.known_answers import goal_text, mean_estimate, pct
     from refusal_checks.verdict import Outcome
 
-    header = (f"{'claim':34} {'role':6} {'scenario':20} {'n':>4}  "
-              f"{'SUPPORTED [95% Wilson]':24}  {'INCONCLUSIVE':24}  {'mean est':>8}  goal")
+    header = (f"{'claim':34} {'role':6} {'scenario':22} {'n':>4}  "
+              f"{'SUPPORTED [95% Wilson]':24}  {'INCONCLUSIVE':24}  {'REFUTED':7} "
+              f"{'mean est':>8}  goal")
     lines = [header, "-" * len(header)]
     for claim in BEHAVIOUR_CLAIM_IDS:
         for name, tallies in results.items():
             if claim not in tallies:
                 continue
-            role = BEHAVIOUR_SCENARIOS[name].role(claim)
+            scenario = BEHAVIOUR_SCENARIOS[name]
+            role = scenario.role(claim)
             tally = tallies[claim]
             supported = tally.rate(Outcome.SUPPORTED)
-            lines.append(f"{claim:34} {role:6} {name:20} {tally.n:4}  {pct(supported):24}  "
-                         f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
+            goal = (f"none ({scenario.confound_note})" if role == "confound"
+                    else goal_text(role, supported))
+            refuted = 100 * tally.rate(Outcome.REFUTED)[0]
+            lines.append(f"{claim:34} {role:6} {name:22} {tally.n:4}  {pct(supported):24}  "
+                         f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  {refuted:5.1f}%  "
                          f"{mean_estimate(tally):8.3f}  "
-                         f"{'none (genre)' if role == 'confound' else goal_text(role, supported)}")
+                         f"{goal}")
     return lines
 
 

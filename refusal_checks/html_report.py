@@ -608,6 +608,13 @@ def _cost_tables(info: dict[str, Any], models: list[str]) -> list[str]:
     return parts
 
 
+def _selection_section(payload: dict[str, Any], models: list[str]) -> str:
+    """Arditi et al.'s candidate heatmaps (:mod:`refusal_checks.selection_report`)."""
+    from refusal_checks.selection_report import selection_section
+
+    return selection_section(payload, models)
+
+
 def _section(make: Callable[[dict[str, Any], list[str]], str], payload: dict[str, Any],
              models: list[str]) -> str:
     """One section; details of an unexpected shape (a hand-edited or foreign report) give a
@@ -634,8 +641,8 @@ def render_html(payload: dict[str, Any]) -> str:
         f"<p><strong>Incomplete run</strong> ({_e(str(payload.get('incomplete', '')))}): "
         "the verdicts cover only the claims that ran before it stopped.</p>")
     body = warning + "".join(_section(section, payload, models) for section in (
-        _verdict_section, _gate_section, _geometry_section, _steering_section,
-        _ablation_section, _style_section, _environment_section))
+        _verdict_section, _gate_section, _geometry_section, _selection_section,
+        _steering_section, _ablation_section, _style_section, _environment_section))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f"<title>{_e(title)}</title><style>{STYLE}</style></head>"

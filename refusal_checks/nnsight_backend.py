@@ -322,6 +322,12 @@ class NnsightBackend:
             for text in texts
         ]
 
+    def post_instruction_positions(self, texts: Sequence[str] = ()) -> list[int]:
+        """Template tokens after the user's message (:mod:`refusal_checks.template`)."""
+        from refusal_checks.template import post_instruction_positions
+
+        return post_instruction_positions(self.tokenizer, self.render, texts)
+
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of the rendered prompts (the template already holds special tokens)."""
         rendered = self.render(texts)

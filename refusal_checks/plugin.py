@@ -42,6 +42,8 @@ BASELINE = "--refusal-baseline"
 BUDGET = "--refusal-budget"
 REMOTE = "--refusal-remote"
 REMOTE_LOCAL = "--refusal-remote-local"
+SELECTION_LAYERS = "--refusal-selection-layers"
+SELECTION_POSITIONS = "--refusal-selection-positions"
 SAE = "--refusal-sae"
 REMOTE_DEST = "refusal_remote"  # both flags set it: "ndif" or "local"
 
@@ -99,6 +101,25 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return values
+
+
+def _negative_list(text: str) -> list[int]:
+    values = _int_list(text)
+    if any(v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"got {text}, but post-instruction positions count back from the end of the "
+            "chat-templated prompt and must be negative (-1 is its last token)")
+    return values
+
+
 def _negative_int(text: str) -> int:
     value = _int(text)
     if value >= 0:
@@ -122,6 +143,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(POSITION, type=_negative_int, default=-2, metavar="P",
                     help="template position, counted back from the end of the chat-templated "
                     "prompt. Default: -2, the paper's decision state.")
+    group.addoption(SELECTION_LAYERS, type=_int_list, default=None, metavar="L,L,...",
+                    help="restrict Arditi et al.'s direction search to these layers (a cost "
+                    "saver; named in the verdicts' protocol). Default: every layer outside the "
+                    "last 20 percent.")
+    group.addoption(SELECTION_POSITIONS, type=_negative_list, default=None, metavar="P,P,...",
+                    help="restrict Arditi et al.'s direction search to these negative "
+                    "positions. Default: every chat-template token after the user's message.")
     group.addoption(DTYPE, choices=DTYPES, default=None,
                     help="compute dtype. Default: bfloat16 on a GPU (cuda, cuda:N, auto with "
                     "CUDA), float32 on the CPU (bf16 is ~3x faster on CPU but changes some "

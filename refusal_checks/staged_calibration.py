@@ -38,24 +38,42 @@ def staged_probes(measured: cal.BehaviourMeasurements) -> tuple[StagedProbe, Sta
     return probe, arditi
 
 
+_ARDITI = ("ablation-bypasses-refusal", "addition-induces-refusal",
+           "random-direction-does-not-bypass", "random-direction-does-not-induce")
+
+
+def _arditi_verdict(m: cal.BehaviourMeasurements, arditi: StagedProbe, claim: str,
+                    budget: int | None) -> Verdict:
+    """A single-direction claim on Arditi et al.'s selected direction, staged, or the
+    no-direction verdict (claims/test_single_direction.py)."""
+    from refusal_checks.arditi import no_direction, with_selection
+
+    s, b, seed = m.selection(), m.behaviour, m.seed
+    if not s.found:
+        return with_selection(no_direction(claim, s, b, seed), s)
+    if claim == "ablation-bypasses-refusal":
+        verdict = staged_claims.ablation_bypasses_refusal(m, arditi, s.direction, b,
+                                                          m.judge.name, budget=budget)
+    elif claim == "addition-induces-refusal":
+        verdict = staged_claims.addition_induces_refusal(m, arditi, s.layer, s.direction,
+                                                         s.reference_norm, b, m.judge.name,
+                                                         budget=budget)
+    elif claim == "random-direction-does-not-bypass":
+        verdict = staged_claims.random_direction_does_not_bypass(m, arditi, s.direction, b,
+                                                                 seed, budget=budget)
+    else:
+        verdict = staged_claims.random_direction_does_not_induce(
+            m, arditi, s.layer, s.direction, s.reference_norm, b, seed, budget=budget)
+    return with_selection(verdict, s)
+
+
 def staged_verdict(measured: cal.BehaviourMeasurements, claim: str,
                    budget: int | None = None) -> Verdict:
     """The staged verdict of one claim, as its test in ``claims/`` computes it."""
     probe, arditi = staged_probes(measured)
     m, b, seed = measured, measured.behaviour, measured.seed
-    if claim == "ablation-bypasses-refusal":
-        return staged_claims.ablation_bypasses_refusal(m, arditi, m.refusal_direction, b,
-                                                       m.judge.name, budget=budget)
-    if claim == "addition-induces-refusal":
-        return staged_claims.addition_induces_refusal(m, arditi, m.layer, m.refusal_direction,
-                                                      m.reference_norm, b, m.judge.name,
-                                                      budget=budget)
-    if claim == "random-direction-does-not-bypass":
-        return staged_claims.random_direction_does_not_bypass(m, arditi, m.refusal_direction,
-                                                              b, seed, budget=budget)
-    if claim == "random-direction-does-not-induce":
-        return staged_claims.random_direction_does_not_induce(
-            m, arditi, m.layer, m.refusal_direction, m.reference_norm, b, seed, budget=budget)
+    if claim in _ARDITI:
+        return _arditi_verdict(measured, arditi, claim, budget)
     if claim == "shared-knob":
         def sweep(harmful: Sequence[Any], benign: Sequence[Any]) -> Any:
             return staged_claims.knob_sweep(m.score, m.train_directions, harmful, benign,
@@ -88,10 +106,13 @@ def judge_both(scenario: str, seed: int, claims: Sequence[str] | None = None
         if claim not in STAGED_CLAIM_IDS or (claims is not None and claim not in claims):
             continue
         info = staged_verdict(measured, claim)
-        looks = info.details["staged"]["looks"]
+        record = info.details.get("staged")
+        if record is None:  # no selected direction: nothing was probed, in either design
+            record = {"stage": 1, "stages": 1, "looks": [{"prompts": 0}]}
+        looks = record["looks"]
         out[claim] = {"fixed": measured.verdict(claim).outcome.value,
-                      "staged": info.outcome.value, "stage": info.details["staged"]["stage"],
-                      "stages": info.details["staged"]["stages"],
+                      "staged": info.outcome.value, "stage": record["stage"],
+                      "stages": record["stages"],
                       "prompts": looks[-1]["prompts"], "fixed_prompts": looks[0]["prompts"]}
     return out
 

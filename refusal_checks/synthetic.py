@@ -178,6 +178,24 @@ class SyntheticBackend:
         for category in categories:
             self.slot(category)
 
+    # Tokens of the (imagined) chat template after the user's message: the post-instruction
+    # positions of Arditi et al.'s candidate search (refusal_checks.selection).
+    template_tokens = 2
+
+    def post_instruction_positions(self, texts: Sequence[str] = ()) -> list[int]:
+        """``[-template_tokens, ..., -1]``: a synthetic prompt ends in its template."""
+        return list(range(-self.template_tokens, 0))
+
+    def _ramp(self, layers: Sequence[int], positions: Sequence[int]) -> np.ndarray:
+        """``(layer, position)`` share of the planted offsets present there: the refusal
+        signal builds up to full strength by the middle layer, at every position."""
+        ramp = np.minimum(1.0, (np.asarray(layers) + 1) / max(1, self.world.layers // 2))
+        return np.repeat(ramp[:, None], len(positions), axis=1)
+
+    def decision_site(self) -> tuple[int, int]:
+        """(layer, position) whose activation decides refusal: the middle layer, last token."""
+        return self.n_layers // 2, -1
+
     def input_digest(self, prompts: PromptSet) -> str:
         # The slot is part of what the world computes for a category: a cache shared by
         # runs that assigned slots differently must never mix their activations.
@@ -209,17 +227,16 @@ class SyntheticBackend:
                     strength = w.spread * self.directions[slot]
             elif w.over_spread:  # a genre-matched benign look-alike, over-refused at times
                 strength = w.over_spread * self.over_axes[slot]
-        # Refusal signal builds up to full strength by the middle layer.
-        ramp = np.minimum(1.0, (np.asarray(layers) + 1) / max(1, w.layers // 2))
+        ramp = self._ramp(layers, positions)[:, :, None]  # (layer, position, 1)
         out = np.empty((len(prompts), len(layers), len(positions), w.d), np.float32)
         for i, text in enumerate(prompts.texts):
             seed = int.from_bytes(hashlib.sha256(f"{w.seed}|{text}".encode()).digest()[:8], "big")
             noise = np.random.default_rng(seed).standard_normal((len(layers), len(positions), w.d))
-            out[i] = ramp[:, None, None] * offset + w.noise * noise
+            out[i] = ramp * offset + w.noise * noise
             if strength is not None:  # this prompt's own refusal strength, same at every site
                 key = hashlib.sha256(f"{w.seed}|spread|{text}".encode()).digest()[:8]
                 z = np.random.default_rng(int.from_bytes(key, "big")).standard_normal()
-                out[i] += ramp[:, None, None] * (z * strength)
+                out[i] += ramp * (z * strength)
             if progress is not None and (i + 1) % batch_size == 0:
                 progress(i + 1, len(prompts))
         if progress is not None:
@@ -261,8 +278,8 @@ class SyntheticBackend:
                         intervention: Intervention | None = None) -> np.ndarray:
         """Projection that decides refusal, ``(prompt,)``; > REFUSAL_THRESHOLD refuses."""
         check_for_model(intervention, self.d_model, self.n_layers)
-        mid = self.n_layers // 2
-        acts = self.residual_stream(prompts, [mid], [-1])[:, 0, 0, :].astype(np.float64)
+        mid, position = self.decision_site()
+        acts = self.residual_stream(prompts, [mid], [position])[:, 0, 0, :].astype(np.float64)
         if isinstance(intervention, Steer) and intervention.layer <= mid:
             acts = acts + intervention.vector
         elif isinstance(intervention, Ablate):

@@ -90,6 +90,12 @@ class Design:
             category's and the benign readout's (Gram-Schmidt, unit norm): steering along
             them moves neither the first category's refusal nor the benign pool's, so no
             strength reaches a target refusal rate on a probe read out there.
+        planted_site: ``(layer, position)``: every planted offset (refusal signal, genre,
+            benign shift) exists at this site only, the refusal decision is read there, and
+            only a Steer at or before its layer moves it. Elsewhere prompts are noise, so
+            Arditi et al.'s candidate search has exactly one right answer. None: the signal
+            ramps up to the middle layer at every position, decided at (middle, -1).
+        template_tokens: Post-instruction positions of the imagined chat template.
     """
 
     world: World = field(default_factory=World)
@@ -114,6 +120,8 @@ class Design:
     unablatable: int = 0
     markers: tuple[tuple[str, str], ...] = ()
     unreachable: tuple[str, ...] = ()
+    planted_site: tuple[int, int] | None = None
+    template_tokens: int = 2
 
     def with_seed(self, seed: int) -> Design:
         """The same design with a fresh draw of directions and noise."""
@@ -147,6 +155,7 @@ class PlantedBackend(SyntheticBackend):
         super().__init__(world, name=name)
         names = design.category_names()
         self.design = design
+        self.template_tokens = design.template_tokens
         self._unstable = set(design.category_names()[: design.unstable])
         if design.knob_cos is not None:
             # The same planted basis as SyntheticBackend: its common axis and first own axis.
@@ -191,6 +200,17 @@ class PlantedBackend(SyntheticBackend):
         name = next(name for name, s in self._slots.items() if s == slot)
         return dict(self.design.markers).get(name) or super()._marker(slot)
 
+    def _ramp(self, layers: Sequence[int], positions: Sequence[int]) -> np.ndarray:
+        site = self.design.planted_site
+        if site is None:
+            return super()._ramp(layers, positions)
+        return np.array([[float(layer == site[0] and position == site[1])
+                          for position in positions] for layer in layers])
+
+    def decision_site(self) -> tuple[int, int]:
+        site = self.design.planted_site
+        return super().decision_site() if site is None else (int(site[0]), int(site[1]))
+
     def _extra(self, text: str, shape: tuple[int, ...], noisy: bool) -> np.ndarray:
         key = f"extra|{self.world.seed}|{text}".encode()
         rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
@@ -210,8 +230,8 @@ class PlantedBackend(SyntheticBackend):
         d = self.design
         noisy = prompts.side != "benign" and prompts.category in self._unstable
         if prompts.side == "benign" and d.benign_shift:
-            ramp = np.minimum(1.0, (np.asarray(layers) + 1) / max(1, self.world.layers // 2))
-            out -= (d.benign_shift * ramp[:, None, None] * self.benign_readout).astype(out.dtype)
+            ramp = self._ramp(layers, positions)[:, :, None]
+            out -= (d.benign_shift * ramp * self.benign_readout).astype(out.dtype)
         if not (noisy or d.common or d.rogue_axes):
             return out
         for i, text in enumerate(prompts.texts):
@@ -223,16 +243,17 @@ class PlantedBackend(SyntheticBackend):
         """:meth:`SyntheticBackend.decision_scores` with the design's behaviour extras."""
         check_for_model(intervention, self.d_model, self.n_layers)
         d = self.design
-        mid = self.n_layers // 2
+        mid, position = self.decision_site()
         readout = self.benign_readout if prompts.side == "benign" else self.readout(prompts)
-        acts = self.residual_stream(prompts, [mid], [-1])[:, 0, 0, :].astype(np.float64)
+        acts = self.residual_stream(prompts, [mid], [position])[:, 0, 0, :].astype(np.float64)
         score = acts @ readout
         if isinstance(intervention, Steer) and intervention.layer <= mid:
             score = score + d.steer_reach * float(intervention.vector @ readout) + d.steer_offset
         elif isinstance(intervention, Ablate):
             if prompts.side != "benign" and prompts.category in self._unablatable:
                 fresh = replace(prompts, texts=tuple(f"{t}|redrawn" for t in prompts.texts))
-                acts = self.residual_stream(fresh, [mid], [-1])[:, 0, 0, :].astype(np.float64)
+                acts = self.residual_stream(fresh, [mid], [position])[:, 0, 0, :].astype(
+                    np.float64)
                 score = acts @ readout
             else:
                 u = intervention.direction

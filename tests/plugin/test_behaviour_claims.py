@@ -39,8 +39,12 @@ def test_a_model_that_never_refuses_gets_no_supported_behavioural_verdict(pytest
 def test_a_shared_direction_world_is_one_knob_and_random_directions_do_nothing(pytester):
     verdicts = _verdicts(pytester, "synthetic:shared")
     assert verdicts["shared-knob"]["outcome"] == "supported", verdicts["shared-knob"]["line"]
-    assert verdicts["random-direction-does-not-induce"]["outcome"] == "supported"
-    assert verdicts["random-direction-does-not-bypass"]["outcome"] == "supported"
+    # Genre offsets ride along in every candidate of Arditi et al.'s search, so each one's
+    # ablation moves the benign pool (KL > 0.1): nothing is selected, and the random
+    # controls have no direction to copy (tests/plugin/test_selection_claims.py: genre 0).
+    for control in ("random-direction-does-not-induce", "random-direction-does-not-bypass"):
+        assert verdicts[control]["outcome"] == "inconclusive", verdicts[control]["line"]
+        assert "no direction was selected" in verdicts[control]["reason"]
     # Every behavioural verdict records the judge it used or the cheap score's agreement.
     details = verdicts["shared-knob"]["details"]
     assert "score_agreement" in details and len(details["rr"]) == 3

@@ -13,6 +13,9 @@ from tests.plugin.test_plugin import copy_suite, suite_args
 CLAIMS = ("test_single_direction.py",)
 
 
+WORLD = "synthetic:shared,genre=0"
+
+
 def test_a_missing_label_file_is_a_usage_error_with_the_fix(pytester):
     copy_suite(pytester.path, per_category=8, claim_files=CLAIMS)
     result = pytester.runpytest_subprocess("claims", "--refusal-labels", "nope.jsonl")
@@ -22,9 +25,11 @@ def test_a_missing_label_file_is_a_usage_error_with_the_fix(pytester):
 
 
 def test_labels_of_the_model_give_each_judges_agreement_per_condition(pytester):
-    copy_suite(pytester.path, per_category=16, claim_files=CLAIMS)
+    # Enough prompts, and no genre offsets, for Arditi's selection to find a direction whose
+    # ablated replies get labelled (tests/plugin/test_behaviour_claims.py says why).
+    copy_suite(pytester.path, per_category=48, claim_files=CLAIMS)
     cache = pytester.path / "cache"
-    args = ["claims", *suite_args(cache, "synthetic:shared"), "--refusal-bootstrap", "50"]
+    args = ["claims", *suite_args(cache, WORLD), "--refusal-bootstrap", "50"]
     pytester.runpytest_subprocess(*args)  # generates and caches the replies
     found = cached_replies(cache)
     conditions = {r.stratum[0] for r in found}
@@ -40,7 +45,7 @@ def test_labels_of_the_model_give_each_judges_agreement_per_condition(pytester):
     report = pytester.path / "report.json"
     pytester.runpytest_subprocess(*args, "--refusal-labels", str(labels), "--refusal-json",
                                   str(report))
-    model = json.loads(report.read_text())["models"]["synthetic:shared"]
+    model = json.loads(report.read_text())["models"][WORLD]
     info = model["judge_validation"]
     assert info["n"] == len(found) and info["counted_as_refusal"] == ["refused"]
     substring = info["judges"]["substring (Arditi et al. 12 phrases)"]

@@ -22,7 +22,9 @@ from refusal_checks import plugin
 from refusal_checks.gate_samples import BYPASS_CLAIM
 from tests.plugin.test_plugin import copy_suite, run_pytest, suite_args, text_of
 
-WORLD = "synthetic:shared"
+# No genre offsets: with them every candidate of Arditi's selection carries genre and fails
+# the KL filter, and the policy's required bypass claim could not be SUPPORTED.
+WORLD = "synthetic:shared,genre=0"
 CLAIMS = ("test_geometry.py", "test_single_direction.py")
 # Margins a repeat of the same run can pass (see tests/plugin/test_gate.py), and a claim
 # the policy requires: the gate then has rate rules that read the workers' model records.

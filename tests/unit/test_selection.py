@@ -1,43 +1,199 @@
-"""Arditi's selection on a planted world: the filters and the choice are as documented."""
+"""Arditi et al.'s selection: filters, ties, prompts, caching, and both outcomes in planted
+worlds (a direction at one site; none that can be selected)."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
+from refusal_checks import arditi
+from refusal_checks.calibration import HARMFUL_CATEGORIES, PLANTED_SITE, behaviour_design
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.prompt_sets import PromptSet
-from refusal_checks.selection import select_direction
-from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.selection import (Candidate, candidate_layers, choose, judge_candidate,
+                                      select_direction)
+from refusal_checks.verdict import Outcome
 
 
-def _sets(n: int = 24):
-    harmful = PromptSet("a/refuse", "a", "refuse", tuple(f"harm {i}" for i in range(n)), "t")
-    harmless = PromptSet("benign", "benign", "benign", tuple(f"ok {i}" for i in range(n)), "t")
-    return harmful, harmless
+def _world(seed: int = 1, **extras):
+    from refusal_checks.behaviour import observe_refusals
+    from refusal_checks.behaviour_control import REPLY_TOKENS
+    from refusal_checks.effects import judged
+    from refusal_checks.judges import SubstringJudge
+    from refusal_checks.worlds import PlantedBackend, collection
+
+    design = behaviour_design(**extras).with_seed(seed)
+    backend, prompts = PlantedBackend(design), collection(design)
+    behaviour = observe_refusals(backend, prompts, seed=0, cache=None)
+    refused = {c: judged(backend, prompts.categories[c].refuse, SubstringJudge(), None, None,
+                         max_new_tokens=REPLY_TOKENS)[0] for c in HARMFUL_CATEGORIES}
+    return backend, prompts, behaviour, refused
 
 
-def test_selection_picks_a_direction_that_bypasses_and_keeps_every_candidate():
-    backend = SyntheticBackend.from_spec("shared,layers=8")
-    harmful, harmless = _sets()
-    chosen = select_direction(backend, harmful, harmless, positions=(-1,))
-    assert len(chosen.candidates) == 7  # layers 0..6: the last 20% of 8 layers excluded
-    assert chosen.layer < 7
-    kept = [c for c in chosen.candidates if c.kept]
-    assert min(c.bypass for c in kept) == pytest.approx(
-        next(c.bypass for c in kept if c.layer == chosen.layer))
-    # Ablating the chosen direction lowers the planted refusal score on harmful prompts.
-    base = backend.decision_scores(harmful).mean()
-    from refusal_checks.interventions import Ablate
-
-    assert backend.decision_scores(harmful, Ablate(chosen.direction)).mean() < base
-    assert chosen.direction.shape == (backend.d_model,)
+def _select(seed: int = 1, **extras):
+    backend, prompts, behaviour, refused = _world(seed, **extras)
+    return arditi.run_selection(backend, prompts, HARMFUL_CATEGORIES, refused,
+                                behaviour.benign_prompts), behaviour
 
 
-def test_no_surviving_candidate_is_a_clear_error(monkeypatch):
-    import refusal_checks.selection as selection
+def test_layers_in_the_last_fifth_are_never_candidates():
+    assert candidate_layers(24) == list(range(19))  # int(0.8 * 24) = 19, as Arditi's code
+    assert candidate_layers(8) == list(range(6))
 
-    backend = SyntheticBackend.from_spec("null,layers=8")
-    harmful, harmless = _sets(12)
-    monkeypatch.setattr(selection, "MAX_KL", -1.0)  # a filter nothing can pass
-    with pytest.raises(RefusalChecksError, match="no candidate direction"):
-        select_direction(backend, harmful, harmless, positions=(-1,))
+
+def test_filters_keep_their_boundaries_and_reject_nan():
+    assert judge_candidate(3, -1, -2.0, 0.0, 0.1).kept  # induce 0 and KL 0.1 both pass
+    low = judge_candidate(3, -1, -2.0, -0.01, 0.05)
+    assert not low.kept and low.why == "induce -0.01 < 0"
+    both = judge_candidate(3, -1, -2.0, -1.0, 0.2)
+    assert both.why == "induce -1.00 < 0; KL 0.200 > 0.1"
+    assert not judge_candidate(3, -1, -2.0, math.nan, 0.0).kept
+
+
+def test_lowest_bypass_wins_and_ties_go_to_the_earlier_position_then_layer():
+    def c(layer, position, bypass, kept=True):
+        return Candidate(layer, position, bypass, 1.0, 0.0, kept, "" if kept else "x")
+
+    assert choose([c(4, -1, -3.0), c(2, -1, -2.0), c(1, -2, -9.0, kept=False)]).layer == 4
+    tied = [c(5, -1, -3.0), c(7, -2, -3.0), c(3, -2, -3.0)]
+    assert (choose(tied).layer, choose(tied).position) == (3, -2)
+    assert choose([c(1, -1, -1.0, kept=False)]) is None
+
+
+def test_prompts_are_filtered_by_behaviour_and_disjoint_from_each_other_and_the_test_halves():
+    backend, prompts, behaviour, refused = _world()
+    chosen = arditi.selection_prompts({c: prompts.categories[c].refuse
+                                       for c in HARMFUL_CATEGORIES}, refused, prompts.benign,
+                                      behaviour.benign_prompts)
+    sides = [chosen.build_harmful, chosen.build_harmless, chosen.val_harmful,
+             chosen.val_harmless]
+    texts = [{t for s in side for t in s.texts} for side in sides]
+    assert sum(map(len, texts)) == len(set().union(*texts))  # pairwise disjoint
+    test = {t for c in HARMFUL_CATEGORIES for t in prompts.categories[c].refuse.split(
+        "test").texts} | set(prompts.benign.split("test").texts)
+    assert not set().union(*texts) & test
+    flags = {t: bool(r) for c in HARMFUL_CATEGORIES
+             for t, r in zip(prompts.categories[c].refuse.texts, refused[c])}
+    assert all(flags[t] for t in texts[0] | texts[2])  # only refused harmful prompts
+    judged = dict(behaviour.benign_prompts)
+    assert all(t in judged and not judged[t] for t in texts[1] | texts[3])  # answered only
+    assert chosen.sizes()["val_harmful"] == chosen.sizes()["val_harmless"] == 16
+    # Each harmful set keeps its category (a synthetic world's activations depend on it).
+    assert {s.category for s in chosen.build_harmful} <= set(HARMFUL_CATEGORIES)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_direction_planted_at_one_site_is_found_and_every_claim_is_supported(seed):
+    from refusal_checks.calibration import judge_behaviour_world
+
+    selection, _ = _select(seed, planted_site=PLANTED_SITE, benign_shift=2.0)
+    assert (selection.layer, selection.position) == PLANTED_SITE
+    assert selection.positions == (-2, -1) and selection.layers == tuple(range(6))
+    assert len(selection.candidates) == 12
+    assert [c for c in selection.candidates if c.kept] == [
+        c for c in selection.candidates if (c.layer, c.position) == PLANTED_SITE]
+    assert selection.protocol().startswith("Arditi selection (layers 0..5 x post-instruction "
+                                           "positions -2,-1; build ")
+    assert selection.protocol().endswith("selected layer 2, position -2")
+    outcomes = judge_behaviour_world("planted-site", seed)
+    assert {o for o, _ in outcomes.values()} == {"supported"}, outcomes
+
+
+def test_no_steerable_direction_selects_nothing_and_addition_is_refuted():
+    selection, behaviour = _select(steer_reach=0.0)
+    assert not selection.found and selection.direction is None
+    assert all("induce" in c.why for c in selection.candidates)
+    record = selection.record()
+    assert record["selected"] is None and len(record["candidates"]) == 12
+    assert selection.protocol().endswith("no candidate of 12 passed the filters")
+    verdicts = {c: arditi.no_direction(c, selection, behaviour, 0) for c in arditi.ARDITI_CLAIMS}
+    added = verdicts["addition-induces-refusal"]
+    assert added.outcome is Outcome.REFUTED, added.line()
+    assert "nearest: layer" in added.reason and "12 of 12 induce < 0" in added.reason
+    # Some candidate's ablation bypasses: the missing direction is no evidence against it.
+    assert verdicts["ablation-bypasses-refusal"].outcome is Outcome.INCONCLUSIVE
+    for claim in ("random-direction-does-not-bypass", "random-direction-does-not-induce"):
+        assert verdicts[claim].outcome is Outcome.INCONCLUSIVE
+        assert "no direction was selected" in verdicts[claim].reason
+
+
+def test_a_model_that_never_refuses_runs_no_search_and_says_why():
+    selection, behaviour = _select(signal=0.0)
+    assert selection.not_run.startswith("too few prompts to build and select a direction")
+    assert selection.candidates == [] and selection.record()["not_run"]
+    for claim in arditi.ARDITI_CLAIMS:
+        verdict = arditi.no_direction(claim, selection, behaviour, 0)
+        assert verdict.outcome is Outcome.INCONCLUSIVE, (claim, verdict.line())
+
+
+def test_restricted_search_is_named_and_the_last_fifth_refused():
+    backend, prompts, behaviour, refused = _world()
+    chosen = arditi.selection_prompts({c: prompts.categories[c].refuse
+                                       for c in HARMFUL_CATEGORIES}, refused, prompts.benign,
+                                      behaviour.benign_prompts)
+    selection = select_direction(backend, chosen, layers=[3, 4], positions=[-1])
+    assert len(selection.candidates) == 2 and selection.restricted
+    assert selection.protocol().startswith("Arditi selection (restricted search, layers 3,4 x "
+                                           "post-instruction positions -1;")
+    with pytest.raises(RefusalChecksError, match="last 20% of layers; use layers in 0..5"):
+        select_direction(backend, chosen, layers=[6])
+
+
+def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(tmp_path):
+    from refusal_checks.cache import ArrayCache
+
+    backend, prompts, behaviour, refused = _world()
+    chosen = arditi.selection_prompts({c: prompts.categories[c].refuse
+                                       for c in HARMFUL_CATEGORIES}, refused, prompts.benign,
+                                      behaviour.benign_prompts)
+    cache = ArrayCache(tmp_path, "scores")
+
+    def stop_after(k):
+        def progress(done, total):
+            if done == k:
+                raise KeyboardInterrupt
+
+        return progress
+
+    with pytest.raises(KeyboardInterrupt):
+        select_direction(backend, chosen, cache=cache, progress=stop_after(5))
+    calls = []
+    original = backend.last_logprobs
+
+    def counting(prompts, **kwargs):
+        calls.append(kwargs.get("intervention"))
+        return original(prompts, **kwargs)
+
+    backend.last_logprobs = counting
+    resumed = select_direction(backend, chosen, cache=cache)
+    edited = [c for c in calls if c is not None]
+    # 12 candidates, 5 finished: 7 x (ablated harmful per category + steered + ablated
+    # harmless); nothing for the first 5.
+    per_candidate = len(chosen.val_harmful) + 2 * len(chosen.val_harmless)
+    assert len(edited) == 7 * per_candidate
+    fresh = select_direction(backend, chosen)
+    assert (resumed.layer, resumed.position) == (fresh.layer, fresh.position)
+    np.testing.assert_allclose(resumed.bypass_scores, fresh.bypass_scores, rtol=1e-6)
+
+
+def test_a_finished_search_is_served_whole_from_the_cache(tmp_path):
+    from refusal_checks.cache import ArrayCache
+    from refusal_checks.cost import CostLedger
+
+    backend, prompts, behaviour, refused = _world()
+    chosen = arditi.selection_prompts({c: prompts.categories[c].refuse
+                                       for c in HARMFUL_CATEGORIES}, refused, prompts.benign,
+                                      behaviour.benign_prompts)
+    cache = ArrayCache(tmp_path, "scores")
+    ledger = CostLedger()
+    with ledger.phase("cold"):
+        first = select_direction(backend, chosen, cache=cache)
+    with ledger.phase("warm"):
+        again = select_direction(backend, chosen, cache=cache)
+    cold, warm = ledger.phases["cold"], ledger.phases["warm"]
+    # Cold: the two build sets' activations and every candidate's scores are computed;
+    # warm: all of them are whole entries in the cache (no batch is recomputed).
+    assert cold.computed > 2 and cold.hits == 0
+    assert (warm.hits, warm.computed, warm.prompts) == (cold.computed, 0, 0)
+    assert (again.layer, again.position) == (first.layer, first.position)

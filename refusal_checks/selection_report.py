@@ -1,0 +1,80 @@
+"""The HTML report's section on Arditi et al.'s direction selection.
+
+Reads the ``selection`` record (:meth:`refusal_checks.selection.Selection.record`) that
+the single-direction claims keep in their details: the selected (layer, position), the
+search, and every candidate's bypass, induce and KL, drawn as heatmaps like the paper's
+figure, with the candidate table below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from refusal_checks.html_report import _e, _figure_or_note, _table
+
+PANELS = (("bypass", "bypass: refusal score, harmful, candidate ablated (lower bypasses)"),
+          ("induce", "induce: refusal score, harmless, candidate added (>= 0 kept)"),
+          ("kl", "KL: harmless next token under ablation (<= 0.1 kept)"))
+
+
+def grids(record: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``name -> (position, layer)`` values of each score, and the ``kept`` grid."""
+    layers, positions = list(record["layers"]), list(record["positions"])
+    shape = (len(positions), len(layers))
+    values = {name: np.full(shape, np.nan) for name, _ in PANELS}
+    kept = np.zeros(shape, bool)
+    for c in record["candidates"]:
+        i, j = positions.index(c["position"]), layers.index(c["layer"])
+        for name, _ in PANELS:
+            values[name][i, j] = np.nan if c[name] is None else float(c[name])
+        kept[i, j] = bool(c["kept"])
+    return values, kept
+
+
+def selection_section(payload: dict[str, Any], models: list[str]) -> str:
+    """One heatmap figure and candidate table per model whose verdicts hold a selection."""
+    from refusal_checks import figures
+
+    found: dict[str, dict[str, Any]] = {}
+    for v in payload["verdicts"]:
+        details = v.get("details")
+        if isinstance(details, dict) and isinstance(details.get("selection"), dict):
+            found.setdefault(v["model"], details["selection"])
+    if not found:
+        return ""
+    parts = ['<h2 id="selection">Arditi et al.\'s direction selection</h2>',
+             '<p class="note">Candidates: difference in means at every layer outside the last '
+             "20% and every chat-template position after the user's message; scored on a "
+             "validation split of the train halves; kept when induce &gt;= 0 and KL &lt;= 0.1 "
+             "(outlined); the lowest bypass wins (red). The single-direction claims are judged "
+             "on the selected direction, on held-out prompts.</p>"]
+    for model in models:
+        record = found.get(model)
+        if record is None:
+            continue
+        parts.append(f"<h3>{_e(model)}</h3><p>{_e(record.get('protocol', ''))}</p>")
+        if not record.get("candidates"):
+            parts.append(f'<p class="note">{_e(record.get("not_run") or "no candidates")}</p>')
+            continue
+        values, kept = grids(record)
+        selected = record.get("selected")
+        chosen = (selected["layer"], selected["position"]) if selected else None
+        panels = {label: values[name] for name, label in PANELS}
+        parts.append(_figure_or_note(
+            lambda p=panels, k=kept, c=chosen, r=record, m=model: figures.selection_heatmaps(
+                r["layers"], r["positions"], p, k, c, title=f"{m}: Arditi candidates"),
+            f"Arditi selection heatmap, {model}"))
+        rows = [[_e(c["layer"]), _e(c["position"]), _e(_num(c["bypass"])),
+                 _e(_num(c["induce"])), _e(_num(c["kl"], 3)),
+                 "selected" if chosen == (c["layer"], c["position"]) else
+                 ("kept" if c["kept"] else _e(c["why"]))] for c in record["candidates"]]
+        parts.append(f"<details><summary>candidate table ({len(rows)})</summary>"
+                     + _table(["layer", "position", "bypass", "induce", "KL", "kept / why"],
+                             rows) + "</details>")
+    return "".join(parts)
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{float(value):.{digits}f}"
