@@ -49,13 +49,11 @@ def test_adding_the_refusal_direction_induces_refusal(measure, staged_arditi_pro
                    paper="Arditi et al. 2024; PAPER.md B",
                    says="Ablation barely changes next-token distributions on harmless prompts.")
 def test_ablation_barely_changes_harmless_next_token_distributions(
-        backend, score_cache, prompt_collection, refusal_direction, refusal_behaviour,
-        pytestconfig, judge):
-    from refusal_checks.effects import kl
-
+        measure, prompt_collection, refusal_direction, refusal_behaviour, pytestconfig, judge):
     # Every held-out harmless prompt, not only the probe: per-prompt KL is heavy-tailed.
+    # (refusal_checks.effects.kl, cached; the damage section reports it as ablated:refusal.)
     harmless = prompt_collection.benign.split("test")
-    values = kl(backend, harmless, Ablate(refusal_direction), score_cache)
+    values = measure.kl(harmless, Ablate(refusal_direction, "refusal"))
     judge(claims.ablation_keeps_harmless_behaviour(
         values, refusal_behaviour, pytestconfig.getoption("--refusal-seed")))
 
