@@ -2,10 +2,12 @@
 ablating a category's direction lowers that category's refusal (PAPER.md A.3, A.5).
 
 Sweeps use the cheap refusal score (one forward pass per prompt), which stands in for
-judged generations only where it agrees with them: the agreement is measured on the
-unsteered probes and is a precondition of the verdict. The held-out probes are staged
-(refusal_checks/staged.py): 8 prompts per category and 32 benign first, growing only while
-a verdict's interval straddles its threshold, up to --refusal-budget prompts.
+judged generations only where it agrees with them: the agreement on the unsteered probes is
+required, and shared-knob also checks it on the steered replies the run judged (each
+direction's own where judged, the other steered conditions pooled for the rest). The
+held-out probes are staged (refusal_checks/staged.py): 8 prompts per category and 32
+benign first, growing only while a verdict's interval straddles its threshold, up to
+--refusal-budget prompts.
 Thresholds and verdicts live in refusal_checks/behaviour_claims.py (shared with
 calibration/run.py); the staged looks in refusal_checks/staged_claims.py.
 """
@@ -25,11 +27,13 @@ CATEGORY_DIRECTIONS = ("Joad et al.: category directions at the fixed mid layer,
                    says="Steering along any category direction traces the same "
                         "refusal vs over-refusal trade-off.")
 def test_every_category_direction_is_the_same_refusal_knob(
-        knob_sweep, staged_probe, harmful_categories, score_agreement, refusal_behaviour,
+        knob_sweep, staged_probe, harmful_categories, sweep_score_agreement, refusal_behaviour,
         refusal_budget, pytestconfig, judge):
-    judge(staged.shared_knob(knob_sweep, staged_probe, harmful_categories, score_agreement,
-                             refusal_behaviour, pytestconfig.getoption("--refusal-seed"),
-                             budget=refusal_budget))
+    # The score's agreement with the judge: unsteered (required) and under steering where
+    # the run judged steered replies (a precondition; details.score_agreement_used).
+    judge(staged.shared_knob(knob_sweep, staged_probe, harmful_categories,
+                             sweep_score_agreement, refusal_behaviour,
+                             pytestconfig.getoption("--refusal-seed"), budget=refusal_budget))
 
 
 @pytest.mark.claim("ablation-lowers-category-refusal", protocol=CATEGORY_DIRECTIONS,

@@ -68,9 +68,9 @@ def test_a_few_refusal_latents_rebuild_each_category_direction(sae_evidence,
                    says="Steering with the top latents' mean decoder vector traces the same "
                         "refusal vs over-refusal trade-off as the category directions.")
 def test_steering_with_the_refusal_latents_is_the_same_knob(
-        sae_knob_sweep, sae_steering, staged_probe, harmful_categories, score_agreement,
+        sae_knob_sweep, sae_steering, staged_probe, harmful_categories, sweep_score_agreement,
         refusal_behaviour, refusal_budget, pytestconfig, judge):
     # PATH_MARGIN 0.15, shared-knob's threshold: the same "nearly identical trade-off".
     judge(staged_same_knob(sae_knob_sweep, sae_steering, staged_probe, harmful_categories,
-                           score_agreement, refusal_behaviour,
+                           sweep_score_agreement, refusal_behaviour,
                            pytestconfig.getoption("--refusal-seed"), budget=refusal_budget))

@@ -96,16 +96,14 @@ def test_adding_the_refusal_direction_induces_refusal(
                    paper="Arditi et al. 2024; PAPER.md B",
                    says="Ablation barely changes next-token distributions on harmless prompts.")
 def test_ablation_barely_changes_harmless_next_token_distributions(
-        backend, score_cache, prompt_collection, arditi_selection, refusal_behaviour,
-        pytestconfig, judge):
-    from refusal_checks.effects import kl
-
+        measure, prompt_collection, arditi_selection, refusal_behaviour, pytestconfig, judge):
     seed = pytestconfig.getoption("--refusal-seed")
 
     def verdict():
         # Every held-out harmless prompt, not only the probe: per-prompt KL is heavy-tailed.
+        # (refusal_checks.effects.kl, cached; the damage section reports it as ablated:refusal.)
         harmless = prompt_collection.benign.split("test")
-        values = kl(backend, harmless, Ablate(arditi_selection.direction), score_cache)
+        values = measure.kl(harmless, Ablate(arditi_selection.direction, "refusal"))
         return claims.ablation_keeps_harmless_behaviour(values, refusal_behaviour, seed)
 
     _judge(judge, "ablation-keeps-harmless-behaviour", arditi_selection, refusal_behaviour,

@@ -29,12 +29,23 @@ def _key(backend: Backend, prompts: PromptSet, kind: str,
                      **extra)
 
 
+def score_key(backend: Backend, prompts: PromptSet, token_ids: Sequence[int],
+              intervention: Intervention | None) -> str:
+    """Cache key of :func:`scores` (shared with :func:`refusal_checks.damage.scores_and_kl`)."""
+    return _key(backend, prompts, "refusal_score", intervention,
+                tokens=sorted(int(t) for t in token_ids))
+
+
+def kl_key(backend: Backend, prompts: PromptSet, intervention: Intervention) -> str:
+    """Cache key of :func:`kl` (shared with :func:`refusal_checks.damage.scores_and_kl`)."""
+    return _key(backend, prompts, "kl", intervention)
+
+
 def scores(backend: Backend, prompts: PromptSet, token_ids: Sequence[int],
            intervention: Intervention | None, cache: ArrayCache | None,
            batch_size: int = 16) -> np.ndarray:
     """Cheap refusal score (log-odds of a refusal opening) per prompt, ``(prompt,)``."""
-    key = _key(backend, prompts, "refusal_score", intervention,
-               tokens=sorted(int(t) for t in token_ids))
+    key = score_key(backend, prompts, token_ids, intervention)
 
     def compute() -> np.ndarray:
         logprobs = backend.last_logprobs(prompts, intervention=intervention,
@@ -47,7 +58,7 @@ def scores(backend: Backend, prompts: PromptSet, token_ids: Sequence[int],
 def kl(backend: Backend, prompts: PromptSet, intervention: Intervention,
        cache: ArrayCache | None, batch_size: int = 16) -> np.ndarray:
     """``KL(unedited || edited)`` of the first reply token's distribution, ``(prompt,)``."""
-    key = _key(backend, prompts, "kl", intervention)
+    key = kl_key(backend, prompts, intervention)
 
     def compute() -> np.ndarray:
         base = backend.last_logprobs(prompts, batch_size=batch_size)

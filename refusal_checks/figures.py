@@ -349,3 +349,83 @@ def selection_heatmaps(layers: Sequence[int], positions: Sequence[int],
     axes[-1].set_xlabel("layer", fontsize=FONT)
     figure.suptitle(title, fontsize=FONT + 1)
     return _png(figure)
+
+
+def damage_chart(curves: Mapping[str, Mapping[str, Sequence[Any]]], *, title: str) -> bytes:
+    """Refusal rate, broken share and benign KL against steering strength, one small panel
+    per direction (the report's damage axis, :func:`refusal_checks.damage.curves`).
+
+    Left axis, [0, 1]: refusal rate on should-refuse prompts, over-refusal rate on benign
+    ones (filled markers: judged replies; hollow: the cheap score), and the share of judged
+    replies that are broken. Right axis: mean next-token KL on benign prompts against the
+    unedited model (nats). A missing measurement is a gap.
+
+    Args:
+        curves: direction -> ``strengths``, ``refusal``, ``over_refusal``, their
+            ``*_source`` (``judge`` / ``score`` per point), ``broken``, ``kl``.
+    """
+    directions = list(curves)
+    if not directions:
+        raise ValueError("no steered condition to draw")
+    for name in directions:
+        n = len(curves[name]["strengths"])
+        for key in ("refusal", "over_refusal", "broken", "kl"):
+            if len(curves[name][key]) != n:
+                raise ValueError(f"{name}: {key} has {len(curves[name][key])} values for {n} "
+                                 "strengths")
+    columns = min(4, len(directions))
+    rows = -(-len(directions) // columns)
+    figure = _figure(2.9 * columns + 0.6, 2.1 * rows + 0.8)
+    axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    kl_top = max([float(v) for c in curves.values() for v in c["kl"] if np.isfinite(v)] or [1.0])
+    kl_top = kl_top if kl_top > 0 else 1.0
+    # One strength axis for every panel, from 0: directions compare at a glance.
+    xs = [float(v) for c in curves.values() for v in c["strengths"] if np.isfinite(v)] or [1.0]
+    x_low, x_top = min(0.0, min(xs)), max(xs)
+    x_top = x_top if x_top > x_low else x_low + 1.0
+    handles: dict[str, Any] = {}
+    for ax, name in zip(axes, directions):
+        series = curves[name]
+        x = np.asarray(series["strengths"], dtype=float)
+        order = np.argsort(x, kind="stable")
+        x = x[order]
+        for key, label, colour in (("refusal", "refusal rate (should-refuse)", "tab:blue"),
+                                   ("over_refusal", "over-refusal rate (benign)", "tab:orange")):
+            y = np.asarray(series[key], dtype=float)[order]
+            sources = [series.get(f"{key}_source", [""] * len(order))[i] for i in order]
+            (line,) = ax.plot(x, y, color=colour, lw=1.1, label=label)
+            handles.setdefault(label, line)
+            judged = np.array([s == "judge" for s in sources])
+            if judged.any():
+                ax.plot(x[judged], y[judged], "o", color=colour, ms=3.5)
+            if (~judged).any():
+                ax.plot(x[~judged], y[~judged], "o", mfc="white", mec=colour, ms=3.5)
+        broken = np.asarray(series["broken"], dtype=float)[order]
+        (line,) = ax.plot(x, broken, color="tab:red", lw=1.1, marker="s", ms=3,
+                          label="broken replies (share)")
+        handles.setdefault("broken replies (share)", line)
+        twin = ax.twinx()
+        kl = np.asarray(series["kl"], dtype=float)[order]
+        (line,) = twin.plot(x, kl, color="tab:purple", lw=1.1, ls="--", marker="^", ms=3,
+                            label="mean KL, benign (right axis)")
+        handles.setdefault("mean KL, benign (right axis)", line)
+        twin.set_ylim(0, 1.05 * kl_top)
+        twin.tick_params(labelsize=FONT - 1, colors="tab:purple")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlim(x_low, x_low + 1.08 * (x_top - x_low))
+        ax.set_title(str(name), fontsize=FONT)
+        ax.tick_params(labelsize=FONT - 1)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("strength (x residual norm)", fontsize=FONT - 1)
+    for ax in axes[len(directions):]:
+        ax.set_visible(False)
+    from matplotlib.lines import Line2D
+
+    handles["judged"] = Line2D([], [], ls="", marker="o", color="0.3", ms=3.5,
+                               label="filled: judged replies")
+    handles["score"] = Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", ms=3.5,
+                              label="hollow: cheap score")
+    figure.legend(list(handles.values()), [h.get_label() for h in handles.values()],
+                  loc="outside lower center", ncols=3, fontsize=FONT - 1)
+    figure.suptitle(title, fontsize=FONT + 1)
+    return _png(figure)

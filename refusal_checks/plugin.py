@@ -237,6 +237,9 @@ class RunState:
     model_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     costs: dict[str, Any] = field(default_factory=dict)  # model -> cost.CostLedger
+    # model -> observations.Observations: what the run judged, scored and measured KL on
+    # under each intervention (the reports' score_validation and damage sections)
+    observations: dict[str, Any] = field(default_factory=dict)
     gate: dict[str, Any] | None = None  # the release gate's outcome, for the JSON report
     claims_collected: set[str] = field(default_factory=set)  # claim ids, also from workers
     order: dict[str, int] = field(default_factory=dict)  # nodeid -> collection position
@@ -264,6 +267,12 @@ class RunState:
         from refusal_checks.cost import CostLedger
 
         return self.costs.setdefault(model, CostLedger())
+
+    def observed(self, model: str) -> Any:
+        """The model's :class:`refusal_checks.observations.Observations` (made on first use)."""
+        from refusal_checks.observations import Observations
+
+        return self.observations.setdefault(model, Observations())
 
 
 STATE = pytest.StashKey[RunState]()
@@ -528,6 +537,10 @@ class VerdictCollector:
 
         for model, phases in data.get("costs", {}).items():  # seconds add up over workers
             self.state.ledger(model).merge(CostLedger.from_dict(phases))
+        from refusal_checks.observations import Observations
+
+        for model, records in data.get("observations", {}).items():
+            self.state.observed(model).merge(Observations.from_dict(records))
         self.state.claims_collected.update(data["claims"])
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -557,6 +570,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     for line in render_heatmap(state.verdicts, width=writer._tw.fullwidth).rstrip().splitlines():
         writer.write_line(line)
+    for line in _observation_lines(config, state):
+        writer.write_line(line)
     profiles = {model: ledger.profile() for model, ledger in state.costs.items()
                 if ledger.phases}
     if profiles:
@@ -578,6 +593,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.workeroutput["refusal_checks"] = json.dumps({  # type: ignore[attr-defined]
             "model_info": state.model_info, "timings": state.timings,
             "costs": {model: ledger.to_dict() for model, ledger in state.costs.items()},
+            "observations": {model: records.to_dict()
+                             for model, records in state.observations.items()},
             "claims": sorted(state.claims_collected)})
         return
     path = config.getoption(JSON_REPORT, None)
@@ -593,6 +610,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for model, ledger in state.costs.items():
         if ledger.phases:
             state.model_info.setdefault(model, {})["cost_profile"] = ledger.profile()
+    _summarise_observations(config, state)
     payload = json_report(in_order(state.verdicts, state.order), state.model_info,
                           options=_run_options(config), timings=timings, argv=sys.argv,
                           cwd=os.getcwd())
@@ -609,6 +627,41 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from refusal_checks.files import write_text_atomic
 
         write_text_atomic(path, text)
+
+
+def _summarise_observations(config: pytest.Config, state: RunState) -> None:
+    """Each model's ``score_validation`` and ``damage`` sections from what the run observed
+    (once; the terminal summary and the reports both read them)."""
+    for model, records in state.observations.items():
+        info = state.model_info.setdefault(model, {})
+        if not records or "damage" in info:
+            continue
+        from refusal_checks import damage, score_validation
+
+        labels_path = config.getoption(LABELS, None)
+        labels = (score_validation.read_run_labels(labels_path, str(info.get("fingerprint")))
+                  if labels_path else None)
+        info["score_validation"] = score_validation.summarise(
+            records, seed=config.getoption(SEED, 0) or 0, labels=labels,
+            labels_source=str(labels_path or ""))
+        info["damage"] = damage.summarise(records)
+
+
+def _observation_lines(config: pytest.Config, state: RunState) -> list[str]:
+    """Terminal lines: the cheap score's agreement per condition and the damage, per model."""
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller reports
+        return []
+    _summarise_observations(config, state)
+    from refusal_checks import damage, score_validation
+
+    lines = []
+    for model in state.observations:
+        info = state.model_info.get(model, {})
+        for line in (score_validation.summary_line(model, info.get("score_validation") or {}),
+                     damage.summary_line(model, info.get("damage") or {})):
+            if line:
+                lines.append(line)
+    return lines
 
 
 def _write_html(config: pytest.Config, payload: dict[str, Any], path: Path) -> None:

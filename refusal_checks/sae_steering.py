@@ -32,7 +32,8 @@ import numpy as np
 
 from refusal_checks import staged_claims
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_claims import KNOB_BOOTSTRAP, PATH_MARGIN, knob_preconditions
+from refusal_checks.behaviour_claims import (KNOB_BOOTSTRAP, PATH_MARGIN, agreement_details,
+                                             knob_preconditions)
 from refusal_checks.effects import KnobSweep
 from refusal_checks.sae_claims import (TOP, SaeInputs, SaeMissing, _contrast, _ones, _requires,
                                        sae_inputs, top_latents)
@@ -110,7 +111,7 @@ def same_knob(sweep: KnobSweep, agreement: Mapping[str, Any], behaviour: Refusal
                      "orr_per_unit_strength": sweep.speeds(), "refusal_latents": steering.latents,
                      "sae": inputs.sae, "explained_variance_decision_state":
                          round(inputs.explained_variance, 4), "left_out": inputs.left_out,
-                     "score_agreement": dict(agreement)},
+                     **agreement_details(sweep, agreement)},
                  requires=[*_requires(inputs, behaviour, 1), *required, (
                      bool(tested), "no category has a latent that fires more on its refused "
                                    "prompts than on its twins")],

@@ -67,13 +67,27 @@ def ablation_bypasses_refusal(measure: Any, probe: StagedProbe, direction: np.nd
     return staged.run(look, probe, budget=budget, can_grow=behaviour.refuses()[0])
 
 
+def steered_benign_edits(layer: int, direction: np.ndarray, reference_norm: float, seed: int,
+                         *, addition: bool = True, random: bool = True) -> list[Any]:
+    """The steering edits ``addition-induces-refusal`` (the raw refusal direction added) and
+    ``random-direction-does-not-induce`` (random vectors of its norm added) judge replies
+    under, on the benign sets: the run's judged steered replies, which the sweep claims'
+    steered score agreement reads (fixture ``sweep_score_agreement``)."""
+    edits = [claims.raw_addition(layer, direction, reference_norm, "refusal")] if addition \
+        else []
+    if random:
+        edits += [claims.raw_addition(layer, r, reference_norm, f"random {i}")
+                  for i, r in enumerate(claims.random_controls(direction, seed))]
+    return edits
+
+
 def addition_induces_refusal(measure: Any, probe: StagedProbe, layer: int,
                              direction: np.ndarray, reference_norm: float,
                              behaviour: RefusalBehaviour, judge: str = "", *,
                              budget: int | None = None) -> Verdict:
     """``addition-induces-refusal`` on the benign sets of ``probe``."""
     probe = probe.only([])
-    edit = claims.raw_addition(layer, direction, reference_norm, "refusal")
+    edit, = steered_benign_edits(layer, direction, reference_norm, 0, random=False)
 
     def look(stage: int, level: float) -> Verdict:
         parts = probe.benign_at(stage)
@@ -108,8 +122,7 @@ def random_direction_does_not_induce(measure: Any, probe: StagedProbe, layer: in
                                      budget: int | None = None) -> Verdict:
     """``random-direction-does-not-induce``: random vectors added, benign sets."""
     probe = probe.only([])
-    edits = [claims.raw_addition(layer, r, reference_norm, f"random {i}")
-             for i, r in enumerate(claims.random_controls(direction, seed))]
+    edits = steered_benign_edits(layer, direction, reference_norm, seed, addition=False)
 
     def look(stage: int, level: float) -> Verdict:
         parts = probe.benign_at(stage)

@@ -117,3 +117,56 @@ def test_shared_core_claims_read_the_planted_world(pytester, model, core, specif
         verdicts["category-specific-parts-stable"]["line"]
     assert set(verdicts["shared-refusal-core"]["details"]["core_loadings"]) == \
         set(verdicts["shared-refusal-core"]["details"]["categories"])
+
+
+def test_the_report_has_the_score_per_condition_and_the_damage_axis(pytester):
+    copy_suite(pytester.path, per_category=48, claim_files=BEHAVIOUR_FILES)
+    report, page = pytester.path / "report.json", pytester.path / "report.html"
+    result = pytester.runpytest_subprocess(
+        "claims", "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--model",
+        "synthetic:shared", "--refusal-prompts", "prompts.jsonl", "--refusal-cache-dir",
+        str(pytester.path / "cache"), "--refusal-json", str(report), "--refusal-bootstrap",
+        "100", "--refusal-html", str(page))
+    assert "Traceback" not in result.stdout.str()
+    payload = json.loads(report.read_text())
+    model = payload["models"]["synthetic:shared"]
+    # The cheap score against the judge on the same replies, per condition stratum. In a
+    # planted world both read the same decision score, so they agree on every reply.
+    validation = model["score_validation"]
+    strata = validation["by_condition"]
+    assert {"unsteered", "steered:refusal", "steered:random 0", "ablated:refusal"} <= set(strata)
+    for cell in strata.values():
+        assert cell["n"] > 0 and cell["accuracy"]["estimate"] == 1.0
+        assert 0.0 <= cell["accuracy"]["low"] <= 1.0
+    assert validation["all"]["n"] == validation["n"] == sum(c["n"] for c in strata.values())
+    # The damage axis: every sweep setting with its benign KL, growing with the strength;
+    # judged conditions with their broken share (a planted world never breaks a reply).
+    damage = model["damage"]
+    conditions = damage["conditions"]
+    for category in ("alpha", "beta", "gamma"):
+        names = damage["steering"][category]
+        assert [conditions[c]["strength"] for c in names] == [0.1, 0.2, 0.35, 0.5]
+        kl = [conditions[c]["kl_benign"]["mean"] for c in names]
+        assert all(k >= 0 for k in kl) and kl[-1] > kl[0]
+        assert all(conditions[c]["kl_benign"]["n"] == 32 for c in names)
+        assert all(conditions[c]["score"]["benign"]["n"] == 32 for c in names)
+    for name in ("unsteered", "ablated:refusal"):
+        assert conditions[name]["broken"]["k"] == 0 and conditions[name]["broken"]["n"] > 0
+    steered = [c for c in conditions if c.startswith("steered:refusal@")]
+    assert len(steered) == 1 and conditions[steered[0]]["kl_benign"]["mean"] > 0
+    # ablation-keeps-harmless-behaviour's KL values are the ablated:refusal entry.
+    kl_claim = next(v for v in payload["verdicts"]
+                    if v["claim"] == "ablation-keeps-harmless-behaviour")
+    assert conditions["ablated:refusal"]["kl_benign"]["mean"] == \
+        pytest.approx(kl_claim["estimate"])
+    assert damage["ablation"][0].startswith("ablated:")
+    # shared-knob checked the score on the steered replies the run judged, and says which.
+    knob = next(v for v in payload["verdicts"] if v["claim"] == "shared-knob")
+    used = knob["details"]["score_agreement_used"]["steered"]
+    assert used and "steered:refusal" in used[0]["conditions"] and used[0]["holds"]
+    assert set(used[0]["directions"]) == {"alpha", "beta", "gamma"}
+    result.stdout.fnmatch_lines(["*cheap score vs judge [[]synthetic:shared[]]: unsteered 1.00*",
+                                 "*damage [[]synthetic:shared[]]: no broken reply in *"])
+    html = page.read_text()
+    assert 'id="damage"' in html and 'alt="damage vs steering strength, synthetic:shared"' in html
+    assert "score-validation" in html

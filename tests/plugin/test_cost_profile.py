@@ -21,10 +21,13 @@ from tests.plugin.test_plugin import copy_suite, run_pytest, suite_args, text_of
 WORLD = "synthetic:shared"
 CLAIMS = ("test_geometry.py", "test_shared_core.py", "test_single_direction.py",
           "test_category_steering.py")
-# Phases with model work these claims reach, each noting cache entries.
+# Phases with model work these claims reach, each noting cache entries. Not
+# addition-induces-refusal's: shared-knob runs first and judges its stage-1 steered replies
+# in "score agreement" (the steered agreement, fixture sweep_score_agreement), so the claim
+# finds them cached. "score validation": the cheap score on every judged prompt.
 MODEL_WORK = ("activations", "baseline replies", "sweep scores", "score agreement",
-              "behaviour-control replies", "claim ablation-bypasses-refusal",
-              "claim addition-induces-refusal", "claim ablation-keeps-harmless-behaviour",
+              "score validation", "behaviour-control replies",
+              "claim ablation-bypasses-refusal", "claim ablation-keeps-harmless-behaviour",
               "claim ablation-is-category-selective", "claim ablation-lowers-category-refusal")
 
 

@@ -518,7 +518,9 @@ def test_clear_cache_reports_how_many_entries_it_removed(suite: pytest.Pytester,
                                                          cold: ColdRun) -> None:
     cache = suite.path / "cache"
     shutil.copytree(cold.cache, cache)
-    stored = sum(len(ArrayCache(cache, ns).entries()) for ns in ("activations", "replies"))
+    # Scores too: every judged reply is also scored (the score's agreement per condition).
+    stored = sum(len(ArrayCache(cache, ns).entries())
+                 for ns in ("activations", "replies", "scores"))
     assert stored > 0
 
     result, after = _run_on_copy(suite, cold, plugin.CLEAR_CACHE)

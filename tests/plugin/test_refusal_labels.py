@@ -52,6 +52,20 @@ def test_labels_of_the_model_give_each_judges_agreement_per_condition(pytester):
     disagree = sum(i % 5 == 0 for i in range(len(found)))
     assert substring["all"]["accuracy"]["k"] == len(found) - disagree
     assert set(substring["by_condition"]) == conditions
+    # The cheap score against the same labels, matched by reply id, on the replies this run
+    # judged through the claims (every one is labelled; the baseline replies of the refusal
+    # precondition are judged without a score). In a planted world the score says what the
+    # judge says, so it disagrees with the labeller exactly where the judge does.
+    by_labels = model["score_validation"]["labels"]
+    assert by_labels["n"] == model["score_validation"]["n"] and by_labels["n"] < len(found)
+    assert by_labels["source"] == str(labels)
+    assert set(by_labels["by_condition"]) == conditions
+    for stratum, cell in by_labels["by_condition"].items():
+        judged = substring["by_condition"][stratum]["accuracy"]
+        if stratum == "unsteered":
+            assert 0 < cell["accuracy"]["n"] < judged["n"]
+        else:
+            assert (cell["accuracy"]["k"], cell["accuracy"]["n"]) == (judged["k"], judged["n"])
     # The unsteered refusal rates come back corrected for the substring judge's error.
     corrected = model["refusal_behaviour"]["corrected"]
     assert corrected["judge"] == "substring (Arditi et al. 12 phrases)"

@@ -112,6 +112,17 @@ def test_model_records_reach_the_controller(pair: Pair) -> None:
     assert cache["misses"] >= serial["activation_cache"]["hits"] > 0
 
 
+def test_what_the_workers_observed_reaches_the_controller(pair: Pair) -> None:
+    # The score per condition and the damage axis come from every worker's records, merged:
+    # the same numbers as the serial run (its records came from one process).
+    serial = pair.serial.report["models"][WORLD]
+    parallel = pair.parallel.report["models"][WORLD]
+
+    assert parallel["score_validation"]["n"] > 0
+    assert parallel["score_validation"] == serial["score_validation"]
+    assert parallel["damage"] == serial["damage"]
+
+
 def test_the_workers_cost_profiles_add_up_at_the_controller(pair: Pair) -> None:
     serial = pair.serial.report["models"][WORLD]["cost_profile"]
     parallel = pair.parallel.report["models"][WORLD]["cost_profile"]

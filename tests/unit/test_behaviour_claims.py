@@ -212,3 +212,73 @@ def test_the_studentized_interval_needs_two_values_and_uses_the_sample_se_for_ti
     assert all(np.isnan(claims.studentized_mean_interval(np.array([0.3]), rng, 10)))
     lo, hi = claims.studentized_mean_interval(np.r_[np.zeros(30), 1.0, 2.0], rng, 500)
     assert np.isfinite([lo, hi]).all() and lo < 3 / 32 < hi
+
+
+# -- the cheap score's agreement under steering (knob_preconditions, steered_agreement) ----
+
+ONE_KNOB = (np.tile([0.5, 0.7, 0.9, 1.0], (3, 1)), np.tile([0.0, 0.2, 0.5, 0.8], (3, 1)))
+
+
+def _with_steered(**strata: tuple[int, int]) -> dict:
+    """AGREE plus judged steered replies: stratum -> (n, agree)."""
+    return {**AGREE, "steered": {s: {"n": n, "agree": a} for s, (n, a) in strata.items()}}
+
+
+def test_without_steered_replies_the_unsteered_agreement_is_the_only_one_used():
+    verdict = claims.shared_knob(_sweep(*ONE_KNOB), AGREE, REFUSES, seed=0)
+    assert verdict.outcome is Outcome.SUPPORTED
+    used = verdict.details["score_agreement_used"]
+    assert used["steered"] == [] and used["basis"].startswith("unsteered only")
+    assert verdict.details["score_agreement"] == AGREE
+
+
+def test_a_directions_own_steered_disagreement_stops_a_supported():
+    agreement = {**AGREE, "steered": {"steered:d0": {"n": 24, "agree": 12},
+                                      "steered:d1": {"n": 24, "agree": 24},
+                                      "steered:refusal": {"n": 64, "agree": 64}}}
+    verdict = claims.shared_knob(_sweep(*ONE_KNOB), agreement, REFUSES, seed=0)
+    assert verdict.outcome is Outcome.INCONCLUSIVE
+    assert "under steered:d0 the cheap score agrees with the judge on only 0.50" in verdict.reason
+    used = verdict.details["score_agreement_used"]["steered"]
+    # d0 and d1 on their own replies; d2 (never judged steered) on the pooled other ones.
+    assert [(g["conditions"], g["directions"], g["proxy"], g["holds"]) for g in used] == [
+        (["steered:d0"], ["d0"], False, False), (["steered:d1"], ["d1"], False, True),
+        (["steered:refusal"], ["d2"], True, True)]
+    assert "steered" not in verdict.details["score_agreement"]
+
+
+def test_a_steered_disagreement_never_hides_paths_shown_to_differ():
+    rr, orr = ONE_KNOB
+    rr = rr.copy()
+    rr[2] = 0.0  # d2 never refuses harmful prompts, whatever over-refusal does
+    agreement = _with_steered(**{"steered:refusal": (64, 20)})
+    verdict = claims.shared_knob(_sweep(rr, orr), agreement, REFUSES, seed=0)
+    assert verdict.outcome is Outcome.REFUTED
+    assert "steered:refusal the cheap score agrees with the judge on only 0.31" in verdict.reason
+
+
+def test_a_steered_stratum_with_too_few_replies_is_not_used():
+    agreement = _with_steered(**{"steered:d0": (7, 0), "steered:refusal": (4, 0)})
+    verdict = claims.shared_knob(_sweep(*ONE_KNOB), agreement, REFUSES, seed=0)
+    assert verdict.outcome is Outcome.SUPPORTED
+    assert verdict.details["score_agreement_used"]["basis"].startswith("unsteered only")
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(n=st.integers(8, 200), share=st.floats(0.0, 1.0))
+def test_the_steered_precondition_fails_exactly_below_the_agreement_threshold(n, share):
+    agree = int(round(share * n))
+    pre, used = claims.steered_agreement(["d0", "d1"], _with_steered(
+        **{"steered:refusal": (n, agree)}))
+    assert len(pre) == 1 and pre[0][0] == (agree / n >= claims.MIN_SCORE_AGREEMENT)
+    group, = used["steered"]
+    assert group["directions"] == ["d0", "d1"] and group["proxy"]
+    assert group["interval"][0] <= group["agreement"] <= group["interval"][1]
+
+
+def test_the_other_sweep_claims_accept_the_agreement_with_steered_counts():
+    per_category = {"a": (_flags(10, 12), _flags(2, 12)), "b": (_flags(9, 12), _flags(1, 12))}
+    plain = claims.ablation_lowers_category_refusal(per_category, AGREE, REFUSES, 0)
+    steered = claims.ablation_lowers_category_refusal(
+        per_category, _with_steered(**{"steered:refusal": (64, 1)}), REFUSES, 0)
+    assert plain.outcome is steered.outcome

@@ -585,3 +585,87 @@ def test_cross_ablation_record_gets_its_heatmap_and_reading() -> None:
     assert "selective: &lt;own&gt; 0.80, others 0.10" in page  # the reading, escaped
     with pytest.raises(ValueError, match="3 x 3 matrix"):
         figures.cross_ablation_heatmap(["a", "b", "c"], [[0.0]], [1.0, 1.0, 1.0], title="t")
+
+
+# -- the damage axis and the cheap score per condition ---------------------------------------
+
+def _damage_payload(direction: str = "safety_core") -> dict[str, Any]:
+    """A report whose model carries damage and score_validation sections, built from
+    observations as a run builds them."""
+    from refusal_checks import damage, score_validation
+    from refusal_checks.labelling import reply_id
+    from refusal_checks.observations import Observations
+
+    obs = Observations()
+    for strength in (0.1, 0.2, 0.35, 0.5):
+        condition = f"steered:{direction}@{strength:g}"
+        obs.add_scored(condition=condition, prompt_set="h", side="refuse",
+                       prompts=[f"h{i}" for i in range(8)], score=[i < 16 * strength
+                                                                   for i in range(8)])
+        obs.add_scored(condition=condition, prompt_set="benign", side="benign",
+                       prompts=[f"b{i}" for i in range(8)], score=[i < 8 * strength
+                                                                   for i in range(8)])
+        obs.add_kl(condition=condition, prompt_set="benign",
+                   prompts=[f"b{i}" for i in range(8)], values=[strength ** 2] * 8)
+    prompts = [f"p{i}" for i in range(6)]
+    for condition, broken in (("unsteered", [None] * 6),
+                              ("ablated:refusal", ["repetition", None, None, "empty", None,
+                                                   None]),
+                              (f"steered:{direction}@0.7", ["script drift"] * 3 + [None] * 3)):
+        obs.add_judged(fingerprint="fp", condition=condition, prompt_set="benign",
+                       side="benign", prompts=prompts, max_new_tokens=32,
+                       judge=[True, False] * 3, score=[True, True, False] * 2, broken=broken)
+    obs.add_kl(condition="ablated:refusal", prompt_set="benign", prompts=prompts,
+               values=[0.01] * 6)
+    labels = {reply_id("fp", "unsteered", "benign", p, 32): {"label": "refused"}
+              for p in prompts}
+    payload = realistic_payload(claims=["shared-knob"])
+    info = payload["models"]["qwen-coder-0.5b"]
+    info["damage"] = damage.summarise(obs)
+    info["score_validation"] = score_validation.summarise(obs, bootstrap=20, labels=labels,
+                                                          labels_source="labels.jsonl")
+    return json.loads(json.dumps(payload, sort_keys=True))
+
+
+def test_the_damage_figure_and_tables_are_drawn_from_the_models_sections() -> None:
+    page = render_html(_damage_payload())
+    assert 'id="damage"' in page
+    assert 'alt="damage vs steering strength, qwen-coder-0.5b"' in page
+    parsed = parse(page)
+    assert len(parsed.images) == 2  # the steering trade-off and the damage figure
+    width, height = png_size(parsed.images[-1])
+    assert width > 300 and height > 150
+    # The ablation beside the unsteered replies: broken share with its interval and reasons,
+    # and the benign KL.
+    row = re.search(r"<tr><td>ablated:refusal</td>(.*?)</tr>", page).group(1)
+    assert "2/6 (0.33 [" in row and "repetition 1" in row and "0.01 (n=6" in row
+    assert "<summary>every steered condition</summary>" in page
+    assert "steered:safety_core@0.7" in page and "script drift 3" in page
+    # The cheap score against the judge and the human labels, per condition.
+    assert "score-validation" in page
+    assert re.search(r"<td>human labels</td><td>unsteered</td><td>4/6", page)
+    assert re.search(r"<td>judge</td><td>ablated:refusal</td><td>3/6", page)
+
+
+def test_the_damage_section_escapes_names_and_survives_a_foreign_shape() -> None:
+    page = render_html(_damage_payload("<i>x</i>"))
+    assert "<i>x</i>" not in page and "&lt;i&gt;x&lt;/i&gt;" in page
+    payload = _damage_payload()
+    payload["models"]["qwen-coder-0.5b"]["damage"] = {"conditions": {"a": 1}, "steering": 3}
+    page = render_html(payload)
+    assert "cannot be drawn from this report" in page and 'id="claim-shared-knob"' in page
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=5), st.integers(1, 6))
+def test_damage_chart_draws_any_number_of_directions_and_gaps(values, k) -> None:
+    curves = {f"d{i}": {"strengths": [0.1 * (j + 1) for j in range(len(values))],
+                        "refusal": values, "refusal_source": ["judge"] * len(values),
+                        "over_refusal": [float("nan")] * len(values),
+                        "over_refusal_source": [""] * len(values),
+                        "broken": values[::-1], "kl": [5 * v for v in values]}
+              for i in range(k)}
+    png = figures.damage_chart(curves, title="t")
+    assert png.startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="kl has"):
+        figures.damage_chart({"d": {**curves["d0"], "kl": []}}, title="t")
