@@ -152,8 +152,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "positions. Default: every chat-template token after the user's message.")
     group.addoption(DTYPE, choices=DTYPES, default=None,
                     help="compute dtype. Default: bfloat16 on a GPU (cuda, cuda:N, auto with "
-                    "CUDA), float32 on the CPU (bf16 is ~3x faster on CPU but changes some "
-                    "numbers; caches are kept per dtype, and reports name the one used).")
+                    "CUDA), float32 on the CPU (bfloat16 is faster only on CPUs with AMX or "
+                    "AVX-512 BF16 and several times slower elsewhere; caches are kept per "
+                    "dtype, and reports name the one used).")
     group.addoption(DEVICE, default="cpu", metavar="DEVICE",
                     help="torch device: cpu, cuda or cuda:N (one GPU), or auto (several GPUs: "
                     "the model is spread over all of them with accelerate's device map; one "
@@ -393,6 +394,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # fails there). Under pytest-xdist only the controller clears, before workers start.
     config = session.config
     state = config.stash.get(STATE, None)
+    if state is not None and not hasattr(config, "workerinput"):
+        from refusal_checks.cpu_features import dtype_advice
+
+        advice = dtype_advice(config.getoption(DTYPE), config.getoption(DEVICE))
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if advice and reporter is not None:
+            reporter.write_line(advice)
     if state is None or not config.getoption(CLEAR_CACHE) or hasattr(config, "workerinput"):
         return
     from refusal_checks.cache import clear_results
