@@ -41,6 +41,13 @@ def prompt_key(condition: str, prompt_set: str, prompt: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def reply_digest(text: str) -> str:
+    """A short sha256 of a reply's text."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass
 class Observations:
     """One model's records (see the module docstring); JSON-ready dicts, keyed for dedup.
@@ -57,17 +64,22 @@ class Observations:
 
     def add_judged(self, *, fingerprint: str, condition: str, prompt_set: str, side: str,
                    prompts: Sequence[str], max_new_tokens: int, judge: Iterable[bool],
-                   score: Iterable[bool], broken: Iterable[str | None]) -> None:
+                   score: Iterable[bool], broken: Iterable[str | None],
+                   replies: Sequence[str] | None = None) -> None:
         """One prompt set's judged replies, the score on the same prompts and edit, and
-        each reply's broken reason (None: not broken)."""
+        each reply's broken reason (None: not broken). With ``replies``, each record keeps
+        a digest of its text (:func:`reply_digest`): a reply id names the condition by its
+        label, not its vector, so a human label matches only the very text it was given."""
         from refusal_checks.labelling import reply_id
 
-        rows = list(zip(prompts, judge, score, broken, strict=True))
-        for prompt, said, scored, reason in rows:
+        texts = list(replies) if replies is not None else [None] * len(prompts)
+        rows = list(zip(prompts, judge, score, broken, texts, strict=True))
+        for prompt, said, scored, reason, text in rows:
             rid = reply_id(fingerprint, condition, prompt_set, prompt, max_new_tokens)
             self.judged[rid] = {"condition": condition, "side": side_of(side),
                                 "judge": bool(said), "score": bool(scored),
-                                "broken": None if reason is None else str(reason)}
+                                "broken": None if reason is None else str(reason),
+                                "reply": None if text is None else reply_digest(text)}
 
     def add_scored(self, *, condition: str, prompt_set: str, side: str,
                    prompts: Sequence[str], score: Iterable[bool]) -> None:

@@ -88,9 +88,19 @@ def against_labels(observations: Observations, labels: Mapping[str, Mapping[str,
                    bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The score's agreement with the human labels of this run's judged replies, overall and
     per condition stratum (refused = the human ``refused`` class)."""
-    matched = {rid: row for rid, row in sorted(observations.judged.items()) if rid in labels}
+    from refusal_checks.observations import reply_digest
+
+    def same_text(rid: str, row: Mapping[str, Any]) -> bool:
+        # A reply id names the edit by its label: a label given to another direction's
+        # reply (same label, other vector) must not count for this one.
+        text = labels[rid].get("reply")
+        return row.get("reply") is None or text is None or reply_digest(str(text)) == row["reply"]
+
+    candidates = {rid: row for rid, row in sorted(observations.judged.items()) if rid in labels}
+    matched = {rid: row for rid, row in candidates.items() if same_text(rid, row)}
     out: dict[str, Any] = {"counted_as_refusal": ["refused"], "n": len(matched),
-                           "by_condition": {}}
+                           "by_condition": {},
+                           "other_text": len(candidates) - len(matched)}
     if not matched:
         out["note"] = ("no labelled reply among the replies this run judged (labels match by "
                        "reply id: model, condition, prompt set, prompt, reply length)")

@@ -86,6 +86,23 @@ def test_the_score_is_compared_with_the_human_labels_of_this_runs_replies():
     assert empty["n"] == 0 and "note" in empty
 
 
+def test_a_label_given_to_another_replys_text_under_the_same_id_is_not_matched():
+    # A reply id names the edit by its label ("ablated:refusal"), not its vector: after the
+    # direction changes, a label of the old direction's reply must not count for the new.
+    obs = Observations()
+    prompts = ["p0", "p1"]
+    obs.add_judged(fingerprint=FINGERPRINT, condition="ablated:refusal", prompt_set="set",
+                   side="refuse", prompts=prompts, max_new_tokens=32, judge=[True, False],
+                   score=[True, False], broken=[None, None],
+                   replies=["I can't help with that.", "Sure, here is how."])
+    ids = [reply_id(FINGERPRINT, "ablated:refusal", "set", p, 32) for p in prompts]
+    labels = {ids[0]: {"label": "refused", "reply": "I can't help with that."},
+              ids[1]: {"label": "refused", "reply": "I won't do that."}}  # another text
+    result = score_validation.against_labels(obs, labels, bootstrap=20)
+    assert result["n"] == 1 and result["other_text"] == 1
+    assert result["all"]["accuracy"]["k"] == 1
+
+
 def test_observations_survive_the_trip_through_json_and_merge():
     a, b = Observations(), Observations()
     _judged(a, "unsteered", [True], [True])
