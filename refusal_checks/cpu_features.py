@@ -3,7 +3,7 @@
 bfloat16 halves the weights' memory, but it is faster than float32 on a CPU only where
 the hardware multiplies bfloat16 itself: Intel AMX (``amx_bf16``) or AVX-512 BF16
 (``avx512_bf16``). Elsewhere torch emulates it, and a forward pass is several times SLOWER
-than in float32 (``benchmarks/dtype.py`` measures the ratio on the machine at hand: 5.7x
+than in float32 (``benchmarks/dtype.py`` measures the ratio on the machine at hand: 6.0x
 slower on a 2-core AVX2 machine of our CI's kind). The CPU default therefore stays float32
 (README, "Number format"); this module only lets a run say so when someone asks for
 bfloat16 on a CPU without it. stdlib only, so the plugin may import it.
