@@ -119,17 +119,23 @@ def test_shared_core_claims_read_the_planted_world(pytester, model, core, specif
         set(verdicts["shared-refusal-core"]["details"]["categories"])
 
 
+# A shared world without genre offsets: there Arditi's selection finds a direction (with the
+# genre offsets of synthetic:shared no candidate passes its filters), so the single-direction
+# claims judge steered and ablated replies and every condition below is measured.
+DAMAGE_WORLD = "synthetic:shared,genre=0"
+
+
 def test_the_report_has_the_score_per_condition_and_the_damage_axis(pytester):
     copy_suite(pytester.path, per_category=48, claim_files=BEHAVIOUR_FILES)
     report, page = pytester.path / "report.json", pytester.path / "report.html"
     result = pytester.runpytest_subprocess(
         "claims", "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--model",
-        "synthetic:shared", "--refusal-prompts", "prompts.jsonl", "--refusal-cache-dir",
+        DAMAGE_WORLD, "--refusal-prompts", "prompts.jsonl", "--refusal-cache-dir",
         str(pytester.path / "cache"), "--refusal-json", str(report), "--refusal-bootstrap",
         "100", "--refusal-html", str(page))
     assert "Traceback" not in result.stdout.str()
     payload = json.loads(report.read_text())
-    model = payload["models"]["synthetic:shared"]
+    model = payload["models"][DAMAGE_WORLD]
     # The cheap score against the judge on the same replies, per condition stratum. In a
     # planted world both read the same decision score, so they agree on every reply.
     validation = model["score_validation"]
@@ -165,8 +171,9 @@ def test_the_report_has_the_score_per_condition_and_the_damage_axis(pytester):
     used = knob["details"]["score_agreement_used"]["steered"]
     assert used and "steered:refusal" in used[0]["conditions"] and used[0]["holds"]
     assert set(used[0]["directions"]) == {"alpha", "beta", "gamma"}
-    result.stdout.fnmatch_lines(["*cheap score vs judge [[]synthetic:shared[]]: unsteered 1.00*",
-                                 "*damage [[]synthetic:shared[]]: no broken reply in *"])
+    result.stdout.fnmatch_lines([f"*cheap score vs judge [[]{DAMAGE_WORLD}[]]: unsteered 1.00*",
+                                 f"*damage [[]{DAMAGE_WORLD}[]]: no broken reply in *"])
     html = page.read_text()
-    assert 'id="damage"' in html and 'alt="damage vs steering strength, synthetic:shared"' in html
+    assert 'id="damage"' in html
+    assert f'alt="damage vs steering strength, {DAMAGE_WORLD}"' in html
     assert "score-validation" in html
