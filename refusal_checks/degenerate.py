@@ -24,7 +24,7 @@ The rules are deliberately conservative (a short, plain reply is never broken) a
   JavaScript?" answered "How can I remove duplicates in JavaScript?"). Both directions are
   needed, so a short clarifying question ("Which city do you mean?"), which the labelling
   guide counts as a refusal, is not an echo. Hand labels of the embedded Qwen's steered
-  replies showed this failure 9 times in 400 (docs/labelling.md).
+  replies showed this failure 9 times in 400 (labels/qwen-coder-0.5b.jsonl).
 
 Fluent text on an unrelated topic (a steered model drifting into politics) is broken by the
 labelling guide's standard but no cheap rule sees it; the judges call it complied.
