@@ -31,6 +31,15 @@ def _world(seed: int = 1, **extras):
     return backend, prompts, behaviour, refused
 
 
+def _selection_world(seed: int = 1, **extras):
+    """A planted world and its Arditi selection prompts (train halves filtered by behaviour)."""
+    backend, prompts, behaviour, refused = _world(seed, **extras)
+    chosen = arditi.selection_prompts({c: prompts.categories[c].refuse
+                                       for c in HARMFUL_CATEGORIES}, refused, prompts.benign,
+                                      behaviour.benign_prompts)
+    return backend, prompts, chosen
+
+
 def _select(seed: int = 1, **extras):
     backend, prompts, behaviour, refused = _world(seed, **extras)
     return arditi.run_selection(backend, prompts, HARMFUL_CATEGORIES, refused,
@@ -128,10 +137,7 @@ def test_a_model_that_never_refuses_runs_no_search_and_says_why():
 
 
 def test_restricted_search_is_named_and_the_last_fifth_refused():
-    backend, prompts, behaviour, refused = _world()
-    chosen = arditi.selection_prompts({c: prompts.categories[c].refuse
-                                       for c in HARMFUL_CATEGORIES}, refused, prompts.benign,
-                                      behaviour.benign_prompts)
+    backend, prompts, chosen = _selection_world()
     selection = select_direction(backend, chosen, layers=[3, 4], positions=[-1])
     assert len(selection.candidates) == 2 and selection.restricted
     assert selection.protocol().startswith("Arditi selection (restricted search, layers 3,4 x "
@@ -141,12 +147,9 @@ def test_restricted_search_is_named_and_the_last_fifth_refused():
 
 
 def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(tmp_path):
-    from refusal_checks.cache import ArrayCache
+    from refusal_checks.cache_store import ArrayCache
 
-    backend, prompts, behaviour, refused = _world()
-    chosen = arditi.selection_prompts({c: prompts.categories[c].refuse
-                                       for c in HARMFUL_CATEGORIES}, refused, prompts.benign,
-                                      behaviour.benign_prompts)
+    backend, prompts, chosen = _selection_world()
     cache = ArrayCache(tmp_path, "scores")
 
     def stop_after(k):
@@ -174,17 +177,17 @@ def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(t
     assert len(edited) == 7 * per_candidate
     fresh = select_direction(backend, chosen)
     assert (resumed.layer, resumed.position) == (fresh.layer, fresh.position)
+    # The cache writes and reads the computed arrays exactly, and the fresh search repeats
+    # the same numpy computation on the same batch shapes in this process, so the two agree
+    # to the bit; 1e-6 leaves room only for a reordered float32 sum (~1e-7 relative).
     np.testing.assert_allclose(resumed.bypass_scores, fresh.bypass_scores, rtol=1e-6)
 
 
 def test_a_finished_search_is_served_whole_from_the_cache(tmp_path):
-    from refusal_checks.cache import ArrayCache
+    from refusal_checks.cache_store import ArrayCache
     from refusal_checks.cost import CostLedger
 
-    backend, prompts, behaviour, refused = _world()
-    chosen = arditi.selection_prompts({c: prompts.categories[c].refuse
-                                       for c in HARMFUL_CATEGORIES}, refused, prompts.benign,
-                                      behaviour.benign_prompts)
+    backend, prompts, chosen = _selection_world()
     cache = ArrayCache(tmp_path, "scores")
     ledger = CostLedger()
     with ledger.phase("cold"):
