@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks import cost
-from refusal_checks.cache import ArrayCache
+from refusal_checks.cache_store import ArrayCache
 from refusal_checks.effects import kl_key, score_key, scores
 from refusal_checks.labelling import stratum_of
 from refusal_checks.observations import BENIGN, SHOULD_REFUSE, Observations

@@ -15,7 +15,8 @@ import numpy as np
 from refusal_checks import cost, stats
 from refusal_checks.activations import replies
 from refusal_checks.backend import Backend
-from refusal_checks.cache import ArrayCache, cache_key
+from refusal_checks.cache import cache_key
+from refusal_checks.cache_store import ArrayCache
 from refusal_checks.interventions import Intervention
 from refusal_checks.prompts import PromptSet
 from refusal_checks.scoring import kl_divergence, refusal_score

@@ -29,7 +29,8 @@ import numpy as np
 from refusal_checks import cost
 from refusal_checks.activations import activation_key
 from refusal_checks.backend import Backend
-from refusal_checks.cache import ArrayCache, cache_key
+from refusal_checks.cache import cache_key
+from refusal_checks.cache_store import ArrayCache
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.interventions import Ablate, Intervention, Steer
 from refusal_checks.prompts import PromptSet

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import damage, score_validation
-from refusal_checks.cache import ArrayCache
+from refusal_checks.cache_store import ArrayCache
 from refusal_checks.effects import kl, scores
 from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.label_agreement import cohen_kappa
