@@ -49,6 +49,10 @@ _NAME = re.compile(r"[A-Za-z0-9_-]+")  # no dots: keys must not collide with our
 _GITIGNORE = "# Cache written by refusal_checks (activations and results); safe to delete.\n*\n"
 
 
+# Reads of an entry that another process keeps replacing, before it counts as a miss.
+_READ_ATTEMPTS = 3
+
+
 class CacheWarning(UserWarning):
     """A cache entry could not be read or written; the value is recomputed instead."""
 
@@ -107,18 +111,23 @@ class ArrayCache:
     def _warn(self, message: str) -> None:
         warnings.warn(CacheWarning(message), stacklevel=4)
 
-    def _discard(self, key: str, problem: str, seen: dict[Path, _Identity | None]) -> None:
-        """Warn about a bad entry and delete its files, unless a writer replaced them meanwhile."""
-        rewritten = any(ident is not None and _current_identity(path) != ident for path, ident in seen.items())
-        if not rewritten:
-            for path in seen:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-        self._warn(
-            f"cache entry {key} in {self.directory}: {problem}. "
-            f"{'Another process rewrote it meanwhile' if rewritten else 'Deleted it'}; "
-            "the value will be recomputed."
-        )
+    def _discard(self, key: str, problem: str, seen: dict[Path, _Identity | None]) -> bool:
+        """Warn about a bad entry and delete its files; return False, doing neither, when
+        another process replaced or removed a file since it was read.
+
+        A read that overlaps another process's store or discard of the same key (two
+        pytest-xdist workers filling one cache, a finished run removing its resume parts)
+        can see the metadata of one version and the array of another, or of none. That is
+        not a bad entry: the caller reads again.
+        """
+        if any(ident is not None and _current_identity(path) != ident for path, ident in seen.items()):
+            return False
+        for path in seen:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self._warn(f"cache entry {key} in {self.directory}: {problem}. Deleted it; "
+                   "the value will be recomputed.")
+        return True
 
     @staticmethod
     def _read_json(path: Path, seen: dict[Path, _Identity | None]) -> dict[str, object] | None:
@@ -157,7 +166,9 @@ class ArrayCache:
         dtype or sha256 that disagrees with the metadata or with what the caller
         expects) gives a :class:`CacheWarning` saying what was expected and what
         was found, and is deleted. An array file without metadata counts as a
-        plain miss: it may be a store in progress.
+        plain miss: it may be a store in progress. A read that another process's
+        store or discard of the same key overlapped is read again, quietly: that
+        entry is not bad, only busy.
 
         Args:
             key: From :func:`cache_key`.
@@ -171,41 +182,49 @@ class ArrayCache:
         shard = self._shard(key)
         want_dtype = None if expected_dtype is None else np.dtype(expected_dtype)
         want_shape = None if expected_shape is None else tuple(int(n) for n in expected_shape)
+        for _ in range(_READ_ATTEMPTS):
+            seen: dict[Path, _Identity | None] = {}
+            try:
+                return self._load_once(shard, key, want_shape, want_dtype, seen)
+            except _BadEntry as bad:
+                if self._discard(key, str(bad), seen):
+                    return None
+        return None  # rewritten under every read: a miss; the caller computes and stores
+
+    def _load_once(self, shard: Path, key: str, want_shape: tuple[int, ...] | None,
+                   want_dtype: np.dtype | None, seen: dict[Path, _Identity | None]) -> np.ndarray | None:
+        """One read of an array entry; raises _BadEntry for anything but a hit or a miss."""
         meta_path, npy_path = shard / f"{key}.json", shard / f"{key}.npy"
-        seen: dict[Path, _Identity | None] = {meta_path: None, npy_path: None}
-        try:
-            doc = self._read_json(meta_path, seen)
-            if doc is None:
-                return None
-            try:
-                shape = tuple(int(n) for n in doc["shape"])  # type: ignore[attr-defined]
-                dtype = doc["dtype"]
-                sha = str(doc["sha256"])
-            except (KeyError, TypeError, ValueError) as error:
-                raise _BadEntry(f"{meta_path.name} lacks a valid shape, dtype or sha256 ({error!r})") from error
-            if want_shape is not None and shape != want_shape:
-                raise _BadEntry(f"the caller expected shape {want_shape} but the entry has shape {shape}")
-            try:
-                with open(npy_path, "rb") as handle:
-                    seen[npy_path] = _identity(os.fstat(handle.fileno()))
-                    array = np.lib.format.read_array(handle, allow_pickle=False)
-            except FileNotFoundError as error:
-                raise _BadEntry(f"its metadata exists but {npy_path.name} is missing") from error
-            except Exception as error:  # numpy raises ValueError, OSError, EOFError...; all mean "bad"
-                raise _BadEntry(f"{npy_path.name} cannot be read ({error})") from error
-            if array.shape != shape or _dtype_record(array.dtype) != dtype:
-                raise _BadEntry(
-                    f"the metadata says shape {shape} dtype {dtype!r} but {npy_path.name} holds "
-                    f"shape {array.shape} dtype {_dtype_record(array.dtype)!r}"
-                )
-            if want_dtype is not None and array.dtype != want_dtype:
-                raise _BadEntry(f"the caller expected dtype {want_dtype} but the entry has dtype {array.dtype}")
-            actual = _array_sha256(array)
-            if actual != sha:
-                raise _BadEntry(f"the metadata says sha256 {sha} but the array's sha256 is {actual}")
-        except _BadEntry as bad:
-            self._discard(key, str(bad), seen)
+        seen.update({meta_path: None, npy_path: None})
+        doc = self._read_json(meta_path, seen)
+        if doc is None:
             return None
+        try:
+            shape = tuple(int(n) for n in doc["shape"])  # type: ignore[attr-defined]
+            dtype = doc["dtype"]
+            sha = str(doc["sha256"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise _BadEntry(f"{meta_path.name} lacks a valid shape, dtype or sha256 ({error!r})") from error
+        if want_shape is not None and shape != want_shape:
+            raise _BadEntry(f"the caller expected shape {want_shape} but the entry has shape {shape}")
+        try:
+            with open(npy_path, "rb") as handle:
+                seen[npy_path] = _identity(os.fstat(handle.fileno()))
+                array = np.lib.format.read_array(handle, allow_pickle=False)
+        except FileNotFoundError as error:
+            raise _BadEntry(f"its metadata exists but {npy_path.name} is missing") from error
+        except Exception as error:  # numpy raises ValueError, OSError, EOFError...; all mean "bad"
+            raise _BadEntry(f"{npy_path.name} cannot be read ({error})") from error
+        if array.shape != shape or _dtype_record(array.dtype) != dtype:
+            raise _BadEntry(
+                f"the metadata says shape {shape} dtype {dtype!r} but {npy_path.name} holds "
+                f"shape {array.shape} dtype {_dtype_record(array.dtype)!r}"
+            )
+        if want_dtype is not None and array.dtype != want_dtype:
+            raise _BadEntry(f"the caller expected dtype {want_dtype} but the entry has dtype {array.dtype}")
+        actual = _array_sha256(array)
+        if actual != sha:
+            raise _BadEntry(f"the metadata says sha256 {sha} but the array's sha256 is {actual}")
         return array
 
     def store(self, key: str, array: np.ndarray, meta: Mapping[str, object] | None = None) -> None:

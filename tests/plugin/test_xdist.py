@@ -79,7 +79,8 @@ def _without_timings(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_two_workers_ran_the_claims(pair: Pair) -> None:
     assert "2 workers [" in pair.parallel.stdout, pair.parallel.stdout
-    assert pair.parallel.outcomes == pair.serial.outcomes
+    # A warning in only one of the runs is a difference too; the log then shows which.
+    assert pair.parallel.outcomes == pair.serial.outcomes, pair.parallel.stdout[-4000:]
     assert sum(pair.serial.outcomes.values()) == len(pair.serial.report["verdicts"]) >= 8
 
 
