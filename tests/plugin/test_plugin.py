@@ -32,6 +32,7 @@ import pytest
 from refusal_checks import plugin
 from refusal_checks.cache_store import ArrayCache
 from refusal_checks.models import known_names
+from refusal_checks.plugin_state import VERDICT_PROPERTY
 from refusal_checks.verdict import Outcome, Verdict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -536,7 +537,7 @@ def test_junit_xml_carries_each_verdict_as_a_property(worlds: WorldsRun) -> None
     cases = worlds.junit.getroot().iter("testcase")
     seen = 0
     for case in cases:
-        properties = [p for p in case.iter("property") if p.get("name") == plugin.VERDICT_PROPERTY]
+        properties = [p for p in case.iter("property") if p.get("name") == VERDICT_PROPERTY]
         assert len(properties) == 1, ET.tostring(case)
         verdict = json.loads(properties[0].get("value", ""))
         status = ("failure" if case.find("failure") is not None

@@ -1,0 +1,142 @@
+"""What the plugin shows and writes at the end of a run.
+
+The terminal summary (verdict table, cosine heatmap, the cheap score's agreement and the
+damage per model, the cost profile) and the --refusal-json / --refusal-html reports. The
+renderers live in the library (report, cost, html_report, ...), imported only when a run
+has verdicts to show. pytest and the standard library only at import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from refusal_checks.plugin_state import RunState
+
+
+def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path: str | None,
+                     seed: int) -> None:
+    """Print the run's verdicts, observations and cost profile to the terminal.
+
+    Args:
+        writer: pytest's terminal reporter.
+        state: the run's state, with at least one verdict.
+        worker: True in a pytest-xdist worker, whose observations the controller reports.
+        labels_path: --refusal-labels, or None.
+        seed: --refusal-seed, the seed of the score validation's bootstrap.
+    """
+    from refusal_checks.report import render_heatmap, render_table
+
+    writer.section("refusal_checks verdicts")
+    text = render_table(state.verdicts, width=writer._tw.fullwidth,
+                        color=writer._tw.hasmarkup)
+    for line in text.rstrip("\n").splitlines():
+        writer.write_line(line)
+    for line in render_heatmap(state.verdicts, width=writer._tw.fullwidth).rstrip().splitlines():
+        writer.write_line(line)
+    if not worker:
+        for line in _observation_lines(state, labels_path, seed):
+            writer.write_line(line)
+    profiles = {model: ledger.profile() for model, ledger in state.costs.items()
+                if ledger.phases}
+    if profiles:
+        from refusal_checks.cost import render
+
+        writer.section("refusal_checks cost profile")
+        text = render(profiles, width=writer._tw.fullwidth, color=writer._tw.hasmarkup)
+        for line in text.rstrip("\n").splitlines():
+            writer.write_line(line)
+
+
+def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
+                  json_path: str | None, html_path: str | None, options: dict[str, Any],
+                  labels_path: str | None, seed: int) -> None:
+    """Write the JSON report and the HTML page (either may be None) of a finished run.
+
+    Args:
+        session: the finished session; the verdict collector says whether it is complete.
+        exitstatus: the session's exit status.
+        state: the run's state, with the workers' records merged in.
+        json_path: --refusal-json, or None.
+        html_path: --refusal-html, or None.
+        options: the options that change the numbers, as the report records them.
+        labels_path: --refusal-labels, or None.
+        seed: --refusal-seed.
+    """
+    from refusal_checks.report import json_report
+    from refusal_checks.session import in_order
+
+    config = session.config
+    collector = config.pluginmanager.get_plugin("refusal_checks_verdicts")
+    incomplete = collector.completeness.reason(session, exitstatus) if collector else None
+    timings = {"wall_seconds": time.time() - state.started, **state.timings}
+    for model, ledger in state.costs.items():
+        if ledger.phases:
+            state.model_info.setdefault(model, {})["cost_profile"] = ledger.profile()
+    summarise_observations(state, labels_path, seed)
+    payload = json_report(in_order(state.verdicts, state.order), state.model_info,
+                          options=options, timings=timings, argv=sys.argv, cwd=os.getcwd())
+    payload["complete"] = incomplete is None
+    if incomplete:
+        payload["incomplete"] = incomplete
+    if state.gate is not None:
+        payload["gate"] = state.gate
+    text = json.dumps(payload, indent=2, sort_keys=True)
+    if html_path:
+        # From the serialised payload, so the page equals a re-render of the JSON report.
+        _write_html(config, json.loads(text), Path(html_path))
+    if json_path:
+        from refusal_checks.files import write_text_atomic
+
+        write_text_atomic(json_path, text)
+
+
+def summarise_observations(state: RunState, labels_path: str | None, seed: int) -> None:
+    """Each model's ``score_validation`` and ``damage`` sections from what the run observed
+    (once; the terminal summary and the reports both read them)."""
+    for model, records in state.observations.items():
+        info = state.model_info.setdefault(model, {})
+        if not records or "damage" in info:
+            continue
+        from refusal_checks import damage, score_validation
+
+        labels = (score_validation.read_run_labels(labels_path, str(info.get("fingerprint")))
+                  if labels_path else None)
+        info["score_validation"] = score_validation.summarise(
+            records, seed=seed, labels=labels, labels_source=str(labels_path or ""))
+        info["damage"] = damage.summarise(records)
+
+
+def _observation_lines(state: RunState, labels_path: str | None, seed: int) -> list[str]:
+    """Terminal lines: the cheap score's agreement per condition and the damage, per model."""
+    summarise_observations(state, labels_path, seed)
+    from refusal_checks import damage, score_validation
+
+    lines = []
+    for model in state.observations:
+        info = state.model_info.get(model, {})
+        for line in (score_validation.summary_line(model, info.get("score_validation") or {}),
+                     damage.summary_line(model, info.get("damage") or {})):
+            if line:
+                lines.append(line)
+    return lines
+
+
+def _write_html(config: pytest.Config, payload: dict[str, Any], path: Path) -> None:
+    """Write --refusal-html (atomically) and say where; a failure is reported, not raised."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        from refusal_checks.html_report import write_html
+
+        write_html(payload, path)
+        message = f"refusal_checks: HTML report written to {path}"
+    except (OSError, ImportError, ValueError) as error:
+        message = f"refusal_checks: could not write the HTML report {path}: {error}"
+    if reporter is not None:
+        reporter.write_line(message)
