@@ -8,6 +8,8 @@ import time
 from importlib import metadata
 from typing import Any
 
+from refusal_checks.report_schema import SCHEMA
+
 STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
 
 
@@ -155,7 +157,7 @@ def json_report(verdicts: list[dict[str, Any]], models: dict[str, dict[str, Any]
                 cwd: str) -> dict[str, Any]:
     """The --refusal-json payload (schema version 1)."""
     return {
-        "schema": "refusal_checks/report/1",
+        "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),
         "platform": platform.platform(),

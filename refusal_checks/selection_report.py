@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.html_report import _e, _figure_or_note, _table
+from refusal_checks.html_parts import _e, _figure_or_note, _table
 
 PANELS = (("bypass", "bypass: refusal score, harmful, candidate ablated (lower bypasses)"),
           ("induce", "induce: refusal score, harmless, candidate added (>= 0 kept)"),
@@ -35,7 +35,7 @@ def grids(record: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 def selection_section(payload: dict[str, Any], models: list[str]) -> str:
     """One heatmap figure and candidate table per model whose verdicts hold a selection."""
-    from refusal_checks import figures
+    from refusal_checks import figures_heatmaps
 
     found: dict[str, dict[str, Any]] = {}
     for v in payload["verdicts"]:
@@ -63,8 +63,9 @@ def selection_section(payload: dict[str, Any], models: list[str]) -> str:
         chosen = (selected["layer"], selected["position"]) if selected else None
         panels = {label: values[name] for name, label in PANELS}
         parts.append(_figure_or_note(
-            lambda p=panels, k=kept, c=chosen, r=record, m=model: figures.selection_heatmaps(
-                r["layers"], r["positions"], p, k, c, title=f"{m}: Arditi candidates"),
+            lambda p=panels, k=kept, c=chosen, r=record, m=model: (
+                figures_heatmaps.selection_heatmaps(r["layers"], r["positions"], p, k, c,
+                                                    title=f"{m}: Arditi candidates")),
             f"Arditi selection heatmap, {model}"))
         rows = [[_e(c["layer"]), _e(c["position"]), _e(_num(c["bypass"])),
                  _e(_num(c["induce"])), _e(_num(c["kl"], 3)),

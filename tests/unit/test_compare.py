@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from refusal_checks.__main__ import main
 from refusal_checks.compare import SHIFT_SHARE, Row, pair, render
-from refusal_checks.html_report import SCHEMA
+from refusal_checks.report_schema import SCHEMA
 
 
 def record(claim: str, outcome: str, estimate: float, lo: float, hi: float,

@@ -23,14 +23,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import figures
+from refusal_checks import figures_heatmaps, figures_rates
 from refusal_checks.__main__ import main
 from refusal_checks.cost import CostLedger, PhaseCost
-from refusal_checks.html_report import (SCHEMA, ReportFileError, check_payload, load_report,
-                                        render_html, write_html)
+from refusal_checks.html_report import render_html, write_html
 from refusal_checks.paper import (COCONOT_NON_SAFETY, PAPER_COSINES, SAFETY_LIKE,
                                   cosine_summary)
 from refusal_checks.report import json_report, render_heatmap
+from refusal_checks.report_schema import (SCHEMA, ReportFileError, check_payload,
+                                          load_report)
 
 REPO = Path(__file__).resolve().parents[2]
 CATEGORIES = ["safety_core", "over_refusal", "humanizing", "incomplete", "indeterminate",
@@ -408,9 +409,11 @@ def test_write_html_refuses_a_payload_of_another_schema(tmp_path: Path) -> None:
 
 def test_figures_do_not_touch_pyplot_or_the_global_backend() -> None:
     code = ("import sys, matplotlib; before = matplotlib.get_backend.__module__; "
-            "from refusal_checks import figures; "
-            "figures.cosine_heatmap(['a', 'b'], [[1, .5], [.5, 1]], title='t'); "
-            "figures.confusion_chart(['a', 'b'], [[3, 1], [0, 4]], title='t'); "
+            "from refusal_checks import figures_heatmaps, figures_rates; "
+            "figures_heatmaps.cosine_heatmap(['a', 'b'], [[1, .5], [.5, 1]], title='t'); "
+            "figures_heatmaps.confusion_chart(['a', 'b'], [[3, 1], [0, 4]], title='t'); "
+            "figures_rates.split_half_chart({'m': {'a': .9}}, paper_range=(.9, 1), "
+            "noise_floor=.5); "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
             "assert matplotlib.rcParams._get_backend_or_none() is None, 'backend chosen'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -421,14 +424,14 @@ def test_figures_do_not_touch_pyplot_or_the_global_backend() -> None:
 def test_tradeoff_counts_broadcast_or_fail_with_the_shapes() -> None:
     rates = [[0.1, 0.5], [0.2, 0.6]]
     for counts in (16, [16, 8], [[16, 16], [8, 8]]):
-        png = figures.tradeoff_chart(["a", "b"], [0.1, 0.2], rates, rates, n_harmful=counts,
-                                     n_benign=counts, title="t")
+        png = figures_rates.tradeoff_chart(["a", "b"], [0.1, 0.2], rates, rates,
+                                           n_harmful=counts, n_benign=counts, title="t")
         assert png[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match=r"n_harmful must be one count, one per direction"):
-        figures.tradeoff_chart(["a", "b"], [0.1, 0.2], rates, rates, n_harmful=[1, 2, 3],
-                               title="t")
+        figures_rates.tradeoff_chart(["a", "b"], [0.1, 0.2], rates, rates,
+                                     n_harmful=[1, 2, 3], title="t")
     with pytest.raises(ValueError, match=r"rr and orr must be \(direction, strength\)"):
-        figures.tradeoff_chart(["a"], [0.1, 0.2], rates, rates, title="t")
+        figures_rates.tradeoff_chart(["a"], [0.1, 0.2], rates, rates, title="t")
 
 
 # -- the paper's summary figures, computed on our matrices -----------------------------------
@@ -584,7 +587,8 @@ def test_cross_ablation_record_gets_its_heatmap_and_reading() -> None:
     assert 'alt="cross-ablation drops, qwen-coder-0.5b"' in page
     assert "selective: &lt;own&gt; 0.80, others 0.10" in page  # the reading, escaped
     with pytest.raises(ValueError, match="3 x 3 matrix"):
-        figures.cross_ablation_heatmap(["a", "b", "c"], [[0.0]], [1.0, 1.0, 1.0], title="t")
+        figures_heatmaps.cross_ablation_heatmap(["a", "b", "c"], [[0.0]], [1.0, 1.0, 1.0],
+                                                title="t")
 
 
 # -- the damage axis and the cheap score per condition ---------------------------------------
@@ -665,7 +669,7 @@ def test_damage_chart_draws_any_number_of_directions_and_gaps(values, k) -> None
                         "over_refusal_source": [""] * len(values),
                         "broken": values[::-1], "kl": [5 * v for v in values]}
               for i in range(k)}
-    png = figures.damage_chart(curves, title="t")
+    png = figures_rates.damage_chart(curves, title="t")
     assert png.startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="kl has"):
-        figures.damage_chart({"d": {**curves["d0"], "kl": []}}, title="t")
+        figures_rates.damage_chart({"d": {**curves["d0"], "kl": []}}, title="t")

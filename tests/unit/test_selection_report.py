@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from refusal_checks import arditi, figures
+from refusal_checks import arditi, figures_heatmaps
 from refusal_checks.html_report import render_html
 from refusal_checks.report import json_report
 from refusal_checks.selection_report import grids
@@ -59,9 +59,10 @@ def test_a_search_that_never_ran_gets_a_note_not_a_figure():
 
 def test_heatmap_checks_its_shapes():
     with pytest.raises(ValueError, match="candidate grid is"):
-        figures.selection_heatmaps([0, 1], [-1], {"bypass": [[0.0]]}, [[True, False]], None,
-                                   title="t")
-    png = figures.selection_heatmaps([0, 1], [-2, -1], {"bypass": np.zeros((2, 2)),
-                                                        "KL": np.full((2, 2), np.nan)},
-                                     np.eye(2, dtype=bool), (1, -1), title="t")
+        figures_heatmaps.selection_heatmaps([0, 1], [-1], {"bypass": [[0.0]]},
+                                            [[True, False]], None, title="t")
+    png = figures_heatmaps.selection_heatmaps([0, 1], [-2, -1],
+                                              {"bypass": np.zeros((2, 2)),
+                                               "KL": np.full((2, 2), np.nan)},
+                                              np.eye(2, dtype=bool), (1, -1), title="t")
     assert png.startswith(b"\x89PNG")
