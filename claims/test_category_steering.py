@@ -8,7 +8,7 @@ direction's own where judged, the other steered conditions pooled for the rest).
 held-out probes are staged (refusal_checks/staged.py): 8 prompts per category and 32
 benign first, growing only while a verdict's interval straddles its threshold, up to
 --refusal-budget prompts.
-Thresholds and verdicts live in refusal_checks/behaviour_claims.py (shared with
+Thresholds and verdicts live in refusal_checks/behaviour_categories.py (shared with
 calibration/run.py); the staged looks in refusal_checks/staged_claims.py.
 """
 

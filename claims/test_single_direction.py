@@ -9,8 +9,8 @@ scored on a validation split carved from those train halves (bypass, induce, KL)
 test halves: greedy replies, the substring judge of the paper. The held-out probes are
 staged (refusal_checks/staged.py): they grow only while a verdict's interval straddles its
 threshold, up to --refusal-budget prompts. Thresholds and verdicts live in
-refusal_checks/behaviour_claims.py (shared with calibration/run.py, which measures how often
-each verdict is wrong in planted worlds); the staged looks in
+refusal_checks/behaviour_direction.py (shared with calibration/run.py, which measures how
+often each verdict is wrong in planted worlds); the staged looks in
 refusal_checks/staged_claims.py. The Joad et al. category claims keep the
 fixed-layer directions by design (claims/test_category_steering.py).
 
@@ -41,7 +41,7 @@ import numpy as np
 import pytest
 
 from refusal_checks import arditi
-from refusal_checks import behaviour_claims as claims
+from refusal_checks import behaviour_direction as claims
 from refusal_checks import staged_claims as staged
 from refusal_checks.interventions import Ablate
 from refusal_checks.staged import PROTOCOL as STAGED

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import behaviour_claims
+from refusal_checks import behaviour_direction
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.prompts import PromptCollection, PromptSet
 from refusal_checks.selection import (MAX_KL, MIN_INDUCE, Selection, SelectionPrompts,
@@ -175,15 +175,15 @@ _READINGS: dict[str, tuple[str, Callable[..., Any], Callable[..., Verdict], str,
                            str]] = {
     "ablation-bypasses-refusal": (
         "bypass_scores", np.min, below, "lowest share of validation harmful prompts still "
-        "refused under any candidate's ablation", behaviour_claims.BYPASS_THRESHOLD,
+        "refused under any candidate's ablation", behaviour_direction.BYPASS_THRESHOLD,
         "val_harmful", "attack success 0.78-0.82 (refusal ~0.2)"),
     "addition-induces-refusal": (
         "induce_scores", np.max, above, "largest share of validation harmless prompts refused "
-        "with any candidate added", behaviour_claims.INDUCE_THRESHOLD, "val_harmless",
+        "with any candidate added", behaviour_direction.INDUCE_THRESHOLD, "val_harmless",
         "0.88-1.00"),
     "ablation-keeps-harmless-behaviour": (
         "kl_values", np.min, below, "lowest mean next-token KL under any candidate's ablation "
-        "(validation harmless prompts)", behaviour_claims.KL_THRESHOLD, "val_harmless",
+        "(validation harmless prompts)", behaviour_direction.KL_THRESHOLD, "val_harmless",
         "loss barely moves; selection filter KL <= 0.1"),
 }
 
@@ -221,7 +221,7 @@ def no_direction(claim: str, selection: Selection, behaviour: RefusalBehaviour,
                       n=selection.sizes.get(side, 0), paper=paper, **kwargs)
     if claim in ARDITI_CLAIMS:
         return below("largest change of the refusal rate under random directions", float("nan"),
-                     (float("nan"), float("nan")), behaviour_claims.CONTROL_MARGIN, n=0,
+                     (float("nan"), float("nan")), behaviour_direction.CONTROL_MARGIN, n=0,
                      paper="negative control", requires=[(False, "no direction was selected, "
                                                           "so a control has no norm or layer "
                                                           f"to copy: {why}")],

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from refusal_checks.errors import BackendError
+from refusal_checks.interventions import Intervention
 from refusal_checks.prompt_sets import PromptSet
 
 __all__ = ["Backend", "BackendError", "ProgressCallback", "check_layers", "check_positions"]
@@ -45,6 +46,12 @@ class Backend(Protocol):
         """Digest of exactly what the model reads for these prompts (template and tokens)."""
         ...
 
+    def post_instruction_positions(self, texts: Sequence[str] = ()) -> list[int]:
+        """Positions of the chat-template tokens after the user's message, as negative
+        offsets from the end (Arditi et al.'s candidate positions); ``texts``: prompts the
+        answer must hold for."""
+        ...
+
     def residual_stream(
         self,
         prompts: PromptSet,
@@ -69,15 +76,37 @@ class Backend(Protocol):
         """
         ...
 
+    def last_logprobs(
+        self,
+        prompts: PromptSet,
+        *,
+        intervention: Intervention | None = None,
+        batch_size: int = 16,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        """Log-probabilities of the first reply token, with ``intervention`` applied.
+
+        Returns:
+            float32 array of shape ``(prompt, vocab)``.
+        """
+        ...
+
+    def refusal_token_ids(self, openings: Sequence[str] | None = None) -> list[int]:
+        """Token ids that open a refusal: the first token of each opening (by default
+        :data:`refusal_checks.scoring.REFUSAL_OPENINGS`), as the model would emit it."""
+        ...
+
     def generate(
         self,
         prompts: PromptSet,
         max_new_tokens: int,
         *,
+        intervention: Intervention | None = None,
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
     ) -> list[str]:
-        """Greedy replies to the prompts, without any intervention (new text only)."""
+        """Greedy replies to the prompts (new text only), with ``intervention`` applied at
+        every step when one is given."""
         ...
 
 

@@ -13,7 +13,8 @@ The behavioural claims (``claims/test_single_direction.py``,
 ``claims/test_category_steering.py``) work on a backend, not on activations:
 :class:`BehaviourMeasurements` measures what ``fixtures/behaviour.py`` measures (probes,
 train-half directions, judged replies, cheap scores, KL, the steering sweep) and
-:func:`behaviour_verdicts` hands it to :mod:`refusal_checks.behaviour_claims`.
+:func:`behaviour_verdicts` hands it to :mod:`refusal_checks.behaviour_direction` and
+:mod:`refusal_checks.behaviour_categories`.
 ``BEHAVIOUR_SCENARIOS`` are their known-answer worlds (``calibration/run.py --behaviour``).
 """
 
@@ -27,7 +28,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refusal_checks import behaviour_claims, geometry_claims, shared_core
+from refusal_checks import behaviour_categories as category_claims
+from refusal_checks import behaviour_direction as direction_claims
+from refusal_checks import geometry_claims, shared_core
 from refusal_checks.activations import LayerView
 from refusal_checks.arditi import ARDITI_CLAIMS
 from refusal_checks.behaviour import RefusalBehaviour, as_behaviour
@@ -342,25 +345,25 @@ class BehaviourMeasurements:
         b, seed = self.behaviour, self.seed
         if claim == "ablation-bypasses-refusal":
             ablated = self.harmful_refused(Ablate(s.direction, "refusal"))
-            return behaviour_claims.ablation_bypasses_refusal(self.base_harmful(), ablated, b,
+            return direction_claims.ablation_bypasses_refusal(self.base_harmful(), ablated, b,
                                                               self.judge.name)
         if claim == "addition-induces-refusal":
-            edit = behaviour_claims.raw_addition(s.layer, s.direction, s.reference_norm,
+            edit = direction_claims.raw_addition(s.layer, s.direction, s.reference_norm,
                                                  "refusal")
-            return behaviour_claims.addition_induces_refusal(
+            return direction_claims.addition_induces_refusal(
                 self.base_benign(), self.refused(self.arditi_benign, edit), b, self.judge.name)
         if claim == "ablation-keeps-harmless-behaviour":
             values = kl(self.backend, self.kl_prompts, Ablate(s.direction), None)
-            return behaviour_claims.ablation_keeps_harmless_behaviour(values, b, seed)
-        randoms = behaviour_claims.random_controls(s.direction, seed)
+            return direction_claims.ablation_keeps_harmless_behaviour(values, b, seed)
+        randoms = direction_claims.random_controls(s.direction, seed)
         if claim == "random-direction-does-not-bypass":
             ablated = [self.harmful_refused(Ablate(r, f"random {i}"))
                        for i, r in enumerate(randoms)]
-            return behaviour_claims.random_direction_does_not_bypass(self.base_harmful(),
+            return direction_claims.random_direction_does_not_bypass(self.base_harmful(),
                                                                      ablated, b)
-        steered = [self.refused(self.arditi_benign, behaviour_claims.raw_addition(
+        steered = [self.refused(self.arditi_benign, direction_claims.raw_addition(
             s.layer, r, s.reference_norm, f"random {i}")) for i, r in enumerate(randoms)]
-        return behaviour_claims.random_direction_does_not_induce(self.base_benign(), steered, b)
+        return direction_claims.random_direction_does_not_induce(self.base_benign(), steered, b)
 
     def verdict(self, claim: str) -> Verdict:
         """The verdict of one behavioural claim, as its test in ``claims/`` computes it."""
@@ -376,13 +379,13 @@ class BehaviourMeasurements:
                        else no_direction(claim, selection, b, seed))
             return with_selection(verdict, selection)
         if claim == "shared-knob":
-            return behaviour_claims.shared_knob(self.knob_sweep(), self.agreement(), b, seed)
+            return category_claims.shared_knob(self.knob_sweep(), self.agreement(), b, seed)
         if claim == "ablation-lowers-category-refusal":
             per_category = {
                 name: (self.score(self.probe_harmful[name]) > 0,
                        self.score(self.probe_harmful[name], Ablate(direction, name)) > 0)
                 for name, direction in self.train_directions.items()}
-            return behaviour_claims.ablation_lowers_category_refusal(
+            return category_claims.ablation_lowers_category_refusal(
                 per_category, self.agreement(), b, seed)
         if claim == "ablation-is-category-selective":
             from refusal_checks.cross_ablation import (ablation_is_category_selective,
@@ -477,7 +480,7 @@ def exact_change_offsets(change: float, signal: float = 4.0) -> tuple[float, flo
     return ablate, steer
 
 
-CONTROL_ABLATION, CONTROL_STEER = exact_change_offsets(behaviour_claims.CONTROL_MARGIN)
+CONTROL_ABLATION, CONTROL_STEER = exact_change_offsets(direction_claims.CONTROL_MARGIN)
 # Two knobs with cosine 0.5 (signal 2): population path deviation 0.151 ~ PATH_MARGIN,
 # computed from the planted rates with KnobSweep.path_deviation; every direction moves
 # over-refusal by >= 0.44 across the sweep, so the knob precondition holds.
@@ -605,11 +608,11 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
                       behaviour_design(steer_reach=0.0, steer_offset=EXACT_HALF_STEER),
                       null_for=("addition-induces-refusal", "random-direction-does-not-induce")),
     BehaviourScenario("control-shift-ablation", f"any ablation adds {CONTROL_ABLATION:.4f}: "
-                      f"harmful refusal falls by exactly {behaviour_claims.CONTROL_MARGIN}",
+                      f"harmful refusal falls by exactly {direction_claims.CONTROL_MARGIN}",
                       behaviour_design(ablation_reach=0.0, ablation_offset=CONTROL_ABLATION),
                       null_for=("random-direction-does-not-bypass",)),
     BehaviourScenario("control-shift-steer", f"any steering adds {CONTROL_STEER:.4f}: benign "
-                      f"refusal rises by exactly {behaviour_claims.CONTROL_MARGIN}",
+                      f"refusal rises by exactly {direction_claims.CONTROL_MARGIN}",
                       behaviour_design(steer_reach=0.0, steer_offset=CONTROL_STEER),
                       null_for=("random-direction-does-not-induce",)),
     BehaviourScenario("weak-addition", f"{BOUNDARY_STEER_REACH} of an added vector reaches "

@@ -148,7 +148,7 @@ class LoadOptions:
 
     Attributes:
         dtype: ``float32``, ``bfloat16``, ``float16``, or None: bfloat16 on CUDA, float32
-            elsewhere (:func:`refusal_checks.nnsight_backend.default_dtype`).
+            elsewhere (:func:`refusal_checks.nnsight_devices.default_dtype`).
         device: ``cpu``, ``cuda``, ``cuda:N`` (one GPU) or ``auto`` (every GPU, with
             accelerate's device map; one GPU, or the CPU, where that is all there is).
         remote: None (run here), ``"ndif"`` (every pass on NDIF, weights never loaded
@@ -193,7 +193,7 @@ def _load_here(spec: ModelSpec, options: LoadOptions) -> "Backend":
         from refusal_checks.synthetic import SyntheticBackend
 
         return SyntheticBackend.from_spec(spec.source, name=spec.name)
-    from refusal_checks import nnsight_backend as nb
+    from refusal_checks import nnsight_dense, nnsight_loading
 
     if spec.kind in ("embedded", "gguf"):
         if spec.kind == "embedded":
@@ -208,7 +208,7 @@ def _load_here(spec: ModelSpec, options: LoadOptions) -> "Backend":
         def convert() -> Path:
             source = gguf or assemble(parts, digest, models_dir)
             try:
-                return nb.dense_copy(source, digest, models_dir)
+                return nnsight_dense.dense_copy(source, digest, models_dir)
             finally:
                 if source.parent == models_dir:
                     source.unlink(missing_ok=True)  # the dense copy replaces it
@@ -218,11 +218,11 @@ def _load_here(spec: ModelSpec, options: LoadOptions) -> "Backend":
     if spec.kind == "folder":
         folder = Path(spec.source)
         digest = folder_fingerprint(folder, models_dir)
-        return nb.load_folder(folder, name=spec.name, fingerprint=f"sha256:{digest}",
-                              dtype=options.dtype, device=options.device,
-                              info={"source": f"folder:{folder}", "sha256": digest})
-    return nb.load_hub(spec.source, spec.revision, name=spec.name, dtype=options.dtype,
-                       device=options.device)
+        return nnsight_loading.load_folder(
+            folder, name=spec.name, fingerprint=f"sha256:{digest}", dtype=options.dtype,
+            device=options.device, info={"source": f"folder:{folder}", "sha256": digest})
+    return nnsight_loading.load_hub(spec.source, spec.revision, name=spec.name,
+                                    dtype=options.dtype, device=options.device)
 
 
 def _unwritable_cache(spec: ModelSpec, models_dir: Path, error: OSError) -> BackendError:
@@ -241,23 +241,25 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     unless its files match the sha256 sums taken at conversion (then the copy is intact
     and the error is about something else, which a new conversion would not fix).
     """
-    from refusal_checks import nnsight_backend as nb
+    from refusal_checks import nnsight_dense, nnsight_devices, nnsight_loading
 
     def load(folder: Path) -> "Backend":
-        return nb.load_folder(folder, name=spec.name, fingerprint=f"sha256:{digest}",
-                              dtype=options.dtype, device=options.device, info=info)
+        return nnsight_loading.load_folder(folder, name=spec.name,
+                                           fingerprint=f"sha256:{digest}", dtype=options.dtype,
+                                           device=options.device, info=info)
 
     models_dir = dense.parent
-    nb.resolve_device(options.device)  # a missing GPU is no reason to convert anything again
+    # A missing GPU is no reason to convert anything again.
+    nnsight_devices.resolve_device(options.device)
     try:
-        if not nb.dense_ok(dense, digest):
+        if not nnsight_dense.dense_ok(dense, digest):
             dense = convert()
     except OSError as error:
         raise _unwritable_cache(spec, models_dir, error) from None
     try:
         return load(dense)
     except Exception as error:  # safetensors and transformers raise many classes here
-        if nb.dense_intact(dense) is True:
+        if nnsight_dense.dense_intact(dense) is True:
             raise
         from refusal_checks.cache_store import CacheWarning
 
@@ -265,7 +267,7 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
         warnings.warn(CacheWarning(
             f"the converted copy of {spec.name} in {dense} could not be loaded ({first}); "
             "converting it again from the GGUF file"), stacklevel=2)
-    nb.discard_dense(dense)
+    nnsight_dense.discard_dense(dense)
     try:
         dense = convert()
     except OSError as error:

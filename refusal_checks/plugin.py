@@ -307,6 +307,6 @@ def _run_options(config: pytest.Config) -> dict[str, Any]:
 
 def _run_dtype(config: pytest.Config) -> str:
     """--refusal-dtype, else the default it stood for on this run's device."""
-    from refusal_checks.nnsight_backend import resolve_dtype
+    from refusal_checks.nnsight_devices import resolve_dtype
 
     return resolve_dtype(config.getoption(DTYPE), config.getoption(DEVICE))

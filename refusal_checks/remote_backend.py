@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from refusal_checks.errors import BackendError
-from refusal_checks.nnsight_backend import NnsightBackend, _quiet_transformers
+from refusal_checks.nnsight_backend import NnsightBackend
+from refusal_checks.nnsight_devices import quiet_transformers
 from refusal_checks.remote import host
 
 
@@ -62,7 +63,7 @@ def load_remote(repo_id: str, revision: str | None, *, name: str,
     import torch
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-    _quiet_transformers()
+    quiet_transformers()
     try:
         config = AutoConfig.from_pretrained(repo_id, revision=revision)
         tokenizer = AutoTokenizer.from_pretrained(repo_id, revision=revision)

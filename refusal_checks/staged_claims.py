@@ -1,10 +1,11 @@
 """The behavioural claims on staged probes (:mod:`refusal_checks.staged`).
 
 Each function measures a claim on its probe's stage 1, 2, ... (one look each), through
-the claim's own verdict function in :mod:`refusal_checks.behaviour_claims` or
-:mod:`refusal_checks.cross_ablation` at the per-look level, and returns the last look's
-verdict. ``claims/test_single_direction.py`` and ``claims/test_category_steering.py`` call
-them with the ``measure`` fixture; :mod:`refusal_checks.staged_calibration` with
+the claim's own verdict function in :mod:`refusal_checks.behaviour_direction`,
+:mod:`refusal_checks.behaviour_categories` or :mod:`refusal_checks.cross_ablation` at the
+per-look level, and returns the last look's verdict. ``claims/test_single_direction.py``
+and ``claims/test_category_steering.py`` call them with the ``measure`` fixture;
+:mod:`refusal_checks.staged_calibration` with
 :class:`~refusal_checks.calibration.BehaviourMeasurements`, so a claim and its calibration
 measure alike.
 
@@ -21,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import behaviour_claims as claims
+from refusal_checks import behaviour_categories as category_claims
+from refusal_checks import behaviour_direction as direction_claims
 from refusal_checks import cross_ablation, staged
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.effects import KnobSweep
+from refusal_checks.behaviour_rates import KnobSweep
 from refusal_checks.interventions import Ablate
 from refusal_checks.prompt_sets import PromptSet
 from refusal_checks.staged import StagedProbe, concat
@@ -44,7 +46,7 @@ def _scored(measure: Any, parts: Sequence[PromptSet], intervention: Any = None) 
 
 
 def _agrees(agreement: Mapping[str, Any]) -> bool:
-    return agreement["agreement"] >= claims.MIN_SCORE_AGREEMENT
+    return agreement["agreement"] >= category_claims.MIN_SCORE_AGREEMENT
 
 
 def _too_few_categories(verdict: Verdict) -> bool:
@@ -60,7 +62,7 @@ def ablation_bypasses_refusal(measure: Any, probe: StagedProbe, direction: np.nd
 
     def look(stage: int, level: float) -> Verdict:
         parts = _harmful(probe, stage)
-        return claims.ablation_bypasses_refusal(
+        return direction_claims.ablation_bypasses_refusal(
             _refused(measure, parts), _refused(measure, parts, Ablate(direction, "refusal")),
             behaviour, judge, prompts=[t for p in parts for t in p.texts], level=level)
 
@@ -73,11 +75,11 @@ def steered_benign_edits(layer: int, direction: np.ndarray, reference_norm: floa
     ``random-direction-does-not-induce`` (random vectors of its norm added) judge replies
     under, on the benign sets: the run's judged steered replies, which the sweep claims'
     steered score agreement reads (fixture ``sweep_score_agreement``)."""
-    edits = [claims.raw_addition(layer, direction, reference_norm, "refusal")] if addition \
-        else []
+    edits = [direction_claims.raw_addition(layer, direction, reference_norm, "refusal")] \
+        if addition else []
     if random:
-        edits += [claims.raw_addition(layer, r, reference_norm, f"random {i}")
-                  for i, r in enumerate(claims.random_controls(direction, seed))]
+        edits += [direction_claims.raw_addition(layer, r, reference_norm, f"random {i}")
+                  for i, r in enumerate(direction_claims.random_controls(direction, seed))]
     return edits
 
 
@@ -91,9 +93,9 @@ def addition_induces_refusal(measure: Any, probe: StagedProbe, layer: int,
 
     def look(stage: int, level: float) -> Verdict:
         parts = probe.benign_at(stage)
-        return claims.addition_induces_refusal(_refused(measure, parts),
-                                               _refused(measure, parts, edit), behaviour,
-                                               judge, level=level)
+        return direction_claims.addition_induces_refusal(_refused(measure, parts),
+                                                         _refused(measure, parts, edit),
+                                                         behaviour, judge, level=level)
 
     return staged.run(look, probe, budget=budget, can_grow=behaviour.refuses()[0])
 
@@ -103,16 +105,16 @@ def random_direction_does_not_bypass(measure: Any, probe: StagedProbe, direction
                                      budget: int | None = None) -> Verdict:
     """``random-direction-does-not-bypass``: random directions ablated, harmful sets."""
     probe = probe.only(benign=False)
-    edits = [Ablate(r, f"random {i}") for i, r in enumerate(claims.random_controls(direction,
-                                                                                   seed))]
+    edits = [Ablate(r, f"random {i}")
+             for i, r in enumerate(direction_claims.random_controls(direction, seed))]
 
     def look(stage: int, level: float) -> Verdict:
         parts = _harmful(probe, stage)
-        return claims.random_direction_does_not_bypass(
+        return direction_claims.random_direction_does_not_bypass(
             _refused(measure, parts), [_refused(measure, parts, e) for e in edits], behaviour,
             level)
 
-    return staged.run(look, probe, base_level=claims.CONTROL_LEVEL, budget=budget,
+    return staged.run(look, probe, base_level=direction_claims.CONTROL_LEVEL, budget=budget,
                       can_grow=behaviour.refuses()[0])
 
 
@@ -126,11 +128,11 @@ def random_direction_does_not_induce(measure: Any, probe: StagedProbe, layer: in
 
     def look(stage: int, level: float) -> Verdict:
         parts = probe.benign_at(stage)
-        return claims.random_direction_does_not_induce(
+        return direction_claims.random_direction_does_not_induce(
             _refused(measure, parts), [_refused(measure, parts, e) for e in edits], behaviour,
             level)
 
-    return staged.run(look, probe, base_level=claims.CONTROL_LEVEL, budget=budget,
+    return staged.run(look, probe, base_level=direction_claims.CONTROL_LEVEL, budget=budget,
                       can_grow=behaviour.refuses()[0])
 
 
@@ -162,7 +164,7 @@ def shared_knob(sweep: Callable[[list[PromptSet], list[PromptSet]], KnobSweep],
                 probe: StagedProbe, harmful_categories: Sequence[str],
                 agreement: Mapping[str, Any], behaviour: RefusalBehaviour, seed: int, *,
                 budget: int | None = None,
-                verdict: Callable[..., Verdict] = claims.shared_knob) -> Verdict:
+                verdict: Callable[..., Verdict] = category_claims.shared_knob) -> Verdict:
     """``shared-knob``: ``sweep(harmful sets, benign sets)`` measured at each stage.
 
     ``verdict(sweep, agreement, behaviour, seed, level)``: the claim judged on each look's
@@ -190,8 +192,8 @@ def ablation_lowers_category_refusal(measure: Any, probe: StagedProbe,
         per_category = {name: (_scored(measure, parts),
                                _scored(measure, parts, Ablate(directions[name], name)))
                         for name, parts in probe.harmful_at(stage).items()}
-        return claims.ablation_lowers_category_refusal(per_category, agreement, behaviour,
-                                                       seed, level)
+        return category_claims.ablation_lowers_category_refusal(per_category, agreement,
+                                                                behaviour, seed, level)
 
     return staged.run(look, probe, budget=budget, fixable=_too_few_categories,
                       can_grow=behaviour.refuses()[0] and _agrees(agreement))

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     from refusal_checks.cache import default_cache_dir
     from refusal_checks.errors import RefusalChecksError
 
-    from refusal_checks.nnsight_backend import resolve_dtype
+    from refusal_checks.nnsight_devices import resolve_dtype
 
     dtype = resolve_dtype(args.dtype, args.device)
     cache_dir = args.cache_dir or default_cache_dir()

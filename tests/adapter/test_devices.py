@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 
 from refusal_checks import memory
-from refusal_checks import nnsight_backend as nb
+from refusal_checks import nnsight_devices as devices
 from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Ablate, Steer
+from refusal_checks.nnsight_loading import load_folder
 from refusal_checks.prompt_sets import PromptSet
 
 from .tiny import D_MODEL, N_LAYERS, PROMPTS
@@ -50,17 +51,18 @@ def pretend_gpus(monkeypatch: pytest.MonkeyPatch, free: list[int]) -> None:
 def test_auto_is_a_device_map_over_several_gpus_cuda_on_one_cpu_on_none(
         monkeypatch: pytest.MonkeyPatch, gpus: int, device: str, dtype: str) -> None:
     pretend_gpus(monkeypatch, [40 * GIB] * gpus)
-    assert nb.resolve_device("auto") == device
-    assert nb.default_dtype("auto") == nb.default_dtype(device) == dtype
+    assert devices.resolve_device("auto") == device
+    assert devices.default_dtype("auto") == devices.default_dtype(device) == dtype
 
 
 def test_one_named_gpu_is_one_device_and_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
     pretend_gpus(monkeypatch, [40 * GIB] * 2)
-    assert [nb.resolve_device(d) for d in ("cuda", "cuda:1", "cpu")] == ["cuda", "cuda:1", "cpu"]
-    assert [nb.default_dtype(d) for d in ("cuda", "cuda:1", "cpu")] == [
+    assert [devices.resolve_device(d) for d in ("cuda", "cuda:1", "cpu")] == [
+        "cuda", "cuda:1", "cpu"]
+    assert [devices.default_dtype(d) for d in ("cuda", "cuda:1", "cpu")] == [
         "bfloat16", "bfloat16", "float32"]
-    assert nb.resolve_dtype("float32", "cuda") == "float32"  # given: kept
-    assert nb.resolve_dtype(None, "cuda:1") == "bfloat16"
+    assert devices.resolve_dtype("float32", "cuda") == "float32"  # given: kept
+    assert devices.resolve_dtype(None, "cuda:1") == "bfloat16"
 
 
 def test_a_gpu_that_is_not_there_names_the_ones_that_are(
@@ -68,10 +70,10 @@ def test_a_gpu_that_is_not_there_names_the_ones_that_are(
     pretend_gpus(monkeypatch, [40 * GIB] * 2)
     with pytest.raises(BackendError, match=r"'cuda:2' names no CUDA device: torch sees 2 "
                        r"\(cuda:0 to cuda:1\).*--refusal-device auto"):
-        nb.resolve_device("cuda:2")
+        devices.resolve_device("cuda:2")
     pretend_gpus(monkeypatch, [])
     with pytest.raises(BackendError, match="torch sees no CUDA device.*--refusal-device cpu"):
-        nb.resolve_device("cuda:0")
+        devices.resolve_device("cuda:0")
 
 
 # -- memory over several GPUs ----------------------------------------------------------------
@@ -115,14 +117,14 @@ def test_load_kwargs_carry_the_device_map_the_budgets_and_the_dtype(
     pretend_gpus(monkeypatch, [12 * GIB, 20 * GIB])
     found = memory.Estimate(10 * GIB, "test")
     share = (found.need_bytes - found.weight_bytes) // 2
-    assert nb.load_kwargs("bfloat16", "auto", found) == {
+    assert devices.load_kwargs("bfloat16", "auto", found) == {
         "dtype": torch.bfloat16, "device_map": "auto",
         "max_memory": {0: 12 * GIB - share, 1: 20 * GIB - share}}
     # No estimate (REFUSAL_CHECKS_SKIP_MEMORY_CHECK, an odd config): accelerate decides.
-    assert nb.load_kwargs("float16", "auto", None) == {"dtype": torch.float16,
-                                                       "device_map": "auto"}
+    assert devices.load_kwargs("float16", "auto", None) == {"dtype": torch.float16,
+                                                            "device_map": "auto"}
     # One device: loaded on the CPU and moved there with .to, as before.
-    assert nb.load_kwargs("bfloat16", "cuda:1", found) == {"dtype": torch.bfloat16}
+    assert devices.load_kwargs("bfloat16", "cuda:1", found) == {"dtype": torch.bfloat16}
 
 
 # -- per-block devices -----------------------------------------------------------------------
@@ -131,17 +133,17 @@ def test_block_devices_follow_accelerate_hooks_then_parameters(tiny_backend: Any
 
     model = tiny_backend.model
     cpu = torch.device("cpu")
-    assert nb.block_devices(model, "cpu") == (cpu, [cpu] * N_LAYERS)
+    assert devices.block_devices(model, "cpu") == (cpu, [cpu] * N_LAYERS)
     blocks = model.model.layers
     try:  # hooks as dispatch_model leaves them: an execution device per block
         for i, block in enumerate(blocks):
             block.__dict__["_hf_hook"] = SimpleNamespace(execution_device=i // 2)
         model.get_input_embeddings().__dict__["_hf_hook"] = SimpleNamespace(
             hooks=[SimpleNamespace(execution_device="cuda:0")])  # a SequentialHook
-        embed, found = nb.block_devices(model, "cpu")
+        embed, found = devices.block_devices(model, "cpu")
         assert embed == torch.device("cuda:0")
         assert found == [torch.device("cuda", i // 2) for i in range(N_LAYERS)]
-        assert nb._device_summary(embed, found) == (
+        assert devices.device_summary(embed, found) == (
             "embeddings cuda:0; blocks 0-1 cuda:0, 2-3 cuda:1")
     finally:
         for module in (*blocks, model.get_input_embeddings()):
@@ -152,7 +154,7 @@ def test_ablation_vectors_go_where_each_block_reads_and_writes(tiny_folder: Path
     """The meta device stands in for a second GPU: blocks 2 and 3 'live' there."""
     import torch
 
-    backend = nb.load_folder(tiny_folder, name="tiny", fingerprint="x", dtype=None,
+    backend = load_folder(tiny_folder, name="tiny", fingerprint="x", dtype=None,
                              device="cpu")
     for block in backend.model.model.layers[2:]:
         block.__dict__["_hf_hook"] = SimpleNamespace(execution_device="meta")

@@ -299,7 +299,7 @@ def test_a_corrupt_dense_copy_of_the_same_size_is_rebuilt_once_with_a_warning(
 def test_an_intact_dense_copy_is_not_rebuilt_when_loading_fails_for_another_reason(
     tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from refusal_checks import nnsight_backend
+    from refusal_checks import nnsight_loading
     from refusal_checks.errors import BackendError
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
@@ -311,7 +311,7 @@ def test_an_intact_dense_copy_is_not_rebuilt_when_loading_fails_for_another_reas
         calls.append(args)
         raise BackendError("--refusal-device 'cuda' was asked for but torch sees no CUDA device")
 
-    monkeypatch.setattr(nnsight_backend, "load_folder", unavailable)
+    monkeypatch.setattr(nnsight_loading, "load_folder", unavailable)
     with pytest.raises(BackendError, match="no CUDA device"):
         load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
 

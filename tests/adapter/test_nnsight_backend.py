@@ -170,7 +170,7 @@ def test_input_digest_and_info_change_with_the_chat_template(
 def test_missing_chat_template_says_to_use_a_chat_variant(
     tiny_folder: Path, tmp_path: Path
 ) -> None:
-    from refusal_checks.nnsight_backend import load_folder
+    from refusal_checks.nnsight_loading import load_folder
 
     folder = Path(shutil.copytree(tiny_folder, tmp_path / "base-model"))
     (folder / "chat_template.jinja").unlink()
@@ -182,7 +182,7 @@ def test_missing_chat_template_says_to_use_a_chat_variant(
 
 
 def test_unknown_dtype_lists_the_supported_ones(tiny_folder: Path) -> None:
-    from refusal_checks.nnsight_backend import load_folder
+    from refusal_checks.nnsight_loading import load_folder
 
     with pytest.raises(BackendError, match="float32, bfloat16, float16"):
         load_folder(tiny_folder, name="tiny", fingerprint="x", dtype="float8", device="cpu")
@@ -237,7 +237,7 @@ MISSING = "nonexistent-org/nonexistent-model"
 
 
 def _load_missing_from_hub() -> tuple[str, float]:
-    from refusal_checks.nnsight_backend import load_hub
+    from refusal_checks.nnsight_loading import load_hub
 
     started = time.perf_counter()
     with pytest.raises(BackendError) as error:

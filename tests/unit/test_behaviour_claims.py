@@ -1,4 +1,5 @@
-"""The behavioural claims' verdict functions, fed numbers (refusal_checks.behaviour_claims)."""
+"""The behavioural claims' verdict functions, fed numbers (refusal_checks.behaviour_direction,
+refusal_checks.behaviour_categories)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import behaviour_claims as claims
+from refusal_checks import behaviour_categories as categories
+from refusal_checks import behaviour_direction as direction
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.effects import KnobSweep
+from refusal_checks.behaviour_rates import KnobSweep
 from refusal_checks.verdict import Outcome
 
 REFUSES = RefusalBehaviour("substring", 80, 88, 1, 16)
@@ -23,7 +25,7 @@ def _flags(refused: int, n: int) -> np.ndarray:
 
 def test_bypass_is_supported_when_few_baseline_refusals_survive_ablation():
     base, ablated = _flags(30, 32), _flags(3, 32)
-    verdict = claims.ablation_bypasses_refusal(base, ablated, REFUSES, "substring")
+    verdict = direction.ablation_bypasses_refusal(base, ablated, REFUSES, "substring")
     assert verdict.outcome is Outcome.SUPPORTED
     assert verdict.n == 30 and verdict.estimate == pytest.approx(0.1)
     assert verdict.details["baseline"] == {"refused": 30, "n": 32}
@@ -32,28 +34,28 @@ def test_bypass_is_supported_when_few_baseline_refusals_survive_ablation():
 def test_bypass_counts_only_prompts_refused_at_baseline():
     base = _flags(16, 32)
     ablated = ~base  # every baseline refusal is gone; every baseline answer now refused
-    verdict = claims.ablation_bypasses_refusal(base, ablated, REFUSES)
+    verdict = direction.ablation_bypasses_refusal(base, ablated, REFUSES)
     assert verdict.estimate == 0.0 and verdict.n == 16
 
 
 def test_rates_on_too_few_prompts_are_inconclusive():
-    verdict = claims.ablation_bypasses_refusal(_flags(5, 32), _flags(0, 32), REFUSES)
+    verdict = direction.ablation_bypasses_refusal(_flags(5, 32), _flags(0, 32), REFUSES)
     assert verdict.outcome is Outcome.INCONCLUSIVE and verdict.n == 5
 
 
 def test_induce_reads_baseline_answers_and_its_random_control_is_an_equivalence_test():
     base = _flags(2, 32)
     steered = np.ones(32, bool)
-    assert claims.addition_induces_refusal(base, steered, REFUSES).outcome is Outcome.SUPPORTED
+    assert direction.addition_induces_refusal(base, steered, REFUSES).outcome is Outcome.SUPPORTED
     # One of three random vectors induces refusal everywhere: shown, so REFUTED.
-    assert claims.random_direction_does_not_induce(base, [base, steered, base],
-                                                   REFUSES).outcome is Outcome.REFUTED
+    assert direction.random_direction_does_not_induce(base, [base, steered, base],
+                                                      REFUSES).outcome is Outcome.REFUTED
     # Nothing changes on 32 prompts: each change within +-z^2/(n+z^2) = 0.124 < 0.20 at
     # the Bonferroni level for 3 directions (z = 2.13), so equivalence is shown.
-    unchanged = claims.random_direction_does_not_induce(base, [base] * 3, REFUSES)
+    unchanged = direction.random_direction_does_not_induce(base, [base] * 3, REFUSES)
     assert unchanged.outcome is Outcome.SUPPORTED, unchanged.line()
     # On 12 prompts the same "no change" cannot exclude 0.20 (0.27): INCONCLUSIVE.
-    small = claims.random_direction_does_not_induce(base[:12], [base[:12]] * 3, REFUSES)
+    small = direction.random_direction_does_not_induce(base[:12], [base[:12]] * 3, REFUSES)
     assert small.outcome is Outcome.INCONCLUSIVE
 
 
@@ -63,20 +65,20 @@ def test_control_change_interval_brackets_the_largest_change_and_is_symmetric(n,
     flags = st.lists(st.booleans(), min_size=n, max_size=n).map(lambda x: np.array(x, bool))
     base = data.draw(flags)
     edited = [data.draw(flags) for _ in range(data.draw(st.integers(1, 4)))]
-    estimate, (lo, hi), rows = claims.control_change(base, edited)
+    estimate, (lo, hi), rows = direction.control_change(base, edited)
     assert 0.0 <= lo <= estimate <= hi <= 1.0
     assert estimate == max(abs(r["change"]) for r in rows)
     # Swapping the roles of the runs negates every change, so the |change| summary is equal.
     if len(edited) == 1:
-        swapped = claims.control_change(edited[0], [base])
+        swapped = direction.control_change(edited[0], [base])
         assert swapped[0] == pytest.approx(estimate)
         assert swapped[1] == pytest.approx((lo, hi), abs=1e-9)
 
 
 def test_random_controls_are_seeded_distinct_and_keep_the_norm():
     vector = np.arange(1.0, 9.0)
-    first, again = claims.random_controls(vector, 5), claims.random_controls(vector, 5)
-    assert len(first) == claims.RANDOM_DIRECTIONS
+    first, again = direction.random_controls(vector, 5), direction.random_controls(vector, 5)
+    assert len(first) == direction.RANDOM_DIRECTIONS
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert len({v.tobytes() for v in first}) == len(first)
     assert all(np.linalg.norm(v) == pytest.approx(np.linalg.norm(vector)) for v in first)
@@ -85,11 +87,11 @@ def test_random_controls_are_seeded_distinct_and_keep_the_norm():
 def test_kl_claim_bootstraps_the_mean_reproducibly():
     values = np.full(32, 0.01)
     values[0] = 0.2
-    a = claims.ablation_keeps_harmless_behaviour(values, REFUSES, seed=0)
-    b = claims.ablation_keeps_harmless_behaviour(values, REFUSES, seed=0)
+    a = direction.ablation_keeps_harmless_behaviour(values, REFUSES, seed=0)
+    b = direction.ablation_keeps_harmless_behaviour(values, REFUSES, seed=0)
     assert a.outcome is Outcome.SUPPORTED and a.interval == b.interval
     assert a.estimate == pytest.approx(values.mean())
-    assert claims.ablation_keeps_harmless_behaviour(values + 0.5, REFUSES, 0).outcome \
+    assert direction.ablation_keeps_harmless_behaviour(values + 0.5, REFUSES, 0).outcome \
         is Outcome.REFUTED
 
 
@@ -105,7 +107,7 @@ def _sweep(rr: np.ndarray, orr: np.ndarray, n: int = 40) -> KnobSweep:
 def test_shared_knob_records_the_prompt_counts_behind_each_rate():
     rr = np.tile([0.5, 0.7, 0.9, 1.0], (3, 1))
     orr = np.tile([0.0, 0.2, 0.5, 0.8], (3, 1))
-    verdict = claims.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
+    verdict = categories.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
     assert verdict.outcome is Outcome.SUPPORTED
     assert verdict.details["n_harmful"] == 40 and verdict.details["n_benign"] == 40
 
@@ -115,7 +117,7 @@ def test_shared_knob_needs_every_direction_to_move_over_refusal_to_be_supported(
     # moved, so no SUPPORTED.
     rr = np.tile([0.5, 0.5, 0.5, 0.5], (3, 1))
     orr = np.tile([0.05, 0.05, 0.05, 0.05], (3, 1))
-    verdict = claims.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
+    verdict = categories.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
     assert verdict.outcome is Outcome.INCONCLUSIVE and "moved over-refusal" in verdict.reason
 
 
@@ -125,7 +127,7 @@ def test_a_direction_that_does_not_move_cannot_hide_paths_shown_to_differ():
     rr = np.tile([0.5, 0.7, 0.9, 1.0], (3, 1))
     orr = np.tile([0.0, 0.2, 0.5, 0.8], (3, 1))
     orr[2] = 0.05
-    verdict = claims.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
+    verdict = categories.shared_knob(_sweep(rr, orr), AGREE, REFUSES, seed=0)
     assert verdict.outcome is Outcome.REFUTED
     assert "'d2' moved over-refusal" in verdict.reason
 
@@ -137,7 +139,7 @@ def test_paths_planted_apart_by_more_than_the_margin_are_never_one_knob(gap, bas
     orr = np.tile([0.0, 0.25, 0.5, 0.75], (4, 1))
     rr = np.tile(base + np.array([0.0, 0.1, 0.2, 0.3]), (4, 1))
     rr[:2] += gap
-    verdict = claims.shared_knob(_sweep(np.clip(rr, 0, 1), orr), AGREE, REFUSES, seed=0)
+    verdict = categories.shared_knob(_sweep(np.clip(rr, 0, 1), orr), AGREE, REFUSES, seed=0)
     assert verdict.outcome is Outcome.REFUTED, verdict.line()
 
 
@@ -148,7 +150,7 @@ def test_ablation_lowers_lists_categories_that_keep_refusing_or_have_too_few_ref
         "c": (_flags(1, 8), _flags(0, 8)),
         "d": (_flags(8, 8), _flags(1, 8)),
     }
-    verdict = claims.ablation_lowers_category_refusal(per_category, AGREE, REFUSES, seed=0)
+    verdict = categories.ablation_lowers_category_refusal(per_category, AGREE, REFUSES, seed=0)
     assert verdict.details["keeps_refusing"] == ["b"]
     assert verdict.details["too_few_baseline_refusals"] == ["c"]
     assert verdict.n == 3 and verdict.estimate == pytest.approx(0.5)
@@ -162,31 +164,31 @@ def test_a_model_that_does_not_refuse_never_supports_a_behavioural_claim(data):
     base, edited = data.draw(flags), data.draw(flags)
     kl = np.array(data.draw(st.lists(st.floats(0, 2), min_size=n, max_size=n)))
     verdicts = [
-        claims.ablation_bypasses_refusal(base, edited, NEVER),
-        claims.addition_induces_refusal(base, edited, NEVER),
-        claims.ablation_keeps_harmless_behaviour(kl, NEVER, seed=0),
-        claims.random_direction_does_not_bypass(base, [edited], NEVER),
-        claims.random_direction_does_not_induce(base, [edited], NEVER),
-        claims.ablation_lowers_category_refusal({"a": (base, edited), "b": (edited, base)},
-                                                AGREE, NEVER, seed=0),
+        direction.ablation_bypasses_refusal(base, edited, NEVER),
+        direction.addition_induces_refusal(base, edited, NEVER),
+        direction.ablation_keeps_harmless_behaviour(kl, NEVER, seed=0),
+        direction.random_direction_does_not_bypass(base, [edited], NEVER),
+        direction.random_direction_does_not_induce(base, [edited], NEVER),
+        categories.ablation_lowers_category_refusal({"a": (base, edited), "b": (edited, base)},
+                                                    AGREE, NEVER, seed=0),
     ]
     assert all(v.outcome is Outcome.INCONCLUSIVE for v in verdicts)
-    assert all("no measurable refusal" in v.reason or v.n < claims.MIN_PROMPTS
+    assert all("no measurable refusal" in v.reason or v.n < direction.MIN_PROMPTS
                for v in verdicts)
 
 
 def test_random_like_keeps_the_norm_and_is_seeded():
     vector = np.arange(1.0, 9.0)
-    a, b = claims.random_like(vector, 3), claims.random_like(vector, 3)
+    a, b = direction.random_like(vector, 3), direction.random_like(vector, 3)
     assert np.array_equal(a, b) and np.linalg.norm(a) == pytest.approx(np.linalg.norm(vector))
-    assert not np.array_equal(a, claims.random_like(vector, 4))
+    assert not np.array_equal(a, direction.random_like(vector, 4))
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(st.lists(st.floats(0.0, 5.0, allow_nan=False), min_size=2, max_size=40))
 def test_the_studentized_interval_holds_the_mean(values):
     values = np.array(values)
-    lo, hi = claims.studentized_mean_interval(values, np.random.default_rng(0), 200)
+    lo, hi = direction.studentized_mean_interval(values, np.random.default_rng(0), 200)
     mean = values.mean()
     if values.std() == 0:
         assert (lo, hi) == (mean, mean)
@@ -202,15 +204,15 @@ def test_the_studentized_interval_stretches_towards_a_heavy_tail(seed):
     rng = np.random.default_rng(0)
     percentile = np.percentile([values[rng.integers(0, 32, 32)].mean() for _ in range(2000)],
                                [2.5, 97.5])
-    lo, hi = claims.studentized_mean_interval(values, np.random.default_rng(0), 2000)
+    lo, hi = direction.studentized_mean_interval(values, np.random.default_rng(0), 2000)
     assert hi > percentile[1]
     assert hi - values.mean() > values.mean() - lo
 
 
 def test_the_studentized_interval_needs_two_values_and_uses_the_sample_se_for_ties():
     rng = np.random.default_rng(0)
-    assert all(np.isnan(claims.studentized_mean_interval(np.array([0.3]), rng, 10)))
-    lo, hi = claims.studentized_mean_interval(np.r_[np.zeros(30), 1.0, 2.0], rng, 500)
+    assert all(np.isnan(direction.studentized_mean_interval(np.array([0.3]), rng, 10)))
+    lo, hi = direction.studentized_mean_interval(np.r_[np.zeros(30), 1.0, 2.0], rng, 500)
     assert np.isfinite([lo, hi]).all() and lo < 3 / 32 < hi
 
 
@@ -225,7 +227,7 @@ def _with_steered(**strata: tuple[int, int]) -> dict:
 
 
 def test_without_steered_replies_the_unsteered_agreement_is_the_only_one_used():
-    verdict = claims.shared_knob(_sweep(*ONE_KNOB), AGREE, REFUSES, seed=0)
+    verdict = categories.shared_knob(_sweep(*ONE_KNOB), AGREE, REFUSES, seed=0)
     assert verdict.outcome is Outcome.SUPPORTED
     used = verdict.details["score_agreement_used"]
     assert used["steered"] == [] and used["basis"].startswith("unsteered only")
@@ -236,7 +238,7 @@ def test_a_directions_own_steered_disagreement_stops_a_supported():
     agreement = {**AGREE, "steered": {"steered:d0": {"n": 24, "agree": 12},
                                       "steered:d1": {"n": 24, "agree": 24},
                                       "steered:refusal": {"n": 64, "agree": 64}}}
-    verdict = claims.shared_knob(_sweep(*ONE_KNOB), agreement, REFUSES, seed=0)
+    verdict = categories.shared_knob(_sweep(*ONE_KNOB), agreement, REFUSES, seed=0)
     assert verdict.outcome is Outcome.INCONCLUSIVE
     assert "under steered:d0 the cheap score agrees with the judge on only 0.50" in verdict.reason
     used = verdict.details["score_agreement_used"]["steered"]
@@ -252,14 +254,14 @@ def test_a_steered_disagreement_never_hides_paths_shown_to_differ():
     rr = rr.copy()
     rr[2] = 0.0  # d2 never refuses harmful prompts, whatever over-refusal does
     agreement = _with_steered(**{"steered:refusal": (64, 20)})
-    verdict = claims.shared_knob(_sweep(rr, orr), agreement, REFUSES, seed=0)
+    verdict = categories.shared_knob(_sweep(rr, orr), agreement, REFUSES, seed=0)
     assert verdict.outcome is Outcome.REFUTED
     assert "steered:refusal the cheap score agrees with the judge on only 0.31" in verdict.reason
 
 
 def test_a_steered_stratum_with_too_few_replies_is_not_used():
     agreement = _with_steered(**{"steered:d0": (7, 0), "steered:refusal": (4, 0)})
-    verdict = claims.shared_knob(_sweep(*ONE_KNOB), agreement, REFUSES, seed=0)
+    verdict = categories.shared_knob(_sweep(*ONE_KNOB), agreement, REFUSES, seed=0)
     assert verdict.outcome is Outcome.SUPPORTED
     assert verdict.details["score_agreement_used"]["basis"].startswith("unsteered only")
 
@@ -268,9 +270,9 @@ def test_a_steered_stratum_with_too_few_replies_is_not_used():
 @given(n=st.integers(8, 200), share=st.floats(0.0, 1.0))
 def test_the_steered_precondition_fails_exactly_below_the_agreement_threshold(n, share):
     agree = int(round(share * n))
-    pre, used = claims.steered_agreement(["d0", "d1"], _with_steered(
+    pre, used = categories.steered_agreement(["d0", "d1"], _with_steered(
         **{"steered:refusal": (n, agree)}))
-    assert len(pre) == 1 and pre[0][0] == (agree / n >= claims.MIN_SCORE_AGREEMENT)
+    assert len(pre) == 1 and pre[0][0] == (agree / n >= categories.MIN_SCORE_AGREEMENT)
     group, = used["steered"]
     assert group["directions"] == ["d0", "d1"] and group["proxy"]
     assert group["interval"][0] <= group["agreement"] <= group["interval"][1]
@@ -278,7 +280,7 @@ def test_the_steered_precondition_fails_exactly_below_the_agreement_threshold(n,
 
 def test_the_other_sweep_claims_accept_the_agreement_with_steered_counts():
     per_category = {"a": (_flags(10, 12), _flags(2, 12)), "b": (_flags(9, 12), _flags(1, 12))}
-    plain = claims.ablation_lowers_category_refusal(per_category, AGREE, REFUSES, 0)
-    steered = claims.ablation_lowers_category_refusal(
+    plain = categories.ablation_lowers_category_refusal(per_category, AGREE, REFUSES, 0)
+    steered = categories.ablation_lowers_category_refusal(
         per_category, _with_steered(**{"steered:refusal": (64, 1)}), REFUSES, 0)
     assert plain.outcome is steered.outcome

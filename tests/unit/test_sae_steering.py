@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from refusal_checks import behaviour_claims, sae_steering
+from refusal_checks import behaviour_categories, sae_steering
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.effects import KnobSweep
+from refusal_checks.behaviour_rates import KnobSweep
 from refusal_checks.sae_claims import SaeMissing, sae_inputs
 from refusal_checks.sae_steering_calibration import (SAE_STEERING_SCENARIOS, planted_sae,
                                                      verdict)
@@ -50,7 +50,7 @@ def test_the_sae_directions_are_judged_by_shared_knobs_statistic_and_margin(sae_
     assert v.outcome is outcome
     # The same statistic as shared-knob, restricted to the SAE rows against the others.
     assert v.estimate == sweep.path_deviation(tested=[2], reference=[0, 1])
-    assert v.threshold == behaviour_claims.PATH_MARGIN
+    assert v.threshold == behaviour_categories.PATH_MARGIN
 
 
 def test_an_sae_direction_that_moves_nothing_is_not_supported():
