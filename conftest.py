@@ -1,14 +1,3 @@
-"""Registers the claim fixtures (fixtures/) for every suite in this repository."""
+"""Registers the claim fixtures (fixtures/, every module listed in its __init__.py)."""
 
-pytest_plugins = [
-    "fixtures.models",
-    "fixtures.prompts",
-    "fixtures.activations",
-    "fixtures.directions",
-    "fixtures.verdicts",
-    "fixtures.behaviour",
-    "fixtures.selection",
-    "fixtures.style",
-    "fixtures.oracle",
-    "fixtures.sae",
-]
+pytest_plugins = ["fixtures"]

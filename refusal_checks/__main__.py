@@ -1,5 +1,5 @@
-"""Command line: ``python -m refusal_checks prepare | models | clear-cache | html | label |
-compare | train-sae``."""
+"""Command line: ``python -m refusal_checks claims | prepare | models | clear-cache | html |
+label | compare | train-sae``."""
 
 from __future__ import annotations
 
@@ -142,11 +142,19 @@ def _train_sae(args: argparse.Namespace, cache_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["claims"]:  # everything after it is pytest's, options and paths alike
+        from refusal_checks.suite.runner import main as run_claims
+
+        return run_claims(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m refusal_checks")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="cache folder (default: $REFUSAL_CHECKS_CACHE or "
                         "~/.cache/refusal_checks)")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("claims", help="run the paper's claims from the current repository, with "
+                   "its own model aliases and gate policy; every further argument is "
+                   "pytest's (e.g. --model NAME --refusal-json report.json)")
     prepare = sub.add_parser("prepare", help="verify and convert models (default: the "
                              "embedded ones)")
     prepare.add_argument("models", nargs="*")
