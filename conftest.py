@@ -1,3 +1,7 @@
-"""Registers the claim fixtures (fixtures/, every module listed in its __init__.py)."""
+"""Registers the claim fixtures: the modules fixtures/__init__.py lists.
 
-pytest_plugins = ["fixtures"]
+Not ``pytest_plugins = ["fixtures"]``: pytest reads that name as its own builtin plugin
+``_pytest.fixtures``.
+"""
+
+from fixtures import pytest_plugins  # noqa: F401  (pytest reads the name)
