@@ -26,9 +26,9 @@ Wilson intervals, then every scenario x claim.
 
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
-(refusal_checks.calibration.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py measures
-(staged probes from 8 held-out prompts per category and 32 benign, the sweep grid), instead
-of the geometry claims.
+(refusal_checks.behaviour_calibration.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py
+measures (refusal_checks.behaviour_protocol: staged probes from 8 held-out prompts per
+category and 32 benign, the sweep grid), instead of the geometry claims.
 
 --staged (with --behaviour) judges every world twice, by the fixed probes and by the staged
 probes of refusal_checks/staged.py (as the claims run them), and prints both designs' false
@@ -70,7 +70,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from refusal_checks import (  # noqa: E402
-    calibration,
+    behaviour_calibration,
     known_answers,
     oracle_calibration,
     sae_calibration,
@@ -78,6 +78,8 @@ from refusal_checks import (  # noqa: E402
     staged_calibration,
     style_calibration,
 )
+from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS  # noqa: E402
+from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS  # noqa: E402
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
 from refusal_checks.verdict import Outcome  # noqa: E402
 
@@ -124,11 +126,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--behaviour", action="store_true",
                    help="calibrate the 8 behavioural claims instead of the geometry claims")
     p.add_argument("--behaviour-scenarios",
-                   type=_names(list(calibration.BEHAVIOUR_SCENARIOS), "behaviour scenarios"),
-                   default=list(calibration.BEHAVIOUR_SCENARIOS),
+                   type=_names(list(BEHAVIOUR_SCENARIOS), "behaviour scenarios"),
+                   default=list(BEHAVIOUR_SCENARIOS),
                    help="comma-separated behaviour scenario names (with --behaviour)")
     p.add_argument("--behaviour-claims",
-                   type=_names(list(calibration.BEHAVIOUR_CLAIM_IDS), "behavioural claims"),
+                   type=_names(list(BEHAVIOUR_CLAIM_IDS), "behavioural claims"),
                    default=None, help="only these behavioural claim ids (with --behaviour)")
     p.add_argument("--corrected", action="store_true",
                    help="coverage of the judge-error-corrected refusal rates (--refusal-labels) "
@@ -202,11 +204,11 @@ def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
         return staged_main(args, worlds)
 
     def run(*a, **kw):
-        return calibration.run_behaviour(*a, only=args.behaviour_claims, **kw)
+        return behaviour_calibration.run_behaviour(*a, only=args.behaviour_claims, **kw)
 
     return study_main(args, worlds, "behavioural claims", run,
-                      args.behaviour_scenarios, calibration.BEHAVIOUR_SCENARIOS,
-                      calibration.behaviour_table_lines)
+                      args.behaviour_scenarios, BEHAVIOUR_SCENARIOS,
+                      behaviour_calibration.behaviour_table_lines)
 
 
 def style_main(args: argparse.Namespace, worlds: int) -> int:

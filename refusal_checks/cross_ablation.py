@@ -99,7 +99,7 @@ def measure_cross_ablation(score: Callable[..., np.ndarray], probes: Mapping[str
     Args:
         score: ``score(prompts, intervention=None) -> (prompt,)`` refusal scores (the
             ``measure`` fixture's, or
-            :meth:`refusal_checks.calibration.BehaviourMeasurements.score`).
+            :meth:`refusal_checks.behaviour_measurements.BehaviourMeasurements.score`).
         probes: category -> held-out PromptSet.
         directions: category -> ``(d_model,)`` train-half direction; the order of the
             categories present in ``probes`` is the matrix's order.

@@ -13,20 +13,15 @@ run a quick subset.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP, claim_verdicts
-from refusal_checks.stats import wilson_interval
+from refusal_checks.calibration_tally import Tally, goal_text, pct, tally_worlds
 from refusal_checks.synthetic import World
 from refusal_checks.verdict import Outcome
 from refusal_checks.worlds import Design, evidence, refusals
-
-# Goals of the issue: false SUPPORTED under the null, SUPPORTED under the effect.
-MAX_FALSE_SUPPORTED = 0.05
-MIN_POWER = 0.90
 
 # More-than-one-direction's boundary: 11 unit directions with pairwise cosine c have a
 # participation ratio 121 / ((1 + 10c)^2 + 10 (1 - c)^2), which is 1.5 at c = 0.7958.
@@ -153,24 +148,6 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
 ]}
 
 
-@dataclass
-class Tally:
-    """Outcomes of one claim over the worlds of one scenario."""
-
-    counts: Counter = field(default_factory=Counter)
-    estimates: list[float] = field(default_factory=list)
-
-    @property
-    def n(self) -> int:
-        return sum(self.counts.values())
-
-    def rate(self, outcome: Outcome) -> tuple[float, float, float]:
-        """(rate, wilson lo, wilson hi) of ``outcome``."""
-        k = self.counts[outcome.value]
-        lo, hi = wilson_interval(k, self.n) if self.n else (math.nan, math.nan)
-        return (k / self.n if self.n else math.nan), lo, hi
-
-
 def judge_world(scenario: str, seed: int, claims: Sequence[str] = CLAIM_IDS,
                 n_boot: int = DEFAULT_BOOTSTRAP) -> dict[str, tuple[str, float]]:
     """One replicate: claim id -> (outcome, estimate). Top-level so processes can run it."""
@@ -192,39 +169,9 @@ def run(scenarios: Iterable[str], worlds: int, *, claims: Sequence[str] = CLAIM_
     World seeds are ``first_seed, first_seed + 1, ...`` in every scenario, so scenarios
     differ only in what is planted. ``jobs > 1`` spreads worlds over processes.
     """
-    names = list(scenarios)
-    tasks = [(name, first_seed + i) for name in names for i in range(worlds)]
-    out = {name: {claim: Tally() for claim in claims} for name in names}
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(pool.map(judge_world, *zip(*tasks), [tuple(claims)] * len(tasks),
-                                    [n_boot] * len(tasks), chunksize=4))
-    else:
-        results = [judge_world(name, seed, claims, n_boot) for name, seed in tasks]
-    for (name, _), result in zip(tasks, results):
-        for claim, (outcome, estimate) in result.items():
-            out[name][claim].counts[outcome] += 1
-            out[name][claim].estimates.append(estimate)
-    return out
-
-
-def pct(rate: tuple[float, float, float]) -> str:
-    """``(p, lo, hi)`` as ``" 12.5% [ 3.1,  40.0]"``: a rate with its Wilson interval."""
-    p, lo, hi = rate
-    return f"{100 * p:5.1f}% [{100 * lo:4.1f}, {100 * hi:5.1f}]"
-
-
-def goal_text(role: str, supported: tuple[float, float, float]) -> str:
-    """The goal column: a null may be SUPPORTED at most 5% of the time, an effect at least
-    90%; ``ok`` or ``MISSED``."""
-    met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else supported[0] >= MIN_POWER
-    return ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
-
-
-def mean_estimate(tally: Tally) -> float:
-    """Mean of a tally's finite estimates (NaN when there are none)."""
-    finite = [e for e in tally.estimates if e == e]
-    return sum(finite) / len(finite) if finite else math.nan
+    judge = partial(judge_world, claims=tuple(claims), n_boot=n_boot)
+    return tally_worlds(judge, SCENARIOS, list(scenarios), worlds, claims=lambda _: claims,
+                        kind="geometry", first_seed=first_seed, jobs=jobs, chunksize=4)
 
 
 def table_lines(results: dict[str, dict[str, Tally]]) -> list[str]:

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from refusal_checks.calibration import (BehaviourScenario, roles_table_lines,
-                                         tally_worlds)
+from refusal_checks.behaviour_calibration import BehaviourScenario
+from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.oracle import (OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis)
 from refusal_checks.synthetic import World
@@ -117,5 +117,5 @@ def run_oracle(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
 
 
 def oracle_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """:func:`~refusal_checks.calibration.roles_table_lines` of the oracle claims."""
+    """:func:`~refusal_checks.calibration_tally.roles_table_lines` of the oracle claims."""
     return roles_table_lines(results, ORACLE_CLAIM_IDS, ORACLE_SCENARIOS, widths=(33, 21))

@@ -1,8 +1,9 @@
 """Known-answer worlds of ``sae-steering-same-knob`` (refusal_checks/sae_steering.py).
 
-A world is a behaviour world of :mod:`refusal_checks.calibration` (the bundled categories
-and sizes, one planted refusal direction: every category direction is the same knob, so
-``shared-knob`` holds) with genre-matched twins, and a planted SAE of its residual stream:
+A world is a behaviour world of :mod:`refusal_checks.behaviour_calibration` (the bundled
+categories
+and sizes, one planted refusal direction: every category direction is the same knob,
+so ``shared-knob`` holds) with genre-matched twins, and a planted SAE of its residual stream:
 
 * ``2 d`` basis latents, plus and minus an orthonormal basis whose first axis is the knob
   (ReLU, no bias: together they reconstruct every activation exactly);
@@ -14,8 +15,8 @@ and sizes, one planted refusal direction: every category direction is the same k
 
 The refusal latents are then every category's top latents, and their mean decoder vector
 is the SAE direction the claim steers with. The world goes through the claim's own code:
-:class:`~refusal_checks.calibration.BehaviourMeasurements` (the fixtures' probes, train
-halves, reference norm, cheap score, agreement), :func:`~refusal_checks.sae_steering.
+:class:`~refusal_checks.behaviour_measurements.BehaviourMeasurements` (the fixtures'
+probes, train halves, reference norm, cheap score, agreement), :func:`~refusal_checks.sae_steering.
 steering_inputs`, the staged sweep and :func:`~refusal_checks.sae_steering.same_knob`.
 """
 
@@ -27,9 +28,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refusal_checks import calibration as cal
 from refusal_checks import sae_steering
-from refusal_checks.calibration import BehaviourScenario, behaviour_design, roles_table_lines
+from refusal_checks.behaviour_calibration import BehaviourScenario, behaviour_design
+from refusal_checks.behaviour_measurements import BehaviourMeasurements
+from refusal_checks.behaviour_protocol import SWEEP_STRENGTHS
+from refusal_checks.calibration import DEFAULT_SEED
+from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.sae import SAE, SaeConfig
 from refusal_checks.sae_claims import TOP
 from refusal_checks.staged_claims import knob_sweep
@@ -77,21 +81,21 @@ class SaeSteeringScenario(BehaviourScenario):
     CLAIM_IDS: ClassVar[tuple[str, ...]] = CLAIM_IDS
 
 
-def verdict(design: Any, axis: str, *, seed: int = cal.DEFAULT_SEED,
+def verdict(design: Any, axis: str, *, seed: int = DEFAULT_SEED,
             n_boot: int = 500) -> Verdict:
     """The claim's verdict on one world, measured as the claim's fixtures measure."""
-    from refusal_checks.staged_calibration import staged_probes
+    from refusal_checks.behaviour_measurements import staged_probes
     from refusal_checks.worlds import PlantedBackend, collection
 
     backend = PlantedBackend(design)
-    m = cal.BehaviourMeasurements(backend, collection(design), seed=seed)
+    m = BehaviourMeasurements(backend, collection(design), seed=seed)
     steering = sae_steering.sae_steering(sae_steering.steering_inputs(
         m.acts, m.collection, planted_sae(backend, axis), seed=seed, n_boot=n_boot))
 
     def sweep(directions: Mapping[str, np.ndarray], harmful: Sequence[Any],
               benign: Sequence[Any]) -> Any:
         return knob_sweep(m.score, directions, harmful, benign, layer=m.layer,
-                          reference_norm=m.reference_norm, strengths=cal.SWEEP_STRENGTHS)
+                          reference_norm=m.reference_norm, strengths=SWEEP_STRENGTHS)
 
     def categories(harmful: list, benign: list) -> Any:
         return sweep(m.train_directions, harmful, benign)
@@ -127,12 +131,12 @@ def judge_world(scenario: str, seed: int) -> dict[str, tuple[str, float]]:
 def run_sae_steering(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
                      jobs: int = 1) -> dict[str, dict[str, Any]]:
     """Judge ``worlds`` seeded replicates of each scenario -> scenario -> claim -> Tally."""
-    return cal.tally_worlds(judge_world, SAE_STEERING_SCENARIOS, list(scenarios), worlds,
+    return tally_worlds(judge_world, SAE_STEERING_SCENARIOS, list(scenarios), worlds,
                             claims=lambda name: SAE_STEERING_SCENARIOS[name].claims(),
                             kind="SAE steering", first_seed=first_seed, jobs=jobs,
                             chunksize=2)
 
 
 def table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """:func:`~refusal_checks.calibration.roles_table_lines` of the claim."""
+    """:func:`~refusal_checks.calibration_tally.roles_table_lines` of the claim."""
     return roles_table_lines(results, CLAIM_IDS, SAE_STEERING_SCENARIOS, widths=(26, 22))

@@ -1,10 +1,11 @@
 """Staged probes in known-answer worlds: the fixed and the staged design side by side.
 
-Each world of :data:`refusal_checks.calibration.BEHAVIOUR_SCENARIOS` is measured once
-(:class:`~refusal_checks.calibration.BehaviourMeasurements`, as ``fixtures/behaviour.py``
-measures) and judged twice: by the fixed design (the claim's verdict function on the
-fixed probe, ``calibration.BehaviourMeasurements.verdict``) and by the staged design
-(:mod:`refusal_checks.staged_claims` on the same world's staged probes, as the claims in
+Each world of :data:`refusal_checks.behaviour_calibration.BEHAVIOUR_SCENARIOS` is
+measured once (:class:`~refusal_checks.behaviour_measurements.BehaviourMeasurements`, as
+``fixtures/behaviour.py`` measures) and judged twice: by the fixed design (the claim's
+verdict function on the fixed probe, ``BehaviourMeasurements.verdict``) and by the staged
+design (:func:`~refusal_checks.behaviour_measurements.staged_verdict`:
+:mod:`refusal_checks.staged_claims` on the same world's staged probes, as the claims in
 ``claims/`` call it). ``calibration/run.py --staged`` prints the comparison.
 """
 
@@ -14,82 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from refusal_checks import calibration as cal
-from refusal_checks import staged_claims
-from refusal_checks.staged import StagedProbe
-from refusal_checks.verdict import Outcome, Verdict
-
-# The behavioural claims whose probes are staged (ablation-keeps-harmless-behaviour reads
-# every held-out harmless prompt already).
-STAGED_CLAIM_IDS = tuple(c for c in cal.BEHAVIOUR_CLAIM_IDS
-                         if c != "ablation-keeps-harmless-behaviour")
-
-
-def staged_probes(measured: cal.BehaviourMeasurements) -> tuple[StagedProbe, StagedProbe]:
-    """(category claims' probe, single-direction claims' probe), as the fixtures build them."""
-    collection = measured.collection
-    benign = collection.benign.split("test")
-    probe = StagedProbe.build({name: c.refuse.split("test")
-                               for name, c in collection.categories.items()}, benign,
-                              cal.PROBE_PER_CATEGORY, cal.PROBE_BENIGN)
-    arditi = StagedProbe.build({name: collection.categories[name].refuse.split("test")
-                                for name in measured.harmful_categories}, benign,
-                               cal.ARDITI_PER_CATEGORY, cal.ARDITI_BENIGN)
-    return probe, arditi
-
-
-_ARDITI = ("ablation-bypasses-refusal", "addition-induces-refusal",
-           "random-direction-does-not-bypass", "random-direction-does-not-induce")
-
-
-def _arditi_verdict(m: cal.BehaviourMeasurements, arditi: StagedProbe, claim: str,
-                    budget: int | None) -> Verdict:
-    """A single-direction claim on Arditi et al.'s selected direction, staged, or the
-    no-direction verdict (claims/test_single_direction.py)."""
-    from refusal_checks.arditi import no_direction, with_selection
-
-    s, b, seed = m.selection(), m.behaviour, m.seed
-    if not s.found:
-        return with_selection(no_direction(claim, s, b, seed), s)
-    if claim == "ablation-bypasses-refusal":
-        verdict = staged_claims.ablation_bypasses_refusal(m, arditi, s.direction, b,
-                                                          m.judge.name, budget=budget)
-    elif claim == "addition-induces-refusal":
-        verdict = staged_claims.addition_induces_refusal(m, arditi, s.layer, s.direction,
-                                                         s.reference_norm, b, m.judge.name,
-                                                         budget=budget)
-    elif claim == "random-direction-does-not-bypass":
-        verdict = staged_claims.random_direction_does_not_bypass(m, arditi, s.direction, b,
-                                                                 seed, budget=budget)
-    else:
-        verdict = staged_claims.random_direction_does_not_induce(
-            m, arditi, s.layer, s.direction, s.reference_norm, b, seed, budget=budget)
-    return with_selection(verdict, s)
-
-
-def staged_verdict(measured: cal.BehaviourMeasurements, claim: str,
-                   budget: int | None = None) -> Verdict:
-    """The staged verdict of one claim, as its test in ``claims/`` computes it."""
-    probe, arditi = staged_probes(measured)
-    m, b, seed = measured, measured.behaviour, measured.seed
-    if claim in _ARDITI:
-        return _arditi_verdict(measured, arditi, claim, budget)
-    if claim == "shared-knob":
-        def sweep(harmful: Sequence[Any], benign: Sequence[Any]) -> Any:
-            return staged_claims.knob_sweep(m.score, m.train_directions, harmful, benign,
-                                            layer=m.layer, reference_norm=m.reference_norm,
-                                            strengths=cal.SWEEP_STRENGTHS)
-
-        return staged_claims.shared_knob(sweep, probe, m.harmful_categories, m.agreement(), b,
-                                         seed, budget=budget)
-    if claim == "ablation-lowers-category-refusal":
-        return staged_claims.ablation_lowers_category_refusal(
-            m, probe, m.train_directions, m.agreement(), b, seed, budget=budget)
-    if claim == "ablation-is-category-selective":
-        return staged_claims.ablation_is_category_selective(
-            m, probe, m.train_directions, m.agreement(), b, seed, budget=budget)
-    raise ValueError(f"no staged probe for claim {claim!r}. Staged: "
-                     f"{', '.join(STAGED_CLAIM_IDS)}.")
+from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS
+from refusal_checks.behaviour_measurements import (STAGED_CLAIM_IDS, BehaviourMeasurements,
+                                                   staged_verdict)
+from refusal_checks.calibration_tally import pct
+from refusal_checks.verdict import Outcome
 
 
 def judge_both(scenario: str, seed: int, claims: Sequence[str] | None = None
@@ -98,9 +28,9 @@ def judge_both(scenario: str, seed: int, claims: Sequence[str] | None = None
     "prompts": the staged probe's size at the last look, "fixed_prompts": stage 1's}."""
     from refusal_checks.worlds import PlantedBackend, collection
 
-    chosen = cal.BEHAVIOUR_SCENARIOS[scenario]
+    chosen = BEHAVIOUR_SCENARIOS[scenario]
     design = chosen.design.with_seed(seed)
-    measured = cal.BehaviourMeasurements(PlantedBackend(design), collection(design))
+    measured = BehaviourMeasurements(PlantedBackend(design), collection(design))
     out = {}
     for claim in chosen.claims():
         if claim not in STAGED_CLAIM_IDS or (claims is not None and claim not in claims):
@@ -150,10 +80,10 @@ def run_comparison(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1
                    ) -> dict[str, dict[str, Comparison]]:
     """scenario -> claim -> :class:`Comparison` over ``worlds`` seeded worlds."""
     names = list(scenarios)
-    unknown = [n for n in names if n not in cal.BEHAVIOUR_SCENARIOS]
+    unknown = [n for n in names if n not in BEHAVIOUR_SCENARIOS]
     if unknown:
         raise ValueError(f"unknown behaviour scenarios {unknown}. Known: "
-                         f"{', '.join(cal.BEHAVIOUR_SCENARIOS)}.")
+                         f"{', '.join(BEHAVIOUR_SCENARIOS)}.")
     tasks = [(name, first_seed + i, tuple(only) if only else None)
              for name in names for i in range(worlds)]
     if jobs > 1:
@@ -174,7 +104,6 @@ def comparison_lines(results: Mapping[str, Mapping[str, Comparison]]) -> list[st
     """One row per (claim, scenario): role, worlds, SUPPORTED and REFUTED of the fixed and
     the staged design (95% Wilson intervals for SUPPORTED), the looks reached and the mean
     probe size against the fixed one."""
-    from refusal_checks.known_answers import pct
 
     def rate(counts: Mapping[str, int], outcome: Outcome, n: int) -> tuple[float, float, float]:
         from refusal_checks.stats import wilson_interval
@@ -190,7 +119,7 @@ def comparison_lines(results: Mapping[str, Mapping[str, Comparison]]) -> list[st
              for name, rows in results.items() if claim in rows]
     lines = [header, "-" * len(header)]
     for claim, name, c in cells:
-        role = cal.BEHAVIOUR_SCENARIOS[name].role(claim) or ""
+        role = BEHAVIOUR_SCENARIOS[name].role(claim) or ""
         refuted = [100 * counts.get("refuted", 0) / c.n for counts in (c.fixed, c.staged)]
         stages = "/".join(f"{100 * c.stages.get(k, 0) / c.n:.0f}" for k in (1, 2, 3))
         lines.append(f"{claim:34} {role:6} {name:20} {c.n:4}  "

@@ -5,9 +5,9 @@ the claim's own verdict function in :mod:`refusal_checks.behaviour_direction`,
 :mod:`refusal_checks.behaviour_categories` or :mod:`refusal_checks.cross_ablation` at the
 per-look level, and returns the last look's verdict. ``claims/test_single_direction.py``
 and ``claims/test_category_steering.py`` call them with the ``measure`` fixture;
-:mod:`refusal_checks.staged_calibration` with
-:class:`~refusal_checks.calibration.BehaviourMeasurements`, so a claim and its calibration
-measure alike.
+:func:`refusal_checks.behaviour_measurements.staged_verdict` with
+:class:`~refusal_checks.behaviour_measurements.BehaviourMeasurements`, so a claim and its
+calibration measure alike.
 
 ``measure`` is anything with ``refused(prompts, intervention=None)`` (judged replies, one
 bool per prompt) and ``score(prompts, intervention=None)`` (cheap refusal score per

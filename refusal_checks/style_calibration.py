@@ -24,15 +24,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refusal_checks.calibration import (
-    BUNDLED_NAMES,
-    DEFAULT_SEED,
-    REPLY_TOKENS,
-    BehaviourMeasurements,
-    BehaviourScenario,
-    roles_table_lines,
-    tally_worlds,
-)
+from refusal_checks.behaviour_calibration import BUNDLED_NAMES, BehaviourScenario
+from refusal_checks.behaviour_measurements import BehaviourMeasurements
+from refusal_checks.behaviour_protocol import REPLY_TOKENS, train_rows
+from refusal_checks.calibration import DEFAULT_SEED
+from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.style import style_control, style_data
 from refusal_checks.style_steering import (
     MIN_REFUSALS,
@@ -128,10 +124,10 @@ class StyleMeasurements:
             search_prompts=[t for p in self.search for t in p.texts], prompts=self.prompts)
         self.data = style_data(self.steered, encoder, seed=seed, compact=compact)
         self.categories = control_categories(self.steered)
-        rows = {c: _train_rows(collection.categories[c].refuse) for c in self.categories}
+        rows = {c: train_rows(collection.categories[c].refuse) for c in self.categories}
         self.halves, strengths = control_halves(
             self.steered, self.categories, m.acts.refuse, rows, m.acts.benign,
-            _train_rows(collection.benign), seed=seed)
+            train_rows(collection.benign), seed=seed)
         self.half_replies = fixed_strength_replies(self.answer, self.halves, strengths,
                                                    make, prompts=self.prompts)
         self.control = style_control(self.half_replies, self.categories, encoder,
@@ -150,11 +146,6 @@ class StyleMeasurements:
             refused.append(np.asarray(r, bool))
             texts += list(t)
         return np.concatenate(refused), texts
-
-
-def _train_rows(prompts: Any) -> np.ndarray:
-    index = {text: i for i, text in enumerate(prompts.texts)}
-    return np.array([index[t] for t in prompts.split("train").texts], dtype=int)
 
 
 def _no_verdict(statistic: str, comparison: str, n: int, reason: str) -> Verdict:
@@ -297,7 +288,7 @@ def judge_style_world(scenario: str | StyleScenario, seed: int,
 def run_style(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1, jobs: int = 1,
               encoder: Any = None) -> dict[str, dict[str, Any]]:
     """Judge ``worlds`` seeded replicates of each style scenario -> scenario -> claim ->
-    :class:`~refusal_checks.known_answers.Tally` (every style claim; the table marks the
+    :class:`~refusal_checks.calibration_tally.Tally` (every style claim; the table marks the
     roles). World seeds are ``first_seed, first_seed + 1, ...`` in every scenario.
     """
     return tally_worlds(judge_style_world, STYLE_SCENARIOS, list(scenarios), worlds,
@@ -307,5 +298,5 @@ def run_style(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1, job
 
 
 def style_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """:func:`~refusal_checks.calibration.roles_table_lines` of the style claims."""
+    """:func:`~refusal_checks.calibration_tally.roles_table_lines` of the style claims."""
     return roles_table_lines(results, STYLE_CLAIM_IDS, STYLE_SCENARIOS, widths=(28, 17))

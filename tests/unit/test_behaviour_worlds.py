@@ -2,7 +2,7 @@
 
 Worlds are drawn by hypothesis (refusal signal, seed, and the planted behaviour: how far an
 ablation or an added vector reaches the refusal readout, two steering knobs, ...), measured
-as fixtures/behaviour.py measures (refusal_checks.calibration.BehaviourMeasurements) and
+as fixtures/behaviour.py measures (refusal_checks.behaviour_measurements.BehaviourMeasurements) and
 judged by the claims' own verdict functions. Few examples keep the file fast; the rates
 over 200 worlds per scenario come from ``calibration/run.py --behaviour``.
 """
@@ -15,7 +15,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import calibration
+from refusal_checks.behaviour_calibration import (BUNDLED_NAMES, COCONOT_LIKE, behaviour_design,
+                                                  exact_half_offsets)
+from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.synthetic import SyntheticBackend, World
 from refusal_checks.verdict import Outcome
@@ -23,24 +25,24 @@ from refusal_checks.worlds import Design, PlantedBackend, behaviour_designs, col
 
 FEW = settings(max_examples=4, deadline=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow])
-NAMES = calibration.BUNDLED_NAMES
+NAMES = BUNDLED_NAMES
 
 
 def _verdicts(design: Design, claims):
-    return calibration.behaviour_verdicts(PlantedBackend(design), collection(design), claims)
+    return behaviour_verdicts(PlantedBackend(design), collection(design), claims)
 
 
 @FEW
 @given(behaviour_designs(names=NAMES, signal=0.0, cos=st.sampled_from([0.0, 1.0])))
 def test_a_world_that_never_refuses_supports_no_behavioural_claim(design):
-    verdicts = _verdicts(design, calibration.BEHAVIOUR_CLAIM_IDS)
+    verdicts = _verdicts(design, BEHAVIOUR_CLAIM_IDS)
     assert all(v.outcome is Outcome.INCONCLUSIVE for v in verdicts.values()), \
         [v.line() for v in verdicts.values()]
 
 
 @FEW
 @given(behaviour_designs(names=NAMES, signal=st.floats(1.5, 2.0),
-                         knob_cos=st.floats(0.3, 0.45), knob_b=calibration.COCONOT_LIKE,
+                         knob_cos=st.floats(0.3, 0.45), knob_b=COCONOT_LIKE,
                          benign_readout="over_refusal"))
 def test_knobs_planted_to_differ_by_more_than_the_margin_are_never_one_knob(design):
     """Planted paths differ by 0.17-0.40 (> PATH_MARGIN 0.15) at these settings."""
@@ -85,7 +87,7 @@ def test_planted_backend_at_default_extras_decides_as_the_synthetic_backend(seed
 
 
 def test_exact_half_offsets_put_the_kept_and_induced_rates_at_one_half():
-    ablate, steer = calibration.exact_half_offsets(signal=4.0)
+    ablate, steer = exact_half_offsets(signal=4.0)
     z = np.random.default_rng(0).standard_normal(2_000_000)
     t = SyntheticBackend.REFUSAL_THRESHOLD
     refused = 4.0 + z > t
@@ -96,7 +98,7 @@ def test_exact_half_offsets_put_the_kept_and_induced_rates_at_one_half():
 
 
 def test_an_unablatable_category_keeps_its_refusal_rate_but_not_its_prompts():
-    design = calibration.behaviour_design(unablatable=1).with_seed(5)
+    design = behaviour_design(unablatable=1).with_seed(5)
     backend = PlantedBackend(design)
     prompts = collection(design).categories[NAMES[-1]].refuse
     before = backend.decision_scores(prompts)

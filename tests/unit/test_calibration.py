@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from refusal_checks import calibration, plugin
+from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS, BUNDLED_NAMES
+from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
+from refusal_checks.behaviour_protocol import DEFAULT_POSITION
 from refusal_checks.activations import collect, paper_layer
 from refusal_checks.behaviour import observe_refusals
 from refusal_checks.behaviour_control import REPLY_TOKENS
@@ -43,6 +46,7 @@ def test_defaults_are_the_claims_defaults(pytester: pytest.Pytester) -> None:
     config = pytester.parseconfig()
     assert config.getoption(plugin.SEED) == calibration.DEFAULT_SEED
     assert config.getoption(plugin.BOOTSTRAP) == calibration.DEFAULT_BOOTSTRAP
+    assert config.getoption(plugin.POSITION) == DEFAULT_POSITION
 
 
 def test_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
@@ -134,17 +138,9 @@ def test_run_rejects_unknown_names_and_lists_the_known_ones() -> None:
 BEHAVIOUR_QUICK_WORLDS = 4
 
 
-def test_behaviour_measurements_use_the_fixtures_settings():
-    from fixtures import behaviour
-
-    assert calibration.HARMFUL_CATEGORIES == behaviour.HARMFUL_CATEGORIES
-    assert calibration.PROBE_PER_CATEGORY == behaviour.PROBE_PER_CATEGORY
-    assert calibration.PROBE_BENIGN == behaviour.PROBE_BENIGN
-    assert calibration.REPLY_TOKENS == behaviour.REPLY_TOKENS
-    assert calibration.ARDITI_PER_CATEGORY == behaviour.ARDITI_PER_CATEGORY
-    assert calibration.ARDITI_BENIGN == behaviour.ARDITI_BENIGN
-    assert calibration.SWEEP_STRENGTHS == behaviour.SWEEP_STRENGTHS
-    assert calibration.BUNDLED_NAMES == tuple(bundled().categories)
+def test_behaviour_worlds_have_the_bundled_categories():
+    """Planted worlds read probes as large as the bundled prompts give the claims."""
+    assert BUNDLED_NAMES == tuple(bundled().categories)
 
 
 def test_behaviour_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
@@ -158,8 +154,8 @@ def test_behaviour_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path
     assert report.is_file(), done.stdout + done.stderr
     recorded = {v["claim"]: Verdict.from_dict(v)
                 for v in json.loads(report.read_text())["verdicts"]}
-    computed = calibration.behaviour_verdicts(SyntheticBackend.from_spec(spec), bundled())
-    assert set(recorded) == set(calibration.BEHAVIOUR_CLAIM_IDS)
+    computed = behaviour_verdicts(SyntheticBackend.from_spec(spec), bundled())
+    assert set(recorded) == set(BEHAVIOUR_CLAIM_IDS)
     for claim, verdict in computed.items():
         theirs = recorded[claim]
         assert (verdict.outcome, verdict.statistic, verdict.n, verdict.threshold,
@@ -181,7 +177,7 @@ def test_quick_behaviour_run_supports_planted_effects_and_never_a_null(tmp_path:
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())["results"]
     for name in scenarios:
-        scenario = calibration.BEHAVIOUR_SCENARIOS[name]
+        scenario = BEHAVIOUR_SCENARIOS[name]
         for claim, tally in results[name].items():
             assert tally["n"] == BEHAVIOUR_QUICK_WORLDS
             supported = tally["counts"].get("supported", 0)
@@ -200,5 +196,4 @@ def test_behaviour_run_rejects_unknown_scenarios_and_lists_the_known_ones() -> N
 
 def test_behaviour_verdicts_reject_unknown_claim_ids() -> None:
     with pytest.raises(ValueError, match="Known: ablation-bypasses-refusal"):
-        calibration.behaviour_verdicts(SyntheticBackend.from_spec("shared"), bundled(),
-                                       ["bypass"])
+        behaviour_verdicts(SyntheticBackend.from_spec("shared"), bundled(), ["bypass"])

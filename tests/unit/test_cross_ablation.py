@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import calibration
+from refusal_checks.behaviour_calibration import judge_behaviour_world
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.cross_ablation import (SELECTIVE_MARGIN, CrossAblation,
                                            ablation_is_category_selective, selectivity)
@@ -102,5 +102,5 @@ def test_quick_calibration_subset(scenario: str, supported: bool) -> None:
     """Three worlds of each (calibration/README.md has 200 each)."""
     claim = "ablation-is-category-selective"
     for seed in (1, 2, 3):
-        outcome, estimate = calibration.judge_behaviour_world(scenario, seed, [claim])[claim]
+        outcome, estimate = judge_behaviour_world(scenario, seed, [claim])[claim]
         assert (outcome == "supported") == supported, (scenario, seed, outcome, estimate)

@@ -179,7 +179,7 @@ def test_calibration_verdicts_equal_the_claims_verdicts(tmp_path: Path) -> None:
     acts = collect(backend, prompts, position=-2, cache=None).at_layer(
         paper_layer(backend.n_layers))
     behaviour = observe_refusals(backend, prompts, seed=calibration.DEFAULT_SEED)
-    harmful = ["safety_core", "crime_assistance"]  # fixtures/behaviour.HARMFUL_CATEGORIES
+    harmful = ["safety_core", "crime_assistance"]  # behaviour_protocol.HARMFUL_CATEGORIES
 
     def verdicts(prompt_set):
         return judged(backend, prompt_set, SubstringJudge(), None, None,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from refusal_checks import arditi
-from refusal_checks.calibration import HARMFUL_CATEGORIES, PLANTED_SITE, behaviour_design
+from refusal_checks.behaviour_calibration import PLANTED_SITE, behaviour_design
+from refusal_checks.behaviour_protocol import HARMFUL_CATEGORIES
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.selection import (Candidate, candidate_layers, choose, judge_candidate,
                                       select_direction)
@@ -94,7 +95,7 @@ def test_prompts_are_filtered_by_behaviour_and_disjoint_from_each_other_and_the_
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_direction_planted_at_one_site_is_found_and_every_claim_is_supported(seed):
-    from refusal_checks.calibration import judge_behaviour_world
+    from refusal_checks.behaviour_calibration import judge_behaviour_world
 
     selection, _ = _select(seed, planted_site=PLANTED_SITE, benign_shift=2.0)
     assert (selection.layer, selection.position) == PLANTED_SITE
