@@ -32,7 +32,7 @@ from refusal_checks.judge_eval import (
     LABELS, LabelledCompletions, agreement, agreement_table, class_table, evaluate_classes,
     read_labelled_completions,
 )
-from refusal_checks.judges import JUDGES, load_judge
+from refusal_checks.judge_registry import JUDGES, load_judge
 
 XSTEST = Path("datasets/xstest_labelled/xstest_v2_completions_mistralinstruct.csv")
 

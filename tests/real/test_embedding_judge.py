@@ -22,7 +22,8 @@ from refusal_checks.judge_eval import (
     CLASS_OF_LABEL, Agreement, ClassAgreement, LabelledCompletions, agreement, class_agreement,
     read_labelled_completions,
 )
-from refusal_checks.judges import SubstringJudge, load_judge
+from refusal_checks.judge_registry import load_judge
+from refusal_checks.judges import SubstringJudge
 
 pytestmark = pytest.mark.real
 

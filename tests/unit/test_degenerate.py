@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from refusal_checks import degenerate
 from refusal_checks.degenerate import broken, broken_reason, non_latin_share, repeated_ngram_share
+from refusal_checks.judge_registry import load_judge
 from refusal_checks.judges import (
-    CLASSES, ClassifyingJudge, SubstringJudge, as_refused, classify, load_judge, with_broken,
+    CLASSES, ClassifyingJudge, SubstringJudge, as_refused, classify, with_broken,
 )
 
 PLAIN = [

@@ -19,9 +19,8 @@ from refusal_checks.errors import RefusalChecksError
 from refusal_checks.judge_eval import (
     LabelledFileError, agreement, agreement_table, evaluate_judge, read_labelled_completions,
 )
-from refusal_checks.judges import (
-    JUDGES, Judge, JudgeUnavailableError, SubstringJudge, UnknownJudgeError, load_judge,
-)
+from refusal_checks.judge_registry import JUDGES, load_judge
+from refusal_checks.judges import Judge, JudgeUnavailableError, SubstringJudge, UnknownJudgeError
 from refusal_checks.stats import wilson_interval
 
 HEADER = "id,type,prompt,completion,annotation_1,annotation_2,agreement,final_label\n"
