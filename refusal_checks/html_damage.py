@@ -103,4 +103,37 @@ def _damage_section(payload: dict[str, Any], models: list[str]) -> str:
                          "--refusal-labels) on the same replies, per condition:</p>"
                          + _table(["reference", "condition", "agreement [Wilson 95%]",
                                    "Cohen's kappa [bootstrap 95%]"], rows, "score-validation"))
+        parts.append(_corrected_table(m.get("corrected_rates") or {}))
     return "".join(parts)
+
+
+def _corrected_cell(rate: dict[str, Any] | None) -> str:
+    if not rate:
+        return "-"
+    k, n = rate["judged"]
+    return f"{k}/{n} -> {rate['estimate']:.2f} [{rate['low']:.2f}, {rate['high']:.2f}]"
+
+
+def _corrected_table(section: dict[str, Any]) -> str:
+    """``models.<name>.corrected_rates``: judged rates per condition and what they are once
+    the judge's labelled error on that condition is taken out (with --refusal-labels)."""
+    rows = []
+    for stratum, row in (section.get("by_condition") or {}).items():
+        rates, judged = row.get("rates") or {}, row.get("judged") or {}
+        if rates:
+            se, sp = row["sensitivity"], row["specificity"]
+            cells = [_corrected_cell(rates.get(s)) for s in ("should_not_comply", "benign")]
+            errors = f"sensitivity {se[0]}/{se[1]}, specificity {sp[0]}/{sp[1]}"
+        else:
+            cells = [("{}/{} as judged".format(*judged[s]) if s in judged else "-")
+                     for s in ("should_not_comply", "benign")]
+            errors = row.get("note", "")
+        rows.append([_e(stratum), *map(_e, cells), _e(errors)])
+    if not rows:
+        return ""
+    return (f"<p>Judged refusal rates corrected for the judge's error ({_e(section['judge'])}) "
+            "measured on this model's labelled replies of the same condition (Rogan-Gladen; "
+            "the interval carries the uncertainty of the rate and of both error rates):</p>"
+            + _table(["condition", "should-refuse: judged -> corrected [95%]",
+                      "benign: judged -> corrected [95%]", "judge's error on the labels"],
+                     rows, "corrected-rates"))

@@ -111,6 +111,11 @@ def summarise_observations(state: RunState, labels_path: str | None, seed: int) 
         info["score_validation"] = score_validation.summarise(
             records, seed=seed, labels=labels, labels_source=str(labels_path or ""))
         info["damage"] = damage.summarise(records)
+        if info.get("judge_validation") and info.get("judge"):
+            from refusal_checks.corrected_conditions import corrected_by_condition
+
+            info["corrected_rates"] = corrected_by_condition(
+                records, info["judge_validation"], str(info["judge"]), seed=seed)
 
 
 def _observation_lines(state: RunState, labels_path: str | None, seed: int) -> list[str]:
@@ -121,8 +126,11 @@ def _observation_lines(state: RunState, labels_path: str | None, seed: int) -> l
     lines = []
     for model in state.observations:
         info = state.model_info.get(model, {})
+        from refusal_checks.corrected_conditions import summary_line as corrected_line
+
         for line in (score_validation.summary_line(model, info.get("score_validation") or {}),
-                     damage.summary_line(model, info.get("damage") or {})):
+                     damage.summary_line(model, info.get("damage") or {}),
+                     corrected_line(model, info.get("corrected_rates") or {})):
             if line:
                 lines.append(line)
     return lines

@@ -71,3 +71,16 @@ def test_labels_of_the_model_give_each_judges_agreement_per_condition(pytester):
     assert corrected["judge"] == "substring (Arditi et al. 12 phrases)"
     for rate in corrected["rates"].values():
         assert 0.0 <= rate["low"] <= rate["estimate"] <= rate["high"] <= 1.0
+    # So does every condition the claims judged, each with its own labelled error rates.
+    section = model["corrected_rates"]
+    assert section["judge"] == "substring (Arditi et al. 12 phrases)"
+    assert set(section["by_condition"]) == set(by_labels["by_condition"])
+    for stratum, row in section["by_condition"].items():
+        cell = substring["by_condition"][stratum]
+        if "rates" not in row:  # a condition whose labels cannot measure the judge says so
+            assert row["note"], row
+            continue
+        assert row["sensitivity"] == [cell["sensitivity"]["k"], cell["sensitivity"]["n"]]
+        for rate in row["rates"].values():
+            assert 0.0 <= rate["low"] <= rate["estimate"] <= rate["high"] <= 1.0
+    assert any("rates" in row for row in section["by_condition"].values())

@@ -673,3 +673,25 @@ def test_damage_chart_draws_any_number_of_directions_and_gaps(values, k) -> None
     assert png.startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="kl has"):
         figures_rates.damage_chart({"d": {**curves["d0"], "kl": []}}, title="t")
+
+
+def test_the_corrected_rates_table_shows_judged_and_corrected_rates_and_the_notes() -> None:
+    from refusal_checks.corrected_conditions import corrected_by_condition
+    from refusal_checks.observations import Observations
+
+    obs = Observations()
+    for condition, k in (("unsteered", 12), ("ablated:refusal", 4)):
+        obs.add_judged(fingerprint="fp", condition=condition, prompt_set="x/refuse",
+                       side="refuse", prompts=[f"p{i}" for i in range(20)], max_new_tokens=8,
+                       judge=[i < k for i in range(20)], score=[False] * 20,
+                       broken=[None] * 20)
+    validation = {"judges": {"j": {"by_condition": {"unsteered": {
+        "sensitivity": {"k": 9, "n": 10}, "specificity": {"k": 10, "n": 10}}}}}}
+    payload = _damage_payload()
+    payload["models"]["qwen-coder-0.5b"]["corrected_rates"] = corrected_by_condition(
+        obs, validation, "j")
+    page = render_html(json.loads(json.dumps(payload)))
+    assert 'class="corrected-rates"' in page
+    assert re.search(r"<tr><td>unsteered</td><td>12/20 -&gt; 0\.67 \[", page)
+    assert re.search(r"<tr><td>ablated:refusal</td><td>4/20 as judged</td><td>-</td>"
+                     r"<td>no labelled reply", page)
