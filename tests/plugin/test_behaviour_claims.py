@@ -177,3 +177,25 @@ def test_the_report_has_the_score_per_condition_and_the_damage_axis(pytester):
     assert 'id="damage"' in html
     assert f'alt="damage vs steering strength, {DAMAGE_WORLD}"' in html
     assert "score-validation" in html
+
+
+def test_shared_knob_checks_the_score_on_each_directions_own_steered_replies(
+        pytester: pytest.Pytester) -> None:
+    """With the style claims selected, their replies steered along every category direction
+    are judged before the sweep, so shared-knob checks the cheap score on each direction's
+    own replies, not only on the unsteered ones (it ran first and saw none before)."""
+    copy_suite(pytester.path, per_category=48,
+               claim_files=("test_category_steering.py", "test_style.py"))
+    report = pytester.path / "report.json"
+    pytester.runpytest_subprocess(
+        "claims", "-k", "same_refusal_knob or rate_is_matched", "-p", "no:hypothesispytest",
+        "-p", "no:cacheprovider", "--model", "synthetic:distinct", "--refusal-prompts",
+        "prompts.jsonl", "--refusal-cache-dir", str(pytester.path / "cache"),
+        "--refusal-json", str(report), "--refusal-bootstrap", "100")
+    verdicts = {v["claim"]: v for v in json.loads(report.read_text())["verdicts"]}
+    assert set(verdicts) == {"shared-knob", "style-rate-matched"}
+    used = verdicts["shared-knob"]["details"]["score_agreement_used"]
+    assert used["basis"] == "unsteered and each direction's own steered replies", used
+    assert {tuple(g["conditions"]) for g in used["steered"]} == {
+        (f"steered:{c}",) for c in ("alpha", "beta", "gamma")}
+    assert all(not g["proxy"] and g["n"] >= used["min_n"] for g in used["steered"])
