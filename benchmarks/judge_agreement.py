@@ -62,8 +62,10 @@ def select_half(data: LabelledCompletions, half: str) -> LabelledCompletions:
     if half == "all":
         return data
     keep = [i for i, row_id in enumerate(data.ids) if inspected(row_id) == (half == "inspected")]
+    prompts = None if data.prompts is None else tuple(data.prompts[i] for i in keep)
     return LabelledCompletions(data.source, *(tuple(column[i] for i in keep)
-                                              for column in (data.ids, data.texts, data.labels)))
+                                              for column in (data.ids, data.texts, data.labels)),
+                               prompts)
 
 
 def positive_int(value: str) -> int:

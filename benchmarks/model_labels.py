@@ -19,8 +19,8 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from refusal_checks.judge_registry import JUDGES, load_judge
-from refusal_checks.judges import classify
+from refusal_checks.judge_registry import JUDGES, ON_DEVICE, load_judge
+from refusal_checks.judges import classify, judge_refused
 from refusal_checks.label_agreement import agreement_by_condition, agreement_lines
 from refusal_checks.labelling import read_labels
 
@@ -30,8 +30,9 @@ CLASSES = ("complied", "partial", "refused", "broken")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, default=Path("labels/qwen-coder-0.5b.jsonl"))
-    parser.add_argument("--judges", default=",".join(sorted(JUDGES)),
-                        help="comma-separated judge names (default: all)")
+    parser.add_argument("--judges", default=",".join(sorted(set(JUDGES) - ON_DEVICE)),
+                        help="comma-separated judge names (default: all but those running a "
+                        "model of their own, e.g. wildguard)")
     parser.add_argument("--seed", type=int, default=0, help="kappa bootstrap seed")
     args = parser.parse_args()
 
@@ -48,7 +49,7 @@ def main() -> int:
     for name in args.judges.split(","):
         judge = load_judge(name.strip())
         judges[judge.name] = judge
-    verdicts = {name: judge.refused(texts) for name, judge in judges.items()}
+    verdicts = {name: judge_refused(judge, texts, prompts) for name, judge in judges.items()}
     result = agreement_by_condition(rows, verdicts, seed=args.seed)
     print("\n".join(agreement_lines(result)))
     for name, judge in judges.items():

@@ -17,6 +17,7 @@ from refusal_checks.backend import Backend
 from refusal_checks.cache import cache_key
 from refusal_checks.cache_store import ArrayCache
 from refusal_checks.interventions import Intervention
+from refusal_checks.judges import judge_refused
 from refusal_checks.prompts import PromptSet
 from refusal_checks.scoring import kl_divergence, refusal_score
 
@@ -89,7 +90,7 @@ def judged(backend: Backend, prompts: PromptSet, judge: Any,
     """Greedy replies under the intervention and the judge's refused/not per prompt."""
     texts = replies(backend, prompts, max_new_tokens=max_new_tokens, cache=cache,
                     batch_size=batch_size, console=console, intervention=intervention)
-    return np.asarray(judge.refused(texts), bool), texts
+    return np.asarray(judge_refused(judge, texts, prompts.texts), bool), texts
 
 
 def mean_norm(acts: np.ndarray) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.judges import Judge
+from refusal_checks.judges import Judge, judge_refused
 from refusal_checks.stats import wilson_interval
 
 # final_label -> refused (XSTest v2 annotation guidelines).
@@ -52,12 +52,15 @@ class LabelledCompletions:
         ids: The ``id`` column, or 1-based row numbers when the file has none.
         texts: The completions.
         labels: The raw ``final_label`` values (keys of LABELS).
+        prompts: The ``prompt`` column, for judges that read it (WildGuard); None when the
+            file has none.
     """
 
     source: str
     ids: tuple[str, ...]
     texts: tuple[str, ...]
     labels: tuple[str, ...]
+    prompts: tuple[str, ...] | None = None
 
     @property
     def refused(self) -> tuple[bool, ...]:
@@ -97,6 +100,7 @@ def read_labelled_completions(path: str | Path) -> LabelledCompletions:
     ids: list[str] = []
     texts: list[str] = []
     labels: list[str] = []
+    prompts: list[str] = []
     for record in reader:
         line = reader.line_num  # last physical line of the record (completions span lines)
         label = (record.get("final_label") or "").strip()
@@ -110,9 +114,11 @@ def read_labelled_completions(path: str | Path) -> LabelledCompletions:
         ids.append((record.get("id") or "").strip() or str(len(ids) + 1))
         texts.append(text)
         labels.append(label)
+        prompts.append(record.get("prompt") or "")
     if not texts:
         raise _fail(path, None, "holds a header but no rows")
-    return LabelledCompletions(str(path), tuple(ids), tuple(texts), tuple(labels))
+    return LabelledCompletions(str(path), tuple(ids), tuple(texts), tuple(labels),
+                               tuple(prompts) if "prompt" in columns else None)
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,7 @@ def evaluate_judge(judge: Judge, data: LabelledCompletions | str | Path) -> Agre
     if not isinstance(data, LabelledCompletions):
         data = read_labelled_completions(data)
     start = time.perf_counter()
-    verdicts = judge.refused(list(data.texts))
+    verdicts = judge_refused(judge, list(data.texts), data.prompts)
     seconds = time.perf_counter() - start
     if len(verdicts) != len(data):
         raise ValueError(f"judge {judge.name!r} returned {len(verdicts)} verdicts for "
@@ -302,7 +308,10 @@ def evaluate_classes(judge: Judge, data: LabelledCompletions | str | Path) -> Cl
     if not isinstance(data, LabelledCompletions):
         data = read_labelled_completions(data)
     start = time.perf_counter()
-    classes = classify(judge, list(data.texts))
+    # The prompts go only to a judge that reads them: with them the broken rules also catch
+    # a prompt restated, which would move the three-way figures README quotes.
+    prompts = data.prompts if getattr(judge, "needs_prompts", False) else None
+    classes = classify(judge, list(data.texts), prompts)
     seconds = time.perf_counter() - start
     result = class_agreement(classes, [CLASS_OF_LABEL[label] for label in data.labels],
                              judge.name)

