@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
-from refusal_checks.report import _num
+from refusal_checks.report import estimate_text
 
 
 def _e(value: Any) -> str:
@@ -38,7 +38,7 @@ def _figure_or_note(make: Callable[[], bytes], alt: str, caption: str = "") -> s
 
 def _interval(record: dict[str, Any]) -> str:
     lo, hi = record["interval"]
-    return f"{_num(record['estimate'])} [{_num(lo)}, {_num(hi)}]"
+    return estimate_text(record["estimate"], lo, hi)
 
 
 def _models(payload: dict[str, Any]) -> list[str]:

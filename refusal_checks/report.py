@@ -23,6 +23,14 @@ def _num(x: Any) -> str:
     return f"{value:.3g}" if abs(value) >= 100 or (0 < abs(value) < 0.01) else f"{value:.2f}"
 
 
+def estimate_text(estimate: Any, low: Any, high: Any) -> str:
+    """``value [low, high]``, or ``not measured`` for a verdict that measured nothing
+    (e.g. a control with no selected direction to copy) rather than ``nan [nan, nan]``."""
+    if _num(estimate) == "nan":
+        return "not measured"
+    return f"{_num(estimate)} [{_num(low)}, {_num(high)}]"
+
+
 def rows(verdicts: list[dict[str, Any]]) -> list[list[str]]:
     """One row per verdict: claim, model, verdict, estimate [interval], threshold, n, paper."""
     table = []
@@ -35,7 +43,7 @@ def rows(verdicts: list[dict[str, Any]]) -> list[list[str]]:
                        f"{robust['same']}/{robust['checks']})"
         table.append([
             v.get("claim", "?"), v.get("model", "?"), verdict,
-            f"{_num(v['estimate'])} [{_num(lo)}, {_num(hi)}]",
+            estimate_text(v["estimate"], lo, hi),
             f"{v['comparison']} {_num(v['threshold'])}", str(v["n"]), v.get("paper", ""),
         ])
     return table

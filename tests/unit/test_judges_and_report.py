@@ -75,3 +75,14 @@ def test_each_verdict_says_which_protocol_produced_it():
     text = render_table([record], width=80)
     assert "distinct-directions: split-half cosine [protocol: paper's design; genre-confounded]" \
         in " ".join(text.split())
+
+
+def test_a_verdict_that_measured_nothing_reads_not_measured_not_nan() -> None:
+    from refusal_checks.report import estimate_text, rows
+
+    nothing = {"claim": "random-direction-does-not-bypass", "model": "m",
+               "outcome": "inconclusive", "estimate": float("nan"),
+               "interval": [float("nan"), float("nan")], "comparison": "<", "threshold": 0.2,
+               "n": 0}
+    assert rows([nothing])[0][3] == "not measured"
+    assert estimate_text(0.5, 0.25, 0.75) == "0.50 [0.25, 0.75]"
