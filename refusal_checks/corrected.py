@@ -60,6 +60,11 @@ class CorrectedRate:
     specificity: float
     undefined_share: float = 0.0
 
+    def record(self) -> dict[str, object]:
+        """The report's form: ``{"judged": [k, n], "estimate", "low", "high"}``."""
+        return {"judged": [self.k, self.n], "estimate": self.estimate, "low": self.low,
+                "high": self.high}
+
 
 def _jeffreys(rng: np.random.Generator, k: int, n: int, draws: int) -> np.ndarray:
     return rng.beta(k + 0.5, n - k + 0.5, size=draws)

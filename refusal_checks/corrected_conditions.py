@@ -80,20 +80,12 @@ def corrected_by_condition(observations: Observations, judge_validation: Mapping
         else:
             record["sensitivity"], record["specificity"] = list(errors[0]), list(errors[1])
             try:
-                record["rates"] = {side: _rate(k, n, errors, seed)
+                record["rates"] = {side: corrected_rate(k, n, *errors, seed=seed).record()
                                    for side, (k, n) in sides.items()}
             except CorrectionError as error:
-                record.pop("rates", None)
                 record["note"] = f"{error}; rates left as judged"
         out["by_condition"][stratum] = record
     return out
-
-
-def _rate(k: int, n: int, errors: tuple[tuple[int, int], tuple[int, int]], seed: int
-          ) -> dict[str, Any]:
-    result = corrected_rate(k, n, errors[0], errors[1], seed=seed)
-    return {"judged": [k, n], "estimate": result.estimate, "low": result.low,
-            "high": result.high}
 
 
 def summary_line(model: str, section: Mapping[str, Any]) -> str | None:

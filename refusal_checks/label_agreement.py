@@ -203,6 +203,5 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
             result = corrected_rate(k, n, se, sp, seed=seed)
         except CorrectionError as error:
             return {"note": str(error), "sensitivity": list(se), "specificity": list(sp)}
-        out["rates"][name] = {"judged": [k, n], "estimate": result.estimate,
-                              "low": result.low, "high": result.high}
+        out["rates"][name] = result.record()
     return out

@@ -45,11 +45,15 @@ def test_a_rootdir_the_user_gives_is_kept(tmp_path: Path) -> None:
         assert args[-len(given):] == given
 
 
-def test_no_project_marker_means_the_working_folder(tmp_path: Path) -> None:
+def test_no_project_marker_means_the_working_folder(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # A marker no folder has: the search climbs to the filesystem root and finds nothing.
+    monkeypatch.setattr(runner, "ROOT_MARKERS", ("no-project-has-this-marker.toml",))
     lonely = tmp_path / "a" / "b"
     lonely.mkdir(parents=True)
-    found = runner.project_root(lonely)
-    assert found == lonely or any((found / m).exists() for m in runner.ROOT_MARKERS)
+    assert runner.project_root(lonely) == lonely
+    (tmp_path / "a" / "no-project-has-this-marker.toml").write_text("")
+    assert runner.project_root(lonely) == tmp_path / "a"
 
 
 def test_every_package_of_refusal_checks_is_in_the_wheels_list() -> None:
