@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks import cost
-from refusal_checks.backend import Backend
+from refusal_checks.backend import Backend, FirstLogprobs
 from refusal_checks.cache import cache_key
 from refusal_checks.cache_store import ArrayCache
 from refusal_checks.interventions import Intervention
@@ -200,11 +200,14 @@ def replies(
     batch_size: int = 16,
     console: Any | None = None,
     intervention: Intervention | None = None,
+    first_logprobs: FirstLogprobs | None = None,
 ) -> list[str]:
     """Greedy replies (steered or ablated when an intervention is given), cached as JSON.
 
     The key names the intervention's kind, layer and the sha256 of its vector, so a
     different strength or direction can never be served from another's entry.
+    ``first_logprobs`` is handed to the backend for the batches it generates (none when
+    the replies are served from the cache).
     """
     parts: dict[str, Any] = dict(
         kind="replies", model=backend.fingerprint, dtype=backend.dtype,
@@ -222,11 +225,15 @@ def replies(
             return list(hit)
 
     def compute(sub: PromptSet, progress: Any) -> list[str]:
-        if intervention is None:
-            return backend.generate(sub, max_new_tokens, batch_size=batch_size,
-                                    progress=progress)
-        return backend.generate(sub, max_new_tokens, intervention=intervention,
-                                batch_size=batch_size, progress=progress)
+        # Only the arguments asked for: a backend written to the protocol's older form
+        # (no intervention, no first_logprobs) keeps working where they are not used.
+        extra: dict[str, Any] = {}
+        if intervention is not None:
+            extra["intervention"] = intervention
+        if first_logprobs is not None:
+            extra["first_logprobs"] = first_logprobs
+        return backend.generate(sub, max_new_tokens, batch_size=batch_size,
+                                progress=progress, **extra)
 
     with _Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
         if cache is None:

@@ -16,10 +16,14 @@ from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Intervention
 from refusal_checks.prompt_sets import PromptSet
 
-__all__ = ["Backend", "BackendError", "ProgressCallback", "check_layers", "check_positions"]
+__all__ = ["Backend", "BackendError", "FirstLogprobs", "ProgressCallback", "check_layers",
+           "check_positions"]
 
 # Called after each batch with (prompts done, prompts total).
 ProgressCallback = Callable[[int, int], None]
+# Called after each generated batch with (its prompt texts, their first reply token's
+# log-probabilities, float32 ``(prompt, vocab)``): the prompt pass generation computed anyway.
+FirstLogprobs = Callable[[Sequence[str], np.ndarray], None]
 
 
 @runtime_checkable
@@ -104,9 +108,16 @@ class Backend(Protocol):
         intervention: Intervention | None = None,
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
+        first_logprobs: FirstLogprobs | None = None,
     ) -> list[str]:
         """Greedy replies to the prompts (new text only), with ``intervention`` applied at
-        every step when one is given."""
+        every step when one is given.
+
+        ``first_logprobs``, when given, is called per batch with the log-probabilities of
+        the first reply token (what :meth:`last_logprobs` returns under the same
+        intervention, taken from the generation's own prompt pass). A backend may skip the
+        call (NDIF does); callers then compute them with :meth:`last_logprobs`.
+        """
         ...
 
 

@@ -67,7 +67,8 @@ class BaseLogprobs:
 
 def scores_and_kl(backend: Any, prompts: Any, token_ids: Sequence[int], intervention: Any,
                   cache: ArrayCache | None, batch_size: int = 16,
-                  base: BaseLogprobs | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                  base: BaseLogprobs | None = None, first: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
     """The cheap refusal score per prompt, and under an edit of benign prompts also the KL.
 
     Unedited or should-refuse prompts: exactly :func:`refusal_checks.effects.scores`, KL None.
@@ -75,9 +76,14 @@ def scores_and_kl(backend: Any, prompts: Any, token_ids: Sequence[int], interven
     for both the score and ``KL(unedited || edited)``; both are cached under the keys of
     :func:`~refusal_checks.effects.scores` and :func:`~refusal_checks.effects.kl`, so a warm
     run computes nothing and the two functions serve each other's entries.
+
+    ``first``: the edited log-probabilities, when the generation of the judged replies
+    already computed them (:class:`refusal_checks.effects.FirstStep`); no edited forward
+    pass runs then.
     """
     if intervention is None or prompts.side == "refuse":
-        return scores(backend, prompts, token_ids, intervention, cache, batch_size), None
+        return scores(backend, prompts, token_ids, intervention, cache, batch_size,
+                      logprobs=first), None
     base = base if base is not None else BaseLogprobs(1)
     n = len(prompts)
     keys = (score_key(backend, prompts, token_ids, intervention),
@@ -87,8 +93,9 @@ def scores_and_kl(backend: Any, prompts: Any, token_ids: Sequence[int], interven
     if hits == 2:
         cost.note(hits=2)
         return found[0], found[1]
-    edited = backend.last_logprobs(prompts, intervention=intervention, batch_size=batch_size)
-    passes = 1
+    edited = first if first is not None else backend.last_logprobs(
+        prompts, intervention=intervention, batch_size=batch_size)
+    passes = int(first is None)
     value, kl = found
     if value is None:
         value = refusal_score(edited, token_ids)

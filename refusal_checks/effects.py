@@ -44,16 +44,44 @@ def kl_key(backend: Backend, prompts: PromptSet, intervention: Intervention) -> 
 
 def scores(backend: Backend, prompts: PromptSet, token_ids: Sequence[int],
            intervention: Intervention | None, cache: ArrayCache | None,
-           batch_size: int = 16) -> np.ndarray:
-    """Cheap refusal score (log-odds of a refusal opening) per prompt, ``(prompt,)``."""
+           batch_size: int = 16, logprobs: np.ndarray | None = None) -> np.ndarray:
+    """Cheap refusal score (log-odds of a refusal opening) per prompt, ``(prompt,)``.
+
+    ``logprobs``: the first reply token's log-probabilities under ``intervention``, when a
+    generation already computed them (:class:`FirstStep`); otherwise one forward pass.
+    """
     key = score_key(backend, prompts, token_ids, intervention)
 
     def compute() -> np.ndarray:
-        logprobs = backend.last_logprobs(prompts, intervention=intervention,
-                                         batch_size=batch_size)
-        return refusal_score(logprobs, token_ids)
+        found = logprobs if logprobs is not None else backend.last_logprobs(
+            prompts, intervention=intervention, batch_size=batch_size)
+        return refusal_score(found, token_ids)
 
-    return _cached(cache, key, compute, prompts, "refusal_score")
+    return _cached(cache, key, compute, prompts, "refusal_score",
+                   passes=0 if logprobs is not None else 1)
+
+
+class FirstStep:
+    """The first reply token's log-probabilities a generation computed, by prompt text.
+
+    Handed to :func:`refusal_checks.activations.replies` as ``first_logprobs``; :meth:`of`
+    gives them back for a prompt set, so the cheap score of judged replies reuses the
+    generation's prompt pass instead of forwarding every prompt again.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str], values: np.ndarray) -> None:
+        for text, row in zip(texts, values):
+            self.rows[text] = row
+
+    def of(self, prompts: PromptSet) -> np.ndarray | None:
+        """``(prompt, vocab)`` for every prompt of the set, or None when any is missing
+        (replies served from the cache, or a backend that does not report them)."""
+        if not prompts.texts or any(t not in self.rows for t in prompts.texts):
+            return None
+        return np.stack([self.rows[t] for t in prompts.texts])
 
 
 def kl(backend: Backend, prompts: PromptSet, intervention: Intervention,
@@ -85,11 +113,13 @@ def _cached(cache: ArrayCache | None, key: str, compute: Any, prompts: PromptSet
 
 def judged(backend: Backend, prompts: PromptSet, judge: Any,
            intervention: Intervention | None, cache: ArrayCache | None, *,
-           max_new_tokens: int, batch_size: int = 16, console: Any | None = None
-           ) -> tuple[np.ndarray, list[str]]:
-    """Greedy replies under the intervention and the judge's refused/not per prompt."""
+           max_new_tokens: int, batch_size: int = 16, console: Any | None = None,
+           first_logprobs: FirstStep | None = None) -> tuple[np.ndarray, list[str]]:
+    """Greedy replies under the intervention and the judge's refused/not per prompt;
+    ``first_logprobs`` collects what generation computed for the cheap score."""
     texts = replies(backend, prompts, max_new_tokens=max_new_tokens, cache=cache,
-                    batch_size=batch_size, console=console, intervention=intervention)
+                    batch_size=batch_size, console=console, intervention=intervention,
+                    first_logprobs=first_logprobs)
     return np.asarray(judge_refused(judge, texts, prompts.texts), bool), texts
 
 

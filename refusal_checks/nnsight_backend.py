@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
+from refusal_checks.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
+                                    check_positions)
 from refusal_checks.interventions import Intervention, check_for_model
 from refusal_checks.nnsight_devices import (block_devices, device_summary, execution_device,
                                             import_torch)
@@ -217,6 +218,7 @@ class NnsightBackend(NnsightInterventions):
         intervention: Intervention | None = None,
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
+        first_logprobs: FirstLogprobs | None = None,
     ) -> list[str]:
         """Greedy replies, new tokens only; with an intervention applied at every step.
 
@@ -226,6 +228,11 @@ class NnsightBackend(NnsightInterventions):
         of steps runs (end token switched off, so the end token is neither banned nor a
         reason to stop early), and each reply is cut at its first end token, so the text
         equals what an early-stopping generate would give.
+
+        ``first_logprobs`` (local models): the first step's logits are read in the same
+        trace (nnsight's step 0, the prompt pass), so the cheap score of a judged reply
+        needs no second forward pass; the same computation as :meth:`last_logprobs` on the
+        same batch (tests/adapter/test_first_step.py).
         """
         torch = import_torch()
         check_for_model(intervention, self.d_model, self.n_layers)
@@ -237,17 +244,27 @@ class NnsightBackend(NnsightInterventions):
         # Not the pad token: plain generate does not stop at it (a model may emit it), and
         # the pad it writes after a finished row always follows an end token.
         stop = {t for t in (*eos, self.tokenizer.eos_token_id) if t is not None}
+        # On NDIF the logits would travel back at full vocabulary per batch; callers score
+        # with last_logprobs there instead.
+        capture = first_logprobs is not None and not self.remote
+        vocab = self.model.config.vocab_size
         for start in range(0, len(texts), batch_size):
-            batch = self._batch(texts[start : start + batch_size])
+            chunk = texts[start : start + batch_size]
+            batch = self._batch(chunk)
             batch.pop("position_ids")  # generate derives them from the mask itself
             options = dict(max_new_tokens=max_new_tokens, do_sample=False,
                            pad_token_id=self.tokenizer.pad_token_id)
-            if intervention is None and not self.remote:
+            first = None
+            if intervention is None and not self.remote and not capture:
                 with torch.inference_mode():
                     tokens = self.model.generate(**batch, **options)
-            elif intervention is None:  # the weights are elsewhere: generate through nnsight
+            elif intervention is None:  # through nnsight: remote weights, or step 0 read
                 with remote_scope(self.remote, self.name), torch.inference_mode(), \
                         self.lm.generate(batch, remote=self.remote, **options) as tracer:
+                    if capture:
+                        # Step 0 only: a batch whose rows all end early has no later step.
+                        for _ in tracer.iter[:1]:
+                            first = self.lm.output.logits[:, -1, :].save()
                     tokens = tracer.result.save()
             else:
                 # eos_token_id=None: the iter loop needs every step, and min_new_tokens alone
@@ -256,9 +273,14 @@ class NnsightBackend(NnsightInterventions):
                         self.lm.generate(batch, min_new_tokens=max_new_tokens,
                                          eos_token_id=None, remote=self.remote,
                                          **options) as tracer:
-                    for _ in tracer.iter[:max_new_tokens]:
+                    for step in tracer.iter[:max_new_tokens]:
                         self._edit(intervention, torch)
+                        if capture and step == 0:
+                            first = self.lm.output.logits[:, -1, :].save()
                     tokens = tracer.result.save()
+            if first is not None and first_logprobs is not None:
+                values = torch.log_softmax(first.float(), dim=-1).cpu().numpy()
+                first_logprobs(chunk, values[:, :vocab])
             new = tokens[:, batch["input_ids"].shape[1] :].tolist()
             cut = [row[: next((i for i, t in enumerate(row) if t in stop), len(row))]
                    for row in new]

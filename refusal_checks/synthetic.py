@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from refusal_checks.backend import BackendError, ProgressCallback, check_layers, check_positions
+from refusal_checks.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
+                                    check_positions)
 from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts import PromptSet
 
@@ -349,7 +350,11 @@ class SyntheticBackend:
         intervention: Intervention | None = None,
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
+        first_logprobs: FirstLogprobs | None = None,
     ) -> list[str]:
+        if first_logprobs is not None:  # what the "prompt pass" gives: last_logprobs
+            first_logprobs(list(prompts.texts),
+                           self.last_logprobs(prompts, intervention=intervention))
         scores = self.decision_scores(prompts, intervention)
         marker = self._style_slot(intervention)
         replies = []

@@ -135,3 +135,31 @@ def test_smollm2_generation_with_intervention_matches_hooks(
     if kind == "steer":  # guard: the edit is strong enough that parity means something
         unsteered = reference(plain, backend, None)
         assert all(a != b for a, b in zip(want, unsteered)), (replies, unsteered)
+
+
+@pytest.mark.parametrize("kind", ["none", "steer", "ablate"])
+def test_smollm2_first_step_of_generation_is_the_cheap_scores_forward(
+    backend: Any, prompts: PromptSet, interventions: dict[str, Intervention], kind: str
+) -> None:
+    """The judged replies' cheap score is read from generation's prompt pass
+    (``first_logprobs``): on a real template, tokenizer and tied embeddings it must be the
+    forward pass ``last_logprobs`` makes, and reading it must leave the replies alone."""
+    from refusal_checks.effects import FirstStep
+    from refusal_checks.scoring import refusal_score
+
+    edit = None if kind == "none" else interventions[kind]
+    first = FirstStep()
+    replies = backend.generate(prompts, N_NEW, intervention=edit, batch_size=len(prompts),
+                               first_logprobs=first)
+    assert replies == generated(backend, prompts, edit)[0]
+    want = backend.last_logprobs(prompts, intervention=edit, batch_size=len(prompts))
+    found = first.of(prompts)
+    assert found is not None
+    # One batch, one prompt pass each: generation adds only a KV cache and mask-derived
+    # pad positions (masked out), so the two agree to float32 rounding of the attention
+    # kernels (bitwise here); 1e-4 in log-probability leaves a 100x margin over that on
+    # any CPU and is far below what moves a refusal score's sign.
+    np.testing.assert_allclose(found, want, rtol=0, atol=1e-4)
+    tokens = backend.refusal_token_ids()
+    np.testing.assert_allclose(refusal_score(found, tokens), refusal_score(want, tokens),
+                               rtol=0, atol=1e-4)
