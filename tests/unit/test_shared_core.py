@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import known_answers, shared_core
@@ -19,6 +19,7 @@ def _cosines(loadings: np.ndarray) -> np.ndarray:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(0.3, 0.99), min_size=3, max_size=12))
+@example([0.984375, 0.3046875, 0.3046875])  # the slowest to settle hypothesis found
 def test_one_factor_fit_recovers_planted_loadings(values: list[float]) -> None:
     planted = np.array(values)
     # A rank-one off-diagonal pins the loadings down for k >= 3; 1e-3 leaves room for the
