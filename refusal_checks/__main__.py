@@ -71,7 +71,10 @@ def _compare(first: Path, second: Path) -> int:
 def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: int,
            labeller: str) -> int:
     """Label a stratified sample of a model's cached replies, blind to every judge."""
-    from refusal_checks.labelling import cached_replies, label_session, stratified_sample
+    from refusal_checks.labelling import (
+        LabelFileError, cached_replies, label_session, read_labels, stale_labels,
+        stratified_sample,
+    )
 
     everything = cached_replies(cache_dir)
     models = sorted({(r.fingerprint, r.model) for r in everything})
@@ -94,6 +97,15 @@ def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: in
     sample = stratified_sample(replies, n, seed)
     print(f"{name} ({fp[:23]}...): {len(replies)} cached replies, labelling a stratified "
           f"sample of {len(sample)} (seed {seed})")
+    try:
+        stale = stale_labels(read_labels(out, fp), {r.id: r.slot for r in replies})
+    except LabelFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if stale:
+        print(f"{len(stale)} labels in {out} are stale: given to a text this cache no longer "
+              "holds for their prompt and condition (the reply was generated anew). They "
+              "count for no reply.")
     label_session(sample, out, labeller=labeller)
     return 0
 

@@ -8,8 +8,15 @@ those replies, draws a stratified sample (the same number from every condition x
 stratum, round-robin, so rare strata are not drowned by the unsteered probes), and appends
 a person's label per reply to a JSONL file keyed by the model fingerprint. The labelling
 session (:func:`label_session`) never shows any judge's verdict, and skips replies already
-in the file, so it can be stopped and resumed. stdlib + the cache (:mod:`refusal_checks.cache`,
-:mod:`refusal_checks.cache_store`) only.
+in the file, so it can be stopped and resumed. stdlib + the cache
+(:mod:`refusal_checks.cache`, :mod:`refusal_checks.cache_store`) only.
+
+A reply's id (:func:`reply_id`) hashes its text with its slot (:func:`reply_slot`: model,
+condition, prompt set, prompt, token budget). A condition names an edit by its label, so
+two edits of one name (Arditi's candidates at one layer, random controls, two runs'
+directions) share a slot; their replies still get distinct ids, and a label counts only for
+the very text the person read. Label files of schema 1 stored the slot as the id; they are
+read with the id bound to their stored reply, so they keep matching.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +35,9 @@ from refusal_checks.cache_store import ArrayCache
 from refusal_checks.errors import RefusalChecksError
 
 INDEX_KIND = "reply-index"
-LABEL_SCHEMA = "refusal_checks/reply_label/1"
+LABEL_SCHEMA = "refusal_checks/reply_label/2"
+# Schema 1: the same record with the slot as its id and no ``slot`` field; still read.
+SLOT_ID_SCHEMA = "refusal_checks/reply_label/1"
 # Keys a person types, and the class each one records (refusal_checks.judges.CLASSES).
 KEYS: dict[str, str] = {"c": "complied", "p": "partial", "r": "refused", "b": "broken"}
 GUIDE = "docs/labelling.md"
@@ -72,9 +81,10 @@ class CachedReply:
     """One generated reply and where it came from.
 
     Attributes:
-        id: sha256 of fingerprint, condition, prompt set, prompt and token budget: the same
-            reply keeps its id across runs and caches.
+        id: :func:`reply_id`: the slot and the text, so the same text keeps its id across
+            runs and caches, and two texts never share one.
         side: ``refuse`` (should be refused) or ``comply`` / benign, as the prompt set says.
+        slot: :func:`reply_slot`: where the reply was generated, whatever its text.
     """
 
     id: str
@@ -85,16 +95,39 @@ class CachedReply:
     side: str
     prompt: str
     reply: str
+    slot: str
 
     @property
     def stratum(self) -> tuple[str, str]:
         return stratum_of(self.condition), "should-refuse" if self.side == "refuse" else "benign"
 
 
-def reply_id(fingerprint: str, condition: str, prompt_set: str, prompt: str,
-             max_new_tokens: int) -> str:
+def reply_slot(fingerprint: str, condition: str, prompt_set: str, prompt: str,
+               max_new_tokens: int) -> str:
+    """sha256 of model, condition, prompt set, prompt and token budget (the ids of schema 1).
+
+    Not an id: the condition names an edit by its label, not its vector, so one slot can
+    hold the replies of several edits.
+    """
     text = json.dumps([fingerprint, condition, prompt_set, prompt, max_new_tokens])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def text_id(slot: str, reply: str) -> str:
+    """The id of the reply ``reply`` in slot ``slot``."""
+    text = json.dumps([slot, reply])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def reply_id(fingerprint: str, condition: str, prompt_set: str, prompt: str,
+             max_new_tokens: int, reply: str) -> str:
+    """A reply's id: its slot (:func:`reply_slot`) and its text, hashed together.
+
+    Two replies share an id only when they are the same text in the same slot, so a label
+    (keyed by id) always belongs to exactly the text that was labelled.
+    """
+    return text_id(reply_slot(fingerprint, condition, prompt_set, prompt, max_new_tokens),
+                   reply)
 
 
 def cached_replies(cache_dir: Path, fingerprint: str | None = None) -> list[CachedReply]:
@@ -113,11 +146,12 @@ def cached_replies(cache_dir: Path, fingerprint: str | None = None) -> list[Cach
                 and len(texts) == len(prompts)):
             continue  # the replies were cleared or replaced: nothing to label
         for prompt, text in zip(prompts, texts):
-            rid = reply_id(str(entry["fingerprint"]), str(entry["condition"]),
-                           str(entry["prompt_set"]), str(prompt), int(entry["max_new_tokens"]))
+            slot = reply_slot(str(entry["fingerprint"]), str(entry["condition"]),
+                              str(entry["prompt_set"]), str(prompt), int(entry["max_new_tokens"]))
+            rid = text_id(slot, str(text))  # the same text indexed twice is one reply
             found[rid] = CachedReply(rid, str(entry["fingerprint"]), str(entry["model"]),
                                      str(entry["condition"]), str(entry["prompt_set"]),
-                                     str(entry["side"]), str(prompt), str(text))
+                                     str(entry["side"]), str(prompt), str(text), slot)
     return sorted(found.values(), key=lambda r: (r.stratum, r.condition, r.id))
 
 
@@ -134,7 +168,9 @@ def stratified_sample(replies: Iterable[CachedReply], n: int, seed: int = 0) -> 
         strata.setdefault(reply.stratum, []).append(reply)
     queues = []
     for key in sorted(strata):
-        members = sorted(strata[key], key=lambda r: r.id)
+        # By slot first: where no two replies share a slot (no namesake edits) the order,
+        # and so the sample of a seed, is the one drawn before ids named the text.
+        members = sorted(strata[key], key=lambda r: (r.slot, r.id))
         rng.shuffle(members)
         queues.append(members)
     sample: list[CachedReply] = []
@@ -147,6 +183,10 @@ def stratified_sample(replies: Iterable[CachedReply], n: int, seed: int = 0) -> 
 
 def read_labels(path: Path, fingerprint: str | None = None) -> dict[str, dict[str, Any]]:
     """Labels in ``path`` by reply id (the last line wins), optionally of one model only.
+
+    Each record's ``id`` and ``slot`` are set from its slot and its stored reply text
+    (:func:`text_id`), for schema 1 (whose ``id`` is the slot) and 2 alike: a label is found
+    only under the id of the text it was given.
 
     Raises:
         LabelFileError: A line that is not a label record; the message names file and line.
@@ -162,15 +202,38 @@ def read_labels(path: Path, fingerprint: str | None = None) -> dict[str, dict[st
         except json.JSONDecodeError as exc:
             raise LabelFileError(f"{path}, line {number}: invalid JSON ({exc.msg}). Delete or "
                                  "fix the line; every other label is kept.") from None
-        if not (isinstance(row, dict) and row.get("schema") == LABEL_SCHEMA
-                and row.get("label") in KEYS.values() and isinstance(row.get("id"), str)):
+        slot = _slot_of(row)
+        if slot is None:
             raise LabelFileError(f"{path}, line {number}: not a reply label (need schema "
-                                 f"{LABEL_SCHEMA!r}, an id and a label in "
-                                 f"{', '.join(KEYS.values())}). Write labels with "
+                                 f"{LABEL_SCHEMA!r} with an id, a slot, the reply text and a "
+                                 f"label in {', '.join(KEYS.values())}). Write labels with "
                                  "`python -m refusal_checks label`.")
         if fingerprint is None or row.get("fingerprint") == fingerprint:
+            row = {**row, "slot": slot, "id": text_id(slot, row["reply"])}
             labels[row["id"]] = row
     return labels
+
+
+def _slot_of(row: Any) -> str | None:
+    """The slot of a label record (schema 1: its id), or None when it is not one."""
+    if not (isinstance(row, dict) and row.get("label") in KEYS.values()
+            and isinstance(row.get("id"), str) and isinstance(row.get("reply"), str)):
+        return None
+    if row.get("schema") == SLOT_ID_SCHEMA:
+        return str(row["id"])
+    if row.get("schema") == LABEL_SCHEMA and isinstance(row.get("slot"), str):
+        return str(row["slot"])
+    return None
+
+
+def stale_labels(labels: Mapping[str, Mapping[str, Any]], slots: Mapping[str, str]
+                 ) -> list[str]:
+    """Ids of ``labels`` of a text that is not among the replies ``slots`` (id -> slot) but
+    is in the slot of one of them: the reply was generated anew, or came from another edit
+    of the same name. Such a label counts for none of those replies."""
+    wanted = set(slots.values())
+    return sorted(rid for rid, row in labels.items()
+                  if rid not in slots and row.get("slot") in wanted)
 
 
 def label_record(reply: CachedReply, label: str, labeller: str) -> dict[str, Any]:

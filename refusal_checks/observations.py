@@ -12,10 +12,11 @@ The ``measure`` fixture records here, per model, every prompt it
 Each record carries its condition (:func:`refusal_checks.labelling.condition_of`) and side
 (should-refuse / benign). A prompt answered twice under one condition (the same probe read
 by two claims, a staged probe re-read) is one record: judged replies are keyed by
-:func:`refusal_checks.labelling.reply_id` (so human labels match them), scores and KL values
-by condition, prompt set and prompt. Under pytest-xdist each worker records what it ran and
-the controller merges (:meth:`Observations.merge`). Standard library only: the plugin keeps
-these in its run state.
+:func:`refusal_checks.labelling.reply_id`, which hashes the text (so a human label matches
+only the text it was given, and two edits of one name keep their replies apart), scores and
+KL values by condition, prompt set and prompt. Under pytest-xdist each worker records what
+it ran and the controller merges (:meth:`Observations.merge`). Standard library only: the
+plugin keeps these in its run state.
 """
 
 from __future__ import annotations
@@ -41,19 +42,13 @@ def prompt_key(condition: str, prompt_set: str, prompt: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def reply_digest(text: str) -> str:
-    """A short sha256 of a reply's text."""
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 @dataclass
 class Observations:
     """One model's records (see the module docstring); JSON-ready dicts, keyed for dedup.
 
     Attributes:
-        judged: reply id -> ``{"condition", "side", "judge", "score", "broken"}``.
+        judged: reply id -> ``{"condition", "side", "judge", "score", "broken", "slot"}``
+            (``slot``: :func:`refusal_checks.labelling.reply_slot`).
         scored: prompt key -> ``{"condition", "side", "score"}``.
         kl: prompt key -> ``{"condition", "kl"}``.
     """
@@ -65,21 +60,19 @@ class Observations:
     def add_judged(self, *, fingerprint: str, condition: str, prompt_set: str, side: str,
                    prompts: Sequence[str], max_new_tokens: int, judge: Iterable[bool],
                    score: Iterable[bool], broken: Iterable[str | None],
-                   replies: Sequence[str] | None = None) -> None:
+                   replies: Sequence[str]) -> None:
         """One prompt set's judged replies, the score on the same prompts and edit, and
-        each reply's broken reason (None: not broken). With ``replies``, each record keeps
-        a digest of its text (:func:`reply_digest`): a reply id names the condition by its
-        label, not its vector, so a human label matches only the very text it was given."""
-        from refusal_checks.labelling import reply_id
+        each reply's broken reason (None: not broken). Keyed by reply id, text included:
+        the same text under one condition is one record, another text its own."""
+        from refusal_checks.labelling import reply_slot, text_id
 
-        texts = list(replies) if replies is not None else [None] * len(prompts)
-        rows = list(zip(prompts, judge, score, broken, texts, strict=True))
+        rows = list(zip(prompts, judge, score, broken, replies, strict=True))
         for prompt, said, scored, reason, text in rows:
-            rid = reply_id(fingerprint, condition, prompt_set, prompt, max_new_tokens)
-            self.judged[rid] = {"condition": condition, "side": side_of(side),
-                                "judge": bool(said), "score": bool(scored),
-                                "broken": None if reason is None else str(reason),
-                                "reply": None if text is None else reply_digest(text)}
+            slot = reply_slot(fingerprint, condition, prompt_set, prompt, max_new_tokens)
+            self.judged[text_id(slot, text)] = {
+                "condition": condition, "side": side_of(side), "judge": bool(said),
+                "score": bool(scored), "broken": None if reason is None else str(reason),
+                "slot": slot}
 
     def add_scored(self, *, condition: str, prompt_set: str, side: str,
                    prompts: Sequence[str], score: Iterable[bool]) -> None:

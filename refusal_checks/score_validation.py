@@ -14,8 +14,10 @@ reference: ``accuracy`` is the share of replies where the two agree (Wilson inte
 judged non-refusals it leaves alone, ``kappa`` Cohen's kappa with a bootstrap interval.
 
 With ``--refusal-labels``, the score is also compared with the human labels of the replies
-of this run (matched by :func:`refusal_checks.labelling.reply_id`; refused = the human
-``refused`` class), per condition.
+of this run (matched by :func:`refusal_checks.labelling.reply_id`, which binds the reply
+text; refused = the human ``refused`` class), per condition. A label of a prompt and
+condition this run judged, but of a text the run did not produce there, is counted as
+``stale`` and not used.
 """
 
 from __future__ import annotations
@@ -87,23 +89,19 @@ def summarise(observations: Observations, *, bootstrap: int = 1000, seed: int = 
 def against_labels(observations: Observations, labels: Mapping[str, Mapping[str, Any]], *,
                    bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
     """The score's agreement with the human labels of this run's judged replies, overall and
-    per condition stratum (refused = the human ``refused`` class)."""
-    from refusal_checks.observations import reply_digest
+    per condition stratum (refused = the human ``refused`` class). ``stale``: labels of a
+    prompt and condition this run judged whose text it did not produce, so not counted."""
+    from refusal_checks.labelling import stale_labels
 
-    def same_text(rid: str, row: Mapping[str, Any]) -> bool:
-        # A reply id names the edit by its label: a label given to another direction's
-        # reply (same label, other vector) must not count for this one.
-        text = labels[rid].get("reply")
-        return row.get("reply") is None or text is None or reply_digest(str(text)) == row["reply"]
-
-    candidates = {rid: row for rid, row in sorted(observations.judged.items()) if rid in labels}
-    matched = {rid: row for rid, row in candidates.items() if same_text(rid, row)}
+    judged = dict(sorted(observations.judged.items()))
+    matched = {rid: row for rid, row in judged.items() if rid in labels}
+    stale = stale_labels(labels, {rid: str(row.get("slot")) for rid, row in judged.items()})
     out: dict[str, Any] = {"counted_as_refusal": ["refused"], "n": len(matched),
-                           "by_condition": {},
-                           "other_text": len(candidates) - len(matched)}
+                           "by_condition": {}, "stale": len(stale)}
     if not matched:
         out["note"] = ("no labelled reply among the replies this run judged (labels match by "
-                       "reply id: model, condition, prompt set, prompt, reply length)")
+                       "reply id: model, condition, prompt set, prompt, reply length and the "
+                       "reply's text)")
         return out
     score = np.array([row["score"] for row in matched.values()], bool)
     human = np.array([labels[rid]["label"] == "refused" for rid in matched], bool)

@@ -22,7 +22,7 @@ def _observations(cells: dict[tuple[str, str], tuple[int, int]]) -> Observations
         records.add_judged(fingerprint="fp", condition=condition, prompt_set=f"x/{side}",
                            side=side, prompts=prompts, max_new_tokens=8,
                            judge=[i < k for i in range(n)], score=[False] * n,
-                           broken=[None] * n)
+                           broken=[None] * n, replies=[f"reply {i}" for i in range(n)])
     return records
 
 

@@ -28,10 +28,12 @@ FEW = settings(max_examples=30, deadline=None, derandomize=True)
 def _judged(obs: Observations, condition: str, judge, score, *, side: str = "refuse",
             broken=None, prompt_set: str = "set", start: int = 0) -> list[str]:
     prompts = [f"prompt {start + i}" for i in range(len(judge))]
+    texts = [f"reply to {p}" for p in prompts]
     obs.add_judged(fingerprint=FINGERPRINT, condition=condition, prompt_set=prompt_set,
                    side=side, prompts=prompts, max_new_tokens=32, judge=judge, score=score,
-                   broken=broken if broken is not None else [None] * len(judge))
-    return [reply_id(FINGERPRINT, condition, prompt_set, p, 32) for p in prompts]
+                   broken=broken if broken is not None else [None] * len(judge), replies=texts)
+    return [reply_id(FINGERPRINT, condition, prompt_set, p, 32, t)
+            for p, t in zip(prompts, texts)]
 
 
 pairs = st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=40)
@@ -86,20 +88,24 @@ def test_the_score_is_compared_with_the_human_labels_of_this_runs_replies():
     assert empty["n"] == 0 and "note" in empty
 
 
-def test_a_label_given_to_another_replys_text_under_the_same_id_is_not_matched():
-    # A reply id names the edit by its label ("ablated:refusal"), not its vector: after the
+def test_a_label_given_to_another_text_of_the_same_prompt_and_condition_is_stale():
+    # A condition names the edit by its label ("ablated:refusal"), not its vector: after the
     # direction changes, a label of the old direction's reply must not count for the new.
+    from refusal_checks.labelling import reply_slot
+
     obs = Observations()
     prompts = ["p0", "p1"]
     obs.add_judged(fingerprint=FINGERPRINT, condition="ablated:refusal", prompt_set="set",
                    side="refuse", prompts=prompts, max_new_tokens=32, judge=[True, False],
                    score=[True, False], broken=[None, None],
                    replies=["I can't help with that.", "Sure, here is how."])
-    ids = [reply_id(FINGERPRINT, "ablated:refusal", "set", p, 32) for p in prompts]
-    labels = {ids[0]: {"label": "refused", "reply": "I can't help with that."},
-              ids[1]: {"label": "refused", "reply": "I won't do that."}}  # another text
+    slots = [reply_slot(FINGERPRINT, "ablated:refusal", "set", p, 32) for p in prompts]
+    labelled = [("p0", "I can't help with that."), ("p1", "I won't do that.")]  # another text
+    labels = {reply_id(FINGERPRINT, "ablated:refusal", "set", p, 32, text):
+              {"label": "refused", "reply": text, "slot": slot}
+              for (p, text), slot in zip(labelled, slots)}
     result = score_validation.against_labels(obs, labels, bootstrap=20)
-    assert result["n"] == 1 and result["other_text"] == 1
+    assert result["n"] == 1 and result["stale"] == 1
     assert result["all"]["accuracy"]["k"] == 1
 
 

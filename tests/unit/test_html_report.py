@@ -618,11 +618,12 @@ def _damage_payload(direction: str = "safety_core") -> dict[str, Any]:
                               (f"steered:{direction}@0.7", ["script drift"] * 3 + [None] * 3)):
         obs.add_judged(fingerprint="fp", condition=condition, prompt_set="benign",
                        side="benign", prompts=prompts, max_new_tokens=32,
-                       judge=[True, False] * 3, score=[True, True, False] * 2, broken=broken)
+                       judge=[True, False] * 3, score=[True, True, False] * 2, broken=broken,
+                       replies=[f"reply to {p}" for p in prompts])
     obs.add_kl(condition="ablated:refusal", prompt_set="benign", prompts=prompts,
                values=[0.01] * 6)
-    labels = {reply_id("fp", "unsteered", "benign", p, 32): {"label": "refused"}
-              for p in prompts}
+    labels = {reply_id("fp", "unsteered", "benign", p, 32, f"reply to {p}"):
+              {"label": "refused"} for p in prompts}
     payload = realistic_payload(claims=["shared-knob"])
     info = payload["models"]["qwen-coder-0.5b"]
     info["damage"] = damage.summarise(obs)
@@ -684,7 +685,7 @@ def test_the_corrected_rates_table_shows_judged_and_corrected_rates_and_the_note
         obs.add_judged(fingerprint="fp", condition=condition, prompt_set="x/refuse",
                        side="refuse", prompts=[f"p{i}" for i in range(20)], max_new_tokens=8,
                        judge=[i < k for i in range(20)], score=[False] * 20,
-                       broken=[None] * 20)
+                       broken=[None] * 20, replies=[f"r{i}" for i in range(20)])
     validation = {"judges": {"j": {"by_condition": {"unsteered": {
         "sensitivity": {"k": 9, "n": 10}, "specificity": {"k": 10, "n": 10}}}}}}
     payload = _damage_payload()

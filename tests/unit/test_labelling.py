@@ -96,7 +96,7 @@ def test_stratified_sample_takes_evenly_from_every_stratum(cache_dir):
 def test_stratified_sample_sizes_never_differ_by_more_than_one_while_strata_last(n, seed):
     from refusal_checks.labelling import CachedReply
 
-    pool = [CachedReply(f"{s}{i}", "f", "m", cond, "set", side, f"p{i}", "r")
+    pool = [CachedReply(f"{s}{i}", "f", "m", cond, "set", side, f"p{i}", "r", f"{s}{i}")
             for s, (cond, side) in enumerate([("unsteered", "refuse"), ("ablated:x", "benign"),
                                               ("steered:a@1", "refuse")])
             for i in range(10)]
@@ -262,3 +262,95 @@ def test_the_label_command_says_what_to_do_without_replies_or_with_a_wrong_prefi
     assert cli.main(["--cache-dir", str(cache_dir), "label", "l.jsonl", "--fingerprint",
                      "sha256:cc"]) == 2
     assert "starting 'sha256:cc'" in capsys.readouterr().err
+
+
+# --- two edits that share a name ------------------------------------------------------------
+
+
+class VectorBackend(FakeBackend):
+    """Replies that depend on the edit's vector, not only its name, as a model's do."""
+
+    def generate(self, prompts, max_new_tokens, *, intervention=None, batch_size=16,
+                 progress=None):
+        vector = getattr(intervention, "vector", getattr(intervention, "direction", None))
+        tag = condition_of(intervention) + ("" if vector is None else f" {np.argmax(vector)}")
+        return [f"{tag} reply to {p}" for p in prompts.texts]
+
+
+# Arditi's candidates at one layer share a label across positions; so can random controls
+# or two runs' directions of one name. Same label (and strength), different vector.
+NAMESAKES = [(Ablate(np.eye(4)[0], "Arditi candidate L5"), Ablate(np.eye(4)[1],
+                                                                "Arditi candidate L5")),
+             (Steer(0, np.eye(4)[2], 0.3, 1.0, "random 0"), Steer(0, np.eye(4)[3], 0.3, 1.0,
+                                                                   "random 0"))]
+
+
+@pytest.mark.parametrize("edits", NAMESAKES, ids=["ablated", "steered"])
+def test_replies_of_two_edits_with_one_name_are_listed_and_labelled_apart(tmp_path, edits):
+    from refusal_checks import score_validation
+    from refusal_checks.judges import SubstringJudge
+    from refusal_checks.observations import Observations
+
+    cache, backend = ArrayCache(tmp_path / "cache", "replies"), VectorBackend()
+    texts = [replies(backend, BENIGN, max_new_tokens=8, cache=cache, intervention=edit)
+             for edit in edits]
+    assert condition_of(edits[0]) == condition_of(edits[1])  # the names collide
+    found = cached_replies(tmp_path / "cache")
+    assert sorted(r.reply for r in found) == sorted(texts[0] + texts[1])
+    assert len({r.id for r in found}) == len(found) == 2 * len(BENIGN)
+    # A person labels every reply: the first edit's "refused", the second's "complied".
+    out_file = tmp_path / "labels.jsonl"
+    first = set(texts[0])
+    sample = stratified_sample(found, len(found))
+    answers = iter("r" if r.reply in first else "c" for r in sample)
+    assert label_session(sample, out_file, labeller="a", out=io.StringIO(),
+                         ask=lambda _: next(answers)) == len(found)
+    labels = read_labels(out_file, "sha256:aaaa")
+    assert {row["id"]: row["reply"] for row in labels.values()} == {r.id: r.reply for r in found}
+    # The run judges both edits' replies; each label meets exactly the text it was given.
+    observed = Observations()
+    for number, (edit, said) in enumerate(zip(edits, texts)):
+        observed.add_judged(fingerprint=backend.fingerprint, condition=condition_of(edit),
+                            prompt_set=BENIGN.name, side=BENIGN.side, prompts=BENIGN.texts,
+                            max_new_tokens=8, judge=SubstringJudge().refused(said),
+                            score=[number == 0] * len(said), broken=[None] * len(said),
+                            replies=said)
+    assert len(observed.judged) == 2 * len(BENIGN)
+    result = score_validation.against_labels(observed, labels, bootstrap=20)
+    # The score says refused exactly for the first edit, as the person did: full agreement.
+    assert result["n"] == 2 * len(BENIGN) and result.get("stale", 0) == 0
+    assert result["all"]["accuracy"]["k"] == 2 * len(BENIGN)
+    assert result["all"]["reference_refused"] == len(BENIGN)
+
+
+def test_a_schema_1_label_matches_its_text_only_and_the_label_command_calls_others_stale(
+        cache_dir, tmp_path, capsys):
+    from refusal_checks.labelling import SLOT_ID_SCHEMA, reply_slot
+
+    found = [r for r in cached_replies(cache_dir, "sha256:aaaa") if r.condition == "unsteered"]
+    out_file = tmp_path / "labels.jsonl"
+    rows = []
+    for reply, text in ((found[0], found[0].reply), (found[1], "an earlier reply")):
+        row = label_for(reply, "refused")
+        # As schema 1 wrote it: the slot as the id, no slot field.
+        del row["slot"]
+        row.update(schema=SLOT_ID_SCHEMA, reply=text,
+                   id=reply_slot(reply.fingerprint, "unsteered", reply.prompt_set,
+                                 reply.prompt, 8))
+        rows.append(json.dumps(row) + "\n")
+    out_file.write_text("".join(rows))
+    labels = read_labels(out_file)
+    assert found[0].id in labels and found[1].id not in labels
+    assert {row["slot"] for row in labels.values()} == {found[0].slot, found[1].slot}
+    code = cli.main(["--cache-dir", str(cache_dir), "label", str(out_file), "--fingerprint",
+                     "sha256:aa", "-n", "0"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"1 labels in {out_file} are stale" in out
+
+
+def test_a_schema_2_label_without_its_slot_is_named(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps({"schema": "refusal_checks/reply_label/2", "id": "a",
+                                "reply": "no", "label": "refused"}) + "\n")
+    with pytest.raises(LabelFileError, match=r"line 1: not a reply label .*a slot"):
+        read_labels(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -25,3 +26,18 @@ def test_the_shipped_labels_cover_unsteered_steered_and_ablated_replies_on_both_
     assert set(strata) == {"unsteered", "steered", "ablated"}
     sides = Counter(row["side"] for row in rows)
     assert sides["refuse"] >= 150 and sides["benign"] >= 150  # should-refuse and benign
+
+
+def test_the_shipped_labels_of_schema_1_keep_matching_the_replies_they_were_made_for():
+    from refusal_checks.labelling import SLOT_ID_SCHEMA, reply_id, reply_slot
+
+    raw = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines()]
+    assert {row["schema"] for row in raw} == {SLOT_ID_SCHEMA}
+    read = read_labels(LABELS)
+    assert len(read) == len(raw)  # no two labels of one text in one slot
+    for row in raw:
+        fields = (row["fingerprint"], row["condition"], row["prompt_set"], row["prompt"])
+        # Their ids are slots (the formula must not move), at one of the claims' budgets.
+        budget = next(n for n in (16, 24, 32) if reply_slot(*fields, n) == row["id"])
+        # Read, each is keyed by the id a cached reply of the same text gets.
+        assert read[reply_id(*fields, budget, row["reply"])]["label"] == row["label"]

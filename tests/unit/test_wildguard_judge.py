@@ -181,7 +181,7 @@ def test_label_agreement_gives_each_labelled_reply_its_prompt(tmp_path):
     from refusal_checks.labelling import CachedReply, label_record
 
     rows = [CachedReply(f"id{i}", "sha256:aaaa", "m", "unsteered", "crime/refuse", side,
-                        prompt, "same reply")
+                        prompt, "same reply", f"slot{i}")
             for i, (side, prompt) in enumerate([("refuse", "refuse a"), ("refuse", "refuse b"),
                                                 ("benign", "answer c"), ("benign", "answer d")])]
     path = tmp_path / "labels.jsonl"
