@@ -228,13 +228,19 @@ class NnsightBackend(NnsightInterventions):
                     # the blocks', so block L still gets them.
                     for i in range(layer):
                         self.lm.model.layers[i].skip(prefix)
+                if key is not None and prefix is None:
+                    below = self.lm.model.layers[layer - 1].output.save()
                 if intervention is not None:
                     unedited = self._edit(intervention, torch)
                     if key is not None and prefix is None:
                         unedited = unedited.save()
                 # The model's logits, not lm_head's: Gemma-2 soft-caps them after the head.
                 logits = self.lm.output.logits[:, -1, :].save()
-            if key is not None and prefix is None:
+            # Kept only where block L-1's output IS block L's input: a skipped block hands
+            # on the prefix, so code between blocks (or a block returning a tuple) would
+            # be lost. transformers 5's Llama, Qwen, Mistral, Gemma and OLMo pass it on as is.
+            if (key is not None and prefix is None and isinstance(below, torch.Tensor)
+                    and below.shape == unedited.shape and torch.equal(below, unedited)):
                 self.prefix.put(key, unedited, unedited.numel() * unedited.element_size())
             reused += prefix is not None
             values = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()

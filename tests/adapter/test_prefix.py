@@ -234,3 +234,19 @@ def test_batch_digest_sees_shape_and_values() -> None:
     assert batch_digest(ids) == batch_digest(ids.copy())
     assert batch_digest(ids) != batch_digest(ids.reshape(3, 1))
     assert batch_digest(ids, np.ones_like(ids)) != batch_digest(ids, np.zeros_like(ids))
+
+
+def test_no_prefix_is_kept_where_something_runs_between_blocks(backend: Any) -> None:
+    # A pre-hook on block 2 stands for code between blocks 1 and 2 (a family that rescales
+    # or mixes the stream there): block 1's output is no longer block 2's input, so
+    # skipping blocks 0-1 and handing on block 2's input would run that code twice.
+    handle = backend.model.model.layers[2].register_forward_pre_hook(
+        lambda module, args: (2.0 * args[0], *args[1:]))
+    try:
+        for seed in (0, 1):
+            edit = Steer(2, direction(seed))
+            got = backend.last_logprobs(prompt_set(), intervention=edit, batch_size=BATCH)
+            np.testing.assert_array_equal(got, plain(backend, prompt_set(), edit))
+    finally:
+        handle.remove()
+    assert (backend.prefix.hits, len(backend.prefix)) == (0, 0)
