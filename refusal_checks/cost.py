@@ -27,6 +27,7 @@ COUNTS = {
     "batches_resumed": "batches of half-finished entries an interrupted run left behind",
     "prompts": "prompts forwarded (activations, refusal scores, KL: one pass each)",
     "replies": "replies generated",
+    "prefix_reuses": "steered batches that reused the unedited blocks below the steered one",
 }
 
 
@@ -40,6 +41,7 @@ class PhaseCost:
     batches_resumed: int = 0
     prompts: int = 0
     replies: int = 0
+    prefix_reuses: int = 0
 
     def add(self, other: "PhaseCost") -> None:
         for f in fields(self):

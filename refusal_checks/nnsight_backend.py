@@ -6,7 +6,8 @@ directional ablation, behind a post-norm through :mod:`refusal_checks.architectu
 and generates, and hands the rest of the library plain numpy arrays. The interventions'
 edits live in :mod:`refusal_checks.nnsight_interventions`, devices and dtypes in
 :mod:`refusal_checks.nnsight_devices`, loading in :mod:`refusal_checks.nnsight_loading`,
-GGUF conversion in :mod:`refusal_checks.nnsight_dense`.
+GGUF conversion in :mod:`refusal_checks.nnsight_dense`. A steer reuses the unedited blocks
+below it from :mod:`refusal_checks.prefix_store`.
 torch, transformers and nnsight are imported where they are used.
 """
 
@@ -21,10 +22,11 @@ import numpy as np
 
 from refusal_checks.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
                                     check_positions)
-from refusal_checks.interventions import Intervention, check_for_model
+from refusal_checks.interventions import Intervention, Steer, check_for_model
 from refusal_checks.nnsight_devices import (block_devices, device_summary, execution_device,
                                             import_torch)
 from refusal_checks.nnsight_interventions import NnsightInterventions
+from refusal_checks.prefix_store import PrefixStore, batch_digest
 from refusal_checks.prompts import PromptSet
 from refusal_checks.remote import remote_scope
 
@@ -73,8 +75,15 @@ class NnsightBackend(NnsightInterventions):
         template_digest = hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()[:16]
         self.info = {"dtype": dtype, "device": device, "chat_template": template_digest,
                      **(info or {})}
+        # Prefixes are reused only on one device (under a device map each skipped block
+        # would need its output on the next block's device) and, in _prefix_layer, locally.
+        self._one_device = True
         if getattr(model, "hf_device_map", None):  # loaded with a device map (auto)
-            self.info["device_map"] = device_summary(*block_devices(model, device))
+            embed, blocks = block_devices(model, device)
+            self.info["device_map"] = device_summary(embed, blocks)
+            self._one_device = len({str(where) for where in (embed, *blocks)}) == 1
+        # block L's unedited input per (batch, L): see last_logprobs
+        self.prefix = PrefixStore()
         self._write_units = {}  # the last ablation prepared (NnsightInterventions._prepare)
 
     # -- inputs -------------------------------------------------------------------------
@@ -190,25 +199,71 @@ class NnsightBackend(NnsightInterventions):
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
     ) -> np.ndarray:
-        """Log-probabilities of the first reply token: ``(prompt, vocab)`` float32."""
+        """Log-probabilities of the first reply token: ``(prompt, vocab)`` float32.
+
+        A steer at block ``L > 0`` of a local model keeps each batch's unedited input to
+        block ``L`` in :attr:`prefix`; the next steer of the same batch (same token ids and
+        padding) at ``L`` skips blocks ``0..L-1`` and starts from it. The values are the
+        full pass's: blocks below ``L`` never see the edit.
+        """
         torch = import_torch()
         check_for_model(intervention, self.d_model, self.n_layers)
         self._prepare(intervention)
+        layer = self._prefix_layer(intervention)
         texts = list(prompts.texts)
         out = np.empty((len(texts), self.model.config.vocab_size), np.float32)
+        reused = 0
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
+            batch = self._batch(chunk)
+            key = prefix = None
+            if layer is not None:
+                key = (batch_digest(batch["input_ids"].cpu().numpy(),
+                                    batch["attention_mask"].cpu().numpy()), layer)
+                prefix = self.prefix.get(key)
             with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
-                    self._batch(chunk), logits_to_keep=1, remote=self.remote):
+                    batch, logits_to_keep=1, remote=self.remote):
+                if prefix is not None:
+                    # Each skipped block "returns" the prefix; only block L-1's reaches a
+                    # block that runs. Masks and rotary embeddings are the model's, not
+                    # the blocks', so block L still gets them.
+                    for i in range(layer):
+                        self.lm.model.layers[i].skip(prefix)
+                if key is not None and prefix is None:
+                    below = self.lm.model.layers[layer - 1].output.save()
                 if intervention is not None:
-                    self._edit(intervention, torch)
+                    unedited = self._edit(intervention, torch)
+                    if key is not None and prefix is None:
+                        unedited = unedited.save()
                 # The model's logits, not lm_head's: Gemma-2 soft-caps them after the head.
                 logits = self.lm.output.logits[:, -1, :].save()
+            # Kept only where block L-1's output IS block L's input: a skipped block hands
+            # on the prefix, so code between blocks (or a block returning a tuple) would
+            # be lost. transformers 5's Llama, Qwen, Mistral, Gemma and OLMo pass it on as is.
+            if (key is not None and prefix is None and isinstance(below, torch.Tensor)
+                    and below.shape == unedited.shape and torch.equal(below, unedited)):
+                self.prefix.put(key, unedited, unedited.numel() * unedited.element_size())
+            reused += prefix is not None
             values = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
             out[start : start + len(chunk), :] = values[:, : out.shape[1]]
             if progress is not None:
                 progress(min(start + batch_size, len(texts)), len(texts))
+        if reused:
+            from refusal_checks import cost  # not a module global: see _prepare
+
+            cost.note(prefix_reuses=reused)
         return out
+
+    def _prefix_layer(self, intervention: Intervention | None) -> int | None:
+        """The block whose unedited input this call keeps or reuses, or None.
+
+        Only a steer edits one block: an ablation edits every block input from 0 on. Not
+        remote: NDIF (or its simulation, set after loading) keeps nothing between traces.
+        """
+        if (isinstance(intervention, Steer) and intervention.layer > 0 and not self.remote
+                and self._one_device and self.prefix.max_bytes > 0):
+            return intervention.layer
+        return None
 
     def generate(
         self,

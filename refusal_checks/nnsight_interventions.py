@@ -71,7 +71,7 @@ class NnsightInterventions:
             sites = [(w.source, w.tuple_output) for w in writes]
             self._write_units = {key: (inputs, as_model, sites)}
 
-    def _edit(self, intervention: Intervention, torch: Any) -> None:
+    def _edit(self, intervention: Intervention, torch: Any) -> Any:
         """Apply one intervention inside the current nnsight forward pass.
 
         Must be called inside a trace (or once per step of a generation's ``iter`` loop),
@@ -83,13 +83,17 @@ class NnsightInterventions:
         Each vector meets its activation on the activation's own device, read inside the
         trace: where :meth:`_prepare` placed it that costs nothing, and it stays right
         where the model sits elsewhere (NDIF's GPUs) or a device map moved a block.
+
+        Returns:
+            For a steer, the steered block's input before the edit (the unedited prefix
+            :class:`~refusal_checks.prefix_store.PrefixStore` keeps); None for an ablation.
         """
         if isinstance(intervention, Steer):
             block = self.lm.model.layers[intervention.layer]
             x = block.input
             block.input = x + torch.tensor(intervention.vector, dtype=self.model.dtype,
                                            device=x.device)
-            return
+            return x
         inputs, units, sites = self._write_units[intervention.key()["direction"]]
 
         def project_out(x: Any, u: Any) -> Any:
@@ -105,6 +109,7 @@ class NnsightInterventions:
                     source.output = (project_out(out[0], u),) + tuple(out[1:])
                 else:
                     source.output = project_out(source.output, u)
+        return None
 
     def orthogonalised(self, direction: np.ndarray) -> Any:
         """A copy of the model whose weights never write ``direction`` into the residual stream.

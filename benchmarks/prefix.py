@@ -1,0 +1,72 @@
+"""Steered scoring: reusing the unedited blocks below the steered one vs the plain full pass.
+
+The steering sweep's workload in miniature: the same prompts scored under several steering
+settings (directions x strengths) at the claims' layer (0.48 x depth). The plain path runs
+every block for every setting; the reuse path keeps each batch's unedited input to the
+steered block from the first setting (:mod:`refusal_checks.prefix_store`) and skips the
+blocks below it for the rest. Each repeat starts the reuse path with an empty store, so its
+time includes filling it. Same model object, same prompts, same process; interleaved
+repeats, the minimum counts. Also checks the two give identical log-probabilities.
+
+    .venv/bin/python benchmarks/prefix.py --model qwen-coder-0.5b --prompts 32 --settings 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from refusal_checks.activations import paper_layer
+from refusal_checks.cache import default_cache_dir
+from refusal_checks.interventions import steer
+from refusal_checks.model_loading import LoadOptions, load_backend
+from refusal_checks.models import resolve
+from refusal_checks.prefix_store import PrefixStore
+from refusal_checks.prompts import bundled
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen-coder-0.5b")
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--settings", type=int, default=6,
+                        help="steering settings: directions x 2 strengths (even)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    backend = load_backend(resolve(args.model), LoadOptions(cache_dir=default_cache_dir()))
+    prompts = bundled().benign.head(args.prompts)
+    layer = paper_layer(backend.n_layers)
+    norm = float(np.linalg.norm(backend.residual_stream(prompts, [layer], [-1])[:, 0, 0],
+                                axis=-1).mean())
+    rng = np.random.default_rng(0)
+    edits = [steer(direction, strength, layer, norm)
+             for direction in rng.standard_normal((args.settings // 2, backend.d_model))
+             for strength in (0.5, 1.0)]
+
+    def run(store: PrefixStore) -> list[np.ndarray]:
+        backend.prefix = store
+        return [backend.last_logprobs(prompts, intervention=e, batch_size=args.batch_size)
+                for e in edits]
+
+    times: dict[str, list[float]] = {"plain": [], "reuse": []}
+    results: dict[str, list[np.ndarray]] = {}
+    for _ in range(args.repeats):
+        for name, store in (("plain", lambda: PrefixStore(0)), ("reuse", PrefixStore)):
+            started = time.perf_counter()
+            results[name] = run(store())
+            times[name].append(time.perf_counter() - started)
+    reused = backend.prefix
+    same = sum(np.array_equal(a, b) for a, b in zip(results["plain"], results["reuse"]))
+    best = {k: min(v) for k, v in times.items()}
+    print(f"{args.prompts} prompts x {len(edits)} settings at layer {layer} of "
+          f"{backend.n_layers}, batch {args.batch_size}: plain {best['plain']:.2f} s   "
+          f"reuse {best['reuse']:.2f} s   ratio {best['reuse'] / best['plain']:.2f}x   "
+          f"identical log-probs {same}/{len(edits)} settings   prefixes reused "
+          f"{reused.hits}, kept {reused.nbytes / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
