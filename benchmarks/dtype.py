@@ -12,25 +12,18 @@ the verdict comparison in README ("Number format").
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
 
-from refusal_checks.cache import default_cache_dir
 from refusal_checks.cpu_features import NATIVE_BF16_FLAGS, cpu_flags, native_bfloat16
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import resolve
 from refusal_checks.prompts import bundled
+from common import arguments, load  # benchmarks/common.py
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen-coder-0.5b")
-    parser.add_argument("--prompts", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser = arguments(__doc__, prompts=32)
     args = parser.parse_args()
     flags = cpu_flags() or frozenset()
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()},"
@@ -38,8 +31,7 @@ def main() -> None:
           f"{', '.join(f for f in NATIVE_BF16_FLAGS if f in flags) or 'none'} "
           f"(native: {native_bfloat16()})")
     prompts = bundled().categories["safety_core"].refuse.head(args.prompts)
-    backends = {dtype: load_backend(resolve(args.model),
-                                    LoadOptions(dtype=dtype, cache_dir=default_cache_dir()))
+    backends = {dtype: load(args.model, dtype=dtype)
                 for dtype in ("float32", "bfloat16")}
     layers = list(range(backends["float32"].n_layers))
     times: dict[str, list[float]] = {dtype: [] for dtype in backends}

@@ -9,7 +9,6 @@ the minimum counts.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -18,11 +17,9 @@ import numpy as np
 import torch
 
 from refusal_checks.activations import activation_key
-from refusal_checks.cache import default_cache_dir
 from refusal_checks.cache_store import ArrayCache
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import resolve
 from refusal_checks.prompts import bundled
+from common import arguments, load  # benchmarks/common.py
 
 
 def plain_loop(backend, texts: list[str], batch_size: int, position: int) -> np.ndarray:
@@ -56,14 +53,10 @@ def refusal_checks_run(backend, prompts, batch_size: int, position: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen-coder-0.5b")
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser = arguments(__doc__, prompts=64)
     args = parser.parse_args()
     torch.manual_seed(0)
-    backend = load_backend(resolve(args.model), LoadOptions(cache_dir=default_cache_dir()))
+    backend = load(args.model)
     prompts = bundled().categories["safety_core"].refuse.head(args.prompts)
     texts = list(prompts.texts)
     position = -2

@@ -11,29 +11,22 @@ Also checks that the replies and the scores are identical.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
-from refusal_checks.cache import default_cache_dir
 from refusal_checks.effects import FirstStep
 from refusal_checks.interventions import steer
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import resolve
 from refusal_checks.prompts import bundled
 from refusal_checks.scoring import refusal_score
+from common import arguments, load  # benchmarks/common.py
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen-coder-0.5b")
-    parser.add_argument("--prompts", type=int, default=16)
+    parser = arguments(__doc__, prompts=16)
     parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    backend = load_backend(resolve(args.model), LoadOptions(cache_dir=default_cache_dir()))
+    backend = load(args.model)
     prompts = bundled().benign.head(args.prompts)
     layer = int(0.48 * backend.n_layers)
     direction = np.random.default_rng(0).standard_normal(backend.d_model)

@@ -13,30 +13,23 @@ repeats, the minimum counts. Also checks the two give identical log-probabilitie
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
 from refusal_checks.activations import paper_layer
-from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import steer
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import resolve
 from refusal_checks.prefix_store import PrefixStore
 from refusal_checks.prompts import bundled
+from common import arguments, load  # benchmarks/common.py
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen-coder-0.5b")
-    parser.add_argument("--prompts", type=int, default=32)
+    parser = arguments(__doc__, prompts=32)
     parser.add_argument("--settings", type=int, default=6,
                         help="steering settings: directions x 2 strengths (even)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    backend = load_backend(resolve(args.model), LoadOptions(cache_dir=default_cache_dir()))
+    backend = load(args.model)
     prompts = bundled().benign.head(args.prompts)
     layer = paper_layer(backend.n_layers)
     norm = float(np.linalg.norm(backend.residual_stream(prompts, [layer], [-1])[:, 0, 0],

@@ -8,17 +8,14 @@ minimum counts. Also checks the two produce identical text.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
 
-from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import Ablate, steer
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import resolve
 from refusal_checks.prompts import bundled
+from common import arguments, load  # benchmarks/common.py
 
 
 def hooked_generate(backend, texts, tokens, batch_size, edit):
@@ -58,14 +55,10 @@ def hooked_generate(backend, texts, tokens, batch_size, edit):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen-coder-0.5b")
-    parser.add_argument("--prompts", type=int, default=16)
+    parser = arguments(__doc__, prompts=16)
     parser.add_argument("--tokens", type=int, default=24)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    backend = load_backend(resolve(args.model), LoadOptions(cache_dir=default_cache_dir()))
+    backend = load(args.model)
     prompts = bundled().benign.head(args.prompts)
     texts = list(prompts.texts)
     layer = int(0.48 * backend.n_layers)
