@@ -9,7 +9,6 @@ shows it holds on a real chat template, a real tokenizer and tied embeddings.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +17,10 @@ import pytest
 
 from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import Ablate, Intervention, steer
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import EMBEDDED, resolve
+from refusal_checks.models import EMBEDDED
 from refusal_checks.prompt_sets import PromptSet
 from tests.hook_reference import hooked
+from tests.real.embedded import load_embedded, one_torch_thread
 
 pytestmark = pytest.mark.real
 
@@ -35,24 +34,13 @@ TEXTS = ("Hi!", "What is the capital of France?",
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """On this busy 2-core machine a second intra-op thread makes SmolLM2's generation
-    10-30 x slower (waiting for a core), not faster: measured 1.7 s vs 24-66 s."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def single_thread() -> Iterator[None]:
+    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")
 def backend() -> Any:
-    missing = [p for p in EMBEDDED[ALIAS].packages if importlib.util.find_spec(p) is None]
-    if missing:
-        pytest.skip(f"embedded model {ALIAS} is not installed ({', '.join(missing)} missing): "
-                    f"{EMBEDDED[ALIAS].install}")
-    return load_backend(resolve(ALIAS), LoadOptions(cache_dir=default_cache_dir()))
+    return load_embedded(ALIAS)
 
 
 @pytest.fixture(scope="module")

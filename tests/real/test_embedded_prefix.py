@@ -13,7 +13,6 @@ pass's own), so the values are bitwise equal on any machine.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,13 +20,11 @@ import numpy as np
 import pytest
 
 from refusal_checks.activations import paper_layer
-from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import steer
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import EMBEDDED, resolve
 from refusal_checks.prefix_store import PrefixStore
 from refusal_checks.prompts import bundled
 from refusal_checks.scoring import refusal_score
+from tests.real.embedded import load_embedded, one_torch_thread
 
 pytestmark = pytest.mark.real
 
@@ -36,23 +33,13 @@ BATCH = 3  # 6 prompts: two left-padded batches
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on the busy 2-core machine a second one mostly waits."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def single_thread() -> Iterator[None]:
+    yield from one_torch_thread()
 
 
 @pytest.fixture(scope="module")
 def backend() -> Any:
-    missing = [p for p in EMBEDDED[ALIAS].packages if importlib.util.find_spec(p) is None]
-    if missing:
-        pytest.skip(f"embedded model {ALIAS} is not installed ({', '.join(missing)} missing): "
-                    f"{EMBEDDED[ALIAS].install}")
-    return load_backend(resolve(ALIAS), LoadOptions(cache_dir=default_cache_dir()))
+    return load_embedded(ALIAS)
 
 
 def test_reused_prefix_scores_equal_the_plain_pass_on_qwen(backend: Any) -> None:
