@@ -118,5 +118,7 @@ def test_scores_from_given_logprobs_are_cached_like_a_forward(tiny_backend: Any,
     cache = ArrayCache(tmp_path)
     given = tiny_backend.last_logprobs(prompts)
     first = scores(tiny_backend, prompts, [0, 1], None, cache, logprobs=given)
-    served = scores(Counting(tiny_backend), prompts, [0, 1], None, cache)
+    counting = Counting(tiny_backend)
+    served = scores(counting, prompts, [0, 1], None, cache)
+    assert counting.forwarded == 0  # served from the entry, not computed again
     np.testing.assert_array_equal(first, served)
