@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import cost
+from refusal_checks.core import cost
 from refusal_checks.backend import Backend, FirstLogprobs
 from refusal_checks.cache import cache_key
 from refusal_checks.cache_store import ArrayCache

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import cost
+from refusal_checks.core import cost
 from refusal_checks.cache_store import ArrayCache
 from refusal_checks.effects import kl_key, score_key, scores
 from refusal_checks.labelling import stratum_of

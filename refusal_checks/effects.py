@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import cost
+from refusal_checks.core import cost
 from refusal_checks.activations import replies
 from refusal_checks.backend import Backend
 from refusal_checks.cache import cache_key

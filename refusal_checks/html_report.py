@@ -142,6 +142,6 @@ def render_html(payload: dict[str, Any]) -> str:
 
 def write_html(payload: dict[str, Any], path: str | Path) -> Path:
     """Render and write atomically (a unique temporary file, then os.replace)."""
-    from refusal_checks.files import write_text_atomic
+    from refusal_checks.core.files import write_text_atomic
 
     return write_text_atomic(path, render_html(payload))

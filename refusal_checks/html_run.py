@@ -133,7 +133,7 @@ def _environment_section(payload: dict[str, Any], models: list[str]) -> str:
 
 def _cost_tables(info: dict[str, Any], models: list[str]) -> list[str]:
     """Per model, where the time went (the report's ``cost_profile``), slowest phase first."""
-    from refusal_checks.cost import HEADER, table_rows
+    from refusal_checks.core.cost import HEADER, table_rows
 
     parts = []
     for model in models:

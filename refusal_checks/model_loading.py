@@ -112,7 +112,7 @@ def assemble(parts: list[Path], digest: str, models_dir: Path) -> Path:
     copy fails or is interrupted; ``.part`` files that killed runs left behind are
     removed first.
     """
-    from refusal_checks.files import remove_stale
+    from refusal_checks.core.files import remove_stale
 
     target = models_dir / f"{digest[:24]}.gguf"
     if target.exists() and target.stat().st_size == sum(p.stat().st_size for p in parts):

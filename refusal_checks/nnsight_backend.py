@@ -249,7 +249,7 @@ class NnsightBackend(NnsightInterventions):
             if progress is not None:
                 progress(min(start + batch_size, len(texts)), len(texts))
         if reused:
-            from refusal_checks import cost  # not a module global: see _prepare
+            from refusal_checks.core import cost  # not a module global: see _prepare
 
             cost.note(prefix_reuses=reused)
         return out

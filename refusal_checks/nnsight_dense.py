@@ -91,7 +91,7 @@ def dense_copy(gguf_path: Path, digest: str, models_dir: Path) -> Path:
     renamed into place, so a half-written conversion is never used. Its marker records
     each file's size and sha256 (:func:`dense_ok`, :func:`dense_intact`).
     """
-    from refusal_checks.files import remove_stale
+    from refusal_checks.core.files import remove_stale
     from refusal_checks.models import STALE_AFTER_S
 
     target = models_dir / f"dense-{digest[:24]}"

@@ -46,7 +46,7 @@ def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path:
     profiles = {model: ledger.profile() for model, ledger in state.costs.items()
                 if ledger.phases}
     if profiles:
-        from refusal_checks.cost import render
+        from refusal_checks.core.cost import render
 
         writer.section("refusal_checks cost profile")
         text = render(profiles, width=writer._tw.fullwidth, color=writer._tw.hasmarkup)
@@ -92,7 +92,7 @@ def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
         # From the serialised payload, so the page equals a re-render of the JSON report.
         _write_html(config, json.loads(text), Path(html_path))
     if json_path:
-        from refusal_checks.files import write_text_atomic
+        from refusal_checks.core.files import write_text_atomic
 
         write_text_atomic(json_path, text)
 

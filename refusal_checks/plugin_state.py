@@ -59,8 +59,8 @@ class RunState:
         return self._cache_dir
 
     def ledger(self, model: str) -> Any:
-        """The model's :class:`refusal_checks.cost.CostLedger` (made on first use)."""
-        from refusal_checks.cost import CostLedger
+        """The model's :class:`refusal_checks.core.cost.CostLedger` (made on first use)."""
+        from refusal_checks.core.cost import CostLedger
 
         return self.costs.setdefault(model, CostLedger())
 
@@ -87,7 +87,7 @@ class RunState:
         merge_models(self.model_info, data["model_info"])
         for name, seconds in data["timings"].items():
             self.timings[name] = self.timings.get(name, 0.0) + seconds
-        from refusal_checks.cost import CostLedger
+        from refusal_checks.core.cost import CostLedger
 
         for model, phases in data.get("costs", {}).items():  # seconds add up over workers
             self.ledger(model).merge(CostLedger.from_dict(phases))

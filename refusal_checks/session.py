@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from refusal_checks.files import unwritable
+from refusal_checks.core.files import unwritable
 
 # The smallest --refusal-max-prompts with which every claim computes its numbers. Each
 # prompt set is split into train and test halves, and a half again for the split-half

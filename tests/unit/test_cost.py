@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import cost
+from refusal_checks.core import cost
 from refusal_checks.activations import replies
 from refusal_checks.cache import cache_key
 from refusal_checks.cache_store import ArrayCache
-from refusal_checks.cost import CostLedger, PhaseCost, note, phase, render, table_rows
+from refusal_checks.core.cost import CostLedger, PhaseCost, note, phase, render, table_rows
 from refusal_checks.effects import kl, scores
 from refusal_checks.interventions import Ablate
 from refusal_checks.prompt_sets import PromptSet

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks import files
+from refusal_checks.core import files
 from refusal_checks.model_loading import assemble
 from refusal_checks.models import STALE_AFTER_S
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from refusal_checks import figures_heatmaps, figures_rates
 from refusal_checks.__main__ import main
-from refusal_checks.cost import CostLedger, PhaseCost
+from refusal_checks.core.cost import CostLedger, PhaseCost
 from refusal_checks.html_report import render_html, write_html
 from refusal_checks.paper import (COCONOT_NON_SAFETY, PAPER_COSINES, SAFETY_LIKE,
                                   cosine_summary)

@@ -1,0 +1,2 @@
+"""Bottom layer: the standard library only (file writing, the cost ledger, protocol defaults).
+"""
