@@ -81,7 +81,7 @@ from refusal_checks import (  # noqa: E402
 from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS  # noqa: E402
 from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS  # noqa: E402
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
-from refusal_checks.verdict import Outcome  # noqa: E402
+from refusal_checks.stats.verdict import Outcome  # noqa: E402
 
 FULL_WORLDS = 200
 QUICK_WORLDS = 40

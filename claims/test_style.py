@@ -21,7 +21,7 @@ from refusal_checks.style_verdicts import (
     rate_matched,
     style_differs,
 )
-from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.stats.verdict import Outcome, Verdict
 
 # At least three directions must produce enough refusals to be compared.
 MIN_DIRECTIONS = 3

@@ -37,8 +37,8 @@ from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.prompts import PromptCollection, PromptSet
 from refusal_checks.selection import (MAX_KL, MIN_INDUCE, Selection, SelectionPrompts,
                                       not_run, select_direction)
-from refusal_checks.stats import above, below, percentile_interval
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.intervals import above, below, percentile_interval
+from refusal_checks.stats.verdict import Verdict
 
 VALIDATION_PER_SIDE = 16
 # Fewest prompts on any side of build or validation: a difference in means of fewer is a

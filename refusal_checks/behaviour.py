@@ -58,7 +58,7 @@ class RefusalBehaviour:
         (``outcomes.harmful`` / ``outcomes.benign``) and the texts (``texts``), so the
         release gate can pair a later run's prompts with this one's.
         """
-        from refusal_checks.paired import per_prompt_record
+        from refusal_checks.stats.paired import per_prompt_record
 
         data: dict[str, Any] = {"refused": self.refused, "n": self.n,
                                 "benign_refused": self.benign_refused,
@@ -72,7 +72,7 @@ class RefusalBehaviour:
 
     def intervals(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """95% Wilson intervals of the refusal rate on should-not-comply and benign prompts."""
-        from refusal_checks.stats import wilson_interval
+        from refusal_checks.stats.intervals import wilson_interval
 
         return wilson_interval(self.refused, self.n), wilson_interval(self.benign_refused,
                                                                       self.benign_n)

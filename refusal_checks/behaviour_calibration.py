@@ -20,7 +20,7 @@ from refusal_checks import behaviour_direction as direction_claims
 from refusal_checks.arditi import ARDITI_CLAIMS
 from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
-from refusal_checks.stats import normal_quantile
+from refusal_checks.stats.intervals import normal_quantile
 from refusal_checks.synthetic import SyntheticBackend, World
 from refusal_checks.worlds import Design
 

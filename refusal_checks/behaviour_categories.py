@@ -1,9 +1,9 @@
 """Verdicts of Joad et al.'s category-knob claims (2026; PAPER.md A.3).
 
-Each function turns what the claim measured (a :class:`~refusal_checks.behaviour_rates.KnobSweep`,
+Each function turns what the claim measured (a :class:`~refusal_checks.stats.rates.KnobSweep`,
 refused / not per category probe, the cheap score's agreement with the judge) and the
 model's :class:`~refusal_checks.behaviour.RefusalBehaviour` into the claim's
-:class:`~refusal_checks.verdict.Verdict`: steering along any category direction traces
+:class:`~refusal_checks.stats.verdict.Verdict`: steering along any category direction traces
 the same refusal vs over-refusal trade-off, and ablating a category's own direction
 lowers refusal on it. ``claims/test_category_steering.py`` calls them inside pytest;
 :mod:`refusal_checks.calibration` calls them on planted worlds, so a claim's verdict and
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_rates import KnobSweep, Rate
-from refusal_checks.stats import above, below, percentile_interval, simultaneous_level
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.rates import KnobSweep, Rate
+from refusal_checks.stats.intervals import above, below, percentile_interval, simultaneous_level
+from refusal_checks.stats.verdict import Verdict
 
 # "Nearly identical trade-off": at matched over-refusal, no direction's refusal rate is
 # more than 0.15 away from the other directions' path on average. 0.15 is about the
@@ -69,7 +69,7 @@ def steered_agreement(directions: Sequence[str], agreement: Mapping[str, Any]
     the record says the unsteered agreement (a requirement, :func:`knob_preconditions`) is
     the only one used.
     """
-    from refusal_checks.stats import wilson_interval
+    from refusal_checks.stats.intervals import wilson_interval
 
     steered = {str(k): v for k, v in (agreement.get("steered") or {}).items()
                if int(v.get("n", 0)) > 0}

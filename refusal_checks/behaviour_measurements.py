@@ -35,7 +35,7 @@ from refusal_checks.behaviour_protocol import (
 )
 from refusal_checks.calibration import DEFAULT_SEED
 from refusal_checks.staged import StagedProbe
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 BEHAVIOUR_CLAIM_IDS = (
     "ablation-bypasses-refusal", "addition-induces-refusal",

@@ -109,7 +109,7 @@ def train_directions(refuse: Mapping[str, np.ndarray], benign: np.ndarray,
     """Raw diff-in-means direction per category, ``(d_model,)``: the category's train half
     minus the benign pool's train half (activations ``refuse``: category -> (prompt,
     d_model), ``benign``: (prompt, d_model), rows in ``collection``'s order)."""
-    from refusal_checks.geometry import diff_in_means
+    from refusal_checks.stats.geometry import diff_in_means
 
     pool = benign[train_rows(collection.benign)]
     return {name: diff_in_means(refuse[name][train_rows(c.refuse)], pool)

@@ -27,7 +27,7 @@ from refusal_checks.behaviour import RefusalBehaviour, as_behaviour
 from refusal_checks.behaviour_control import CONTROL as BEHAVIOUR_CONTROL
 from refusal_checks.behaviour_control import BehaviourDirections, behaviour_directions
 from refusal_checks.study import DirectionStudy, study_directions
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 # The claims' option defaults (refusal_checks/plugin.py: --refusal-seed, --refusal-bootstrap).
 DEFAULT_SEED = 0

@@ -17,8 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from refusal_checks.stats import wilson_interval
-from refusal_checks.verdict import Outcome
+from refusal_checks.stats.intervals import wilson_interval
+from refusal_checks.stats.verdict import Outcome
 
 # Goals of the issue: false SUPPORTED under the null, SUPPORTED under the effect.
 MAX_FALSE_SUPPORTED = 0.05

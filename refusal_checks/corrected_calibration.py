@@ -2,7 +2,7 @@
 
 ``pytest claims/ --refusal-labels`` corrects judged refusal rates for the judge's error on
 the model's own labels (:func:`refusal_checks.label_agreement.corrected_rates`, which calls
-:func:`refusal_checks.corrected.corrected_rate`). This study checks that interval where
+:func:`refusal_checks.stats.corrected.corrected_rate`). This study checks that interval where
 the truth is known: each world draws the true refusals among ``n`` replies, the judge's
 verdicts on them at a planted sensitivity and specificity, and a labelled validation set of
 the given size judged by the same judge; it counts how often the corrected interval holds
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refusal_checks.corrected import CorrectionError, corrected_rate
-from refusal_checks.stats import wilson_interval
+from refusal_checks.stats.corrected import CorrectionError, corrected_rate
+from refusal_checks.stats.intervals import wilson_interval
 
 # (name, sensitivity, specificity): the two judges on labels/qwen-coder-0.5b.jsonl (all 400
 # replies: substring 165/180 and 207/220, embedding 169/180 and 188/220) and a weak judge.

@@ -6,7 +6,7 @@ condition stratum (``models.<name>.judge_validation``: sensitivity and specifici
 counts). Each stratum the run judged (unsteered, steered along each direction, ablated)
 then has its judged refusal rate, per side (should-refuse prompts, benign prompts),
 corrected with that stratum's sensitivity and specificity
-(:func:`refusal_checks.corrected.corrected_rate`: Rogan-Gladen, with an interval that
+(:func:`refusal_checks.stats.corrected.corrected_rate`: Rogan-Gladen, with an interval that
 carries the uncertainty of the judged rate and of both error rates; its coverage is checked
 in known-answer worlds, ``calibration/run.py --corrected``). The judge's error is taken as
 the same on both sides of a stratum: the labels of one stratum are too few to split.
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from refusal_checks.corrected import CorrectionError, corrected_rate
+from refusal_checks.stats.corrected import CorrectionError, corrected_rate
 from refusal_checks.labelling import stratum_of
 from refusal_checks.observations import Observations
 

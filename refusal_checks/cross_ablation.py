@@ -20,8 +20,8 @@ import numpy as np
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_categories import MIN_BASELINE_REFUSALS, MIN_SCORE_AGREEMENT
 from refusal_checks.behaviour_direction import RANDOM_DIRECTIONS, random_controls
-from refusal_checks.stats import above, percentile_interval
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.intervals import above, percentile_interval
+from refusal_checks.stats.verdict import Verdict
 
 # "Category-selective": the own-direction drop in refusal rate exceeds the mean drop it
 # causes in the other categories by more than 0.25. The paper's weakest own-direction

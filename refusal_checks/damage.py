@@ -37,7 +37,7 @@ from refusal_checks.effects import kl_key, score_key, scores
 from refusal_checks.labelling import stratum_of
 from refusal_checks.observations import BENIGN, SHOULD_REFUSE, Observations
 from refusal_checks.scoring import kl_divergence, refusal_score
-from refusal_checks.stats import wilson_interval
+from refusal_checks.stats.intervals import wilson_interval
 
 # Unedited log-probabilities kept in memory (one (prompts, vocab) float32 array per benign
 # prompt set; 64 prompts of a 152k vocabulary are 39 MB). A sweep reads one or two benign

@@ -2,7 +2,7 @@
 curves, ablation per category, and the damage axis against steering strength.
 
 Rates carry their n: when prompt counts are known, bands and error bars are Wilson 95%
-intervals (:func:`refusal_checks.stats.wilson_interval`).
+intervals (:func:`refusal_checks.stats.intervals.wilson_interval`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.figures import FONT, _figure, _png
-from refusal_checks.stats import wilson_interval
+from refusal_checks.stats.intervals import wilson_interval
 
 
 def split_half_chart(values: Mapping[str, Mapping[str, float]], *,

@@ -8,7 +8,7 @@ report). :func:`evaluate` turns the current run's verdicts and model records int
 INCONCLUSIVE; ``gate_report`` turns the results into the terminal table, JSON and JUnit.
 Standard library only at import time (the plugin validates policies in every run that has
 one); ``gate_samples`` reads each rate's prompts and compares two runs, paired (Tango's
-interval, :mod:`refusal_checks.paired`) on the prompts both answered.
+interval, :mod:`refusal_checks.stats.paired`) on the prompts both answered.
 """
 
 from __future__ import annotations

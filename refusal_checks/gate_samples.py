@@ -1,7 +1,7 @@
 """What a regression rule compares: one rate's sample read from a report, two samples compared.
 
 A :class:`Sample` is the ``(k, n)`` behind a rate and, where the report recorded them, the
-outcome of each prompt by digest (:mod:`refusal_checks.paired`). Two samples of the same
+outcome of each prompt by digest (:mod:`refusal_checks.stats.paired`). Two samples of the same
 prompts are compared paired: Tango's interval from the discordant pairs, and the prompts
 behind them. Samples without per-prompt outcomes (a report written before they were
 recorded), or of different prompts, are compared unpaired with Newcombe's interval, and the
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from refusal_checks.paired import discordance
+from refusal_checks.stats.paired import discordance
 
 BYPASS_CLAIM = "ablation-bypasses-refusal"
 PAIRED, UNPAIRED = "paired", "unpaired"
@@ -151,7 +151,7 @@ def compare_samples(current: Sample, baseline: Sample, level: float) -> Comparis
     """Paired when both runs recorded the same prompts' outcomes, else unpaired (and why)."""
     now, before = current.outcomes, baseline.outcomes
     if now is None or before is None:
-        from refusal_checks.stats import newcombe_interval
+        from refusal_checks.stats.intervals import newcombe_interval
 
         side = "this run" if now is None else "the baseline"
         why = f"{side}: {(current if now is None else baseline).missing}"
@@ -163,12 +163,12 @@ def compare_samples(current: Sample, baseline: Sample, level: float) -> Comparis
     lost = tuple((d, texts.get(d, "")) for d in found.lost)
     gained = tuple((d, texts.get(d, "")) for d in found.gained)
     if set(now) == set(before):
-        from refusal_checks.paired import tango_interval
+        from refusal_checks.stats.paired import tango_interval
 
         return Comparison(current.rate - baseline.rate,
                           tango_interval(len(gained), len(lost), found.pairs, level), PAIRED,
                           found.pairs, lost, gained)
-    from refusal_checks.stats import newcombe_interval
+    from refusal_checks.stats.intervals import newcombe_interval
 
     why = (f"the runs asked different prompts ({len(set(now) - set(before))} only in this run, "
            f"{len(set(before) - set(now))} only in the baseline)")

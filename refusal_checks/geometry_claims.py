@@ -2,7 +2,7 @@
 
 Each function turns one :class:`~refusal_checks.study.DirectionStudy` and the model's
 :class:`~refusal_checks.behaviour.RefusalBehaviour` into the claim's
-:class:`~refusal_checks.verdict.Verdict`. ``claims/test_geometry.py`` calls them inside
+:class:`~refusal_checks.stats.verdict.Verdict`. ``claims/test_geometry.py`` calls them inside
 pytest; :mod:`refusal_checks.calibration` calls them on planted worlds, so a claim's
 verdict and its calibration can never drift apart.
 
@@ -17,9 +17,9 @@ from dataclasses import replace
 
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_control import BehaviourDirections
-from refusal_checks.stats import above, below
+from refusal_checks.stats.intervals import above, below
 from refusal_checks.study import DirectionStudy
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 # "Directions from independent resamples agree", argued from the claim, not from a model:
 # two 32/32 resamples of one category at cosine 0.90 are 26 degrees apart and share

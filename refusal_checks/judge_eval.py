@@ -5,7 +5,7 @@ available offline"): columns ``id, type, prompt, completion, annotation_1, annot
 agreement, final_label``, where ``final_label`` is ``1_full_compliance``,
 ``2_full_refusal`` or ``3_partial_refusal``. Full and partial refusals count as refusals
 (positive class). Rates carry Wilson 95% intervals and their n (PAPER.md, "Rates carry
-their n"). Stdlib + :mod:`refusal_checks.stats`; no torch.
+their n"). Stdlib + :mod:`refusal_checks.stats.intervals`; no torch.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.judges import Judge, judge_refused
-from refusal_checks.stats import wilson_interval
+from refusal_checks.stats.intervals import wilson_interval
 
 # final_label -> refused (XSTest v2 annotation guidelines).
 LABELS: dict[str, bool] = {

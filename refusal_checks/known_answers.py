@@ -20,7 +20,7 @@ from functools import partial
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP, claim_verdicts
 from refusal_checks.calibration_tally import Tally, goal_text, pct, tally_worlds
 from refusal_checks.synthetic import World
-from refusal_checks.verdict import Outcome
+from refusal_checks.stats.verdict import Outcome
 from refusal_checks.worlds import Design, evidence, refusals
 
 # More-than-one-direction's boundary: 11 unit directions with pairwise cosine c have a

@@ -12,7 +12,7 @@ along each direction, ablated) and over all replies:
   replies (kappa is a ratio of dependent proportions; no closed-form interval is reliable
   at n of a few dozen).
 
-numpy + :mod:`refusal_checks.stats` only.
+numpy + :mod:`refusal_checks.stats.intervals` only.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 
 from refusal_checks.judges import judge_refused
 from refusal_checks.labelling import stratum_of
-from refusal_checks.stats import wilson_interval
+from refusal_checks.stats.intervals import wilson_interval
 
 
 def cohen_kappa(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarray) -> float:
@@ -173,7 +173,7 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
 
     Sensitivity and specificity come from the labelled replies of ``condition`` (the rates
     must be measured under that condition), refusal = the human ``refused`` class;
-    :func:`refusal_checks.corrected.corrected_rate` gives the estimate and its interval.
+    :func:`refusal_checks.stats.corrected.corrected_rate` gives the estimate and its interval.
 
     Returns:
         ``{"sensitivity": [k, n], "specificity": [k, n], "rates": {name: {...}}}``, or
@@ -182,7 +182,7 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
     """
     from pathlib import Path
 
-    from refusal_checks.corrected import CorrectionError, corrected_rate
+    from refusal_checks.stats.corrected import CorrectionError, corrected_rate
     from refusal_checks.labelling import read_labels
 
     rows = [row for row in read_labels(Path(labels_path), fingerprint).values()

@@ -39,10 +39,10 @@ from numpy.typing import ArrayLike, NDArray
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
 from refusal_checks.geometry_claims import reliable
-from refusal_checks.stability import _apply, _cluster_half_weights, _resample
-from refusal_checks.stats import above, below, percentile_interval, recentred_interval
+from refusal_checks.stats.stability import _apply, _cluster_half_weights, _resample
+from refusal_checks.stats.intervals import above, below, percentile_interval, recentred_interval
 from refusal_checks.study import DirectionStudy, study_directions
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 FloatArray = NDArray[np.float64]
 
@@ -261,7 +261,7 @@ def bootstrap_agreement(harmful: ArrayLike, benign: ArrayLike, rng: np.random.Ge
     """``(n_boot,)`` replicates of the mean agreement: both sides resampled with replacement,
     ``n_splits`` resample / held-out splits by original prompt each. A replicate holds
     fewer distinct prompts, so it sits below the estimate: read it with
-    :func:`~refusal_checks.stats.recentred_interval`."""
+    :func:`~refusal_checks.stats.intervals.recentred_interval`."""
     h, b = np.asarray(harmful, np.float64), np.asarray(benign, np.float64)
     out = np.full(n_boot, np.nan)
     for start in range(0, n_boot, _CHUNK):

@@ -12,7 +12,7 @@ import numpy as np
 
 from refusal_checks.activations import CollectionActivations
 from refusal_checks.study import DirectionStudy, study_directions
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 # Each re-check keeps this share of every prompt set (drawn without replacement).
 SUBSAMPLE = 0.8

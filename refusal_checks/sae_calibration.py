@@ -36,7 +36,7 @@ from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_calibration import BehaviourScenario
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.sae import SAE, SaeConfig
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 CORE, TAIL, REBUILD = "sae-shared-core", "sae-category-tail", "sae-reconstructs-direction"
 SAE_CLAIM_IDS = (CORE, TAIL, REBUILD)

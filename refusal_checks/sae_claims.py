@@ -32,8 +32,8 @@ import numpy as np
 
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.geometry_claims import MIN_RELIABILITY
-from refusal_checks.stats import above, recentred_interval
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.intervals import above, recentred_interval
+from refusal_checks.stats.verdict import Verdict
 
 # Refusal latents per category. The paper rebuilds directions from "a few" latents and
 # finds cosines of 0.85-0.97; 16 of the 3,584 latents of our 4x SAE (0.45%) is a few, and

@@ -14,7 +14,7 @@ core steers, however the rest of a category's latents act.
 The SAE directions are swept as ``shared-knob`` sweeps the category directions (same
 relative strengths times the reference norm, cheap score, same staged probes) and each
 one's (ORR, RR) path is compared with the path the category directions trace together:
-:meth:`~refusal_checks.behaviour_rates.KnobSweep.path_deviation` with the SAE directions tested
+:meth:`~refusal_checks.stats.rates.KnobSweep.path_deviation` with the SAE directions tested
 against the category directions, the largest mean gap, paired bootstrap over prompts,
 below ``PATH_MARGIN``. One statistic and one threshold with ``shared-knob``; its
 requirements (the cheap score agrees with the judge; every direction moves over-refusal)
@@ -34,12 +34,12 @@ from refusal_checks import staged_claims
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_categories import (KNOB_BOOTSTRAP, PATH_MARGIN, agreement_details,
                                                  knob_preconditions)
-from refusal_checks.behaviour_rates import KnobSweep
+from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.sae_claims import (TOP, SaeInputs, SaeMissing, _contrast, _ones, _requires,
                                        sae_inputs, top_latents)
 from refusal_checks.staged import StagedProbe
-from refusal_checks.stats import below
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.intervals import below
+from refusal_checks.stats.verdict import Verdict
 
 CLAIM = "sae-steering-same-knob"
 PREFIX = "sae:"  # the SAE directions' names in the joined sweep: "sae:<category>"

@@ -37,7 +37,7 @@ from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.sae import SAE, SaeConfig
 from refusal_checks.sae_claims import TOP
 from refusal_checks.staged_claims import knob_sweep
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 CLAIM_IDS = (sae_steering.CLAIM,)
 CODE_SCALE = 1e-3

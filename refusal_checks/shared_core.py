@@ -33,12 +33,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.geometry_claims import reliable
-from refusal_checks.geometry import _category_sets, clip_unit
-from refusal_checks.geometry_reliability import _half_directions
-from refusal_checks.stability import _apply, _cluster_half_weights, _resample
-from refusal_checks.stats import above, recentred_interval
+from refusal_checks.stats.geometry import _category_sets, clip_unit
+from refusal_checks.stats.reliability import _half_directions
+from refusal_checks.stats.stability import _apply, _cluster_half_weights, _resample
+from refusal_checks.stats.intervals import above, recentred_interval
 from refusal_checks.study import DirectionStudy
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 FloatArray = NDArray[np.float64]
 
@@ -151,7 +151,7 @@ def remainder_split_half(refuse: Sequence[ArrayLike], benign: ArrayLike | Sequen
     """Mean split-half cosine of each category's remainder after the pooled direction.
 
     Each split partitions every prompt set into halves (a shared benign pool once, for all
-    its categories, as :func:`refusal_checks.geometry_reliability.split_half_cosines`); in
+    its categories, as :func:`refusal_checks.stats.reliability.split_half_cosines`); in
     each half the pooled direction is the mean of that half's category directions, so the
     two halves' remainders share no prompt.
 
@@ -179,9 +179,9 @@ def bootstrap_remainder_split_half(refuse: Sequence[ArrayLike],
     """Bootstrap replicates of :func:`remainder_split_half`: ``(n_boot, k)``.
 
     Each replicate resamples every prompt set (a shared pool once) and splits by original
-    prompt (:func:`refusal_checks.stability._cluster_half_weights`), as
-    :func:`refusal_checks.stability.bootstrap_split_half` does for whole directions; read
-    them with :func:`refusal_checks.stats.recentred_interval` (a resample's halves are
+    prompt (:func:`refusal_checks.stats.stability._cluster_half_weights`), as
+    :func:`refusal_checks.stats.stability.bootstrap_split_half` does for whole directions; read
+    them with :func:`refusal_checks.stats.intervals.recentred_interval` (a resample's halves are
     noisier than the data's).
     """
     sets, pools, pool_of = _category_sets(refuse, benign, min_rows=4)

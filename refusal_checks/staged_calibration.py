@@ -19,7 +19,7 @@ from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS
 from refusal_checks.behaviour_measurements import (STAGED_CLAIM_IDS, BehaviourMeasurements,
                                                    staged_verdict)
 from refusal_checks.calibration_tally import pct
-from refusal_checks.verdict import Outcome
+from refusal_checks.stats.verdict import Outcome
 
 
 def judge_both(scenario: str, seed: int, claims: Sequence[str] | None = None
@@ -106,7 +106,7 @@ def comparison_lines(results: Mapping[str, Mapping[str, Comparison]]) -> list[st
     probe size against the fixed one."""
 
     def rate(counts: Mapping[str, int], outcome: Outcome, n: int) -> tuple[float, float, float]:
-        from refusal_checks.stats import wilson_interval
+        from refusal_checks.stats.intervals import wilson_interval
 
         k = counts.get(outcome.value, 0)
         lo, hi = wilson_interval(k, n)

@@ -26,11 +26,11 @@ from refusal_checks import behaviour_categories as category_claims
 from refusal_checks import behaviour_direction as direction_claims
 from refusal_checks import cross_ablation, staged
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_rates import KnobSweep
+from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.interventions import Ablate
 from refusal_checks.prompt_sets import PromptSet
 from refusal_checks.staged import StagedProbe, concat
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 
 def _harmful(probe: StagedProbe, stage: int) -> list[PromptSet]:

@@ -12,13 +12,15 @@ from functools import cached_property
 
 import numpy as np
 
-from refusal_checks import geometry, stats
-from refusal_checks.geometry_reliability import (
+from refusal_checks.stats.intervals import geometry
+
+from refusal_checks.stats.intervals import intervals as stats
+from refusal_checks.stats.reliability import (
     bootstrap_disattenuated,
     disattenuated_cosines,
     split_half_cosines,
 )
-from refusal_checks.stability import bootstrap_split_half
+from refusal_checks.stats.stability import bootstrap_split_half
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class DirectionStudy:
     def split_half_boot(self) -> np.ndarray:
         """``(n_boot, k)`` bootstrap replicates of each category's mean split-half cosine.
 
-        Prompts resampled (:func:`refusal_checks.stability.bootstrap_split_half`); computed
+        Prompts resampled (:func:`refusal_checks.stats.stability.bootstrap_split_half`); computed
         on first use (~5 s for 11 x 64 prompts at width 896), from its own seeded stream.
         """
         sets, pools = self.inputs

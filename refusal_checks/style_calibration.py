@@ -47,7 +47,7 @@ from refusal_checks.style_verdicts import (
     style_differs,
 )
 from refusal_checks.synthetic import SyntheticBackend, World
-from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.stats.verdict import Outcome, Verdict
 from refusal_checks.worlds import Design
 
 STYLE_CLAIM_IDS = ("style-differs-by-direction", "style-rate-matched", "style-not-rate",

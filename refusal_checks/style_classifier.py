@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.stats import normal_quantile, permutation_pvalue
+from refusal_checks.stats.intervals import normal_quantile, permutation_pvalue
 
 
 def _codes(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:

@@ -246,7 +246,7 @@ def random_half_directions(category: str, refuse: np.ndarray, refuse_rows: np.nd
         benign_rows: Rows of the pool's train half.
         seed: ``--refusal-seed``; the same seed gives the same halves.
     """
-    from refusal_checks.geometry import diff_in_means
+    from refusal_checks.stats.geometry import diff_in_means
 
     rng = np.random.default_rng(seed)
     rows, pool = rng.permutation(refuse_rows), rng.permutation(benign_rows)

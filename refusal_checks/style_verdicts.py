@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.stats import above, below, percentile_interval
+from refusal_checks.stats.intervals import above, below, percentile_interval
 from refusal_checks.style_classifier import StyleResult, _codes, cluster_bootstrap
 from refusal_checks.style_features import LEXICAL_FEATURES, lexical_features
 from refusal_checks.style_steering import (
@@ -23,7 +23,7 @@ from refusal_checks.style_steering import (
     TARGET_RATE,
     SteeredReplies,
 )
-from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.stats.verdict import Outcome, Verdict
 
 # "Clearly above chance": the classifier names the right direction for at least 10 more
 # refusals in 100 than the within-prompt permutation null. The negative control must stay

@@ -28,8 +28,8 @@ import pytest
 from refusal_checks import plugin
 from refusal_checks.gate import load_baseline
 from refusal_checks.gate_samples import BYPASS_CLAIM
-from refusal_checks.paired import no_change_half_width, prompt_digest
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.paired import no_change_half_width, prompt_digest
+from refusal_checks.stats.verdict import Verdict
 from tests.plugin.test_plugin import (
     WIDE,
     assert_no_traceback,

@@ -33,7 +33,7 @@ from refusal_checks import plugin
 from refusal_checks.cache_store import ArrayCache
 from refusal_checks.models import known_names
 from refusal_checks.plugin_state import VERDICT_PROPERTY
-from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.stats.verdict import Outcome, Verdict
 
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = ("synthetic:distinct", "synthetic:shared", "synthetic:null")

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from refusal_checks import behaviour_categories as categories
 from refusal_checks import behaviour_direction as direction
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_rates import KnobSweep
-from refusal_checks.verdict import Outcome
+from refusal_checks.stats.rates import KnobSweep
+from refusal_checks.stats.verdict import Outcome
 
 REFUSES = RefusalBehaviour("substring", 80, 88, 1, 16)
 NEVER = RefusalBehaviour("substring", 2, 88, 1, 16)

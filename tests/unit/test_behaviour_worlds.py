@@ -20,7 +20,7 @@ from refusal_checks.behaviour_calibration import (BUNDLED_NAMES, COCONOT_LIKE, b
 from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.synthetic import SyntheticBackend, World
-from refusal_checks.verdict import Outcome
+from refusal_checks.stats.verdict import Outcome
 from refusal_checks.worlds import Design, PlantedBackend, behaviour_designs, collection
 
 FEW = settings(max_examples=4, deadline=None, derandomize=True,

@@ -26,7 +26,7 @@ from refusal_checks.effects import judged
 from refusal_checks.judges import SubstringJudge
 from refusal_checks.prompts import bundled
 from refusal_checks.synthetic import SyntheticBackend
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK_WORLDS = 15

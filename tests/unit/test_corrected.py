@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.corrected import CorrectionError, corrected_rate, coverage, rogan_gladen
+from refusal_checks.stats.corrected import CorrectionError, corrected_rate, coverage, rogan_gladen
 
 
 @given(st.floats(0, 1), st.floats(0.55, 1), st.floats(0.55, 1))

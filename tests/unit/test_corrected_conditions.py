@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.corrected import corrected_rate
+from refusal_checks.stats.corrected import corrected_rate
 from refusal_checks.corrected_conditions import corrected_by_condition, summary_line
 from refusal_checks.observations import Observations
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from refusal_checks.behaviour_rates import KnobSweep, Rate
+from refusal_checks.stats.rates import KnobSweep, Rate
 from refusal_checks.effects import mean_norm
 from refusal_checks.scoring import agreement, kl_divergence, refusal_probability, refusal_score
 

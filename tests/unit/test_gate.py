@@ -32,7 +32,7 @@ from refusal_checks.gate_policy import (
     parse_policy,
 )
 from refusal_checks.gate_samples import BYPASS_CLAIM, Sample
-from refusal_checks.paired import (
+from refusal_checks.stats.paired import (
     no_change_half_width,
     pairs_needed,
     per_prompt_record,
@@ -40,8 +40,8 @@ from refusal_checks.paired import (
     tango_interval,
 )
 from refusal_checks.report import json_report
-from refusal_checks.stats import above, below, newcombe_interval, wilson_interval
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.intervals import above, below, newcombe_interval, wilson_interval
+from refusal_checks.stats.verdict import Verdict
 
 FAST = settings(max_examples=80, deadline=None)
 MODEL = "m"

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from refusal_checks.geometry import (
+from refusal_checks.stats.geometry import (
     category_directions,
     clip_unit,
     cosine,
@@ -20,7 +20,7 @@ from refusal_checks.geometry import (
     project_out,
     unit,
 )
-from refusal_checks.geometry_reliability import (
+from refusal_checks.stats.reliability import (
     bootstrap_disattenuated,
     cross_half_cosines,
     disattenuate,

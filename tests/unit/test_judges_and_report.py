@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from refusal_checks.judges import SubstringJudge
 from refusal_checks.report import json_report, render_table
-from refusal_checks.stats import above
+from refusal_checks.stats.intervals import above
 
 
 def test_substring_judge_matches_the_papers_phrases_and_curly_apostrophes():

@@ -20,9 +20,9 @@ from refusal_checks.judges import SubstringJudge
 from refusal_checks.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis, resample_agreement)
 from refusal_checks.prompts import bundled
-from refusal_checks.stability import _cluster_half_weights
+from refusal_checks.stats.stability import _cluster_half_weights
 from refusal_checks.synthetic import SyntheticBackend
-from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.stats.verdict import Outcome, Verdict
 from tests.unit.test_calibration import _run
 
 REFUSES = RefusalBehaviour("planted", 40, 64, 0, 16)

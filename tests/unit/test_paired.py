@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.paired import (
+from refusal_checks.stats.paired import (
     DIGEST_CHARS,
     discordance,
     no_change_half_width,
@@ -21,7 +21,7 @@ from refusal_checks.paired import (
     tango_interval,
     tango_statistic,
 )
-from refusal_checks.stats import newcombe_interval, normal_quantile
+from refusal_checks.stats.intervals import newcombe_interval, normal_quantile
 
 FAST = settings(max_examples=80, deadline=None)
 Z = normal_quantile(0.975)

@@ -8,11 +8,11 @@ import pytest
 
 from refusal_checks import behaviour_categories, sae_steering
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_rates import KnobSweep
+from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.sae_claims import SaeMissing, sae_inputs
 from refusal_checks.sae_steering_calibration import (SAE_STEERING_SCENARIOS, planted_sae,
                                                      verdict)
-from refusal_checks.verdict import Outcome
+from refusal_checks.stats.verdict import Outcome
 
 REFUSES = RefusalBehaviour("substring", 80, 88, 1, 16)
 AGREE = {"n": 64, "agreement": 1.0, "score_refused": 32, "judge_refused": 32}

@@ -14,7 +14,7 @@ from refusal_checks.behaviour_protocol import HARMFUL_CATEGORIES
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.selection import (Candidate, candidate_layers, choose, judge_candidate,
                                       select_direction)
-from refusal_checks.verdict import Outcome
+from refusal_checks.stats.verdict import Outcome
 
 
 def _world(seed: int = 1, **extras):

@@ -1,4 +1,4 @@
-"""Bootstrap of the split-half cosine (refusal_checks.stability)."""
+"""Bootstrap of the split-half cosine (refusal_checks.stats.stability)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.geometry_reliability import split_half_cosines
-from refusal_checks.stability import _cluster_half_weights, bootstrap_split_half
-from refusal_checks.stats import recentred_interval
+from refusal_checks.stats.reliability import split_half_cosines
+from refusal_checks.stats.stability import _cluster_half_weights, bootstrap_split_half
+from refusal_checks.stats.intervals import recentred_interval
 
 
 def _world(rng: np.random.Generator, n: int, d: int, signal: float) -> tuple[np.ndarray, np.ndarray]:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from refusal_checks import staged, staged_claims
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.prompt_sets import PromptSet
-from refusal_checks.stats import STRADDLES, above
-from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.stats.intervals import STRADDLES, above
+from refusal_checks.stats.verdict import Outcome, Verdict
 
 REFUSES = RefusalBehaviour("substring", 80, 88, 1, 16)
 NEVER = RefusalBehaviour("substring", 2, 88, 1, 16)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.stats import (
+from refusal_checks.stats.intervals import (
     above,
     below,
     decide,
@@ -25,7 +25,7 @@ from refusal_checks.stats import (
     verdict,
     wilson_interval,
 )
-from refusal_checks.verdict import ABOVE, BELOW, Outcome, Verdict
+from refusal_checks.stats.verdict import ABOVE, BELOW, Outcome, Verdict
 
 FAST = settings(max_examples=60, deadline=None)
 NAN = math.nan

@@ -28,7 +28,7 @@ from refusal_checks.style_verdicts import (
     rate_matched,
     style_differs,
 )
-from refusal_checks.verdict import Outcome, Verdict
+from refusal_checks.stats.verdict import Outcome, Verdict
 
 OPENINGS = ("I'm sorry, but I can't help with that.", "Sorry, I cannot do that.",
             "I am unable to assist with this request.", "I won't be able to help here.")

@@ -34,7 +34,7 @@ from refusal_checks.style_steering import (
     rate_matched_replies,
 )
 from refusal_checks.synthetic import SyntheticBackend
-from refusal_checks.verdict import Verdict
+from refusal_checks.stats.verdict import Verdict
 from refusal_checks.worlds import PlantedBackend
 
 REPO = Path(__file__).resolve().parents[2]

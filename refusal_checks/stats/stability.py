@@ -2,7 +2,7 @@
 
 The paper compares directions built from independent 32/32 resamples of one split. Our
 estimate is the mean split-half cosine
-(:func:`refusal_checks.geometry_reliability.split_half_cosines`: halves of the 64 bundled
+(:func:`refusal_checks.stats.reliability.split_half_cosines`: halves of the 64 bundled
 refuse prompts, so 32 per half as in the paper). This module
 gives it a confidence interval by resampling prompts, numpy only.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from refusal_checks.geometry import _category_sets
+from refusal_checks.stats.geometry import _category_sets
 
 FloatArray = NDArray[np.float64]
 
@@ -76,7 +76,7 @@ def bootstrap_split_half(
 
     A resample has fewer distinct prompts than the data, so its halves are noisier and the
     replicates sit below the estimate; read them with
-    :func:`refusal_checks.stats.recentred_interval`, which takes width and skew from the
+    :func:`refusal_checks.stats.intervals.recentred_interval`, which takes width and skew from the
     replicates and location from the estimate (in 200 planted datasets the plain percentile
     interval missed the expected split-half cosine in 54%, the re-centred one in 6.5%).
 

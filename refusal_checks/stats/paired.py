@@ -149,7 +149,7 @@ def tango_interval(b: int, c: int, n: int, level: float = 0.95) -> tuple[float, 
         ValueError: For a bad level or counts.
     """
     _check(b, c, n, level)
-    from refusal_checks.stats import normal_quantile
+    from refusal_checks.stats.intervals import normal_quantile
 
     z = normal_quantile(0.5 + level / 2.0)
     estimate = (b - c) / n
@@ -166,7 +166,7 @@ def no_change_half_width(n: int, level: float = 0.95) -> float:
     ``m`` passes an unchanged model only when ``m`` exceeds it, i.e. ``n > z^2 (1 - m) / m``.
     """
     _check(0, 0, n, level)
-    from refusal_checks.stats import normal_quantile
+    from refusal_checks.stats.intervals import normal_quantile
 
     z2 = normal_quantile(0.5 + level / 2.0) ** 2
     return z2 / (n + z2)
@@ -178,7 +178,7 @@ def pairs_needed(margin: float, level: float = 0.95) -> int:
         raise ValueError(f"margin must lie strictly between 0 and 1, got {margin!r}")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95), got {level!r}")
-    from refusal_checks.stats import normal_quantile
+    from refusal_checks.stats.intervals import normal_quantile
 
     z2 = normal_quantile(0.5 + level / 2.0) ** 2
     n = max(1, math.floor(z2 * (1.0 - margin) / margin) + 1)

@@ -6,7 +6,7 @@ milliseconds. Activations are ``(prompt, d_model)``; a set of category direction
 
 Sampling noise shrinks cosines (PAPER.md, "Methodology notes"); measuring and undoing
 that shrinkage (split-half reliability, disattenuation, the prompt bootstrap) is in
-:mod:`refusal_checks.geometry_reliability`.
+:mod:`refusal_checks.stats.reliability`.
 """
 
 from __future__ import annotations

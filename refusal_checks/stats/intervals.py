@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from refusal_checks.verdict import ABOVE, BELOW, Outcome, Verdict
+from refusal_checks.stats.verdict import ABOVE, BELOW, Outcome, Verdict
 
 _ALTERNATIVES = ("greater", "less")
 # Reasons of the INCONCLUSIVE verdicts that more observations can settle (refusal_checks.staged

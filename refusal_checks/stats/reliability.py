@@ -7,7 +7,7 @@ the same direction have cosine below 1. :func:`split_half_cosines`,
 Cross-half products (:func:`cross_half_cosines`, :func:`disattenuated_cosines`) keep a
 shared benign pool's noise out of between-category cosines.
 
-Like :mod:`refusal_checks.geometry`, everything takes and returns float64 numpy arrays,
+Like :mod:`refusal_checks.stats.geometry`, everything takes and returns float64 numpy arrays,
 and randomness is always an explicit ``np.random.Generator``.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from refusal_checks.geometry import FloatArray, _category_sets, category_directions
+from refusal_checks.stats.geometry import FloatArray, _category_sets, category_directions
 
 # Reliability floor in disattenuate(): a category whose halves disagree completely has
 # rho = 0; flooring keeps the division finite (and the result huge, i.e. uninformative).
