@@ -18,7 +18,7 @@ import torch
 
 from refusal_checks.activations import activation_key
 from refusal_checks.cache_store import ArrayCache
-from refusal_checks.prompts import bundled
+from refusal_checks.prompts.bundled import bundled
 from common import arguments, load  # benchmarks/common.py
 
 

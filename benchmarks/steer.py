@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from refusal_checks.interventions import Ablate, steer
-from refusal_checks.prompts import bundled
+from refusal_checks.prompts.bundled import bundled
 from common import arguments, load  # benchmarks/common.py
 
 

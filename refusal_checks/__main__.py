@@ -118,7 +118,7 @@ def _train_sae(args: argparse.Namespace, cache_dir: Path) -> int:
 
     from refusal_checks.activations import paper_layer
     from refusal_checks.backend import check_layers
-    from refusal_checks.prompts import PromptFileError, bundled, load_prompts
+    from refusal_checks.prompts.bundled import PromptFileError, bundled, load_prompts
     from refusal_checks.sae_train import TrainSettings, train_and_store
 
     console = Console(stderr=True)

@@ -21,7 +21,7 @@ from refusal_checks.backend import Backend, FirstLogprobs
 from refusal_checks.cache import cache_key
 from refusal_checks.cache_store import ArrayCache
 from refusal_checks.interventions import Intervention
-from refusal_checks.prompt_sets import PromptCollection, PromptSet
+from refusal_checks.prompts.sets import PromptCollection, PromptSet
 from refusal_checks.resume import ChunkStats, chunked_array, chunked_texts
 
 SITE = "resid_pre"

@@ -14,7 +14,7 @@ import numpy as np
 
 from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Intervention
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 
 __all__ = ["Backend", "BackendError", "FirstLogprobs", "ProgressCallback", "check_layers",
            "check_positions"]

@@ -18,7 +18,7 @@ from refusal_checks.cache import cache_key
 from refusal_checks.cache_store import ArrayCache
 from refusal_checks.interventions import Intervention
 from refusal_checks.judges import judge_refused
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompts.bundled import PromptSet
 from refusal_checks.scoring import kl_divergence, refusal_score
 
 

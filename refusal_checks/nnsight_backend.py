@@ -27,7 +27,7 @@ from refusal_checks.nnsight_devices import (block_devices, device_summary, execu
                                             import_torch)
 from refusal_checks.nnsight_interventions import NnsightInterventions
 from refusal_checks.prefix_store import PrefixStore, batch_digest
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompts.bundled import PromptSet
 from refusal_checks.remote import remote_scope
 
 

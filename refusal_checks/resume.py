@@ -29,7 +29,7 @@ import numpy as np
 
 from refusal_checks.cache import cache_key
 from refusal_checks.cache_store import ArrayCache
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 
 ProgressCallback = Callable[[int, int], None]
 

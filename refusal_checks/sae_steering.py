@@ -59,7 +59,7 @@ class SaeSteering:
 
 def train_rows(prompts: Any) -> np.ndarray:
     """Rows of ``prompts`` that are in its train half
-    (refusal_checks.prompt_sets.PromptSet.split)."""
+    (refusal_checks.prompts.sets.PromptSet.split)."""
     train = set(prompts.split("train").texts)
     return np.array([i for i, t in enumerate(prompts.texts) if t in train], dtype=int)
 

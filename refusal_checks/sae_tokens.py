@@ -26,7 +26,7 @@ import numpy as np
 
 from refusal_checks.backend import Backend, ProgressCallback
 from refusal_checks.errors import BackendError
-from refusal_checks.prompt_sets import PromptCollection, PromptSet
+from refusal_checks.prompts.sets import PromptCollection, PromptSet
 
 # Template positions per prompt read from a synthetic world (it has no tokens).
 SYNTHETIC_POSITIONS = 8

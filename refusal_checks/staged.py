@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.stats.intervals import STRADDLES, TOO_FEW, simultaneous_level
 from refusal_checks.stats.verdict import Outcome, Verdict
 

@@ -28,7 +28,7 @@ from refusal_checks import cross_ablation, staged
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.interventions import Ablate
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.staged import StagedProbe, concat
 from refusal_checks.stats.verdict import Verdict
 

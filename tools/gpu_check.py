@@ -76,8 +76,8 @@ class Check:
 
 def prompts(n: int) -> tuple[Any, Any]:
     """``n`` harmful prompts (the safety categories, pooled) and ``n`` benign ones."""
-    from refusal_checks.prompt_sets import PromptSet
-    from refusal_checks.prompts import bundled
+    from refusal_checks.prompts.sets import PromptSet
+    from refusal_checks.prompts.bundled import bundled
 
     collection = bundled()
     harmful: list[str] = []

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from refusal_checks.interventions import Ablate
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 
 from .test_interventions import backend_generate
 from .tiny import PROMPTS, build_tokenizer

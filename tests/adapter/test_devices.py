@@ -25,7 +25,7 @@ from refusal_checks import nnsight_devices as devices
 from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.nnsight_loading import load_folder
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 
 from .tiny import D_MODEL, N_LAYERS, PROMPTS
 

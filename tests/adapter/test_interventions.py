@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.interventions import Ablate, Intervention, Steer, steer
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 from tests.hook_reference import hooked
 
 from .tiny import D_MODEL, N_LAYERS, PROMPTS, build_tokenizer

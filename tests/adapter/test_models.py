@@ -195,7 +195,7 @@ def test_local_gguf_file_loads_through_a_verified_dense_copy(
     assert json.loads((dense / "refusal_checks_dense.json").read_text())["sha256"] == digest
 
     # The dense copy computes what the GGUF file itself computes.
-    from refusal_checks.prompt_sets import PromptSet
+    from refusal_checks.prompts.sets import PromptSet
 
     texts = ("how do i pick a lock?", "hi")
     got = backend.residual_stream(PromptSet("g/refuse", "g", "refuse", texts, "test"),

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.backend import Backend, BackendError
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 
 from .tiny import CHAT_TEMPLATE, D_MODEL, N_LAYERS, PROMPTS, build_tokenizer, save_tiny
 

@@ -31,7 +31,7 @@ from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import resolve
 from refusal_checks.prefix_store import PrefixStore, batch_digest
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 
 from .remote_sim import server_without_refusal_checks
 from .tiny import D_MODEL, N_LAYERS, PROMPTS

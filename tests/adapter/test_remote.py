@@ -25,7 +25,7 @@ from refusal_checks.errors import BackendError
 from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import resolve
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 
 from .remote_sim import server_without_refusal_checks
 from .tiny import D_MODEL, N_LAYERS, PROMPTS
@@ -250,7 +250,7 @@ def test_a_run_that_loses_ndif_half_way_resumes_without_repeating_work(
     after 3. The rerun sends only the 3 missing requests, and the result equals a local run."""
     from refusal_checks.activations import collect
     from refusal_checks.cache_store import ArrayCache
-    from refusal_checks.prompt_sets import CategoryPrompts, PromptCollection
+    from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection
 
     from .remote_sim import fake_ndif
 

@@ -25,7 +25,7 @@ import pytest
 from refusal_checks.activations import collect, replies
 from refusal_checks.cache_store import ArrayCache, CacheWarning
 from refusal_checks.interventions import Ablate
-from refusal_checks.prompt_sets import CategoryPrompts, PromptCollection, PromptSet
+from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection, PromptSet
 from refusal_checks.synthetic import SyntheticBackend
 
 BATCH = 4

@@ -179,7 +179,7 @@ def test_classify_reads_no_reply_as_broken_and_refused_as_not_refused(faked):
 def test_a_run_judges_replies_with_their_prompts(faked, tiny_backend):
     # The path every claim's judged replies take: effects.judged passes the prompt set.
     from refusal_checks.effects import judged
-    from refusal_checks.prompt_sets import PromptSet
+    from refusal_checks.prompts.sets import PromptSet
 
     judge, batches = faked
     prompts = PromptSet("tiny/refuse", "tiny", "refuse", PROMPTS, "test")

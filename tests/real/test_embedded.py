@@ -21,8 +21,8 @@ from refusal_checks.cache import default_cache_dir
 from refusal_checks.judges import SubstringJudge
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import EMBEDDED, resolve
-from refusal_checks.prompt_sets import PromptSet
-from refusal_checks.prompts import bundled
+from refusal_checks.prompts.sets import PromptSet
+from refusal_checks.prompts.bundled import bundled
 
 pytestmark = pytest.mark.real
 

@@ -18,7 +18,7 @@ import pytest
 from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import Ablate, Intervention, steer
 from refusal_checks.models import EMBEDDED
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 from tests.hook_reference import hooked
 from tests.real.embedded import load_embedded, one_torch_thread
 

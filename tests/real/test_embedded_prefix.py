@@ -22,7 +22,7 @@ import pytest
 from refusal_checks.activations import paper_layer
 from refusal_checks.interventions import steer
 from refusal_checks.prefix_store import PrefixStore
-from refusal_checks.prompts import bundled
+from refusal_checks.prompts.bundled import bundled
 from refusal_checks.scoring import refusal_score
 from tests.real.embedded import load_embedded, one_torch_thread
 

@@ -21,7 +21,7 @@ from refusal_checks.cache import default_cache_dir
 from refusal_checks.interventions import Ablate, steer
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import EMBEDDED, resolve
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 from tests.adapter.remote_sim import server_without_refusal_checks
 
 pytestmark = pytest.mark.real

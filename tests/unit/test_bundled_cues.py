@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refusal_checks import prompts_audit
-from refusal_checks.prompt_sets import CategoryPrompts, PromptCollection, PromptSet
-from refusal_checks.prompts import CATEGORIES, bundled
-from refusal_checks.prompts_audit import (
+from refusal_checks.prompts.bundled import audit as prompts_audit
+from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection, PromptSet
+from refusal_checks.prompts.bundled import CATEGORIES, bundled
+from refusal_checks.prompts.audit import (
     CUES,
     MAX_GAP,
     asks_certainty,

@@ -696,7 +696,7 @@ RESUME_ROUNDS = 150
 
 def _resume_worker(root: str, barrier: Any, results: Any) -> None:
     try:
-        from refusal_checks.prompt_sets import PromptSet
+        from refusal_checks.prompts.sets import PromptSet
         from refusal_checks.resume import chunked_array
 
         prompts = PromptSet("x/refuse", "x", "refuse", tuple(f"p{i}" for i in range(12)), "test")

@@ -14,7 +14,7 @@ from refusal_checks.cache_store import ArrayCache
 from refusal_checks.core.cost import CostLedger, PhaseCost, note, phase, render, table_rows
 from refusal_checks.effects import kl, scores
 from refusal_checks.interventions import Ablate
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.resume import part_key
 from refusal_checks.synthetic import SyntheticBackend
 

@@ -18,7 +18,7 @@ from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.label_agreement import cohen_kappa
 from refusal_checks.labelling import reply_id
 from refusal_checks.observations import Observations
-from refusal_checks.prompts import PromptSet
+from refusal_checks.prompts.bundled import PromptSet
 from refusal_checks.synthetic import SyntheticBackend
 
 FINGERPRINT = "model-fp"

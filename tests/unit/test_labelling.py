@@ -21,7 +21,7 @@ from refusal_checks.label_agreement import (
 from refusal_checks.labelling import (
     LabelFileError, cached_replies, condition_of, label_session, read_labels, stratified_sample,
 )
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 
 
 class FakeBackend:

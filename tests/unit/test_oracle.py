@@ -19,7 +19,7 @@ from refusal_checks.effects import judged
 from refusal_checks.judges import SubstringJudge
 from refusal_checks.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis, resample_agreement)
-from refusal_checks.prompts import bundled
+from refusal_checks.prompts.bundled import bundled
 from refusal_checks.stats.stability import _cluster_half_weights
 from refusal_checks.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Outcome, Verdict

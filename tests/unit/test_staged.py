@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from refusal_checks import staged, staged_claims
 from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.stats.intervals import STRADDLES, above
 from refusal_checks.stats.verdict import Outcome, Verdict
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from refusal_checks.prompt_sets import PromptSet
+from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.study import study_directions
 from refusal_checks.synthetic import SyntheticBackend, parse_spec
 

@@ -323,7 +323,7 @@ def test_exemplars_prefer_what_only_that_direction_says():
 
 
 def test_style_strengths_are_searched_on_other_prompts_than_the_rates_are_compared_on():
-    from refusal_checks.prompt_sets import PromptSet
+    from refusal_checks.prompts.sets import PromptSet
     from refusal_checks.style_steering import STYLE_BENIGN, STYLE_HARMFUL, style_probes
 
     harmful = PromptSet("h/refuse", "h", "refuse", tuple(f"harm {i}" for i in range(32)), "t")

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import plugin, style_calibration
-from refusal_checks.prompts import bundled
+from refusal_checks.prompts.bundled import bundled
 from refusal_checks.style_features import span_coordinates
 from refusal_checks.style_steering import (
     FIRST_STRENGTH,

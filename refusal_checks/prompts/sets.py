@@ -4,7 +4,7 @@ A PromptSet is plain data with a content digest, so caches and reports can name 
 which prompts a number rests on. A prompt budget (``head``) is a stratified take over
 sub-genres, not the file's first rows, because prompt files are written in topic blocks;
 ``split`` gives deterministic train/test halves. Reading them from files is
-:mod:`refusal_checks.prompts`. Stdlib only.
+:mod:`refusal_checks.prompts.bundled`. Stdlib only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from refusal_checks.prompt_strata import stratified_order
+from refusal_checks.prompts.strata import stratified_order
 
 SIDES: tuple[str, ...] = ("refuse", "matched", "benign")
 PARTS: tuple[str, ...] = ("train", "test")

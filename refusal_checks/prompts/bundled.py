@@ -2,9 +2,9 @@
 
 Loaders read CoCoNot JSONL, XSTest CSV and our generic JSONL / CSV (columns ``prompt``,
 ``category``, optional ``side``, ``subgenre``, ``topic``) into a
-:class:`~refusal_checks.prompt_sets.PromptCollection`; :func:`bundled` is the collection
+:class:`~refusal_checks.prompts.sets.PromptCollection`; :func:`bundled` is the collection
 we ship. The sets themselves (digests, budgets, splits) are in
-:mod:`refusal_checks.prompt_sets`. Stdlib only.
+:mod:`refusal_checks.prompts.sets`. Stdlib only.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from refusal_checks.prompt_sets import SIDES, CategoryPrompts, PromptCollection, PromptSet
+from refusal_checks.prompts.sets import SIDES, CategoryPrompts, PromptCollection, PromptSet
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

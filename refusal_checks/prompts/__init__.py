@@ -1,0 +1,2 @@
+"""Prompt sets: the types, the bundled sets and their strata.
+"""
