@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from refusal_checks.cache import default_cache_dir
+from refusal_checks.cache.keys import default_cache_dir
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import resolve
 

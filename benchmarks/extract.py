@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from refusal_checks.activations import activation_key
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.prompts.bundled import bundled
 from common import arguments, load  # benchmarks/common.py
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from refusal_checks.cache import clear_results, default_cache_dir
+from refusal_checks.cache.keys import clear_results, default_cache_dir
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import EMBEDDED, HUB_ALIASES, resolve
@@ -71,7 +71,7 @@ def _compare(first: Path, second: Path) -> int:
 def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: int,
            labeller: str) -> int:
     """Label a stratified sample of a model's cached replies, blind to every judge."""
-    from refusal_checks.labelling import (
+    from refusal_checks.cache.replies import (
         LabelFileError, cached_replies, label_session, read_labels, stale_labels,
         stratified_sample,
     )

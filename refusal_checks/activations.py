@@ -18,11 +18,11 @@ import numpy as np
 
 from refusal_checks.core import cost
 from refusal_checks.backend import Backend, FirstLogprobs
-from refusal_checks.cache import cache_key
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.keys import cache_key
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.interventions import Intervention
 from refusal_checks.prompts.sets import PromptCollection, PromptSet
-from refusal_checks.resume import ChunkStats, chunked_array, chunked_texts
+from refusal_checks.cache.resume import ChunkStats, chunked_array, chunked_texts
 
 SITE = "resid_pre"
 
@@ -251,7 +251,7 @@ def replies(
 def _index(cache: ArrayCache, key: str, backend: Backend, prompts: PromptSet,
            intervention: Intervention | None, max_new_tokens: int) -> None:
     """Describe the cached replies so ``python -m refusal_checks label`` can find them."""
-    from refusal_checks.labelling import condition_of, index_key, index_record
+    from refusal_checks.cache.replies import condition_of, index_key, index_record
 
     where = index_key(key)
     if cache.load_json(where) is None:

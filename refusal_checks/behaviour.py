@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # keep this module free of numpy at import: fixtures import it eagerly
     from refusal_checks.backend import Backend
-    from refusal_checks.cache_store import ArrayCache
+    from refusal_checks.cache.store import ArrayCache
     from refusal_checks.prompts.sets import PromptCollection
 
 # Replies used to check that the model refuses at all: a few prompts per category and a

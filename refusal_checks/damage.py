@@ -4,7 +4,7 @@ A steering strength or an ablation that drives refusal where a claim wants it ma
 break the model: replies that loop, drift into another script or go empty, and next-token
 distributions on harmless prompts far from the unedited model's. The report's
 ``models.<name>.damage`` puts these beside the refusal rates, per condition
-(:func:`refusal_checks.labelling.condition_of`: unsteered, ``steered:<direction>@<strength>``,
+(:func:`refusal_checks.cache.replies.condition_of`: unsteered, ``steered:<direction>@<strength>``,
 ``ablated:<direction>``), from what the run measured anyway
 (:class:`refusal_checks.observations.Observations`):
 
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.core import cost
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.effects import kl_key, score_key, scores
-from refusal_checks.labelling import stratum_of
+from refusal_checks.cache.replies import stratum_of
 from refusal_checks.observations import BENIGN, SHOULD_REFUSE, Observations
 from refusal_checks.scoring import kl_divergence, refusal_score
 from refusal_checks.stats.intervals import wilson_interval

@@ -14,8 +14,8 @@ import numpy as np
 from refusal_checks.core import cost
 from refusal_checks.activations import replies
 from refusal_checks.backend import Backend
-from refusal_checks.cache import cache_key
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.keys import cache_key
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.interventions import Intervention
 from refusal_checks.judges import judge_refused
 from refusal_checks.prompts.bundled import PromptSet

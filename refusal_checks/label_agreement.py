@@ -1,6 +1,6 @@
 """Judges against human labels on the model under test, per condition.
 
-Input: the label records of :mod:`refusal_checks.labelling` (one model's) and each judge's
+Input: the label records of :mod:`refusal_checks.cache.replies` (one model's) and each judge's
 binary verdict on the same replies. Refusal is the positive class, in the binary view every
 rate uses (:data:`refusal_checks.judges.REFUSED_CLASSES`: the human ``refused`` class;
 ``partial`` and ``broken`` count as not refused). Per condition stratum (unsteered, steered
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.judges import judge_refused
-from refusal_checks.labelling import stratum_of
+from refusal_checks.cache.replies import stratum_of
 from refusal_checks.stats.intervals import wilson_interval
 
 
@@ -151,7 +151,7 @@ def judge_validation(labels_path: Any, fingerprint: str, judges: Mapping[str, An
     """
     from pathlib import Path
 
-    from refusal_checks.labelling import read_labels
+    from refusal_checks.cache.replies import read_labels
 
     path = Path(labels_path)
     rows = list(read_labels(path, fingerprint).values())
@@ -183,7 +183,7 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
     from pathlib import Path
 
     from refusal_checks.stats.corrected import CorrectionError, corrected_rate
-    from refusal_checks.labelling import read_labels
+    from refusal_checks.cache.replies import read_labels
 
     rows = [row for row in read_labels(Path(labels_path), fingerprint).values()
             if stratum_of(str(row["condition"])) == condition]

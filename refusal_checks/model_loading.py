@@ -237,7 +237,7 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     """Load the dense copy of a GGUF model, converting it first when it is missing or damaged.
 
     The marker's file sizes catch a truncated copy before loading. A copy that still fails
-    to load is converted again once, with a :class:`~refusal_checks.cache_store.CacheWarning`,
+    to load is converted again once, with a :class:`~refusal_checks.cache.store.CacheWarning`,
     unless its files match the sha256 sums taken at conversion (then the copy is intact
     and the error is about something else, which a new conversion would not fix).
     """
@@ -261,7 +261,7 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     except Exception as error:  # safetensors and transformers raise many classes here
         if nnsight_dense.dense_intact(dense) is True:
             raise
-        from refusal_checks.cache_store import CacheWarning
+        from refusal_checks.cache.store import CacheWarning
 
         first = (str(error).splitlines() or [type(error).__name__])[0][:200]
         warnings.warn(CacheWarning(

@@ -9,10 +9,10 @@ The ``measure`` fixture records here, per model, every prompt it
 - scored (the cheap score alone, e.g. the steering sweep): refused / not;
 - measured the next-token KL on (benign prompts under an edit): ``KL(unedited || edited)``.
 
-Each record carries its condition (:func:`refusal_checks.labelling.condition_of`) and side
+Each record carries its condition (:func:`refusal_checks.cache.replies.condition_of`) and side
 (should-refuse / benign). A prompt answered twice under one condition (the same probe read
 by two claims, a staged probe re-read) is one record: judged replies are keyed by
-:func:`refusal_checks.labelling.reply_id`, which hashes the text (so a human label matches
+:func:`refusal_checks.cache.replies.reply_id`, which hashes the text (so a human label matches
 only the text it was given, and two edits of one name keep their replies apart), scores and
 KL values by condition, prompt set and prompt. Under pytest-xdist each worker records what
 it ran and the controller merges (:meth:`Observations.merge`). Standard library only: the
@@ -33,7 +33,7 @@ BENIGN = "benign"
 
 def side_of(prompt_side: str) -> str:
     """``should-refuse`` for a ``refuse`` prompt set, ``benign`` for benign and matched ones
-    (the strata of :class:`refusal_checks.labelling.CachedReply`)."""
+    (the strata of :class:`refusal_checks.cache.replies.CachedReply`)."""
     return SHOULD_REFUSE if prompt_side == "refuse" else BENIGN
 
 
@@ -48,7 +48,7 @@ class Observations:
 
     Attributes:
         judged: reply id -> ``{"condition", "side", "judge", "score", "broken", "slot"}``
-            (``slot``: :func:`refusal_checks.labelling.reply_slot`).
+            (``slot``: :func:`refusal_checks.cache.replies.reply_slot`).
         scored: prompt key -> ``{"condition", "side", "score"}``.
         kl: prompt key -> ``{"condition", "kl"}``.
     """
@@ -64,7 +64,7 @@ class Observations:
         """One prompt set's judged replies, the score on the same prompts and edit, and
         each reply's broken reason (None: not broken). Keyed by reply id, text included:
         the same text under one condition is one record, another text its own."""
-        from refusal_checks.labelling import reply_slot, text_id
+        from refusal_checks.cache.replies import reply_slot, text_id
 
         rows = list(zip(prompts, judge, score, broken, replies, strict=True))
         for prompt, said, scored, reason, text in rows:
@@ -106,7 +106,7 @@ class Observations:
     def agreement_counts(self, prefix: str = "") -> dict[str, dict[str, int]]:
         """Per condition stratum whose name starts with ``prefix``: judged replies ``n`` and
         those where the score (> 0) and the judge say the same, ``agree``."""
-        from refusal_checks.labelling import stratum_of
+        from refusal_checks.cache.replies import stratum_of
 
         counts: dict[str, dict[str, int]] = {}
         for row in self.judged.values():

@@ -232,7 +232,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             reporter.write_line(advice)
     if state is None or not config.getoption(CLEAR_CACHE) or hasattr(config, "workerinput"):
         return
-    from refusal_checks.cache import clear_results
+    from refusal_checks.cache.keys import clear_results
 
     removed = clear_results(state.cache_dir)
     reporter = config.pluginmanager.get_plugin("terminalreporter")

@@ -46,14 +46,14 @@ class RunState:
     def cache_dir(self) -> Path:
         """--refusal-cache-dir, else the library default, resolved on first use.
 
-        Lazy because refusal_checks.cache imports numpy, and this plugin loads in every
+        Lazy because refusal_checks.cache.keys imports numpy, and this plugin loads in every
         pytest run of the environment, including runs that check no claims.
         """
         if self._cache_dir is None:
             if self.cache_option is not None:
                 self._cache_dir = self.cache_option
             else:
-                from refusal_checks.cache import default_cache_dir
+                from refusal_checks.cache.keys import default_cache_dir
 
                 self._cache_dir = default_cache_dir()
         return self._cache_dir

@@ -7,14 +7,14 @@ may is a question per condition: an edit can make the model open with "I" and co
 refuse after a neutral first token. So every reply the run judges is also scored, on the
 same prompt under the same intervention (:class:`refusal_checks.observations.Observations`),
 and the pairs (score refused?, judge refused?) are summarised per condition stratum
-(:func:`refusal_checks.labelling.stratum_of`: unsteered, steered along each direction,
+(:func:`refusal_checks.cache.replies.stratum_of`: unsteered, steered along each direction,
 ablated) with :func:`refusal_checks.label_agreement.binary_agreement`, the judge as the
 reference: ``accuracy`` is the share of replies where the two agree (Wilson interval),
 ``sensitivity`` the share of judged refusals the score finds, ``specificity`` the share of
 judged non-refusals it leaves alone, ``kappa`` Cohen's kappa with a bootstrap interval.
 
 With ``--refusal-labels``, the score is also compared with the human labels of the replies
-of this run (matched by :func:`refusal_checks.labelling.reply_id`, which binds the reply
+of this run (matched by :func:`refusal_checks.cache.replies.reply_id`, which binds the reply
 text; refused = the human ``refused`` class), per condition. A label of a prompt and
 condition this run judged, but of a text the run did not produce there, is counted as
 ``stale`` and not used.
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.label_agreement import binary_agreement
-from refusal_checks.labelling import stratum_of
+from refusal_checks.cache.replies import stratum_of
 from refusal_checks.observations import Observations
 
 
@@ -57,7 +57,7 @@ def summarise(observations: Observations, *, bootstrap: int = 1000, seed: int = 
         observations: One model's records.
         bootstrap: Kappa bootstrap replicates.
         seed: Kappa bootstrap seed.
-        labels: Human label records by reply id (:func:`refusal_checks.labelling.read_labels`
+        labels: Human label records by reply id (:func:`refusal_checks.cache.replies.read_labels`
             of this model), or None without ``--refusal-labels``.
         labels_source: The label file, for the report.
 
@@ -91,7 +91,7 @@ def against_labels(observations: Observations, labels: Mapping[str, Mapping[str,
     """The score's agreement with the human labels of this run's judged replies, overall and
     per condition stratum (refused = the human ``refused`` class). ``stale``: labels of a
     prompt and condition this run judged whose text it did not produce, so not counted."""
-    from refusal_checks.labelling import stale_labels
+    from refusal_checks.cache.replies import stale_labels
 
     judged = dict(sorted(observations.judged.items()))
     matched = {rid: row for rid, row in judged.items() if rid in labels}
@@ -116,7 +116,7 @@ def against_labels(observations: Observations, labels: Mapping[str, Mapping[str,
 def read_run_labels(path: str | Path, fingerprint: str) -> dict[str, dict[str, Any]]:
     """This model's label records by reply id (an unreadable file: none, the judge
     validation reports the problem)."""
-    from refusal_checks.labelling import LabelFileError, read_labels
+    from refusal_checks.cache.replies import LabelFileError, read_labels
 
     try:
         return read_labels(Path(path).expanduser(), fingerprint)

@@ -29,8 +29,8 @@ import numpy as np
 from refusal_checks.core import cost
 from refusal_checks.activations import activation_key
 from refusal_checks.backend import Backend
-from refusal_checks.cache import cache_key
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.keys import cache_key
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.interventions import Ablate, Intervention, Steer
 from refusal_checks.prompts.bundled import PromptSet
@@ -192,7 +192,7 @@ def not_run(reason: str, prompts: SelectionPrompts | None = None) -> Selection:
 def _activations(backend: Backend, sets: Sequence[PromptSet], layers: list[int],
                  positions: list[int], cache: ArrayCache | None, batch_size: int) -> np.ndarray:
     """``(prompt, layer, position, d_model)`` of every set, concatenated (cached per batch)."""
-    from refusal_checks.resume import ChunkStats, chunked_array
+    from refusal_checks.cache.resume import ChunkStats, chunked_array
 
     parts = []
     for prompts in sets:

@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where converted models live (default: the refusal_checks cache)")
     args = parser.parse_args(argv)
     from refusal_checks.activations import paper_layer
-    from refusal_checks.cache import default_cache_dir
+    from refusal_checks.cache.keys import default_cache_dir
     from refusal_checks.errors import RefusalChecksError
 
     from refusal_checks.nnsight_devices import resolve_dtype

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.core import cost
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.damage import scores_and_kl
 from refusal_checks.effects import FirstStep, scores
 from refusal_checks.interventions import Ablate, Steer

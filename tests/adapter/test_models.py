@@ -254,7 +254,7 @@ def test_dense_marker_records_each_file_with_size_and_sha256(
 def test_a_truncated_dense_copy_with_an_intact_marker_is_converted_again(
     tiny_gguf: Path, tmp_path: Path
 ) -> None:
-    from refusal_checks.cache_store import CacheWarning
+    from refusal_checks.cache.store import CacheWarning
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
     dense = _dense_folder(tmp_path, tiny_gguf)
@@ -274,7 +274,7 @@ def test_a_truncated_dense_copy_with_an_intact_marker_is_converted_again(
 def test_a_corrupt_dense_copy_of_the_same_size_is_rebuilt_once_with_a_warning(
     tiny_gguf: Path, tmp_path: Path, old_marker: bool
 ) -> None:
-    from refusal_checks.cache_store import CacheWarning
+    from refusal_checks.cache.store import CacheWarning
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
     dense = _dense_folder(tmp_path, tiny_gguf)
@@ -363,7 +363,7 @@ def test_embedded_smollm2_gguf_file_loads_by_path() -> None:
     Uses the default cache dir: the dense copy is keyed by the file's sha256 and shared
     with the embedded alias, so it is converted at most once per machine.
     """
-    from refusal_checks.cache import default_cache_dir
+    from refusal_checks.cache.keys import default_cache_dir
 
     gguf = _smollm2_gguf()
     if gguf is None:

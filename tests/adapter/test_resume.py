@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.activations import collect, replies
-from refusal_checks.cache_store import ArrayCache, CacheWarning
+from refusal_checks.cache.store import ArrayCache, CacheWarning
 from refusal_checks.interventions import Ablate
 from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection, PromptSet
 from refusal_checks.synthetic import SyntheticBackend
@@ -151,7 +151,7 @@ import sys, time
 sys.path.insert(0, {repo!r})
 from tests.adapter.test_resume import Counting, collection, world, BATCH
 from refusal_checks.activations import collect
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.store import ArrayCache
 backend = Counting(world(), delay={delay})
 acts = collect(backend, collection({per_set}), position=-1,
                cache=ArrayCache({cache!r}, "activations"), batch_size=BATCH)

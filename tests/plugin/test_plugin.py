@@ -30,7 +30,7 @@ import pytest
 # Imported here, not inside the tests: pytester restores sys.modules after each test, and
 # numpy (which cache and synthetic import) cannot be imported twice in one process.
 from refusal_checks import plugin
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.models import known_names
 from refusal_checks.plugin_state import VERDICT_PROPERTY
 from refusal_checks.stats.verdict import Outcome, Verdict

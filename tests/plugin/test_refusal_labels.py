@@ -7,7 +7,7 @@ import json
 import pytest
 
 from refusal_checks.judges import SubstringJudge
-from refusal_checks.labelling import cached_replies, label_record
+from refusal_checks.cache.replies import cached_replies, label_record
 from tests.plugin.test_plugin import copy_suite, suite_args
 
 CLAIMS = ("test_single_direction.py",)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from refusal_checks.cache import default_cache_dir
+from refusal_checks.cache.keys import default_cache_dir
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import EMBEDDED, resolve
 

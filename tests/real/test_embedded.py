@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.backend import BackendError
-from refusal_checks.cache import default_cache_dir
+from refusal_checks.cache.keys import default_cache_dir
 from refusal_checks.judges import SubstringJudge
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import EMBEDDED, resolve

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.cache import default_cache_dir
+from refusal_checks.cache.keys import default_cache_dir
 from refusal_checks.interventions import Ablate, Intervention, steer
 from refusal_checks.models import EMBEDDED
 from refusal_checks.prompts.sets import PromptSet

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.cache import default_cache_dir
+from refusal_checks.cache.keys import default_cache_dir
 from refusal_checks.interventions import Ablate, steer
 from refusal_checks.model_loading import LoadOptions, load_backend
 from refusal_checks.models import EMBEDDED, resolve

@@ -1,4 +1,4 @@
-"""Tests for the on-disk cache (refusal_checks.cache, cache_store, cache_files): round trips,
+"""Tests for the on-disk cache (refusal_checks.cache.keys, cache_store, cache_files): round trips,
 corruption, failures, concurrency."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import refusal_checks
-from refusal_checks import cache as cache_module
-from refusal_checks import cache_files
-from refusal_checks.cache import cache_key, clear_cache, default_cache_dir
-from refusal_checks.cache_files import CACHE_FORMAT
-from refusal_checks.cache_store import ArrayCache, CacheWarning
+from refusal_checks.cache.keys import keys as cache_module
+from refusal_checks.cache.keys import files as cache_files
+from refusal_checks.cache.keys import cache_key, clear_cache, default_cache_dir
+from refusal_checks.cache.files import CACHE_FORMAT
+from refusal_checks.cache.store import ArrayCache, CacheWarning
 
 # Keep hypothesis from writing .hypothesis/ into the repo while these tests run.
 SETTINGS = settings(database=None, deadline=None, max_examples=60)
@@ -675,7 +675,7 @@ def test_concurrent_writers_of_one_key_never_yield_a_mix(tmp_path: Path) -> None
 
 
 def test_clear_results_keeps_converted_models(tmp_path):
-    from refusal_checks.cache import RESULT_NAMESPACES, clear_results
+    from refusal_checks.cache.keys import RESULT_NAMESPACES, clear_results
 
     for namespace in RESULT_NAMESPACES:
         ArrayCache(tmp_path, namespace).store(f"k{namespace}", np.zeros(2), {})
@@ -697,7 +697,7 @@ RESUME_ROUNDS = 150
 def _resume_worker(root: str, barrier: Any, results: Any) -> None:
     try:
         from refusal_checks.prompts.sets import PromptSet
-        from refusal_checks.resume import chunked_array
+        from refusal_checks.cache.resume import chunked_array
 
         prompts = PromptSet("x/refuse", "x", "refuse", tuple(f"p{i}" for i in range(12)), "test")
         cache = ArrayCache(Path(root))

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 
 from refusal_checks.core import cost
 from refusal_checks.activations import replies
-from refusal_checks.cache import cache_key
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.keys import cache_key
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.core.cost import CostLedger, PhaseCost, note, phase, render, table_rows
 from refusal_checks.effects import kl, scores
 from refusal_checks.interventions import Ablate
 from refusal_checks.prompts.sets import PromptSet
-from refusal_checks.resume import part_key
+from refusal_checks.cache.resume import part_key
 from refusal_checks.synthetic import SyntheticBackend
 
 

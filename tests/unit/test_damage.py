@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import damage, score_validation
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.effects import kl, scores
 from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.label_agreement import cohen_kappa
-from refusal_checks.labelling import reply_id
+from refusal_checks.cache.replies import reply_id
 from refusal_checks.observations import Observations
 from refusal_checks.prompts.bundled import PromptSet
 from refusal_checks.synthetic import SyntheticBackend
@@ -91,7 +91,7 @@ def test_the_score_is_compared_with_the_human_labels_of_this_runs_replies():
 def test_a_label_given_to_another_text_of_the_same_prompt_and_condition_is_stale():
     # A condition names the edit by its label ("ablated:refusal"), not its vector: after the
     # direction changes, a label of the old direction's reply must not count for the new.
-    from refusal_checks.labelling import reply_slot
+    from refusal_checks.cache.replies import reply_slot
 
     obs = Observations()
     prompts = ["p0", "p1"]

@@ -597,7 +597,7 @@ def _damage_payload(direction: str = "safety_core") -> dict[str, Any]:
     """A report whose model carries damage and score_validation sections, built from
     observations as a run builds them."""
     from refusal_checks import damage, score_validation
-    from refusal_checks.labelling import reply_id
+    from refusal_checks.cache.replies import reply_id
     from refusal_checks.observations import Observations
 
     obs = Observations()

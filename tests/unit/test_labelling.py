@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from refusal_checks import __main__ as cli
 from refusal_checks.activations import replies
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.interventions import Ablate, Steer
 from refusal_checks.label_agreement import (
     agreement_by_condition, agreement_lines, binary_agreement, cohen_kappa, judge_validation,
 )
-from refusal_checks.labelling import (
+from refusal_checks.cache.replies import (
     LabelFileError, cached_replies, condition_of, label_session, read_labels, stratified_sample,
 )
 from refusal_checks.prompts.sets import PromptSet
@@ -94,7 +94,7 @@ def test_stratified_sample_takes_evenly_from_every_stratum(cache_dir):
 @given(st.integers(0, 60), st.integers(0, 5))
 @settings(max_examples=30, deadline=None)
 def test_stratified_sample_sizes_never_differ_by_more_than_one_while_strata_last(n, seed):
-    from refusal_checks.labelling import CachedReply
+    from refusal_checks.cache.replies import CachedReply
 
     pool = [CachedReply(f"{s}{i}", "f", "m", cond, "set", side, f"p{i}", "r", f"{s}{i}")
             for s, (cond, side) in enumerate([("unsteered", "refuse"), ("ablated:x", "benign"),
@@ -250,7 +250,7 @@ def test_corrected_rates_use_the_judges_error_on_this_models_unsteered_labels(ca
 
 
 def label_for(reply, label):
-    from refusal_checks.labelling import label_record
+    from refusal_checks.cache.replies import label_record
 
     return label_record(reply, label, "test")
 
@@ -325,7 +325,7 @@ def test_replies_of_two_edits_with_one_name_are_listed_and_labelled_apart(tmp_pa
 
 def test_a_schema_1_label_matches_its_text_only_and_the_label_command_calls_others_stale(
         cache_dir, tmp_path, capsys):
-    from refusal_checks.labelling import SLOT_ID_SCHEMA, reply_slot
+    from refusal_checks.cache.replies import SLOT_ID_SCHEMA, reply_slot
 
     found = [r for r in cached_replies(cache_dir, "sha256:aaaa") if r.condition == "unsteered"]
     out_file = tmp_path / "labels.jsonl"

@@ -148,7 +148,7 @@ def test_restricted_search_is_named_and_the_last_fifth_refused():
 
 
 def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(tmp_path):
-    from refusal_checks.cache_store import ArrayCache
+    from refusal_checks.cache.store import ArrayCache
 
     backend, prompts, chosen = _selection_world()
     cache = ArrayCache(tmp_path, "scores")
@@ -185,7 +185,7 @@ def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(t
 
 
 def test_a_finished_search_is_served_whole_from_the_cache(tmp_path):
-    from refusal_checks.cache_store import ArrayCache
+    from refusal_checks.cache.store import ArrayCache
     from refusal_checks.core.cost import CostLedger
 
     backend, prompts, chosen = _selection_world()

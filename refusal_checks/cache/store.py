@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refusal_checks.cache_files import (
+from refusal_checks.cache.files import (
     CACHE_FORMAT,
     JsonValue,
     _array_sha256,

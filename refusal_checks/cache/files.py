@@ -6,7 +6,7 @@ plain JSON data (:func:`_check_jsonable`) and serialised canonically
 every file is written to a temporary name and moved into place atomically
 (:func:`_write_atomic`); a file version is identified by device, inode and mtime
 (:func:`_identity`), so a reader can tell whether a writer replaced it meanwhile.
-:mod:`refusal_checks.cache` and :mod:`refusal_checks.cache_store` build on these.
+:mod:`refusal_checks.cache.keys` and :mod:`refusal_checks.cache.store` build on these.
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ Like hypothesis's example database, this is a cache you never need to
 invalidate by hand: keys are hashes of everything that determines the value
 (:func:`cache_key`), every file is written to a temporary name and moved into
 place atomically, the metadata carries a sha256 of the data, and any problem
-on disk is a :class:`~refusal_checks.cache_store.CacheWarning` plus a recompute, never a
+on disk is a :class:`~refusal_checks.cache.store.CacheWarning` plus a recompute, never a
 failed run.
 
 This module makes keys, says where the cache lives (:func:`default_cache_dir`) and
 clears it (:func:`clear_results`, :func:`clear_cache`). The store itself, with its
-layout on disk, is :class:`refusal_checks.cache_store.ArrayCache`; the format's building
-blocks are in :mod:`refusal_checks.cache_files`.
+layout on disk, is :class:`refusal_checks.cache.store.ArrayCache`; the format's building
+blocks are in :mod:`refusal_checks.cache.files`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import hashlib
 import os
 from pathlib import Path
 
-from refusal_checks.cache_files import (
+from refusal_checks.cache.files import (
     CACHE_FORMAT,
     _canonical_json,
     _check_jsonable,
     _clear_directory,
 )
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.store import ArrayCache
 
 _RESERVED_PARTS = ("format", "library")
 

@@ -13,7 +13,7 @@ prompt's values do not depend on the batch it ran in (positions come from the at
 mask; tests/adapter/test_nnsight_backend.py), so stitching batches from two runs gives
 the same array as one run, up to float32 accumulation order.
 
-Every write goes through :class:`refusal_checks.cache_store.ArrayCache`: unique temporary
+Every write goes through :class:`refusal_checks.cache.store.ArrayCache`: unique temporary
 names and an atomic rename, so two runs sharing a cache folder (pytest-xdist workers,
 two machines on one network folder) at worst both compute a batch, and never leave a
 torn entry.
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.cache import cache_key
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.keys import cache_key
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.prompts.sets import PromptSet
 
 ProgressCallback = Callable[[int, int], None]

@@ -9,7 +9,7 @@ stratum, round-robin, so rare strata are not drowned by the unsteered probes), a
 a person's label per reply to a JSONL file keyed by the model fingerprint. The labelling
 session (:func:`label_session`) never shows any judge's verdict, and skips replies already
 in the file, so it can be stopped and resumed. stdlib + the cache
-(:mod:`refusal_checks.cache`, :mod:`refusal_checks.cache_store`) only.
+(:mod:`refusal_checks.cache.keys`, :mod:`refusal_checks.cache.store`) only.
 
 A reply's id (:func:`reply_id`) hashes its text with its slot (:func:`reply_slot`: model,
 condition, prompt set, prompt, token budget). A condition names an edit by its label, so
@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from refusal_checks.cache import cache_key
-from refusal_checks.cache_store import ArrayCache
+from refusal_checks.cache.keys import cache_key
+from refusal_checks.cache.store import ArrayCache
 from refusal_checks.errors import RefusalChecksError
 
 INDEX_KIND = "reply-index"

@@ -1,0 +1,2 @@
+"""The on-disk cache: keys, the array store and its file format, resumable chunks, reply identities.
+"""
