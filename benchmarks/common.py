@@ -10,8 +10,8 @@ import argparse
 from typing import Any
 
 from refusal_checks.cache.keys import default_cache_dir
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import resolve
+from refusal_checks.models.loading import LoadOptions, load_backend
+from refusal_checks.models.registry import resolve
 
 
 def arguments(doc: str, *, prompts: int) -> argparse.ArgumentParser:

@@ -3,7 +3,7 @@
 Loads the model twice (float32 and bfloat16), reads the residual stream at every layer for
 the same prompts through refusal_checks (no cache), interleaves the two ``--repeats``
 times and prints the minimum wall time of each, their ratio, the CPU's bfloat16 flags
-(refusal_checks.cpu_features) and how far the bfloat16 activations are from the float32
+(refusal_checks.models.cpu_features) and how far the bfloat16 activations are from the float32
 ones (cosine per prompt and layer). The CPU default dtype follows from this ratio and from
 the verdict comparison in README ("Number format").
 
@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from refusal_checks.cpu_features import NATIVE_BF16_FLAGS, cpu_flags, native_bfloat16
+from refusal_checks.models.cpu_features import NATIVE_BF16_FLAGS, cpu_flags, native_bfloat16
 from refusal_checks.prompts.bundled import bundled
 from common import arguments, load  # benchmarks/common.py
 

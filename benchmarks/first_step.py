@@ -16,9 +16,9 @@ import time
 import numpy as np
 
 from refusal_checks.effects import FirstStep
-from refusal_checks.interventions import steer
+from refusal_checks.models.interventions import steer
 from refusal_checks.prompts.bundled import bundled
-from refusal_checks.scoring import refusal_score
+from refusal_checks.models.scoring import refusal_score
 from common import arguments, load  # benchmarks/common.py
 
 

@@ -3,7 +3,7 @@
 The steering sweep's workload in miniature: the same prompts scored under several steering
 settings (directions x strengths) at the claims' layer (0.48 x depth). The plain path runs
 every block for every setting; the reuse path keeps each batch's unedited input to the
-steered block from the first setting (:mod:`refusal_checks.prefix_store`) and skips the
+steered block from the first setting (:mod:`refusal_checks.models.prefix_store`) and skips the
 blocks below it for the rest. Each repeat starts the reuse path with an empty store, so its
 time includes filling it. Same model object, same prompts, same process; interleaved
 repeats, the minimum counts. Also checks the two give identical log-probabilities.
@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from refusal_checks.activations import paper_layer
-from refusal_checks.interventions import steer
-from refusal_checks.prefix_store import PrefixStore
+from refusal_checks.models.interventions import steer
+from refusal_checks.models.prefix_store import PrefixStore
 from refusal_checks.prompts.bundled import bundled
 from common import arguments, load  # benchmarks/common.py
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from refusal_checks.interventions import Ablate, steer
+from refusal_checks.models.interventions import Ablate, steer
 from refusal_checks.prompts.bundled import bundled
 from common import arguments, load  # benchmarks/common.py
 

@@ -43,7 +43,7 @@ import pytest
 from refusal_checks import arditi
 from refusal_checks import behaviour_direction as claims
 from refusal_checks import staged_claims as staged
-from refusal_checks.interventions import Ablate
+from refusal_checks.models.interventions import Ablate
 from refusal_checks.staged import PROTOCOL as STAGED
 
 ARDITI = ("Arditi selection (layers outside the last 20% x post-instruction positions; "

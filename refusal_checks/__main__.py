@@ -11,8 +11,8 @@ from pathlib import Path
 
 from refusal_checks.cache.keys import clear_results, default_cache_dir
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import EMBEDDED, HUB_ALIASES, resolve
+from refusal_checks.models.loading import LoadOptions, load_backend
+from refusal_checks.models.registry import EMBEDDED, HUB_ALIASES, resolve
 
 
 def _prepare(names: list[str], cache_dir: Path) -> int:
@@ -117,7 +117,7 @@ def _train_sae(args: argparse.Namespace, cache_dir: Path) -> int:
     from rich.console import Console
 
     from refusal_checks.activations import paper_layer
-    from refusal_checks.backend import check_layers
+    from refusal_checks.models.backend import check_layers
     from refusal_checks.prompts.bundled import PromptFileError, bundled, load_prompts
     from refusal_checks.sae_train import TrainSettings, train_and_store
 

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.core import cost
-from refusal_checks.backend import Backend, FirstLogprobs
+from refusal_checks.models.backend import Backend, FirstLogprobs
 from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
-from refusal_checks.interventions import Intervention
+from refusal_checks.models.interventions import Intervention
 from refusal_checks.prompts.sets import PromptCollection, PromptSet
 from refusal_checks.cache.resume import ChunkStats, chunked_array, chunked_texts
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # keep this module free of numpy at import: fixtures import it eagerly
-    from refusal_checks.backend import Backend
+    from refusal_checks.models.backend import Backend
     from refusal_checks.cache.store import ArrayCache
     from refusal_checks.prompts.sets import PromptCollection
 

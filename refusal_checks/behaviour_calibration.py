@@ -21,7 +21,7 @@ from refusal_checks.arditi import ARDITI_CLAIMS
 from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.stats.intervals import normal_quantile
-from refusal_checks.synthetic import SyntheticBackend, World
+from refusal_checks.models.synthetic import SyntheticBackend, World
 from refusal_checks.worlds import Design
 
 # The bundled collection's categories, in its order (slot 0, safety_core, reads the benign

@@ -22,7 +22,7 @@ import numpy as np
 
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import Rate
-from refusal_checks.interventions import Steer
+from refusal_checks.models.interventions import Steer
 from refusal_checks.stats.intervals import above, below, percentile_interval, simultaneous_level
 from refusal_checks.stats.verdict import Verdict
 

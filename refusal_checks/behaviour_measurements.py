@@ -141,7 +141,7 @@ class BehaviourMeasurements:
     def _arditi(self, claim: str, s: Any) -> Verdict:
         """A single-direction claim on the selected direction (claims/test_single_direction.py)."""
         from refusal_checks.effects import kl
-        from refusal_checks.interventions import Ablate
+        from refusal_checks.models.interventions import Ablate
 
         b, seed = self.behaviour, self.seed
         if claim == "ablation-bypasses-refusal":
@@ -169,7 +169,7 @@ class BehaviourMeasurements:
     def verdict(self, claim: str) -> Verdict:
         """The verdict of one behavioural claim, as its test in ``claims/`` computes it."""
         from refusal_checks.effects import kl
-        from refusal_checks.interventions import Ablate
+        from refusal_checks.models.interventions import Ablate
 
         b, seed = self.behaviour, self.seed
         if claim in ARDITI_CLAIMS:

@@ -91,7 +91,7 @@ def probe_agreement(score: Callable[[Any], np.ndarray], refused: Callable[[Any],
                     sets: Sequence[Any]) -> dict[str, Any]:
     """How often the cheap score (> 0) agrees with the judged replies on the unsteered
     prompt ``sets`` (the ``score_agreement`` fixture)."""
-    from refusal_checks.scoring import agreement
+    from refusal_checks.models.scoring import agreement
 
     by_score = np.concatenate([score(p) > 0 for p in sets])
     by_judge = np.concatenate([refused(p) for p in sets])

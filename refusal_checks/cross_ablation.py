@@ -107,7 +107,7 @@ def measure_cross_ablation(score: Callable[..., np.ndarray], probes: Mapping[str
             (:func:`refusal_checks.behaviour_direction.random_controls`, seeds ``seed ..``).
         controls: How many random directions are ablated as negative controls.
     """
-    from refusal_checks.interventions import Ablate
+    from refusal_checks.models.interventions import Ablate
 
     names = [name for name in directions if name in probes]
     if not names:

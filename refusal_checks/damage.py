@@ -15,7 +15,7 @@ distributions on harmless prompts far from the unedited model's. The report's
   sweeps score without generating), per side;
 - **KL on benign prompts**: for each steering or ablation applied to benign prompts, the mean
   ``KL(unedited || edited)`` of the first reply token's distribution
-  (:func:`refusal_checks.scoring.kl_divergence`). It comes from the last-position
+  (:func:`refusal_checks.models.scoring.kl_divergence`). It comes from the last-position
   log-probabilities the cheap score already computes under the edit
   (:func:`scores_and_kl`), plus one unedited pass per benign prompt set, and is cached
   under the same key as :func:`refusal_checks.effects.kl` (``ablation-keeps-harmless-
@@ -36,7 +36,7 @@ from refusal_checks.cache.store import ArrayCache
 from refusal_checks.effects import kl_key, score_key, scores
 from refusal_checks.cache.replies import stratum_of
 from refusal_checks.observations import BENIGN, SHOULD_REFUSE, Observations
-from refusal_checks.scoring import kl_divergence, refusal_score
+from refusal_checks.models.scoring import kl_divergence, refusal_score
 from refusal_checks.stats.intervals import wilson_interval
 
 # Unedited log-probabilities kept in memory (one (prompts, vocab) float32 array per benign

@@ -13,13 +13,13 @@ import numpy as np
 
 from refusal_checks.core import cost
 from refusal_checks.activations import replies
-from refusal_checks.backend import Backend
+from refusal_checks.models.backend import Backend
 from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
-from refusal_checks.interventions import Intervention
+from refusal_checks.models.interventions import Intervention
 from refusal_checks.judges import judge_refused
 from refusal_checks.prompts.bundled import PromptSet
-from refusal_checks.scoring import kl_divergence, refusal_score
+from refusal_checks.models.scoring import kl_divergence, refusal_score
 
 
 def _key(backend: Backend, prompts: PromptSet, kind: str,

@@ -19,7 +19,7 @@ from functools import partial
 
 from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP, claim_verdicts
 from refusal_checks.calibration_tally import Tally, goal_text, pct, tally_worlds
-from refusal_checks.synthetic import World
+from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Outcome
 from refusal_checks.worlds import Design, evidence, refusals
 

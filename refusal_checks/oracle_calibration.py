@@ -23,7 +23,7 @@ from refusal_checks.behaviour_calibration import BehaviourScenario
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.oracle import (OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis)
-from refusal_checks.synthetic import World
+from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Verdict
 from refusal_checks.worlds import Design, collection, evidence, refusals
 

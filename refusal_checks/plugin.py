@@ -174,7 +174,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "claim(id, paper='', says=''): a paper claim checked by this test; id is stable "
         "across versions, paper cites the source, says is the sentence.")
-    from refusal_checks.models import DEFAULT_MODEL
+    from refusal_checks.models.registry import DEFAULT_MODEL
 
     models = config.getoption(MODEL) or [DEFAULT_MODEL]
     aliases = user_aliases(Path(str(config.rootpath)))
@@ -224,7 +224,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     state = config.stash.get(STATE, None)
     if state is not None and not hasattr(config, "workerinput"):
-        from refusal_checks.cpu_features import dtype_advice
+        from refusal_checks.models.cpu_features import dtype_advice
 
         advice = dtype_advice(config.getoption(DTYPE), config.getoption(DEVICE))
         reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -309,6 +309,6 @@ def _run_options(config: pytest.Config) -> dict[str, Any]:
 
 def _run_dtype(config: pytest.Config) -> str:
     """--refusal-dtype, else the default it stood for on this run's device."""
-    from refusal_checks.nnsight_devices import resolve_dtype
+    from refusal_checks.models.nnsight.devices import resolve_dtype
 
     return resolve_dtype(config.getoption(DTYPE), config.getoption(DEVICE))

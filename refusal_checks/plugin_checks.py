@@ -43,7 +43,7 @@ def user_aliases(rootpath: Path) -> dict[str, Any]:
 def check_models(models: list[str], aliases: dict[str, Any]) -> None:
     """Every --model resolves (and a synthetic world's spec is one the claims can check)."""
     from refusal_checks.errors import UnknownModelError
-    from refusal_checks.models import resolve
+    from refusal_checks.models.registry import resolve
 
     for name in models:
         try:
@@ -129,8 +129,8 @@ def check_remote(remote: str | None, models: list[str], aliases: dict[str, Any])
     """--refusal-remote needs hub ids and a key: say so now, before any loading."""
     if remote != "ndif":
         return
-    from refusal_checks.models import resolve
-    from refusal_checks.remote import RemoteExecutionError, check_spec, require_key
+    from refusal_checks.models.registry import resolve
+    from refusal_checks.models.remote import RemoteExecutionError, check_spec, require_key
 
     try:
         for name in models:

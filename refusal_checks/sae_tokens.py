@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.backend import Backend, ProgressCallback
+from refusal_checks.models.backend import Backend, ProgressCallback
 from refusal_checks.errors import BackendError
 from refusal_checks.prompts.sets import PromptCollection, PromptSet
 

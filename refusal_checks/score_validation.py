@@ -1,7 +1,7 @@
 """The cheap score against the judge (and human labels), per condition: the report's
 ``models.<name>.score_validation``.
 
-The cheap score (:mod:`refusal_checks.scoring`: log-odds that the first reply token opens a
+The cheap score (:mod:`refusal_checks.models.scoring`: log-odds that the first reply token opens a
 refusal, refused when > 0) stands in for judged replies in the steering sweeps. Whether it
 may is a question per condition: an edit can make the model open with "I" and comply, or
 refuse after a neutral first token. So every reply the run judges is also scored, on the

@@ -28,13 +28,13 @@ import numpy as np
 
 from refusal_checks.core import cost
 from refusal_checks.activations import activation_key
-from refusal_checks.backend import Backend
+from refusal_checks.models.backend import Backend
 from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.interventions import Ablate, Intervention, Steer
+from refusal_checks.models.interventions import Ablate, Intervention, Steer
 from refusal_checks.prompts.bundled import PromptSet
-from refusal_checks.scoring import kl_divergence, refusal_score
+from refusal_checks.models.scoring import kl_divergence, refusal_score
 
 MAX_KL = 0.1  # Arditi et al.'s filter: KL <= 0.1 kept
 MIN_INDUCE = 0.0  # induce < 0 dropped

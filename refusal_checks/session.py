@@ -56,12 +56,12 @@ def alias_problem(aliases: dict[str, Any], pyproject: Path) -> str | None:
 def synthetic_problem(name: str, source: str) -> str | None:
     """Parse a ``synthetic:<spec>`` now, so a typo is one message, not one per claim.
 
-    Imports refusal_checks.synthetic (numpy) only for runs that name a synthetic model.
+    Imports refusal_checks.models.synthetic (numpy) only for runs that name a synthetic model.
     """
     from dataclasses import fields
 
     from refusal_checks.errors import RefusalChecksError
-    from refusal_checks.synthetic import PRESETS, World, parse_spec
+    from refusal_checks.models.synthetic import PRESETS, World, parse_spec
 
     try:
         parse_spec(source)

@@ -27,7 +27,7 @@ from refusal_checks import behaviour_direction as direction_claims
 from refusal_checks import cross_ablation, staged
 from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
-from refusal_checks.interventions import Ablate
+from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.staged import StagedProbe, concat
 from refusal_checks.stats.verdict import Verdict
@@ -142,7 +142,7 @@ def knob_sweep(score: Callable[..., np.ndarray], directions: Mapping[str, np.nda
                advance: Callable[[], None] | None = None) -> KnobSweep:
     """Cheap-score refusal (score > 0) on the ``harmful`` and ``benign`` prompt sets while
     steering along each direction at each relative strength (the ``knob_sweep`` fixture)."""
-    from refusal_checks.interventions import steer
+    from refusal_checks.models.interventions import steer
 
     names = list(directions)
     shape = (len(names), len(strengths))

@@ -46,7 +46,7 @@ from refusal_checks.style_verdicts import (
     rate_matched,
     style_differs,
 )
-from refusal_checks.synthetic import SyntheticBackend, World
+from refusal_checks.models.synthetic import SyntheticBackend, World
 from refusal_checks.stats.verdict import Outcome, Verdict
 from refusal_checks.worlds import Design
 
@@ -107,7 +107,7 @@ class StyleMeasurements:
 
     def __init__(self, backend: Any, collection: Any, encoder: Any, *,
                  seed: int = DEFAULT_SEED, compact: bool = True) -> None:
-        from refusal_checks.interventions import steer
+        from refusal_checks.models.interventions import steer
 
         self.base = BehaviourMeasurements(backend, collection, seed=seed)
         self.seed, self.encoder = seed, encoder

@@ -1,6 +1,6 @@
 """Known-answer worlds: planted synthetic models sampled at the claims' real sample sizes.
 
-A :class:`Design` is one :class:`~refusal_checks.synthetic.World` (planted directions,
+A :class:`Design` is one :class:`~refusal_checks.models.synthetic.World` (planted directions,
 genre offsets, noise) plus the prompt budget the claims read from it. :func:`evidence`
 produces what the claim fixtures produce on a real model: the activations at the
 paper's layer and position (:class:`~refusal_checks.activations.LayerView`) and the
@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.activations import LayerView, collect, paper_layer
-from refusal_checks.backend import ProgressCallback
+from refusal_checks.models.backend import ProgressCallback
 from refusal_checks.behaviour import RefusalBehaviour, observe_refusals
-from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
+from refusal_checks.models.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts.bundled import CategoryPrompts, PromptCollection, PromptSet
-from refusal_checks.synthetic import SyntheticBackend, World
+from refusal_checks.models.synthetic import SyntheticBackend, World
 
 # The claims' defaults: --refusal-position -2 (the paper's decision state), --refusal-seed 0.
 DEFAULT_POSITION = -2

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from refusal_checks.interventions import Ablate, Intervention, Steer
+from refusal_checks.models.interventions import Ablate, Intervention, Steer
 
 
 @contextlib.contextmanager
@@ -41,7 +41,7 @@ def hooked(model: Any, intervention: Intervention | None, *,
                                                        with_kwargs=True))
     elif isinstance(intervention, Ablate):
         assert not prompt_pass_only, "not needed by these tests"
-        from refusal_checks.architectures import layout_for, submodule, write_directions
+        from refusal_checks.models.architectures import layout_for, submodule, write_directions
 
         r = torch.tensor(intervention.direction, dtype=torch.float32)
 

@@ -92,8 +92,8 @@ def prompts(n: int) -> tuple[Any, Any]:
 
 def run(model: str, device: str, dtype: str, harmful: Any, benign: Any, *, new_tokens: int,
         batch_size: int, cache_dir: Path) -> tuple[Run, Any]:
-    from refusal_checks.model_loading import LoadOptions, load_backend
-    from refusal_checks.models import resolve
+    from refusal_checks.models.loading import LoadOptions, load_backend
+    from refusal_checks.models.registry import resolve
 
     backend = load_backend(resolve(model), LoadOptions(dtype=dtype, device=device,
                                                        cache_dir=cache_dir))
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     from refusal_checks.cache.keys import default_cache_dir
     from refusal_checks.errors import RefusalChecksError
 
-    from refusal_checks.nnsight_devices import resolve_dtype
+    from refusal_checks.models.nnsight.devices import resolve_dtype
 
     dtype = resolve_dtype(args.dtype, args.device)
     cache_dir = args.cache_dir or default_cache_dir()

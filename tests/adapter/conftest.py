@@ -25,8 +25,8 @@ def tiny_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_backend(tiny_folder: Path, tiny_cache_dir: Path) -> Any:
     """The tiny folder loaded the way ``--model /path/to/folder`` loads it."""
-    from refusal_checks.model_loading import LoadOptions, load_backend
-    from refusal_checks.models import resolve
+    from refusal_checks.models.loading import LoadOptions, load_backend
+    from refusal_checks.models.registry import resolve
 
     return load_backend(resolve(str(tiny_folder)), LoadOptions(cache_dir=tiny_cache_dir))
 

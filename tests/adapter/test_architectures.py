@@ -26,7 +26,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from refusal_checks.interventions import Ablate
+from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import PromptSet
 
 from .test_interventions import backend_generate
@@ -57,7 +57,7 @@ def prompt_set() -> PromptSet:
 
 
 def wrap(model: Any, name: str) -> Any:
-    from refusal_checks.nnsight_backend import NnsightBackend
+    from refusal_checks.models.nnsight.backend import NnsightBackend
 
     return NnsightBackend(model, build_tokenizer(), name=name, fingerprint=name,
                           dtype="float32", device="cpu")
@@ -219,7 +219,7 @@ def test_an_unknown_family_is_refused_with_the_fix() -> None:
     with pytest.raises(BackendError, match=message):
         backend.orthogonalised(ablate.direction)
     # Steering and plain measurements do not depend on the write table.
-    from refusal_checks.interventions import Steer
+    from refusal_checks.models.interventions import Steer
 
     steered = backend.last_logprobs(prompt_set(), intervention=Steer(1, np.ones(32)))
     assert np.isfinite(steered).all()
@@ -243,7 +243,7 @@ def test_gpt2_is_refused_with_its_reason() -> None:
 def test_a_changed_norm_formula_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """If transformers changed Gemma-2's gain from ``1 + w`` to ``w``, the table's gains
     would be wrong; the probe in ``_gain`` must notice rather than edit wrongly."""
-    from refusal_checks import architectures
+    from refusal_checks.models.registry import architectures
     from refusal_checks.errors import BackendError
 
     wrong = architectures.Layout("Gemma-2", architectures.LAYOUTS["gemma2"].writes, 0.0)
@@ -257,7 +257,7 @@ def test_a_changed_norm_formula_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
 def test_readme_lists_every_family_ablation_supports() -> None:
     from pathlib import Path
 
-    from refusal_checks.architectures import LAYOUTS
+    from refusal_checks.models.architectures import LAYOUTS
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert all(f"`{model_type}`" in readme for model_type in LAYOUTS)

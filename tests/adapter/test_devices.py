@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks import memory
-from refusal_checks import nnsight_devices as devices
+from refusal_checks.models.registry import memory
+from refusal_checks.models.registry.nnsight import devices
 from refusal_checks.errors import BackendError
-from refusal_checks.interventions import Ablate, Steer
-from refusal_checks.nnsight_loading import load_folder
+from refusal_checks.models.interventions import Ablate, Steer
+from refusal_checks.models.nnsight.loading import load_folder
 from refusal_checks.prompts.sets import PromptSet
 
 from .tiny import D_MODEL, N_LAYERS, PROMPTS
@@ -204,8 +204,8 @@ def auto_loader(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]
 
 
 def load_auto(tiny_folder: Path, cache: Path, dtype: str | None) -> Any:
-    from refusal_checks.model_loading import LoadOptions, load_backend
-    from refusal_checks.models import resolve
+    from refusal_checks.models.loading import LoadOptions, load_backend
+    from refusal_checks.models.registry import resolve
 
     return load_backend(resolve(str(tiny_folder)),
                         LoadOptions(dtype=dtype, device="auto", cache_dir=cache))

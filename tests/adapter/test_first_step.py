@@ -18,7 +18,7 @@ from refusal_checks.core import cost
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.damage import scores_and_kl
 from refusal_checks.effects import FirstStep, scores
-from refusal_checks.interventions import Ablate, Steer
+from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.prompts.sets import PromptSet
 
 from .tiny import D_MODEL, PROMPTS

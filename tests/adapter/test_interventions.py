@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.interventions import Ablate, Intervention, Steer, steer
+from refusal_checks.models.interventions import Ablate, Intervention, Steer, steer
 from refusal_checks.prompts.sets import PromptSet
 from tests.hook_reference import hooked
 
@@ -225,7 +225,7 @@ def test_last_logprobs_match_hooked_logits(
 
 
 def test_intervention_for_another_model_is_refused_before_running(tiny_backend: Any) -> None:
-    from refusal_checks.interventions import InterventionError
+    from refusal_checks.models.interventions import InterventionError
 
     with pytest.raises(InterventionError, match=f"width {D_MODEL + 1} .* width {D_MODEL}"):
         tiny_backend.generate(prompt_set(), 2, intervention=Ablate(np.ones(D_MODEL + 1)))
@@ -239,7 +239,7 @@ def tied_backend() -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from refusal_checks.nnsight_backend import NnsightBackend
+    from refusal_checks.models.nnsight.backend import NnsightBackend
 
     tokenizer = build_tokenizer()
     torch.manual_seed(1)
@@ -256,7 +256,7 @@ def tied_backend() -> Any:
 
 
 def wrap(model: Any, name: str) -> Any:
-    from refusal_checks.nnsight_backend import NnsightBackend
+    from refusal_checks.models.nnsight.backend import NnsightBackend
 
     return NnsightBackend(model, build_tokenizer(), name=name, fingerprint=name,
                           dtype="float32", device="cpu")
@@ -341,9 +341,9 @@ def test_orthogonalised_leaves_the_original_model_unchanged(
 
 
 def test_orthogonalised_weights_equal_the_numpy_formula(orthogonal_case: dict[str, Any]) -> None:
-    """The torch edit and :func:`refusal_checks.interventions.orthogonalise` agree; the
+    """The torch edit and :func:`refusal_checks.models.interventions.orthogonalise` agree; the
     read-out keeps the ORIGINAL embeddings when they were tied (ablation never edits it)."""
-    from refusal_checks.interventions import orthogonalise
+    from refusal_checks.models.interventions import orthogonalise
 
     before, model = orthogonal_case["before"], orthogonal_case["model"]
     r = orthogonal_case["ablate"].direction
@@ -381,7 +381,7 @@ def test_orthogonalised_model_survives_save_and_load(
 
 
 def test_orthogonalised_refuses_a_direction_for_another_model(tiny_backend: Any) -> None:
-    from refusal_checks.interventions import InterventionError
+    from refusal_checks.models.interventions import InterventionError
 
     with pytest.raises(InterventionError, match=f"width {D_MODEL + 1} .* width {D_MODEL}"):
         tiny_backend.orthogonalised(np.ones(D_MODEL + 1))

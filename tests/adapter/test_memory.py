@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import memory
+from refusal_checks.models.registry import memory
 from refusal_checks.errors import BackendError
 
 GIB = memory.GIB
@@ -101,8 +101,8 @@ def test_loading_a_folder_that_does_not_fit_stops_before_reading_weights(
         tiny_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import transformers
 
-    from refusal_checks.model_loading import LoadOptions, load_backend
-    from refusal_checks.models import resolve
+    from refusal_checks.models.loading import LoadOptions, load_backend
+    from refusal_checks.models.registry import resolve
 
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the weights were read before the memory check")

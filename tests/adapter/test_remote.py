@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks import remote
+from refusal_checks.models.registry import remote
 from refusal_checks.errors import BackendError
-from refusal_checks.interventions import Ablate, Steer
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import resolve
+from refusal_checks.models.interventions import Ablate, Steer
+from refusal_checks.models.loading import LoadOptions, load_backend
+from refusal_checks.models.registry import resolve
 from refusal_checks.prompts.sets import PromptSet
 
 from .remote_sim import server_without_refusal_checks
@@ -185,7 +185,7 @@ def on_ndif(tiny_folder: Path, monkeypatch: pytest.MonkeyPatch, key: None) -> An
     """
     from nnsight.modeling import huggingface
 
-    from refusal_checks.remote_backend import load_remote
+    from refusal_checks.models.nnsight.remote import load_remote
 
     monkeypatch.setitem(huggingface._ID_CACHE, str(tiny_folder), "org/tiny-chat")
     return load_remote(str(tiny_folder), None, name="tiny")

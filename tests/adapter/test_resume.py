@@ -1,6 +1,6 @@
 """Interrupted runs resume from every finished batch; concurrent runs never corrupt the cache.
 
-A planted world (refusal_checks.synthetic) stands in for the model: its values per prompt
+A planted world (refusal_checks.models.synthetic) stands in for the model: its values per prompt
 do not depend on the batch, as a real backend's do not, and it costs nothing. A wrapper
 counts the prompts each run sends to the model, and can die after a given number of
 batches: by raising (Ctrl-C, a dropped NDIF connection) or, in a subprocess, by SIGKILL
@@ -24,9 +24,9 @@ import pytest
 
 from refusal_checks.activations import collect, replies
 from refusal_checks.cache.store import ArrayCache, CacheWarning
-from refusal_checks.interventions import Ablate
+from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection, PromptSet
-from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.models.synthetic import SyntheticBackend
 
 BATCH = 4
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from refusal_checks.errors import BackendError
-from refusal_checks.template import post_instruction_positions
+from refusal_checks.models.template import post_instruction_positions
 
 from .tiny import CHAT_TEMPLATE, PROMPTS, build_tokenizer
 

@@ -17,7 +17,7 @@ import pytest
 
 from refusal_checks import plugin
 from refusal_checks.session import MIN_PROMPT_BUDGET
-from refusal_checks.synthetic import PRESETS
+from refusal_checks.models.synthetic import PRESETS
 from tests.plugin.test_plugin import WIDE, assert_no_traceback, copy_suite, suite_args, text_of
 
 WORLD = "synthetic:distinct"

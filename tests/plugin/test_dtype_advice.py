@@ -17,7 +17,7 @@ def test_the_run_warns_only_for_bfloat16_on_an_emulating_cpu(pytester, monkeypat
                                                                dtype, said):
     info = pytester.path / "cpuinfo"
     info.write_text(cpuinfo)
-    monkeypatch.setattr("refusal_checks.cpu_features.CPUINFO", info)
+    monkeypatch.setattr("refusal_checks.models.cpu_features.CPUINFO", info)
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     result = pytester.runpytest_inprocess("--refusal-dtype", dtype, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK

@@ -6,7 +6,7 @@ prompt sets), and runs pytest in a subprocess: the plugin loads through its entr
 its configure-time behaviour (usage errors, cache clearing) is exercised for real. The
 cache always lives under a temporary directory, never in the user's cache.
 
-The planted worlds of ``refusal_checks.synthetic`` have known answers, so verdicts are
+The planted worlds of ``refusal_checks.models.synthetic`` have known answers, so verdicts are
 asserted exactly. Runs that several tests inspect (the three worlds, with --refusal-json
 and --junitxml) happen once per module.
 """
@@ -31,7 +31,7 @@ import pytest
 # numpy (which cache and synthetic import) cannot be imported twice in one process.
 from refusal_checks import plugin
 from refusal_checks.cache.store import ArrayCache
-from refusal_checks.models import known_names
+from refusal_checks.models.registry import known_names
 from refusal_checks.plugin_state import VERDICT_PROPERTY
 from refusal_checks.stats.verdict import Outcome, Verdict
 

@@ -148,7 +148,7 @@ def test_only_the_controller_writes_the_reports(pair: Pair) -> None:
 
 def test_a_planted_world_does_not_depend_on_which_category_is_used_first() -> None:
     from refusal_checks.prompts.sets import PromptSet
-    from refusal_checks.synthetic import SyntheticBackend
+    from refusal_checks.models.synthetic import SyntheticBackend
 
     beta = PromptSet("beta/refuse", "beta", "refuse", ("one", "two"), "test")
     planted, other_order, unplanted = (SyntheticBackend.from_spec("distinct") for _ in range(3))

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from refusal_checks.cache.keys import default_cache_dir
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import EMBEDDED, resolve
+from refusal_checks.models.loading import LoadOptions, load_backend
+from refusal_checks.models.registry import EMBEDDED, resolve
 
 
 def load_embedded(alias: str) -> Any:

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.backend import BackendError
+from refusal_checks.models.backend import BackendError
 from refusal_checks.cache.keys import default_cache_dir
 from refusal_checks.judges import SubstringJudge
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import EMBEDDED, resolve
+from refusal_checks.models.loading import LoadOptions, load_backend
+from refusal_checks.models.registry import EMBEDDED, resolve
 from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.prompts.bundled import bundled
 

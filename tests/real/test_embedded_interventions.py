@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from refusal_checks.cache.keys import default_cache_dir
-from refusal_checks.interventions import Ablate, Intervention, steer
-from refusal_checks.models import EMBEDDED
+from refusal_checks.models.interventions import Ablate, Intervention, steer
+from refusal_checks.models.registry import EMBEDDED
 from refusal_checks.prompts.sets import PromptSet
 from tests.hook_reference import hooked
 from tests.real.embedded import load_embedded, one_torch_thread
@@ -133,7 +133,7 @@ def test_smollm2_first_step_of_generation_is_the_cheap_scores_forward(
     (``first_logprobs``): on a real template, tokenizer and tied embeddings it must be the
     forward pass ``last_logprobs`` makes, and reading it must leave the replies alone."""
     from refusal_checks.effects import FirstStep
-    from refusal_checks.scoring import refusal_score
+    from refusal_checks.models.scoring import refusal_score
 
     edit = None if kind == "none" else interventions[kind]
     first = FirstStep()

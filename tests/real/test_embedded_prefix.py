@@ -1,8 +1,8 @@
 """Steering with a reused prefix on embedded Qwen2.5-Coder-0.5B: the plain pass's scores.
 
-:meth:`~refusal_checks.nnsight_backend.NnsightBackend.last_logprobs` keeps the unedited input
+:meth:`~refusal_checks.models.nnsight.backend.NnsightBackend.last_logprobs` keeps the unedited input
 of the steered block per batch and skips the blocks below it on the next steer of that
-batch (:mod:`refusal_checks.prefix_store`). The same check on the tiny random model is
+batch (:mod:`refusal_checks.models.prefix_store`). The same check on the tiny random model is
 tests/adapter/test_prefix.py; this one runs a real chat template, left-padded real prompts
 and the sweep's layer (0.48 x 24 = 11), and compares the refusal score the sweep reads.
 
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from refusal_checks.activations import paper_layer
-from refusal_checks.interventions import steer
-from refusal_checks.prefix_store import PrefixStore
+from refusal_checks.models.interventions import steer
+from refusal_checks.models.prefix_store import PrefixStore
 from refusal_checks.prompts.bundled import bundled
-from refusal_checks.scoring import refusal_score
+from refusal_checks.models.scoring import refusal_score
 from tests.real.embedded import load_embedded, one_torch_thread
 
 pytestmark = pytest.mark.real

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from refusal_checks.cache.keys import default_cache_dir
-from refusal_checks.interventions import Ablate, steer
-from refusal_checks.model_loading import LoadOptions, load_backend
-from refusal_checks.models import EMBEDDED, resolve
+from refusal_checks.models.interventions import Ablate, steer
+from refusal_checks.models.loading import LoadOptions, load_backend
+from refusal_checks.models.registry import EMBEDDED, resolve
 from refusal_checks.prompts.sets import PromptSet
 from tests.adapter.remote_sim import server_without_refusal_checks
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.backend import Backend
-from refusal_checks.nnsight_backend import NnsightBackend
-from refusal_checks.remote_backend import RemoteNnsightBackend
-from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.models.backend import Backend
+from refusal_checks.models.nnsight.backend import NnsightBackend
+from refusal_checks.models.nnsight.remote import RemoteNnsightBackend
+from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.worlds import PlantedBackend
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from refusal_checks.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_control import (CONTROL, MIN_PER_SIDE, REPLY_TOKENS,
                                               behaviour_directions)
 from refusal_checks.prompts.bundled import bundled, load_prompts
-from refusal_checks.synthetic import World
+from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Outcome
 from refusal_checks.worlds import Design, evidence, refusals
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from refusal_checks.behaviour_calibration import (BUNDLED_NAMES, COCONOT_LIKE, behaviour_design,
                                                   exact_half_offsets)
 from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
-from refusal_checks.interventions import Ablate, Steer
-from refusal_checks.synthetic import SyntheticBackend, World
+from refusal_checks.models.interventions import Ablate, Steer
+from refusal_checks.models.synthetic import SyntheticBackend, World
 from refusal_checks.stats.verdict import Outcome
 from refusal_checks.worlds import Design, PlantedBackend, behaviour_designs, collection
 

@@ -25,7 +25,7 @@ from refusal_checks.behaviour_control import REPLY_TOKENS
 from refusal_checks.effects import judged
 from refusal_checks.judges import SubstringJudge
 from refusal_checks.prompts.bundled import bundled
-from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Verdict
 
 REPO = Path(__file__).resolve().parents[2]

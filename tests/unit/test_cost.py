@@ -13,10 +13,10 @@ from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.core.cost import CostLedger, PhaseCost, note, phase, render, table_rows
 from refusal_checks.effects import kl, scores
-from refusal_checks.interventions import Ablate
+from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.cache.resume import part_key
-from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.models.synthetic import SyntheticBackend
 
 
 class Clock:

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from refusal_checks import damage, score_validation
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.effects import kl, scores
-from refusal_checks.interventions import Ablate, Steer
+from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.label_agreement import cohen_kappa
 from refusal_checks.cache.replies import reply_id
 from refusal_checks.observations import Observations
 from refusal_checks.prompts.bundled import PromptSet
-from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.models.synthetic import SyntheticBackend
 
 FINGERPRINT = "model-fp"
 FEW = settings(max_examples=30, deadline=None, derandomize=True)

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from refusal_checks.stats.rates import KnobSweep, Rate
 from refusal_checks.effects import mean_norm
-from refusal_checks.scoring import agreement, kl_divergence, refusal_probability, refusal_score
+from refusal_checks.models.scoring import agreement, kl_divergence, refusal_probability, refusal_score
 
 
 def _logsoftmax(x: np.ndarray) -> np.ndarray:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from refusal_checks.core import files
-from refusal_checks.model_loading import assemble
-from refusal_checks.models import STALE_AFTER_S
+from refusal_checks.models.loading import assemble
+from refusal_checks.models.registry import STALE_AFTER_S
 
 
 def test_two_writers_of_one_report_use_different_temporary_files(

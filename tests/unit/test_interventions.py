@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.interventions import (
+from refusal_checks.models.interventions import (
     Ablate,
     InterventionError,
     Steer,
@@ -300,6 +300,6 @@ def test_orthogonalise_refuses_a_direction_of_the_wrong_width() -> None:
 
 # -- boundary --------------------------------------------------------------------------------
 def test_interventions_module_does_not_import_torch() -> None:
-    code = ("import sys, refusal_checks.interventions; "
+    code = ("import sys, refusal_checks.models.interventions; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

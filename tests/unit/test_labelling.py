@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from refusal_checks import __main__ as cli
 from refusal_checks.activations import replies
 from refusal_checks.cache.store import ArrayCache
-from refusal_checks.interventions import Ablate, Steer
+from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.label_agreement import (
     agreement_by_condition, agreement_lines, binary_agreement, cohen_kappa, judge_validation,
 )

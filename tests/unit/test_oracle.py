@@ -21,7 +21,7 @@ from refusal_checks.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gathe
                                    oracle_agreement, over_refusal_axis, resample_agreement)
 from refusal_checks.prompts.bundled import bundled
 from refusal_checks.stats.stability import _cluster_half_weights
-from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Outcome, Verdict
 from tests.unit.test_calibration import _run
 

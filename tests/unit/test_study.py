@@ -7,7 +7,7 @@ import pytest
 
 from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.study import study_directions
-from refusal_checks.synthetic import SyntheticBackend, parse_spec
+from refusal_checks.models.synthetic import SyntheticBackend, parse_spec
 
 CATEGORIES = ["a", "b", "c", "d", "e"]
 

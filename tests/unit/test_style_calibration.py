@@ -33,7 +33,7 @@ from refusal_checks.style_steering import (
     random_half_directions,
     rate_matched_replies,
 )
-from refusal_checks.synthetic import SyntheticBackend
+from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Verdict
 from refusal_checks.worlds import PlantedBackend
 

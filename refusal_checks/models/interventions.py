@@ -69,7 +69,7 @@ class Ablate:
     positions, generated ones included. Where the model family adds a post-norm to those
     writes (Gemma-2/3, OLMo-2/3) the output is projected against the gain-weighted
     direction so the write after the norm is orthogonal to ``r``
-    (:mod:`refusal_checks.architectures`).
+    (:mod:`refusal_checks.models.architectures`).
     """
 
     direction: np.ndarray = field(repr=False)

@@ -1,7 +1,7 @@
 """The Backend protocol: what the claims need from a model, as plain numpy.
 
-Two implementations exist: :mod:`refusal_checks.nnsight_backend` (any Hugging Face
-causal LM, through nnsight) and :mod:`refusal_checks.synthetic` (planted worlds with
+Two implementations exist: :mod:`refusal_checks.models.nnsight.backend` (any Hugging Face
+causal LM, through nnsight) and :mod:`refusal_checks.models.synthetic` (planted worlds with
 known answers). Claims and fixtures only ever see this protocol.
 """
 
@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from refusal_checks.errors import BackendError
-from refusal_checks.interventions import Intervention
+from refusal_checks.models.interventions import Intervention
 from refusal_checks.prompts.sets import PromptSet
 
 __all__ = ["Backend", "BackendError", "FirstLogprobs", "ProgressCallback", "check_layers",
@@ -97,7 +97,7 @@ class Backend(Protocol):
 
     def refusal_token_ids(self, openings: Sequence[str] | None = None) -> list[int]:
         """Token ids that open a refusal: the first token of each opening (by default
-        :data:`refusal_checks.scoring.REFUSAL_OPENINGS`), as the model would emit it."""
+        :data:`refusal_checks.models.scoring.REFUSAL_OPENINGS`), as the model would emit it."""
         ...
 
     def generate(

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from refusal_checks.nnsight_devices import import_torch, quiet_transformers
+from refusal_checks.models.nnsight.devices import import_torch, quiet_transformers
 
 _DENSE_MARKER = "refusal_checks_dense.json"
 
@@ -92,7 +92,7 @@ def dense_copy(gguf_path: Path, digest: str, models_dir: Path) -> Path:
     each file's size and sha256 (:func:`dense_ok`, :func:`dense_intact`).
     """
     from refusal_checks.core.files import remove_stale
-    from refusal_checks.models import STALE_AFTER_S
+    from refusal_checks.models.registry import STALE_AFTER_S
 
     target = models_dir / f"dense-{digest[:24]}"
     if dense_ok(target, digest):

@@ -2,11 +2,11 @@
 orthogonalised weight copy.
 
 :class:`NnsightInterventions` is the part of
-:class:`~refusal_checks.nnsight_backend.NnsightBackend` that edits the model. Steering adds
+:class:`~refusal_checks.models.nnsight.backend.NnsightBackend` that edits the model. Steering adds
 a vector to one block's input. Ablation projects the direction out of every block input
 and out of every write into the residual stream the family's layout lists; behind a
 post-norm (Gemma-2) a write is kept orthogonal to the direction after the norm, through
-the gain-weighted vector :mod:`refusal_checks.architectures` computes.
+the gain-weighted vector :mod:`refusal_checks.models.architectures` computes.
 :meth:`~NnsightInterventions.orthogonalised` makes the same edit on a copy of the weights,
 with no hooks.
 """
@@ -17,18 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
-from refusal_checks.nnsight_devices import block_devices, import_torch
+from refusal_checks.models.interventions import Ablate, Intervention, Steer, check_for_model
+from refusal_checks.models.nnsight.devices import block_devices, import_torch
 
 
 class NnsightInterventions:
-    """Steering and ablation for :class:`~refusal_checks.nnsight_backend.NnsightBackend`.
+    """Steering and ablation for :class:`~refusal_checks.models.nnsight.backend.NnsightBackend`.
 
     A mixin: the backend sets the attributes below, and its trace-based measurements
     (``last_logprobs``, ``generate``) call :meth:`_prepare` before a trace and
     :meth:`_edit` inside it. Methods rather than free functions: a traced block calls
     ``self._edit``, and on NDIF the backend's class, this mixin included, arrives by value
-    (:func:`refusal_checks.remote.remote_scope`).
+    (:func:`refusal_checks.models.remote.remote_scope`).
     """
 
     model: Any  # the transformers model
@@ -44,7 +44,7 @@ class NnsightInterventions:
         """Work out, before a trace, what ``_edit`` projects for an ablation.
 
         The unit vector to remove at each write depends on the family's layout and, behind
-        a post-norm, on the norm's gains (:mod:`refusal_checks.architectures`). It is
+        a post-norm, on the norm's gains (:mod:`refusal_checks.models.architectures`). It is
         computed here, outside nnsight's trace (calling a module inside one would count as
         one of its calls), and an unknown family is refused before anything runs.
         """
@@ -55,7 +55,7 @@ class NnsightInterventions:
             # Imported here, not at module level: NnsightBackend travels by value to NDIF,
             # and a module object among its methods' globals would drag the module's loader
             # (pytest's assertion-rewriting hook, with its config and capture files) along.
-            from refusal_checks import architectures
+            from refusal_checks.models.registry import architectures
 
             torch = import_torch()
             r = torch.tensor(intervention.direction, dtype=torch.float32)
@@ -86,7 +86,7 @@ class NnsightInterventions:
 
         Returns:
             For a steer, the steered block's input before the edit (the unedited prefix
-            :class:`~refusal_checks.prefix_store.PrefixStore` keeps); None for an ablation.
+            :class:`~refusal_checks.models.prefix_store.PrefixStore` keeps); None for an ablation.
         """
         if isinstance(intervention, Steer):
             block = self.lm.model.layers[intervention.layer]
@@ -116,7 +116,7 @@ class NnsightInterventions:
 
         ``W <- W - r_hat r_hat^T W`` on the embeddings and on every write the family's
         layout lists (Arditi et al.; behind a post-norm against the gain-weighted direction,
-        :mod:`refusal_checks.architectures`): the same edit as hook ablation, with no hooks,
+        :mod:`refusal_checks.models.architectures`): the same edit as hook ablation, with no hooks,
         so the edited model can be saved with ``save_pretrained`` and shipped.
 
         Raises:
@@ -127,7 +127,7 @@ class NnsightInterventions:
         torch = import_torch()
         ablate = Ablate(direction)  # refuses NaN/inf and the zero vector, and normalises
         check_for_model(ablate, self.d_model, self.n_layers)  # the width, with the fix
-        from refusal_checks import architectures  # not a module global: see _prepare
+        from refusal_checks.models.registry import architectures  # not a module global: see _prepare
 
         architectures.layout_for(self.model)  # an unknown family fails before the copy
         model = copy.deepcopy(self.model)

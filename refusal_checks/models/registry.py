@@ -2,7 +2,7 @@
 
 Resolving a name is cheap and pure (no torch): the plugin does it at start-up, so an
 unknown model is a usage error before anything loads. Loading happens in
-:func:`refusal_checks.model_loading.load_backend`, once per model per session.
+:func:`refusal_checks.models.loading.load_backend`, once per model per session.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def layout_for(model: Any) -> Layout:
             f"model_type {model_type!r}: {why}. Editing it like another family could leave "
             f"the refusal direction in the stream without any error. Supported model types: "
             f"{', '.join(supported())}. To add this family, check its modeling_{model_type}.py "
-            "in transformers and add an entry to LAYOUTS in refusal_checks/architectures.py "
+            "in transformers and add an entry to LAYOUTS in refusal_checks/models/architectures.py "
             "with a parity test in tests/adapter/test_architectures.py."
         )
     return layout
@@ -165,7 +165,7 @@ def _gain(norm: Any, offset: float, where: str) -> Any:
     if float((got - expected.cpu()).abs().max()) > tol * scale:
         raise BackendError(
             f"{where} does not compute x / rms(x) * ({offset:g} + weight), which the ablation "
-            "table in refusal_checks/architectures.py assumes; this transformers version "
+            "table in refusal_checks/models/architectures.py assumes; this transformers version "
             "changed the model's code. Update the table (and run its parity tests).")
     return gain
 

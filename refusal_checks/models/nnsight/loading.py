@@ -1,9 +1,9 @@
-"""Loading a Hugging Face causal LM into an :class:`~refusal_checks.nnsight_backend.NnsightBackend`.
+"""Loading a Hugging Face causal LM into an :class:`~refusal_checks.models.nnsight.backend.NnsightBackend`.
 
 From a folder written by ``save_pretrained`` (a local model or a dense GGUF copy,
-:mod:`refusal_checks.nnsight_dense`) or from the hub (its local cache first). Each load
-checks first that the weights fit (:mod:`refusal_checks.memory`) and places the model on
-its device (:mod:`refusal_checks.nnsight_devices`).
+:mod:`refusal_checks.models.nnsight.dense`) or from the hub (its local cache first). Each load
+checks first that the weights fit (:mod:`refusal_checks.models.memory`) and places the model on
+its device (:mod:`refusal_checks.models.nnsight.devices`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from refusal_checks import memory
+from refusal_checks.models.registry import memory
 from refusal_checks.errors import BackendError
-from refusal_checks.nnsight_backend import NnsightBackend
-from refusal_checks.nnsight_devices import (load_kwargs, quiet_transformers, resolve_device,
+from refusal_checks.models.nnsight.backend import NnsightBackend
+from refusal_checks.models.nnsight.devices import (load_kwargs, quiet_transformers, resolve_device,
                                             resolve_dtype)
 
 
@@ -62,7 +62,7 @@ def _place(model: Any, device: str) -> None:
 
 def _check_fits_folder(name: str, folder: Path, dtype: str,
                        device: str) -> memory.Estimate | None:
-    """Refuse, before loading, a model whose weights would not fit (refusal_checks.memory);
+    """Refuse, before loading, a model whose weights would not fit (refusal_checks.models.memory);
     the estimate, when one could be made."""
     try:
         config = json.loads((folder / "config.json").read_text())

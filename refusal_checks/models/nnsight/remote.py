@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from refusal_checks.errors import BackendError
-from refusal_checks.nnsight_backend import NnsightBackend
-from refusal_checks.nnsight_devices import quiet_transformers
-from refusal_checks.remote import host
+from refusal_checks.models.nnsight.backend import NnsightBackend
+from refusal_checks.models.nnsight.devices import quiet_transformers
+from refusal_checks.models.remote import host
 
 
 def served_dtype(config: Any) -> str:

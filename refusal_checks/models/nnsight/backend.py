@@ -2,12 +2,12 @@
 
 :class:`NnsightBackend` owns the chat template and tokenisation, reads the residual
 stream and first-token log-probabilities inside traces, applies interventions (steering;
-directional ablation, behind a post-norm through :mod:`refusal_checks.architectures`)
+directional ablation, behind a post-norm through :mod:`refusal_checks.models.architectures`)
 and generates, and hands the rest of the library plain numpy arrays. The interventions'
-edits live in :mod:`refusal_checks.nnsight_interventions`, devices and dtypes in
-:mod:`refusal_checks.nnsight_devices`, loading in :mod:`refusal_checks.nnsight_loading`,
-GGUF conversion in :mod:`refusal_checks.nnsight_dense`. A steer reuses the unedited blocks
-below it from :mod:`refusal_checks.prefix_store`.
+edits live in :mod:`refusal_checks.models.nnsight.interventions`, devices and dtypes in
+:mod:`refusal_checks.models.nnsight.devices`, loading in :mod:`refusal_checks.models.nnsight.loading`,
+GGUF conversion in :mod:`refusal_checks.models.nnsight.dense`. A steer reuses the unedited blocks
+below it from :mod:`refusal_checks.models.prefix_store`.
 torch, transformers and nnsight are imported where they are used.
 """
 
@@ -20,19 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
+from refusal_checks.models.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
                                     check_positions)
-from refusal_checks.interventions import Intervention, Steer, check_for_model
-from refusal_checks.nnsight_devices import (block_devices, device_summary, execution_device,
+from refusal_checks.models.interventions import Intervention, Steer, check_for_model
+from refusal_checks.models.nnsight.devices import (block_devices, device_summary, execution_device,
                                             import_torch)
-from refusal_checks.nnsight_interventions import NnsightInterventions
-from refusal_checks.prefix_store import PrefixStore, batch_digest
+from refusal_checks.models.nnsight.interventions import NnsightInterventions
+from refusal_checks.models.prefix_store import PrefixStore, batch_digest
 from refusal_checks.prompts.bundled import PromptSet
-from refusal_checks.remote import remote_scope
+from refusal_checks.models.remote import remote_scope
 
 
 class NnsightBackend(NnsightInterventions):
-    """A Hugging Face causal LM wrapped by nnsight (see :class:`refusal_checks.backend.Backend`)."""
+    """A Hugging Face causal LM wrapped by nnsight (see :class:`refusal_checks.models.backend.Backend`)."""
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class NnsightBackend(NnsightInterventions):
         # lm: a wrapper nnsight built itself (a meta skeleton named by hub id, for NDIF).
         self.lm = lm if lm is not None else TransformersModel(model, tokenizer=tokenizer)
         # Passed to every trace and generation: False (here), True (NDIF) or "local"
-        # (nnsight's serialise/deserialise simulation of NDIF; refusal_checks.remote).
+        # (nnsight's serialise/deserialise simulation of NDIF; refusal_checks.models.remote).
         self.remote = remote
         tokenizer.padding_side = "left"  # nnsight does this too; positions count from the end
         self.name = name
@@ -97,8 +97,8 @@ class NnsightBackend(NnsightInterventions):
         ]
 
     def post_instruction_positions(self, texts: Sequence[str] = ()) -> list[int]:
-        """Template tokens after the user's message (:mod:`refusal_checks.template`)."""
-        from refusal_checks.template import post_instruction_positions
+        """Template tokens after the user's message (:mod:`refusal_checks.models.template`)."""
+        from refusal_checks.models.template import post_instruction_positions
 
         return post_instruction_positions(self.tokenizer, self.render, texts)
 
@@ -182,7 +182,7 @@ class NnsightBackend(NnsightInterventions):
 
     def refusal_token_ids(self, openings: Sequence[str] | None = None) -> list[int]:
         """First token of each refusal opening, as the model would emit it in a reply."""
-        from refusal_checks.scoring import REFUSAL_OPENINGS
+        from refusal_checks.models.scoring import REFUSAL_OPENINGS
 
         ids = set()
         for opening in openings or REFUSAL_OPENINGS:

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from refusal_checks.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
+from refusal_checks.models.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
                                     check_positions)
-from refusal_checks.interventions import Ablate, Intervention, Steer, check_for_model
+from refusal_checks.models.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts.bundled import PromptSet
 
 PRESETS: dict[str, dict[str, float]] = {

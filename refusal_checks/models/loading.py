@@ -1,6 +1,6 @@
 """Loading a resolved model: file identity, embedded and GGUF models, and the backend.
 
-:func:`load_backend` turns a :class:`~refusal_checks.models.ModelSpec` into a backend,
+:func:`load_backend` turns a :class:`~refusal_checks.models.registry.ModelSpec` into a backend,
 once per model per session. Embedded models are verified against their pinned sha256
 (:func:`embedded_gguf`), split GGUF parts are assembled (:func:`assemble`) and converted
 once to a dense copy that later runs reuse (:func:`_load_converted`); local folders are
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from refusal_checks.errors import BackendError
-from refusal_checks.models import EMBEDDED, STALE_AFTER_S, ModelSpec
+from refusal_checks.models.registry import EMBEDDED, STALE_AFTER_S, ModelSpec
 
 if TYPE_CHECKING:
-    from refusal_checks.backend import Backend
+    from refusal_checks.models.backend import Backend
 
 
 # -- file identity ---------------------------------------------------------------------------
@@ -148,7 +148,7 @@ class LoadOptions:
 
     Attributes:
         dtype: ``float32``, ``bfloat16``, ``float16``, or None: bfloat16 on CUDA, float32
-            elsewhere (:func:`refusal_checks.nnsight_devices.default_dtype`).
+            elsewhere (:func:`refusal_checks.models.nnsight.devices.default_dtype`).
         device: ``cpu``, ``cuda``, ``cuda:N`` (one GPU) or ``auto`` (every GPU, with
             accelerate's device map; one GPU, or the CPU, where that is all there is).
         remote: None (run here), ``"ndif"`` (every pass on NDIF, weights never loaded
@@ -168,11 +168,11 @@ def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
         BackendError: The model cannot be loaded; the message names it and the fix.
     """
     if options.remote == "ndif":
-        from refusal_checks import remote
+        from refusal_checks.models.registry import remote
 
         remote.check_spec(spec.kind, spec.name)
         remote.check_served(spec.source)
-        from refusal_checks.remote_backend import load_remote
+        from refusal_checks.models.nnsight.remote import load_remote
 
         return load_remote(spec.source, spec.revision, name=spec.name)
     backend = _load_here(spec, options)
@@ -190,10 +190,11 @@ def _load_here(spec: ModelSpec, options: LoadOptions) -> "Backend":
     """Load the model's weights into this process."""
     models_dir = options.cache_dir / "models"
     if spec.kind == "synthetic":
-        from refusal_checks.synthetic import SyntheticBackend
+        from refusal_checks.models.synthetic import SyntheticBackend
 
         return SyntheticBackend.from_spec(spec.source, name=spec.name)
-    from refusal_checks import nnsight_dense, nnsight_loading
+    from refusal_checks.models.registry.nnsight import dense as nnsight_dense
+    from refusal_checks.models.registry.nnsight import loading as nnsight_loading
 
     if spec.kind in ("embedded", "gguf"):
         if spec.kind == "embedded":
@@ -241,7 +242,9 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     unless its files match the sha256 sums taken at conversion (then the copy is intact
     and the error is about something else, which a new conversion would not fix).
     """
-    from refusal_checks import nnsight_dense, nnsight_devices, nnsight_loading
+    from refusal_checks.models.registry.nnsight import dense as nnsight_dense
+    from refusal_checks.models.registry.nnsight import devices as nnsight_devices
+    from refusal_checks.models.registry.nnsight import loading as nnsight_loading
 
     def load(folder: Path) -> "Backend":
         return nnsight_loading.load_folder(folder, name=spec.name,

@@ -4,7 +4,7 @@ Steering at block ``L`` edits block ``L``'s input; blocks ``0..L-1`` compute exa
 the unedited model computes. Callers steer the same batches at the same layer many times
 (the steering sweep: each prompt set under every category direction and strength at one
 layer; Arditi's selection: the same validation prompts at five positions per layer), so
-:class:`~refusal_checks.nnsight_backend.NnsightBackend` keeps block ``L``'s unedited input
+:class:`~refusal_checks.models.nnsight.backend.NnsightBackend` keeps block ``L``'s unedited input
 for a batch here and, on the next steer of that batch at ``L``, skips blocks ``0..L-1``.
 
 :class:`PrefixStore` is a least-recently-used map bounded in bytes. It never touches torch

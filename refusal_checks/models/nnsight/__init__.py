@@ -1,0 +1,2 @@
+"""The nnsight adapter: the only place that drives torch, transformers and nnsight for real models.
+"""
