@@ -28,11 +28,11 @@ import os
 import time
 from pathlib import Path
 
-from refusal_checks.judge_eval import (
+from refusal_checks.judges.evaluation import (
     LABELS, LabelledCompletions, agreement, agreement_table, class_table, evaluate_classes,
     read_labelled_completions,
 )
-from refusal_checks.judge_registry import JUDGES, load_judge
+from refusal_checks.judges.registry import JUDGES, load_judge
 
 XSTEST = Path("datasets/xstest_labelled/xstest_v2_completions_mistralinstruct.csv")
 

@@ -19,9 +19,9 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from refusal_checks.judge_registry import JUDGES, ON_DEVICE, load_judge
-from refusal_checks.judges import classify, judge_refused
-from refusal_checks.label_agreement import agreement_by_condition, agreement_lines
+from refusal_checks.judges.registry import JUDGES, ON_DEVICE, load_judge
+from refusal_checks.judges.base import classify, judge_refused
+from refusal_checks.judges.agreement import agreement_by_condition, agreement_lines
 from refusal_checks.cache.replies import read_labels
 
 CLASSES = ("complied", "partial", "refused", "broken")

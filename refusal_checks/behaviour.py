@@ -133,7 +133,7 @@ def observe_refusals(
     ``BEHAVIOUR_NEW_TOKENS`` long and cached in ``cache`` when given.
     """
     from refusal_checks.activations import replies
-    from refusal_checks.judges import SubstringJudge
+    from refusal_checks.judges.base import SubstringJudge
 
     judge = SubstringJudge()
     refused = n = 0

@@ -65,7 +65,7 @@ class BehaviourMeasurements:
         from refusal_checks.activations import collect, paper_layer
         from refusal_checks.behaviour import observe_refusals
         from refusal_checks.effects import mean_norm
-        from refusal_checks.judges import SubstringJudge
+        from refusal_checks.judges.base import SubstringJudge
 
         self.backend, self.seed = backend, seed
         self.judge = SubstringJudge()

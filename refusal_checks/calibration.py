@@ -101,7 +101,7 @@ def behaviour_study(acts: LayerView | Mapping[str, Any], refused: Mapping[str, A
     """What the ``behaviour_directions`` fixture builds, from the judge's verdicts on the
     replies to each category's should-refuse prompts (``refused``: category -> bools;
     ``judge`` names the judge, by default the substring judge of the claims)."""
-    from refusal_checks.judges import SubstringJudge
+    from refusal_checks.judges.base import SubstringJudge
 
     view = _view(acts)
     return behaviour_directions(view.refuse, refused, layer=view.layer, seed=seed,

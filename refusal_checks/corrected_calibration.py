@@ -1,7 +1,7 @@
 """Known-answer worlds for misclassification-corrected refusal rates.
 
 ``pytest claims/ --refusal-labels`` corrects judged refusal rates for the judge's error on
-the model's own labels (:func:`refusal_checks.label_agreement.corrected_rates`, which calls
+the model's own labels (:func:`refusal_checks.judges.agreement.corrected_rates`, which calls
 :func:`refusal_checks.stats.corrected.corrected_rate`). This study checks that interval where
 the truth is known: each world draws the true refusals among ``n`` replies, the judge's
 verdicts on them at a planted sensitivity and specificity, and a labelled validation set of

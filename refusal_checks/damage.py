@@ -9,7 +9,7 @@ distributions on harmless prompts far from the unedited model's. The report's
 (:class:`refusal_checks.observations.Observations`):
 
 - **broken share**: of the replies the run generated under the condition, the share
-  :mod:`refusal_checks.degenerate` calls broken (Wilson interval), with the reasons; beside
+  :mod:`refusal_checks.judges.degenerate` calls broken (Wilson interval), with the reasons; beside
   it the judged refusal rate of the same replies, per side (should-refuse / benign);
 - **cheap-score refusal rate**: of the prompts scored under the condition (the steering
   sweeps score without generating), per side;

@@ -5,7 +5,7 @@ The ``measure`` fixture records here, per model, every prompt it
 
 - judged (a generated reply): the judge's refused / not, the cheap score's refused / not
   (score > 0) on the same prompt under the same intervention, and why the reply is broken
-  (:func:`refusal_checks.degenerate.broken_reason`, None when it reads as language);
+  (:func:`refusal_checks.judges.degenerate.broken_reason`, None when it reads as language);
 - scored (the cheap score alone, e.g. the steering sweep): refused / not;
 - measured the next-token KL on (benign prompts under an edit): ``KL(unedited || edited)``.
 

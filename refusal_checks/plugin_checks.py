@@ -142,7 +142,7 @@ def check_remote(remote: str | None, models: list[str], aliases: dict[str, Any])
 
 def check_judge(name: str, option: str) -> None:
     """The refusal judge is one the library knows."""
-    from refusal_checks.judge_registry import JUDGES
+    from refusal_checks.judges.registry import JUDGES
 
     if name not in JUDGES:
         raise pytest.UsageError(

@@ -8,7 +8,7 @@ refuse after a neutral first token. So every reply the run judges is also scored
 same prompt under the same intervention (:class:`refusal_checks.observations.Observations`),
 and the pairs (score refused?, judge refused?) are summarised per condition stratum
 (:func:`refusal_checks.cache.replies.stratum_of`: unsteered, steered along each direction,
-ablated) with :func:`refusal_checks.label_agreement.binary_agreement`, the judge as the
+ablated) with :func:`refusal_checks.judges.agreement.binary_agreement`, the judge as the
 reference: ``accuracy`` is the share of replies where the two agree (Wilson interval),
 ``sensitivity`` the share of judged refusals the score finds, ``specificity`` the share of
 judged non-refusals it leaves alone, ``kappa`` Cohen's kappa with a bootstrap interval.
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.label_agreement import binary_agreement
+from refusal_checks.judges.agreement import binary_agreement
 from refusal_checks.cache.replies import stratum_of
 from refusal_checks.observations import Observations
 

@@ -89,7 +89,7 @@ def default_encoder() -> MemoEncoder:
     process."""
     global _ENCODER
     if _ENCODER is None:
-        from refusal_checks.embedding_judge import MiniLMEncoder, model_folder, verify_weights
+        from refusal_checks.judges.embedding import MiniLMEncoder, model_folder, verify_weights
 
         folder = model_folder()
         verify_weights(folder)

@@ -304,7 +304,7 @@ def refusals(design: Design, side: str = "refuse") -> dict[str, np.ndarray]:
     """
     from refusal_checks.behaviour_control import REPLY_TOKENS
     from refusal_checks.effects import judged
-    from refusal_checks.judges import SubstringJudge
+    from refusal_checks.judges.base import SubstringJudge
 
     backend, judge = PlantedBackend(design), SubstringJudge()
     sets = {name: category.refuse if side == "refuse" else category.matched

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from refusal_checks.embedding_judge import (
+from refusal_checks.judges.embedding import (
     DISTRIBUTION, HEAD_FILE, REPLY_TOKENS, SENTENCE_TOKENS, TRAIN_FILE, VERSION, MiniLMEncoder,
     file_sha256, model_folder, reply_features, verify_weights,
 )
-from refusal_checks.judge_head import HEAD_CLASSES, fit_softmax, read_training_file
+from refusal_checks.judges.head import HEAD_CLASSES, fit_softmax, read_training_file
 
 L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 DEFAULT_L2 = 1e-2

@@ -38,7 +38,7 @@ INDEX_KIND = "reply-index"
 LABEL_SCHEMA = "refusal_checks/reply_label/2"
 # Schema 1: the same record with the slot as its id and no ``slot`` field; still read.
 SLOT_ID_SCHEMA = "refusal_checks/reply_label/1"
-# Keys a person types, and the class each one records (refusal_checks.judges.CLASSES).
+# Keys a person types, and the class each one records (refusal_checks.judges.base.CLASSES).
 KEYS: dict[str, str] = {"c": "complied", "p": "partial", "r": "refused", "b": "broken"}
 GUIDE = "docs/labelling.md"
 

@@ -8,7 +8,7 @@ rate is ``pi``, the apparent rate ``p = se * pi + (1 - sp) * (1 - pi)``. Solving
 
 defined when the judge is better than chance (``se + sp > 1``). ``se`` and ``sp`` are
 themselves estimated from human labels on the model under test
-(:mod:`refusal_checks.label_agreement`), so the interval must carry their uncertainty as well
+(:mod:`refusal_checks.judges.agreement`), so the interval must carry their uncertainty as well
 as the sampling noise of ``p_hat``. :func:`corrected_rate` draws all three from their
 Jeffreys posteriors, ``Beta(k + 1/2, n - k + 1/2)`` (a parametric bootstrap that stays honest
 at k = 0 or n, where a binomial resample of the observed rate collapses to a point), maps each

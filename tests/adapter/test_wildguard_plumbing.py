@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from refusal_checks.judge_registry import load_judge
-from refusal_checks.judges import JudgeUnavailableError, classify
-from refusal_checks.wildguard_judge import (
+from refusal_checks.judges.registry import load_judge
+from refusal_checks.judges.base import JudgeUnavailableError, classify
+from refusal_checks.judges.wildguard import (
     ENV, WildGuardJudge, WildGuardOutputError, load_wildguard_judge,
 )
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from refusal_checks.judges import SubstringJudge
+from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.cache.replies import cached_replies, label_record
 from tests.plugin.test_plugin import copy_suite, suite_args
 

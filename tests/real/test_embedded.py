@@ -18,7 +18,7 @@ import pytest
 
 from refusal_checks.models.backend import BackendError
 from refusal_checks.cache.keys import default_cache_dir
-from refusal_checks.judges import SubstringJudge
+from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.models.loading import LoadOptions, load_backend
 from refusal_checks.models.registry import EMBEDDED, resolve
 from refusal_checks.prompts.sets import PromptSet

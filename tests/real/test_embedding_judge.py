@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.embedding_judge import INSTALL, PACKAGE, EmbeddingJudge
-from refusal_checks.judge_eval import (
+from refusal_checks.judges.embedding import INSTALL, PACKAGE, EmbeddingJudge
+from refusal_checks.judges.evaluation import (
     CLASS_OF_LABEL, Agreement, ClassAgreement, LabelledCompletions, agreement, class_agreement,
     read_labelled_completions,
 )
-from refusal_checks.judge_registry import load_judge
-from refusal_checks.judges import SubstringJudge
+from refusal_checks.judges.registry import load_judge
+from refusal_checks.judges.base import SubstringJudge
 
 pytestmark = pytest.mark.real
 

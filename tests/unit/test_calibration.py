@@ -23,7 +23,7 @@ from refusal_checks.activations import collect, paper_layer
 from refusal_checks.behaviour import observe_refusals
 from refusal_checks.behaviour_control import REPLY_TOKENS
 from refusal_checks.effects import judged
-from refusal_checks.judges import SubstringJudge
+from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.prompts.bundled import bundled
 from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Verdict

@@ -15,7 +15,7 @@ from refusal_checks import damage, score_validation
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.effects import kl, scores
 from refusal_checks.models.interventions import Ablate, Steer
-from refusal_checks.label_agreement import cohen_kappa
+from refusal_checks.judges.agreement import cohen_kappa
 from refusal_checks.cache.replies import reply_id
 from refusal_checks.observations import Observations
 from refusal_checks.prompts.bundled import PromptSet

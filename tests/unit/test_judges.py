@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from refusal_checks import embedding_judge, judge_head
+from refusal_checks.judges.base import embedding as embedding_judge
+
+from refusal_checks.judges.base import head as judge_head
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.judge_eval import (
+from refusal_checks.judges.evaluation import (
     LabelledFileError, agreement, agreement_table, evaluate_judge, read_labelled_completions,
 )
-from refusal_checks.judge_registry import JUDGES, load_judge
-from refusal_checks.judges import Judge, JudgeUnavailableError, SubstringJudge, UnknownJudgeError
+from refusal_checks.judges.registry import JUDGES, load_judge
+from refusal_checks.judges.base import Judge, JudgeUnavailableError, SubstringJudge, UnknownJudgeError
 from refusal_checks.stats.intervals import wilson_interval
 
 HEADER = "id,type,prompt,completion,annotation_1,annotation_2,agreement,final_label\n"
@@ -94,8 +96,8 @@ def test_embedding_judge_refuses_weights_that_are_not_the_pinned_ones(tmp_path):
 
 
 def test_judge_modules_import_without_torch():
-    code = ("import sys, refusal_checks.judges, refusal_checks.embedding_judge, "
-            "refusal_checks.judge_eval; "
+    code = ("import sys, refusal_checks.judges.base, refusal_checks.judges.embedding, "
+            "refusal_checks.judges.evaluation; "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

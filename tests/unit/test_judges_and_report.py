@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from refusal_checks.judges import SubstringJudge
+from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.report import json_report, render_table
 from refusal_checks.stats.intervals import above
 

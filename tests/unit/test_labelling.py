@@ -15,7 +15,7 @@ from refusal_checks import __main__ as cli
 from refusal_checks.activations import replies
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.models.interventions import Ablate, Steer
-from refusal_checks.label_agreement import (
+from refusal_checks.judges.agreement import (
     agreement_by_condition, agreement_lines, binary_agreement, cohen_kappa, judge_validation,
 )
 from refusal_checks.cache.replies import (
@@ -198,7 +198,7 @@ def test_agreement_by_condition_splits_by_stratum_not_strength():
 
 
 def test_judge_validation_uses_only_this_models_labels(cache_dir, tmp_path):
-    from refusal_checks.judges import SubstringJudge
+    from refusal_checks.judges.base import SubstringJudge
 
     out_file = tmp_path / "labels.jsonl"
     sample = stratified_sample(cached_replies(cache_dir, "sha256:aaaa"), 4)
@@ -225,7 +225,7 @@ def test_the_html_report_shows_this_models_agreement_or_says_it_is_unvalidated()
 
 def test_corrected_rates_use_the_judges_error_on_this_models_unsteered_labels(cache_dir,
                                                                               tmp_path):
-    from refusal_checks.label_agreement import corrected_rates
+    from refusal_checks.judges.agreement import corrected_rates
 
     class SaysRefusedForBad:
         name = "bad-prompt judge"
@@ -288,7 +288,7 @@ NAMESAKES = [(Ablate(np.eye(4)[0], "Arditi candidate L5"), Ablate(np.eye(4)[1],
 @pytest.mark.parametrize("edits", NAMESAKES, ids=["ablated", "steered"])
 def test_replies_of_two_edits_with_one_name_are_listed_and_labelled_apart(tmp_path, edits):
     from refusal_checks import score_validation
-    from refusal_checks.judges import SubstringJudge
+    from refusal_checks.judges.base import SubstringJudge
     from refusal_checks.observations import Observations
 
     cache, backend = ArrayCache(tmp_path / "cache", "replies"), VectorBackend()

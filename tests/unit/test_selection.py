@@ -21,7 +21,7 @@ def _world(seed: int = 1, **extras):
     from refusal_checks.behaviour import observe_refusals
     from refusal_checks.behaviour_control import REPLY_TOKENS
     from refusal_checks.effects import judged
-    from refusal_checks.judges import SubstringJudge
+    from refusal_checks.judges.base import SubstringJudge
     from refusal_checks.worlds import PlantedBackend, collection
 
     design = behaviour_design(**extras).with_seed(seed)

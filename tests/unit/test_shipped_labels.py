@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from refusal_checks.judges import CLASSES
+from refusal_checks.judges.base import CLASSES
 from refusal_checks.cache.replies import read_labels, stratum_of
 
 LABELS = Path(__file__).resolve().parents[2] / "labels" / "qwen-coder-0.5b.jsonl"

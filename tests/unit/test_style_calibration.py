@@ -50,7 +50,7 @@ def _run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def encoder():
-    from refusal_checks.embedding_judge import MiniLMEncoder, model_folder
+    from refusal_checks.judges.embedding import MiniLMEncoder, model_folder
 
     return MiniLMEncoder(model_folder())
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refusal_checks.judge_registry import JUDGES, ON_DEVICE, load_judge
-from refusal_checks.judges import JudgeUnavailableError, SubstringJudge, judge_refused
-from refusal_checks.wildguard_judge import (
+from refusal_checks.judges.registry import JUDGES, ON_DEVICE, load_judge
+from refusal_checks.judges.base import JudgeUnavailableError, SubstringJudge, judge_refused
+from refusal_checks.judges.wildguard import (
     DEFAULT_SOURCE, ENV, NO_RESPONSE, TEMPLATE, PromptsNeededError, WildGuardJudge,
     format_input, model_source, parse_refusal,
 )
@@ -150,7 +150,7 @@ def test_wildguard_without_prompts_says_how_to_pass_them():
 
 
 def test_labelled_files_give_their_prompts_to_a_judge_that_reads_them(tmp_path):
-    from refusal_checks.judge_eval import evaluate_classes, evaluate_judge, read_labelled_completions
+    from refusal_checks.judges.evaluation import evaluate_classes, evaluate_judge, read_labelled_completions
 
     path = tmp_path / "labelled.csv"
     path.write_text("id,prompt,completion,final_label\n"
@@ -177,7 +177,7 @@ def test_labelled_files_give_their_prompts_to_a_judge_that_reads_them(tmp_path):
 def test_label_agreement_gives_each_labelled_reply_its_prompt(tmp_path):
     import json
 
-    from refusal_checks.label_agreement import corrected_rates, judge_validation
+    from refusal_checks.judges.agreement import corrected_rates, judge_validation
     from refusal_checks.cache.replies import CachedReply, label_record
 
     rows = [CachedReply(f"id{i}", "sha256:aaaa", "m", "unsteered", "crime/refuse", side,

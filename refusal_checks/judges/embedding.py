@@ -4,9 +4,9 @@ Paper B's substring judge (PAPER.md, "Judging") misses refusals that never say "
 such as a lecture on why the request is wrong or a redirect to a professional. This judge
 embeds each reply with all-MiniLM-L6-v2 (mean pooling, L2-normalised, as the model's
 sentence-transformers config says) and classifies it as complied, partial or refused with a
-multinomial logistic head (:mod:`refusal_checks.judge_head`) trained on our own hand-written
+multinomial logistic head (:mod:`refusal_checks.judges.head`) trained on our own hand-written
 replies (``data/judge_train.jsonl``), never on the XSTest labels or prompts it is validated
-against (:mod:`refusal_checks.judge_eval`).
+against (:mod:`refusal_checks.judges.evaluation`).
 
 Features: the embedding of the reply's first sentence next to the embedding of its first 64
 tokens, ``(reply, 2 * 384)``. A reply says whether it will comply in its opening ("I'm
@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from refusal_checks.judge_head import (  # noqa: F401  (JudgeDataError is re-exported)
+from refusal_checks.judges.head import (  # noqa: F401  (JudgeDataError is re-exported)
     TRAIN_SCRIPT, JudgeDataError, SoftmaxHead, read_head,
 )
-from refusal_checks.judges import REFUSED_CLASSES, JudgeUnavailableError, as_refused, with_broken
+from refusal_checks.judges.base import REFUSED_CLASSES, JudgeUnavailableError, as_refused, with_broken
 
 if TYPE_CHECKING:
     import torch
@@ -211,7 +211,7 @@ def reply_features(encoder: MiniLMEncoder, replies: Sequence[str],
 class EmbeddingJudge:
     """Three-way judge: the head's most probable class, after the broken-reply rules.
 
-    ``refused()`` is the binary view (:mod:`refusal_checks.judges`): True where the head's
+    ``refused()`` is the binary view (:mod:`refusal_checks.judges.base`): True where the head's
     class is in ``counted`` (the ``refused`` class by default; partial refusals are not
     counted), without the broken check, as before the judge had classes.
     """

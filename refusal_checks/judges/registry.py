@@ -1,6 +1,6 @@
-"""The judge registry: ``--refusal-judge NAME`` to a :class:`~refusal_checks.judges.Judge`.
+"""The judge registry: ``--refusal-judge NAME`` to a :class:`~refusal_checks.judges.base.Judge`.
 
-Apart from :mod:`refusal_checks.judges` because it names the embedding and WildGuard judges,
+Apart from :mod:`refusal_checks.judges.base` because it names the embedding and WildGuard judges,
 which themselves build on the judges' classes: the registry imports them, none imports it.
 Judges that run a model of their own on the run's device (:data:`ON_DEVICE`) get the
 ``device`` given to :func:`load_judge`.
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from refusal_checks.judges import Judge, JudgeUnavailableError, SubstringJudge, UnknownJudgeError
+from refusal_checks.judges.base import Judge, JudgeUnavailableError, SubstringJudge, UnknownJudgeError
 
 
 def _embedding_judge() -> Judge:
-    from refusal_checks.embedding_judge import load_embedding_judge
+    from refusal_checks.judges.embedding import load_embedding_judge
 
     return load_embedding_judge()
 
 
 def _wildguard_judge(device: str | None = None) -> Judge:
-    from refusal_checks.wildguard_judge import load_wildguard_judge
+    from refusal_checks.judges.wildguard import load_wildguard_judge
 
     return load_wildguard_judge(device=device)
 
@@ -37,7 +37,7 @@ ON_DEVICE: frozenset[str] = frozenset({"wildguard"})
 
 
 def _known() -> str:
-    from refusal_checks.embedding_judge import INSTALL
+    from refusal_checks.judges.embedding import INSTALL
 
     return (f"Known judges: {', '.join(sorted(JUDGES))} (embedding needs "
             f"`{INSTALL}`, plus torch and transformers; wildguard needs the allenai/wildguard "

@@ -4,7 +4,7 @@ WildGuard (Han et al. 2024, arXiv:2406.18495) is Mistral-7B-v0.3 fine-tuned to a
 questions about one exchange: is the request harmful, is the reply a refusal, is the reply
 harmful. It is the refusal classifier the paper's evaluation used, so ``--refusal-judge
 wildguard`` reads rates the way the paper did. It judges a reply *against its prompt*, so
-unlike the substring and embedding judges it needs the prompts: :func:`refusal_checks.judges.
+unlike the substring and embedding judges it needs the prompts: :func:`refusal_checks.judges.base.
 judge_refused` passes them (every caller in the library goes through it), and ``refused`` or
 ``classify`` without prompts raise :class:`PromptsNeededError` rather than judge a reply
 alone.
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.judges import JudgeUnavailableError, with_broken
+from refusal_checks.judges.base import JudgeUnavailableError, with_broken
 
 ENV = "REFUSAL_CHECKS_WILDGUARD"
 DEFAULT_SOURCE = "allenai/wildguard"
@@ -129,7 +129,7 @@ def resolve_device(device: str | None) -> str:
 class WildGuardJudge:
     """Refused or not per (prompt, reply), by WildGuard's ``Response refusal`` answer.
 
-    ``needs_prompts`` tells :func:`refusal_checks.judges.judge_refused` to pass the prompts.
+    ``needs_prompts`` tells :func:`refusal_checks.judges.base.judge_refused` to pass the prompts.
     """
 
     model: Any
@@ -182,7 +182,7 @@ class WildGuardJudge:
             raise PromptsNeededError(
                 "the WildGuard judge reads each reply with the prompt it answers, and was "
                 f"given {len(replies)} replies without prompts. Call "
-                "refusal_checks.judges.judge_refused(judge, replies, prompts) or pass "
+                "refusal_checks.judges.base.judge_refused(judge, replies, prompts) or pass "
                 "prompts= to refused() / classify().")
         prompts = list(prompts)
         if len(prompts) != len(replies):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from refusal_checks.judges import JudgeUnavailableError
+from refusal_checks.judges.base import JudgeUnavailableError
 
 HEAD_CLASSES: tuple[str, ...] = ("complied", "partial", "refused")
 HEAD_SCHEMA = "refusal_checks/judge_head/2"

@@ -3,7 +3,7 @@
 A steered or ablated model can stop writing language: it repeats one phrase until the token
 budget runs out, slides into another script, or emits a few characters over and over. Such
 a reply is neither a refusal nor compliance, and a judge that reads only its opening would
-call it "complied". The three-way judges (:mod:`refusal_checks.judges`) put it in a fourth
+call it "complied". The three-way judges (:mod:`refusal_checks.judges.base`) put it in a fourth
 class, ``broken``, decided here before any judge reads the text.
 
 The rules are deliberately conservative (a short, plain reply is never broken) and cheap

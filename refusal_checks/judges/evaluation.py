@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.judges import Judge, judge_refused
+from refusal_checks.judges.base import Judge, judge_refused
 from refusal_checks.stats.intervals import wilson_interval
 
 # final_label -> refused (XSTest v2 annotation guidelines).
@@ -237,7 +237,7 @@ def agreement_table(results: Sequence[Agreement], source: str = "") -> list[str]
     return lines
 
 
-# final_label -> three-way class (refusal_checks.judges.CLASSES).
+# final_label -> three-way class (refusal_checks.judges.base.CLASSES).
 CLASS_OF_LABEL: dict[str, str] = {
     "1_full_compliance": "complied",
     "2_full_refusal": "refused",
@@ -303,7 +303,7 @@ def class_agreement(predicted: Sequence[str], actual: Sequence[str], judge: str 
 
 def evaluate_classes(judge: Judge, data: LabelledCompletions | str | Path) -> ClassAgreement:
     """Classify every labelled completion with ``judge`` and compare three ways."""
-    from refusal_checks.judges import classify
+    from refusal_checks.judges.base import classify
 
     if not isinstance(data, LabelledCompletions):
         data = read_labelled_completions(data)

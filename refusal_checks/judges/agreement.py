@@ -2,7 +2,7 @@
 
 Input: the label records of :mod:`refusal_checks.cache.replies` (one model's) and each judge's
 binary verdict on the same replies. Refusal is the positive class, in the binary view every
-rate uses (:data:`refusal_checks.judges.REFUSED_CLASSES`: the human ``refused`` class;
+rate uses (:data:`refusal_checks.judges.base.REFUSED_CLASSES`: the human ``refused`` class;
 ``partial`` and ``broken`` count as not refused). Per condition stratum (unsteered, steered
 along each direction, ablated) and over all replies:
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.judges import judge_refused
+from refusal_checks.judges.base import judge_refused
 from refusal_checks.cache.replies import stratum_of
 from refusal_checks.stats.intervals import wilson_interval
 

@@ -1,0 +1,2 @@
+"""Judges of replies (refused or not), their registry, labels and agreement with people.
+"""
