@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from refusal_checks.activations import activation_key
+from refusal_checks.measure.activations import activation_key
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.prompts.bundled import bundled
 from common import arguments, load  # benchmarks/common.py

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from refusal_checks.effects import FirstStep
+from refusal_checks.measure.effects import FirstStep
 from refusal_checks.models.interventions import steer
 from refusal_checks.prompts.bundled import bundled
 from refusal_checks.models.scoring import refusal_score

@@ -16,7 +16,7 @@ was never inspected, so its numbers (``--half untouched``) are the cleanest esti
     .venv/bin/python benchmarks/judge_agreement.py --first-words 18
 
 ``--first-words`` cuts each completion to its opening words, as the claims see replies:
-refusal_checks.behaviour generates 24 new tokens (about 18 words).
+refusal_checks.measure.behaviour generates 24 new tokens (about 18 words).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from refusal_checks.activations import paper_layer
+from refusal_checks.measure.activations import paper_layer
 from refusal_checks.models.interventions import steer
 from refusal_checks.models.prefix_store import PrefixStore
 from refusal_checks.prompts.bundled import bundled

@@ -27,11 +27,11 @@ Wilson intervals, then every scenario x claim.
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
 (refusal_checks.behaviour_calibration.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py
-measures (refusal_checks.behaviour_protocol: staged probes from 8 held-out prompts per
+measures (refusal_checks.measure.protocol: staged probes from 8 held-out prompts per
 category and 32 benign, the sweep grid), instead of the geometry claims.
 
 --staged (with --behaviour) judges every world twice, by the fixed probes and by the staged
-probes of refusal_checks/staged.py (as the claims run them), and prints both designs' false
+probes of refusal_checks/measure/staged.py (as the claims run them), and prints both designs' false
 SUPPORTED / REFUTED rates beside each other with the looks reached and the prompts read.
 
 --style judges the style claims (claims/test_style.py) on their planted worlds

@@ -5,7 +5,7 @@ Sweeps use the cheap refusal score (one forward pass per prompt), which stands i
 judged generations only where it agrees with them: the agreement on the unsteered probes is
 required, and shared-knob also checks it on the steered replies the run judged (each
 direction's own where judged, the other steered conditions pooled for the rest). The
-held-out probes are staged (refusal_checks/staged.py): 8 prompts per category and 32
+held-out probes are staged (refusal_checks/measure/staged.py): 8 prompts per category and 32
 benign first, growing only while a verdict's interval straddles its threshold, up to
 --refusal-budget prompts.
 Thresholds and verdicts live in refusal_checks/behaviour_categories.py (shared with
@@ -15,7 +15,7 @@ calibration/run.py); the staged looks in refusal_checks/staged_claims.py.
 import pytest
 
 from refusal_checks import staged_claims as staged
-from refusal_checks.staged import PROTOCOL as STAGED
+from refusal_checks.measure.staged import PROTOCOL as STAGED
 
 # What produced these verdicts, shown beside each one in the reports.
 CATEGORY_DIRECTIONS = ("Joad et al.: category directions at the fixed mid layer, position -2; "

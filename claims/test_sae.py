@@ -23,7 +23,7 @@ from refusal_checks.sae_claims import (
     sae_shared_core,
 )
 from refusal_checks.sae_steering import staged_same_knob
-from refusal_checks.staged import PROTOCOL as STAGED
+from refusal_checks.measure.staged import PROTOCOL as STAGED
 
 LATENTS = (f"SAE latents at the claims' layer and position, ranked by firing-rate "
            f"difference of each category's refused prompts over its genre-matched twins; "

@@ -1,13 +1,13 @@
 """Arditi et al. 2024: refusal is mediated by a single direction (PAPER.md, Paper B).
 
-The direction is selected as the paper selects it (refusal_checks/selection.py,
-refusal_checks/arditi.py): differences in means at every layer outside the last 20% and
+The direction is selected as the paper selects it (refusal_checks/measure/selection.py,
+refusal_checks/measure/arditi.py): differences in means at every layer outside the last 20% and
 every chat-template position after the user's message, built from the harmful categories'
 and the benign pool's train halves filtered by the model's own replies (refused / answered),
 scored on a validation split carved from those train halves (bypass, induce, KL), filtered
 (induce >= 0, KL <= 0.1) and the lowest bypass taken. Effects are judged on the held-out
 test halves: greedy replies, the substring judge of the paper. The held-out probes are
-staged (refusal_checks/staged.py): they grow only while a verdict's interval straddles its
+staged (refusal_checks/measure/staged.py): they grow only while a verdict's interval straddles its
 threshold, up to --refusal-budget prompts. Thresholds and verdicts live in
 refusal_checks/behaviour_direction.py (shared with calibration/run.py, which measures how
 often each verdict is wrong in planted worlds); the staged looks in
@@ -15,7 +15,7 @@ refusal_checks/staged_claims.py. The Joad et al. category claims keep the
 fixed-layer directions by design (claims/test_category_steering.py).
 
 When no candidate passes the filters, no claim is judged on another direction
-(refusal_checks.arditi.no_direction reads the candidates' own validation scores; "no
+(refusal_checks.measure.arditi.no_direction reads the candidates' own validation scores; "no
 candidate passed" is a precondition, so none of these can be SUPPORTED):
 
 * addition-induces-refusal -> REFUTED when even the best candidate's addition tips fewer
@@ -40,11 +40,11 @@ no-steerable-direction) check both paths through this same code.
 import numpy as np
 import pytest
 
-from refusal_checks import arditi
+from refusal_checks.measure import arditi
 from refusal_checks import behaviour_direction as claims
 from refusal_checks import staged_claims as staged
 from refusal_checks.models.interventions import Ablate
-from refusal_checks.staged import PROTOCOL as STAGED
+from refusal_checks.measure.staged import PROTOCOL as STAGED
 
 ARDITI = ("Arditi selection (layers outside the last 20% x post-instruction positions; "
           "train halves filtered by baseline replies; validation split; induce >= 0, "
@@ -101,7 +101,7 @@ def test_ablation_barely_changes_harmless_next_token_distributions(
 
     def verdict():
         # Every held-out harmless prompt, not only the probe: per-prompt KL is heavy-tailed.
-        # (refusal_checks.effects.kl, cached; the damage section reports it as ablated:refusal.)
+        # (refusal_checks.measure.effects.kl, cached; the damage section reports it as ablated:refusal.)
         harmless = prompt_collection.benign.split("test")
         values = measure.kl(harmless, Ablate(arditi_selection.direction, "refusal"))
         return claims.ablation_keeps_harmless_behaviour(values, refusal_behaviour, seed)

@@ -12,7 +12,7 @@ refusal_checks/style_verdicts.py.
 
 import pytest
 
-from refusal_checks.style_steering import MIN_REFUSALS
+from refusal_checks.measure.style_steering import MIN_REFUSALS
 from refusal_checks.style_verdicts import (
     STYLE_MARGIN,
     combine,

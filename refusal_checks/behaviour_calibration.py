@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from refusal_checks import behaviour_direction as direction_claims
-from refusal_checks.arditi import ARDITI_CLAIMS
+from refusal_checks.measure.arditi import ARDITI_CLAIMS
 from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.stats.intervals import normal_quantile
@@ -168,7 +168,7 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
     BehaviourScenario("boundary-selective", f"cos {BOUNDARY_SELECTIVE_COS}, signal 4: mean "
                       "selectivity ~0.25, the margin", behaviour_design(
                           cos=BOUNDARY_SELECTIVE_COS), null_for=(SELECTIVE,)),
-    # Arditi et al.'s selection (refusal_checks/selection.py) in worlds with one right answer
+    # Arditi et al.'s selection (refusal_checks/measure/selection.py) in worlds with one right answer
     # and with none (claims/test_single_direction.py argues the no-candidate verdicts).
     BehaviourScenario("planted-site", f"one direction planted at layer {PLANTED_SITE[0]}, "
                       f"position {PLANTED_SITE[1]} only (noise elsewhere); benign prompts 2 "

@@ -2,7 +2,7 @@
 
 Each function turns what the claim measured (a :class:`~refusal_checks.stats.rates.KnobSweep`,
 refused / not per category probe, the cheap score's agreement with the judge) and the
-model's :class:`~refusal_checks.behaviour.RefusalBehaviour` into the claim's
+model's :class:`~refusal_checks.measure.behaviour.RefusalBehaviour` into the claim's
 :class:`~refusal_checks.stats.verdict.Verdict`: steering along any category direction traces
 the same refusal vs over-refusal trade-off, and ablating a category's own direction
 lowers refusal on it. ``claims/test_category_steering.py`` calls them inside pytest;
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep, Rate
 from refusal_checks.stats.intervals import above, below, percentile_interval, simultaneous_level
 from refusal_checks.stats.verdict import Verdict

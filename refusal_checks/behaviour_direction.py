@@ -1,7 +1,7 @@
 """Verdicts of Arditi et al.'s one-refusal-direction claims (2024; PAPER.md A.5).
 
 Each function turns what the claim measured (refused / not per prompt, KL values) and
-the model's :class:`~refusal_checks.behaviour.RefusalBehaviour` into the claim's
+the model's :class:`~refusal_checks.measure.behaviour.RefusalBehaviour` into the claim's
 :class:`~refusal_checks.stats.verdict.Verdict`: ablating the direction bypasses refusal, adding
 it induces refusal, ablation barely moves harmless next-token distributions, and random
 directions of the same norm do neither (the negative controls).
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import Rate
 from refusal_checks.models.interventions import Steer
 from refusal_checks.stats.intervals import above, below, percentile_interval, simultaneous_level
@@ -162,7 +162,7 @@ def ablation_bypasses_refusal(base: np.ndarray, ablated: np.ndarray,
     order) the details keep, for each prompt refused at baseline, whether it was still
     refused under ablation, keyed by a digest of its text (``outcomes``, ``texts``): the
     release gate pairs a later run's prompts with these. ``level``: of the interval (a
-    staged probe's per-look level, :mod:`refusal_checks.staged`).
+    staged probe's per-look level, :mod:`refusal_checks.measure.staged`).
     """
     kept = _kept(base, ablated)
     details: dict[str, Any] = {"baseline": Rate.of(base).__dict__, "judge": judge}

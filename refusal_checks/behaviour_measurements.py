@@ -4,7 +4,7 @@ The behavioural claims (``claims/test_single_direction.py``,
 ``claims/test_category_steering.py``) work on a backend, not on activations:
 :class:`BehaviourMeasurements` measures what ``fixtures/behaviour.py`` measures (probes,
 train-half directions, judged replies, cheap scores, KL, the steering sweep) with the same
-protocol (:mod:`refusal_checks.behaviour_protocol`), and :func:`behaviour_verdicts` hands
+protocol (:mod:`refusal_checks.measure.protocol`), and :func:`behaviour_verdicts` hands
 it to :mod:`refusal_checks.behaviour_direction` and
 :mod:`refusal_checks.behaviour_categories`. Their known-answer worlds are
 :mod:`refusal_checks.behaviour_calibration` (``calibration/run.py --behaviour``).
@@ -20,8 +20,8 @@ import numpy as np
 from refusal_checks import behaviour_categories as category_claims
 from refusal_checks import behaviour_direction as direction_claims
 from refusal_checks import staged_claims
-from refusal_checks.arditi import ARDITI_CLAIMS
-from refusal_checks.behaviour_protocol import (
+from refusal_checks.measure.arditi import ARDITI_CLAIMS
+from refusal_checks.measure.protocol import (
     DEFAULT_POSITION,
     REPLY_TOKENS,
     SWEEP_STRENGTHS,
@@ -34,7 +34,7 @@ from refusal_checks.behaviour_protocol import (
     train_directions,
 )
 from refusal_checks.calibration import DEFAULT_SEED
-from refusal_checks.staged import StagedProbe
+from refusal_checks.measure.staged import StagedProbe
 from refusal_checks.stats.verdict import Verdict
 
 BEHAVIOUR_CLAIM_IDS = (
@@ -54,7 +54,7 @@ class BehaviourMeasurements:
     """What the fixtures of ``fixtures/behaviour.py`` hold, for one backend, without caches.
 
     Probes, train-half directions, reply length and sweep grid are
-    :mod:`refusal_checks.behaviour_protocol`'s (the KL claim reads the benign pool's whole
+    :mod:`refusal_checks.measure.protocol`'s (the KL claim reads the benign pool's whole
     test half), at the paper's layer and position; replies are judged by the substring
     judge; sweeps use the cheap score (> 0).
     Everything is computed on first use, so a claim pays only for what it reads.
@@ -62,9 +62,9 @@ class BehaviourMeasurements:
 
     def __init__(self, backend: Any, collection: Any, *, seed: int = DEFAULT_SEED,
                  position: int = DEFAULT_POSITION) -> None:
-        from refusal_checks.activations import collect, paper_layer
-        from refusal_checks.behaviour import observe_refusals
-        from refusal_checks.effects import mean_norm
+        from refusal_checks.measure.activations import collect, paper_layer
+        from refusal_checks.measure.behaviour import observe_refusals
+        from refusal_checks.measure.effects import mean_norm
         from refusal_checks.judges.base import SubstringJudge
 
         self.backend, self.seed = backend, seed
@@ -84,13 +84,13 @@ class BehaviourMeasurements:
         self._memo: dict[Any, Any] = {}
 
     def refused(self, prompts: Any, intervention: Any = None) -> np.ndarray:
-        from refusal_checks.effects import judged
+        from refusal_checks.measure.effects import judged
 
         return judged(self.backend, prompts, self.judge, intervention, None,
                       max_new_tokens=REPLY_TOKENS)[0]
 
     def score(self, prompts: Any, intervention: Any = None) -> np.ndarray:
-        from refusal_checks.effects import scores
+        from refusal_checks.measure.effects import scores
 
         return scores(self.backend, prompts, self.tokens, intervention, None)
 
@@ -123,11 +123,11 @@ class BehaviourMeasurements:
                           reference_norm=self.reference_norm, strengths=SWEEP_STRENGTHS)
 
     def selection(self) -> Any:
-        """The ``arditi_selection`` fixture: :func:`refusal_checks.arditi.run_selection` on
+        """The ``arditi_selection`` fixture: :func:`refusal_checks.measure.arditi.run_selection` on
         16-token replies to the harmful categories and the behaviour probe's benign ones."""
-        from refusal_checks.arditi import run_selection
-        from refusal_checks.behaviour_control import REPLY_TOKENS as CONTROL_TOKENS
-        from refusal_checks.effects import judged
+        from refusal_checks.measure.arditi import run_selection
+        from refusal_checks.measure.behaviour_control import REPLY_TOKENS as CONTROL_TOKENS
+        from refusal_checks.measure.effects import judged
 
         def compute() -> Any:
             refused = {c: judged(self.backend, self.collection.categories[c].refuse,
@@ -140,7 +140,7 @@ class BehaviourMeasurements:
 
     def _arditi(self, claim: str, s: Any) -> Verdict:
         """A single-direction claim on the selected direction (claims/test_single_direction.py)."""
-        from refusal_checks.effects import kl
+        from refusal_checks.measure.effects import kl
         from refusal_checks.models.interventions import Ablate
 
         b, seed = self.behaviour, self.seed
@@ -168,12 +168,12 @@ class BehaviourMeasurements:
 
     def verdict(self, claim: str) -> Verdict:
         """The verdict of one behavioural claim, as its test in ``claims/`` computes it."""
-        from refusal_checks.effects import kl
+        from refusal_checks.measure.effects import kl
         from refusal_checks.models.interventions import Ablate
 
         b, seed = self.behaviour, self.seed
         if claim in ARDITI_CLAIMS:
-            from refusal_checks.arditi import no_direction, with_selection
+            from refusal_checks.measure.arditi import no_direction, with_selection
 
             selection = self.selection()
             verdict = (self._arditi(claim, selection) if selection.found
@@ -189,7 +189,7 @@ class BehaviourMeasurements:
             return category_claims.ablation_lowers_category_refusal(
                 per_category, self.agreement(), b, seed)
         if claim == "ablation-is-category-selective":
-            from refusal_checks.cross_ablation import (ablation_is_category_selective,
+            from refusal_checks.measure.cross_ablation import (ablation_is_category_selective,
                                                        measure_cross_ablation)
 
             matrix = measure_cross_ablation(self.score, self.probe_harmful,
@@ -229,7 +229,7 @@ def _arditi_verdict(m: BehaviourMeasurements, arditi: StagedProbe, claim: str,
                     budget: int | None) -> Verdict:
     """A single-direction claim on Arditi et al.'s selected direction, staged, or the
     no-direction verdict (claims/test_single_direction.py)."""
-    from refusal_checks.arditi import no_direction, with_selection
+    from refusal_checks.measure.arditi import no_direction, with_selection
 
     s, b, seed = m.selection(), m.behaviour, m.seed
     if not s.found:

@@ -2,7 +2,7 @@
 
 Each function here computes exactly what the claim of the same id in
 ``claims/test_geometry.py`` computes from its fixtures: the same study
-(``fixtures/directions.py``: :func:`~refusal_checks.study.study_directions` against the
+(``fixtures/directions.py``: :func:`~refusal_checks.measure.study.study_directions` against the
 general benign pool, or against the genre-matched controls) and the same verdict function
 (:mod:`refusal_checks.geometry_claims`). Defaults are the claims' defaults
 (``--refusal-seed 0``, ``--refusal-bootstrap 500``). That lets a planted world
@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from refusal_checks import geometry_claims, shared_core
-from refusal_checks.activations import LayerView
-from refusal_checks.behaviour import RefusalBehaviour, as_behaviour
-from refusal_checks.behaviour_control import CONTROL as BEHAVIOUR_CONTROL
-from refusal_checks.behaviour_control import BehaviourDirections, behaviour_directions
-from refusal_checks.study import DirectionStudy, study_directions
+from refusal_checks.measure.activations import LayerView
+from refusal_checks.measure.behaviour import RefusalBehaviour, as_behaviour
+from refusal_checks.measure.behaviour_control import CONTROL as BEHAVIOUR_CONTROL
+from refusal_checks.measure.behaviour_control import BehaviourDirections, behaviour_directions
+from refusal_checks.measure.study import DirectionStudy, study_directions
 from refusal_checks.stats.verdict import Verdict
 
 # The claims' option defaults (refusal_checks/plugin.py: --refusal-seed, --refusal-bootstrap).

@@ -23,7 +23,7 @@ from typing import Any
 
 from refusal_checks.stats.corrected import CorrectionError, corrected_rate
 from refusal_checks.cache.replies import stratum_of
-from refusal_checks.observations import Observations
+from refusal_checks.measure.observations import Observations
 
 SIDES = {"should-refuse": "should_not_comply", "benign": "benign"}
 

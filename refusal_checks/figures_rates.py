@@ -177,7 +177,7 @@ def ablation_chart(per_category: Mapping[str, Mapping[str, Mapping[str, int]]], 
 
 def damage_chart(curves: Mapping[str, Mapping[str, Sequence[Any]]], *, title: str) -> bytes:
     """Refusal rate, broken share and benign KL against steering strength, one small panel
-    per direction (the report's damage axis, :func:`refusal_checks.damage.curves`).
+    per direction (the report's damage axis, :func:`refusal_checks.measure.damage.curves`).
 
     Left axis, [0, 1]: refusal rate on should-refuse prompts, over-refusal rate on benign
     ones (filled markers: judged replies; hollow: the cheap score), and the share of judged

@@ -1,7 +1,7 @@
 """Verdicts of the geometry claims (Joad et al. 2026, PAPER.md Paper A, claims 1-2).
 
-Each function turns one :class:`~refusal_checks.study.DirectionStudy` and the model's
-:class:`~refusal_checks.behaviour.RefusalBehaviour` into the claim's
+Each function turns one :class:`~refusal_checks.measure.study.DirectionStudy` and the model's
+:class:`~refusal_checks.measure.behaviour.RefusalBehaviour` into the claim's
 :class:`~refusal_checks.stats.verdict.Verdict`. ``claims/test_geometry.py`` calls them inside
 pytest; :mod:`refusal_checks.calibration` calls them on planted worlds, so a claim's
 verdict and its calibration can never drift apart.
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_control import BehaviourDirections
+from refusal_checks.measure.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour_control import BehaviourDirections
 from refusal_checks.stats.intervals import above, below
-from refusal_checks.study import DirectionStudy
+from refusal_checks.measure.study import DirectionStudy
 from refusal_checks.stats.verdict import Verdict
 
 # "Directions from independent resamples agree", argued from the claim, not from a model:
@@ -143,7 +143,7 @@ def distinct_under_behaviour_control(control: BehaviourDirections, behaviour: Re
     """Claim: "Categories stay distinct when each direction is refused minus answered prompts."
 
     As :func:`distinct_directions`, on the study of
-    :func:`~refusal_checks.behaviour_control.behaviour_directions`: within a category the
+    :func:`~refusal_checks.measure.behaviour_control.behaviour_directions`: within a category the
     refused and the answered prompts share source and genre, so genre cancels. Categories
     with too few prompts on either side are left out (their counts stay in the details);
     with fewer than two usable categories the verdict is INCONCLUSIVE with those counts.

@@ -50,7 +50,7 @@ def _damage_section(payload: dict[str, Any], models: list[str]) -> str:
     direction (``models.<name>.damage``), the ablations as a table, and the cheap score's
     agreement with the judge per condition (``models.<name>.score_validation``)."""
     from refusal_checks import figures_rates
-    from refusal_checks.damage import curves
+    from refusal_checks.measure.damage import curves
 
     info = payload.get("models") or {}
     found = {m: (info.get(m) or {}) for m in models

@@ -20,7 +20,7 @@ against benign prompts it answered (over-refusal) matches it at only ~0.10. Two 
   set's refused minus its answered benign prompts (the ``over_refusal`` category's
   genre-matched benign look-alikes: XSTest-style safe prompts; refused and answered ones
   share genre, so genre cancels). Its cosine with the oracle is noise-corrected with both
-  directions' split-half reliabilities (:func:`~refusal_checks.study.study_directions`,
+  directions' split-half reliabilities (:func:`~refusal_checks.measure.study.study_directions`,
   as every between-category cosine of the geometry claims) and must lie below 0.5.
 
 ``fixtures/oracle.py`` and calibration (:mod:`refusal_checks.oracle_calibration`) both
@@ -36,12 +36,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
+from refusal_checks.measure.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
 from refusal_checks.geometry_claims import reliable
 from refusal_checks.stats.stability import _apply, _cluster_half_weights, _resample
 from refusal_checks.stats.intervals import above, below, percentile_interval, recentred_interval
-from refusal_checks.study import DirectionStudy, study_directions
+from refusal_checks.measure.study import DirectionStudy, study_directions
 from refusal_checks.stats.verdict import Verdict
 
 FloatArray = NDArray[np.float64]

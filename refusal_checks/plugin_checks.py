@@ -94,7 +94,7 @@ def check_prompts(paths: list[str] | None, wanted: str | None, *, paths_option: 
 
 def check_sae(value: str, layer: int | None) -> None:
     """--refusal-sae names an SAE the SAE claims can read at ``layer``."""
-    from refusal_checks.sae import option_problem
+    from refusal_checks.measure.sae import option_problem
 
     problem = option_problem(value, layer)
     if problem:

@@ -104,7 +104,8 @@ def summarise_observations(state: RunState, labels_path: str | None, seed: int) 
         info = state.model_info.setdefault(model, {})
         if not records or "damage" in info:
             continue
-        from refusal_checks import damage, score_validation
+        from refusal_checks.measure import damage
+        from refusal_checks.measure import score_validation
 
         labels = (score_validation.read_run_labels(labels_path, str(info.get("fingerprint")))
                   if labels_path else None)
@@ -121,7 +122,8 @@ def summarise_observations(state: RunState, labels_path: str | None, seed: int) 
 def _observation_lines(state: RunState, labels_path: str | None, seed: int) -> list[str]:
     """Terminal lines: the cheap score's agreement per condition and the damage, per model."""
     summarise_observations(state, labels_path, seed)
-    from refusal_checks import damage, score_validation
+    from refusal_checks.measure import damage
+    from refusal_checks.measure import score_validation
 
     lines = []
     for model in state.observations:

@@ -65,8 +65,8 @@ class RunState:
         return self.costs.setdefault(model, CostLedger())
 
     def observed(self, model: str) -> Any:
-        """The model's :class:`refusal_checks.observations.Observations` (made on first use)."""
-        from refusal_checks.observations import Observations
+        """The model's :class:`refusal_checks.measure.observations.Observations` (made on first use)."""
+        from refusal_checks.measure.observations import Observations
 
         return self.observations.setdefault(model, Observations())
 
@@ -91,7 +91,7 @@ class RunState:
 
         for model, phases in data.get("costs", {}).items():  # seconds add up over workers
             self.ledger(model).merge(CostLedger.from_dict(phases))
-        from refusal_checks.observations import Observations
+        from refusal_checks.measure.observations import Observations
 
         for model, records in data.get("observations", {}).items():
             self.observed(model).merge(Observations.from_dict(records))

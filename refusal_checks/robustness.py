@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.activations import CollectionActivations
-from refusal_checks.study import DirectionStudy, study_directions
+from refusal_checks.measure.activations import CollectionActivations
+from refusal_checks.measure.study import DirectionStudy, study_directions
 from refusal_checks.stats.verdict import Verdict
 
 # Each re-check keeps this share of every prompt set (drawn without replacement).

@@ -32,10 +32,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from refusal_checks import sae_claims
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_calibration import BehaviourScenario
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
-from refusal_checks.sae import SAE, SaeConfig
+from refusal_checks.measure.sae import SAE, SaeConfig
 from refusal_checks.stats.verdict import Verdict
 
 CORE, TAIL, REBUILD = "sae-shared-core", "sae-category-tail", "sae-reconstructs-direction"

@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from refusal_checks import staged_claims
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_categories import (KNOB_BOOTSTRAP, PATH_MARGIN, agreement_details,
                                                  knob_preconditions)
 from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.sae_claims import (TOP, SaeInputs, SaeMissing, _contrast, _ones, _requires,
                                        sae_inputs, top_latents)
-from refusal_checks.staged import StagedProbe
+from refusal_checks.measure.staged import StagedProbe
 from refusal_checks.stats.intervals import below
 from refusal_checks.stats.verdict import Verdict
 

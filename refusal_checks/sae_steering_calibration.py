@@ -31,10 +31,10 @@ import numpy as np
 from refusal_checks import sae_steering
 from refusal_checks.behaviour_calibration import BehaviourScenario, behaviour_design
 from refusal_checks.behaviour_measurements import BehaviourMeasurements
-from refusal_checks.behaviour_protocol import SWEEP_STRENGTHS
+from refusal_checks.measure.protocol import SWEEP_STRENGTHS
 from refusal_checks.calibration import DEFAULT_SEED
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
-from refusal_checks.sae import SAE, SaeConfig
+from refusal_checks.measure.sae import SAE, SaeConfig
 from refusal_checks.sae_claims import TOP
 from refusal_checks.staged_claims import knob_sweep
 from refusal_checks.stats.verdict import Verdict

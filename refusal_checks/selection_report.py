@@ -1,6 +1,6 @@
 """The HTML report's section on Arditi et al.'s direction selection.
 
-Reads the ``selection`` record (:meth:`refusal_checks.selection.Selection.record`) that
+Reads the ``selection`` record (:meth:`refusal_checks.measure.selection.Selection.record`) that
 the single-direction claims keep in their details: the selected (layer, position), the
 search, and every candidate's bypass, induce and KL, drawn as heatmaps like the paper's
 figure, with the candidate table below.

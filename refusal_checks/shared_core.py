@@ -7,7 +7,7 @@ worlds with the same functions):
 
 * **shared-refusal-core**: one common component carries a substantial share of EVERY
   category direction. Read off the noise-corrected cosine matrix ``C`` of the study
-  (:class:`~refusal_checks.study.DirectionStudy`) with a one-factor model
+  (:class:`~refusal_checks.measure.study.DirectionStudy`) with a one-factor model
   ``C_ij = a_i a_j`` (i != j): ``a_i`` is the cosine of category i's noise-free direction
   with the common component, ``a_i^2`` the share of its squared norm that the component
   carries. The statistic is ``min_i a_i``; with no core every ``a_i`` is 0.
@@ -31,13 +31,13 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.geometry_claims import reliable
 from refusal_checks.stats.geometry import _category_sets, clip_unit
 from refusal_checks.stats.reliability import _half_directions
 from refusal_checks.stats.stability import _apply, _cluster_half_weights, _resample
 from refusal_checks.stats.intervals import above, recentred_interval
-from refusal_checks.study import DirectionStudy
+from refusal_checks.measure.study import DirectionStudy
 from refusal_checks.stats.verdict import Verdict
 
 FloatArray = NDArray[np.float64]

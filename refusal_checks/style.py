@@ -5,10 +5,10 @@ model refuses, not WHETHER, and show one generation per category. Here the claim
 
 1. Steer along each category direction at a strength that gives every direction the same
    refusal rate on one shared probe set
-   (:func:`refusal_checks.style_steering.rate_matched_replies`, stepping with
-   :func:`refusal_checks.style_steering.next_strength`).
+   (:func:`refusal_checks.measure.style_steering.rate_matched_replies`, stepping with
+   :func:`refusal_checks.measure.style_steering.next_strength`).
 2. Represent each refusal by a sentence embedding and by interpretable lexical features
-   (:data:`refusal_checks.style_features.LEXICAL_FEATURES`).
+   (:data:`refusal_checks.measure.style_features.LEXICAL_FEATURES`).
 3. A nearest-centroid classifier, cross-validated leave-one-prompt-out, predicts which
    direction produced each refusal (:func:`refusal_checks.style_classifier.style_test`).
 4. Chance is not ``1/k``: every direction answers the same prompts, and which prompts a
@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.style_classifier import style_test
-from refusal_checks.style_features import span_coordinates, style_features
-from refusal_checks.style_steering import SteeredReplies
+from refusal_checks.measure.style_features import span_coordinates, style_features
+from refusal_checks.measure.style_steering import SteeredReplies
 from refusal_checks.style_text import style_summary
 
 

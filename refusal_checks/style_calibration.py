@@ -3,8 +3,8 @@
 :class:`StyleMeasurements` measures a backend exactly as ``fixtures/style.py`` does: the
 shared probe (the first harmful category's 8 held-out probe prompts and 16 held-out benign
 ones), greedy 32-token replies judged by the substring judge, the rate-matched strength
-search (:func:`refusal_checks.style_steering.rate_matched_replies`), sentence embedding
-plus lexical features (:func:`refusal_checks.style_features.style_features`), the style
+search (:func:`refusal_checks.measure.style_steering.rate_matched_replies`), sentence embedding
+plus lexical features (:func:`refusal_checks.measure.style_features.style_features`), the style
 test with 500 permutations and 500 bootstrap replicates, the random-half negative
 control, and the claims' verdict functions with their preconditions
 (``refusal_behaviour.refuses()``).
@@ -26,11 +26,11 @@ import numpy as np
 
 from refusal_checks.behaviour_calibration import BUNDLED_NAMES, BehaviourScenario
 from refusal_checks.behaviour_measurements import BehaviourMeasurements
-from refusal_checks.behaviour_protocol import REPLY_TOKENS, train_rows
+from refusal_checks.measure.protocol import REPLY_TOKENS, train_rows
 from refusal_checks.calibration import DEFAULT_SEED
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.style import style_control, style_data
-from refusal_checks.style_steering import (
+from refusal_checks.measure.style_steering import (
     MIN_REFUSALS,
     control_categories,
     control_halves,
@@ -101,7 +101,7 @@ class StyleMeasurements:
     """What the fixtures of ``fixtures/style.py`` hold, for one backend, without caches.
 
     ``compact`` (default) runs the style tests on
-    :func:`refusal_checks.style_features.span_coordinates` of the features: the same
+    :func:`refusal_checks.measure.style_features.span_coordinates` of the features: the same
     distances up to rounding, several times faster.
     """
 
@@ -137,7 +137,7 @@ class StyleMeasurements:
                probe: list[Any] | None = None) -> tuple[np.ndarray, list[str]]:
         """(refused? per prompt, replies) on the compared probe (or ``probe``), as the
         fixture's ``answer``."""
-        from refusal_checks.effects import judged
+        from refusal_checks.measure.effects import judged
 
         refused, texts = [], []
         for prompts in self.probe if probe is None else probe:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.style_classifier import StyleResult, _codes
-from refusal_checks.style_features import LEXICAL_FEATURES, lexical_features
-from refusal_checks.style_steering import SteeredReplies
+from refusal_checks.measure.style_features import LEXICAL_FEATURES, lexical_features
+from refusal_checks.measure.style_steering import SteeredReplies
 
 PRIOR_WEIGHT = 100.0
 

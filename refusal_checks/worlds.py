@@ -3,8 +3,8 @@
 A :class:`Design` is one :class:`~refusal_checks.models.synthetic.World` (planted directions,
 genre offsets, noise) plus the prompt budget the claims read from it. :func:`evidence`
 produces what the claim fixtures produce on a real model: the activations at the
-paper's layer and position (:class:`~refusal_checks.activations.LayerView`) and the
-model's :class:`~refusal_checks.behaviour.RefusalBehaviour`, through the same library
+paper's layer and position (:class:`~refusal_checks.measure.activations.LayerView`) and the
+model's :class:`~refusal_checks.measure.behaviour.RefusalBehaviour`, through the same library
 code (``collect``, ``observe_refusals``). :func:`designs` is a hypothesis strategy over
 designs for property tests.
 
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.activations import LayerView, collect, paper_layer
+from refusal_checks.measure.activations import LayerView, collect, paper_layer
 from refusal_checks.models.backend import ProgressCallback
-from refusal_checks.behaviour import RefusalBehaviour, observe_refusals
+from refusal_checks.measure.behaviour import RefusalBehaviour, observe_refusals
 from refusal_checks.models.interventions import Ablate, Intervention, Steer, check_for_model
 from refusal_checks.prompts.bundled import CategoryPrompts, PromptCollection, PromptSet
 from refusal_checks.models.synthetic import SyntheticBackend, World
@@ -300,10 +300,10 @@ def refusals(design: Design, side: str = "refuse") -> dict[str, np.ndarray]:
     What the ``behaviour_directions`` and ``oracle_inputs`` fixtures ask through
     ``measure``: unsteered greedy replies of ``behaviour_control.REPLY_TOKENS`` tokens,
     judged by the substring judge, through the same
-    :func:`~refusal_checks.effects.judged` (without a cache).
+    :func:`~refusal_checks.measure.effects.judged` (without a cache).
     """
-    from refusal_checks.behaviour_control import REPLY_TOKENS
-    from refusal_checks.effects import judged
+    from refusal_checks.measure.behaviour_control import REPLY_TOKENS
+    from refusal_checks.measure.effects import judged
     from refusal_checks.judges.base import SubstringJudge
 
     backend, judge = PlantedBackend(design), SubstringJudge()

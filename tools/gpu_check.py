@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="where converted models live (default: the refusal_checks cache)")
     args = parser.parse_args(argv)
-    from refusal_checks.activations import paper_layer
+    from refusal_checks.measure.activations import paper_layer
     from refusal_checks.cache.keys import default_cache_dir
     from refusal_checks.errors import RefusalChecksError
 

@@ -1,6 +1,6 @@
 """Human labels on the model under test: find cached replies, sample them, record labels.
 
-Every judged reply a run generates is cached by :func:`refusal_checks.activations.replies`
+Every judged reply a run generates is cached by :func:`refusal_checks.measure.activations.replies`
 (namespace ``replies``) together with an index entry (:func:`index_record`) naming the
 model fingerprint, the prompt set, its side (should-refuse or benign), the condition
 (unsteered, steered along a direction, ablated) and the prompts. This module enumerates

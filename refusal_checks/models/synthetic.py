@@ -180,7 +180,7 @@ class SyntheticBackend:
             self.slot(category)
 
     # Tokens of the (imagined) chat template after the user's message: the post-instruction
-    # positions of Arditi et al.'s candidate search (refusal_checks.selection).
+    # positions of Arditi et al.'s candidate search (refusal_checks.measure.selection).
     template_tokens = 2
 
     def post_instruction_positions(self, texts: Sequence[str] = ()) -> list[int]:

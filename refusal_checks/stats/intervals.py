@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from refusal_checks.stats.verdict import ABOVE, BELOW, Outcome, Verdict
 
 _ALTERNATIVES = ("greater", "less")
-# Reasons of the INCONCLUSIVE verdicts that more observations can settle (refusal_checks.staged
+# Reasons of the INCONCLUSIVE verdicts that more observations can settle (refusal_checks.measure.staged
 # grows a probe only on these): the interval straddles the threshold, or too few observations.
 STRADDLES = "the interval straddles the threshold"
 TOO_FEW = "only n="

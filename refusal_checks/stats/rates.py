@@ -3,7 +3,7 @@
 :class:`Rate` and :class:`KnobSweep` are plain data with their statistics; the verdicts
 (:mod:`refusal_checks.behaviour_direction`, :mod:`refusal_checks.behaviour_categories`,
 :mod:`refusal_checks.sae_steering`) read them; :mod:`refusal_checks.staged_claims` builds
-a sweep from what the fixtures measured (:mod:`refusal_checks.effects`).
+a sweep from what the fixtures measured (:mod:`refusal_checks.measure.effects`).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``generate(..., first_logprobs=...)`` reads the first step's logits inside the same nnsight
 trace that generates (step 0 of the ``iter`` loop, or of a plain generation). They must be
 what ``last_logprobs`` computes under the same intervention, and reading them must not
-change a reply; :class:`refusal_checks.effects.FirstStep` and the ``first`` argument of
-:func:`refusal_checks.damage.scores_and_kl` then skip the second forward pass.
+change a reply; :class:`refusal_checks.measure.effects.FirstStep` and the ``first`` argument of
+:func:`refusal_checks.measure.damage.scores_and_kl` then skip the second forward pass.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 
 from refusal_checks.core import cost
 from refusal_checks.cache.store import ArrayCache
-from refusal_checks.damage import scores_and_kl
-from refusal_checks.effects import FirstStep, scores
+from refusal_checks.measure.damage import scores_and_kl
+from refusal_checks.measure.effects import FirstStep, scores
 from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.prompts.sets import PromptSet
 

@@ -248,7 +248,7 @@ def test_a_run_that_loses_ndif_half_way_resumes_without_repeating_work(
         on_ndif: Any, tiny_backend: Any, tmp_path: Path) -> None:
     """Activations of three prompt sets in batches of 2 (6 requests); the connection drops
     after 3. The rerun sends only the 3 missing requests, and the result equals a local run."""
-    from refusal_checks.activations import collect
+    from refusal_checks.measure.activations import collect
     from refusal_checks.cache.store import ArrayCache
     from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection
 

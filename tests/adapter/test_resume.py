@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.activations import collect, replies
+from refusal_checks.measure.activations import collect, replies
 from refusal_checks.cache.store import ArrayCache, CacheWarning
 from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection, PromptSet
@@ -150,7 +150,7 @@ RUN = """
 import sys, time
 sys.path.insert(0, {repo!r})
 from tests.adapter.test_resume import Counting, collection, world, BATCH
-from refusal_checks.activations import collect
+from refusal_checks.measure.activations import collect
 from refusal_checks.cache.store import ArrayCache
 backend = Counting(world(), delay={delay})
 acts = collect(backend, collection({per_set}), position=-1,

@@ -7,8 +7,8 @@ import json
 import numpy as np
 
 from refusal_checks.__main__ import main
-from refusal_checks.sae import load_sae
-from refusal_checks.sae_train import cached_sae
+from refusal_checks.measure.sae import load_sae
+from refusal_checks.measure.sae_train import cached_sae
 from tests.adapter.tiny import D_MODEL, save_tiny
 
 

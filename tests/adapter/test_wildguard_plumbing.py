@@ -5,7 +5,7 @@ The stand-in cannot judge anything; what is checked is everything around the jud
 where the model is found, that a missing model is named with the fix, that real generation
 runs and its unreadable answer is reported, and, with ``generate`` replaced by a fake that
 answers from the exchange it is given, batching, left padding, prompt pairing, reading only
-the new tokens, and the path a run takes (:func:`refusal_checks.effects.judged`).
+the new tokens, and the path a run takes (:func:`refusal_checks.measure.effects.judged`).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def test_classify_reads_no_reply_as_broken_and_refused_as_not_refused(faked):
 
 def test_a_run_judges_replies_with_their_prompts(faked, tiny_backend):
     # The path every claim's judged replies take: effects.judged passes the prompt set.
-    from refusal_checks.effects import judged
+    from refusal_checks.measure.effects import judged
     from refusal_checks.prompts.sets import PromptSet
 
     judge, batches = faked

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from refusal_checks.staged import PROTOCOL as STAGED
+from refusal_checks.measure.staged import PROTOCOL as STAGED
 from tests.plugin.test_plugin import copy_suite
 
 ARDITI = ("ablation-bypasses-refusal", "addition-induces-refusal",

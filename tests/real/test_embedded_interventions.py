@@ -132,7 +132,7 @@ def test_smollm2_first_step_of_generation_is_the_cheap_scores_forward(
     """The judged replies' cheap score is read from generation's prompt pass
     (``first_logprobs``): on a real template, tokenizer and tied embeddings it must be the
     forward pass ``last_logprobs`` makes, and reading it must leave the replies alone."""
-    from refusal_checks.effects import FirstStep
+    from refusal_checks.measure.effects import FirstStep
     from refusal_checks.models.scoring import refusal_score
 
     edit = None if kind == "none" else interventions[kind]

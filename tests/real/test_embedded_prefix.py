@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.activations import paper_layer
+from refusal_checks.measure.activations import paper_layer
 from refusal_checks.models.interventions import steer
 from refusal_checks.models.prefix_store import PrefixStore
 from refusal_checks.prompts.bundled import bundled

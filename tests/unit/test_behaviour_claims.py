@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from refusal_checks import behaviour_categories as categories
 from refusal_checks import behaviour_direction as direction
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.stats.verdict import Outcome
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from refusal_checks import calibration, geometry_claims
 
 from refusal_checks.stats.intervals import geometry
-from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_control import (CONTROL, MIN_PER_SIDE, REPLY_TOKENS,
+from refusal_checks.measure.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour_control import (CONTROL, MIN_PER_SIDE, REPLY_TOKENS,
                                               behaviour_directions)
 from refusal_checks.prompts.bundled import bundled, load_prompts
 from refusal_checks.models.synthetic import World

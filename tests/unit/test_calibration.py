@@ -18,11 +18,11 @@ import pytest
 from refusal_checks import calibration, plugin
 from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS, BUNDLED_NAMES
 from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
-from refusal_checks.behaviour_protocol import DEFAULT_POSITION
-from refusal_checks.activations import collect, paper_layer
-from refusal_checks.behaviour import observe_refusals
-from refusal_checks.behaviour_control import REPLY_TOKENS
-from refusal_checks.effects import judged
+from refusal_checks.measure.protocol import DEFAULT_POSITION
+from refusal_checks.measure.activations import collect, paper_layer
+from refusal_checks.measure.behaviour import observe_refusals
+from refusal_checks.measure.behaviour_control import REPLY_TOKENS
+from refusal_checks.measure.effects import judged
 from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.prompts.bundled import bundled
 from refusal_checks.models.synthetic import SyntheticBackend

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from refusal_checks.stats.corrected import corrected_rate
 from refusal_checks.corrected_conditions import corrected_by_condition, summary_line
-from refusal_checks.observations import Observations
+from refusal_checks.measure.observations import Observations
 
 JUDGE = "substring"
 

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks.core import cost
-from refusal_checks.activations import replies
+from refusal_checks.measure.activations import replies
 from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.core.cost import CostLedger, PhaseCost, note, phase, render, table_rows
-from refusal_checks.effects import kl, scores
+from refusal_checks.measure.effects import kl, scores
 from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.cache.resume import part_key

@@ -1,4 +1,4 @@
-"""Cross-ablation (refusal_checks/cross_ablation.py): the selectivity statistic on planted
+"""Cross-ablation (refusal_checks/measure/cross_ablation.py): the selectivity statistic on planted
 matrices and planted worlds."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks.behaviour_calibration import judge_behaviour_world
-from refusal_checks.behaviour import RefusalBehaviour
-from refusal_checks.cross_ablation import (SELECTIVE_MARGIN, CrossAblation,
+from refusal_checks.measure.behaviour import RefusalBehaviour
+from refusal_checks.measure.cross_ablation import (SELECTIVE_MARGIN, CrossAblation,
                                            ablation_is_category_selective, selectivity)
 
 AGREE = {"agreement": 1.0, "n": 64}

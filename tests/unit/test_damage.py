@@ -1,5 +1,5 @@
 """What a run observed under each intervention: the score_validation and damage sections
-(refusal_checks.observations, score_validation, damage), without pytest runs or torch."""
+(refusal_checks.measure.observations, score_validation, damage), without pytest runs or torch."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import damage, score_validation
+from refusal_checks.measure import damage
+
+from refusal_checks.measure import score_validation
 from refusal_checks.cache.store import ArrayCache
-from refusal_checks.effects import kl, scores
+from refusal_checks.measure.effects import kl, scores
 from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.judges.agreement import cohen_kappa
 from refusal_checks.cache.replies import reply_id
-from refusal_checks.observations import Observations
+from refusal_checks.measure.observations import Observations
 from refusal_checks.prompts.bundled import PromptSet
 from refusal_checks.models.synthetic import SyntheticBackend
 

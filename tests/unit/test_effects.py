@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from refusal_checks.stats.rates import KnobSweep, Rate
-from refusal_checks.effects import mean_norm
+from refusal_checks.measure.effects import mean_norm
 from refusal_checks.models.scoring import agreement, kl_divergence, refusal_probability, refusal_score
 
 

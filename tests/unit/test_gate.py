@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import gate, gate_report
-from refusal_checks.behaviour import BEHAVIOUR_BENIGN_PROMPTS
+from refusal_checks.measure.behaviour import BEHAVIOUR_BENIGN_PROMPTS
 from refusal_checks.gate import (
     Baseline,
     compare_rates,
@@ -382,7 +382,7 @@ def prompts(n: int, prefix: str = "harmful") -> list[str]:
 def paired_behaviour(harmful: list[bool], benign: list[bool],
                      texts: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
     """A ``refusal_behaviour`` record with per-prompt outcomes, as the fixture writes it."""
-    from refusal_checks.behaviour import RefusalBehaviour
+    from refusal_checks.measure.behaviour import RefusalBehaviour
 
     h_texts, b_texts = texts or (prompts(len(harmful)), prompts(len(benign), "benign"))
     return {"refusal_behaviour": RefusalBehaviour(
@@ -392,7 +392,7 @@ def paired_behaviour(harmful: list[bool], benign: list[bool],
 
 def paired_bypass(kept: list[bool], texts: list[str] | None = None) -> dict[str, Any]:
     """The bypass verdict as the claim writes it: every prompt refused at baseline."""
-    from refusal_checks.behaviour import RefusalBehaviour
+    from refusal_checks.measure.behaviour import RefusalBehaviour
     from refusal_checks.behaviour_direction import ablation_bypasses_refusal
 
     texts = texts or prompts(len(kept), "kept")

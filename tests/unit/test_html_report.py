@@ -596,9 +596,10 @@ def test_cross_ablation_record_gets_its_heatmap_and_reading() -> None:
 def _damage_payload(direction: str = "safety_core") -> dict[str, Any]:
     """A report whose model carries damage and score_validation sections, built from
     observations as a run builds them."""
-    from refusal_checks import damage, score_validation
+    from refusal_checks.measure import damage
+    from refusal_checks.measure import score_validation
     from refusal_checks.cache.replies import reply_id
-    from refusal_checks.observations import Observations
+    from refusal_checks.measure.observations import Observations
 
     obs = Observations()
     for strength in (0.1, 0.2, 0.35, 0.5):
@@ -678,7 +679,7 @@ def test_damage_chart_draws_any_number_of_directions_and_gaps(values, k) -> None
 
 def test_the_corrected_rates_table_shows_judged_and_corrected_rates_and_the_notes() -> None:
     from refusal_checks.corrected_conditions import corrected_by_condition
-    from refusal_checks.observations import Observations
+    from refusal_checks.measure.observations import Observations
 
     obs = Observations()
     for condition, k in (("unsteered", 12), ("ablated:refusal", 4)):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import __main__ as cli
-from refusal_checks.activations import replies
+from refusal_checks.measure.activations import replies
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.judges.agreement import (
@@ -287,9 +287,9 @@ NAMESAKES = [(Ablate(np.eye(4)[0], "Arditi candidate L5"), Ablate(np.eye(4)[1],
 
 @pytest.mark.parametrize("edits", NAMESAKES, ids=["ablated", "steered"])
 def test_replies_of_two_edits_with_one_name_are_listed_and_labelled_apart(tmp_path, edits):
-    from refusal_checks import score_validation
+    from refusal_checks.measure import score_validation
     from refusal_checks.judges.base import SubstringJudge
-    from refusal_checks.observations import Observations
+    from refusal_checks.measure.observations import Observations
 
     cache, backend = ArrayCache(tmp_path / "cache", "replies"), VectorBackend()
     texts = [replies(backend, BENIGN, max_new_tokens=8, cache=cache, intervention=edit)

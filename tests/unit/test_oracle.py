@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import calibration, oracle_calibration, plugin
-from refusal_checks.activations import collect, paper_layer
-from refusal_checks.behaviour import RefusalBehaviour, observe_refusals
-from refusal_checks.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
-from refusal_checks.effects import judged
+from refusal_checks.measure.activations import collect, paper_layer
+from refusal_checks.measure.behaviour import RefusalBehaviour, observe_refusals
+from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
+from refusal_checks.measure.effects import judged
 from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis, resample_agreement)

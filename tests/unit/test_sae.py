@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
-from refusal_checks.sae import SaeError, check_for_model, inspect_folder, load_sae, \
+from refusal_checks.measure.sae import SaeError, check_for_model, inspect_folder, load_sae, \
     option_problem
 from refusal_checks.sae_claims import core_share, tail_specificity, top_latents
 

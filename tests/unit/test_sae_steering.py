@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from refusal_checks import behaviour_categories, sae_steering
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.sae_claims import SaeMissing, sae_inputs
 from refusal_checks.sae_steering_calibration import (SAE_STEERING_SCENARIOS, planted_sae,
@@ -33,7 +33,7 @@ def _steering(names: list[str]) -> sae_steering.SaeSteering:
 
 
 def planted_identity_sae():
-    from refusal_checks.sae import SAE, SaeConfig
+    from refusal_checks.measure.sae import SAE, SaeConfig
 
     eye = np.concatenate([np.eye(4), -np.eye(4)]).astype(np.float32)
     return SAE(SaeConfig(4, 8, "relu", None, "blocks.3.hook_resid_pre", 3, "none", None, True),

@@ -8,19 +8,19 @@ import math
 import numpy as np
 import pytest
 
-from refusal_checks import arditi
+from refusal_checks.measure import arditi
 from refusal_checks.behaviour_calibration import PLANTED_SITE, behaviour_design
-from refusal_checks.behaviour_protocol import HARMFUL_CATEGORIES
+from refusal_checks.measure.protocol import HARMFUL_CATEGORIES
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.selection import (Candidate, candidate_layers, choose, judge_candidate,
+from refusal_checks.measure.selection import (Candidate, candidate_layers, choose, judge_candidate,
                                       select_direction)
 from refusal_checks.stats.verdict import Outcome
 
 
 def _world(seed: int = 1, **extras):
-    from refusal_checks.behaviour import observe_refusals
-    from refusal_checks.behaviour_control import REPLY_TOKENS
-    from refusal_checks.effects import judged
+    from refusal_checks.measure.behaviour import observe_refusals
+    from refusal_checks.measure.behaviour_control import REPLY_TOKENS
+    from refusal_checks.measure.effects import judged
     from refusal_checks.judges.base import SubstringJudge
     from refusal_checks.worlds import PlantedBackend, collection
 

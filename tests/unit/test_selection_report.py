@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from refusal_checks import arditi, figures_heatmaps
+from refusal_checks import figures_heatmaps
+
+from refusal_checks.measure import arditi
 from refusal_checks.html_report import render_html
 from refusal_checks.report import json_report
 from refusal_checks.selection_report import grids

@@ -1,4 +1,4 @@
-"""Staged probes (refusal_checks.staged): nested stages, error spending, when looks stop."""
+"""Staged probes (refusal_checks.measure.staged): nested stages, error spending, when looks stop."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import staged, staged_claims
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks import staged_claims
+
+from refusal_checks.measure import staged
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.stats.intervals import STRADDLES, above
 from refusal_checks.stats.verdict import Outcome, Verdict

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.prompts.sets import PromptSet
-from refusal_checks.study import study_directions
+from refusal_checks.measure.study import study_directions
 from refusal_checks.models.synthetic import SyntheticBackend, parse_spec
 
 CATEGORIES = ["a", "b", "c", "d", "e"]

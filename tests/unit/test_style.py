@@ -17,8 +17,8 @@ from refusal_checks.style_classifier import (
     permute_within,
     style_test,
 )
-from refusal_checks.style_features import combine_features, lexical_features
-from refusal_checks.style_steering import SteeredReplies, next_strength
+from refusal_checks.measure.style_features import combine_features, lexical_features
+from refusal_checks.measure.style_steering import SteeredReplies, next_strength
 from refusal_checks.style_text import distinguishing_phrases, exemplars
 from refusal_checks.style_verdicts import (
     STYLE_MARGIN,
@@ -324,7 +324,7 @@ def test_exemplars_prefer_what_only_that_direction_says():
 
 def test_style_strengths_are_searched_on_other_prompts_than_the_rates_are_compared_on():
     from refusal_checks.prompts.sets import PromptSet
-    from refusal_checks.style_steering import STYLE_BENIGN, STYLE_HARMFUL, style_probes
+    from refusal_checks.measure.style_steering import STYLE_BENIGN, STYLE_HARMFUL, style_probes
 
     harmful = PromptSet("h/refuse", "h", "refuse", tuple(f"harm {i}" for i in range(32)), "t")
     benign = PromptSet("benign", "benign", "benign", tuple(f"ok {i}" for i in range(64)), "t")
@@ -336,7 +336,7 @@ def test_style_strengths_are_searched_on_other_prompts_than_the_rates_are_compar
 
 
 def test_held_out_matching_keeps_the_searched_strength_and_reports_the_fresh_rate():
-    from refusal_checks.style_steering import held_out_matched_replies
+    from refusal_checks.measure.style_steering import held_out_matched_replies
 
     # On the search probe every strength >= 0.3 refuses 60%; on the compared probe the
     # same strength refuses only 20%: the claim must see 20%, not the searched 60%.

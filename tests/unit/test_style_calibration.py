@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from refusal_checks import plugin, style_calibration
 from refusal_checks.prompts.bundled import bundled
-from refusal_checks.style_features import span_coordinates
-from refusal_checks.style_steering import (
+from refusal_checks.measure.style_features import span_coordinates
+from refusal_checks.measure.style_steering import (
     FIRST_STRENGTH,
     MAX_TRIES,
     RATE_TOLERANCE,

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from refusal_checks import calibration, geometry_claims
-from refusal_checks.activations import LayerView
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.activations import LayerView
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Outcome
 from refusal_checks.worlds import Design, designs, evidence, refusals

@@ -11,7 +11,7 @@ dropped, layers in the last 20% are never candidates, and the lowest bypass wins
 (PAPER.md, Paper B, "Selection"; ties go to the more negative position, then the earlier
 layer: the order of Arditi et al.'s loops). No candidate passing is a result, not an
 error: :class:`Selection` then has no direction and says why, with every candidate's
-numbers (:mod:`refusal_checks.arditi` turns that into verdicts).
+numbers (:mod:`refusal_checks.measure.arditi` turns that into verdicts).
 
 Every candidate's per-prompt scores are one cache entry keyed by the model, the validation
 prompts' inputs and the candidate's vector, so an interrupted search resumes at the first
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.core import cost
-from refusal_checks.activations import activation_key
+from refusal_checks.measure.activations import activation_key
 from refusal_checks.models.backend import Backend
 from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
@@ -240,7 +240,7 @@ def select_direction(
 
     Args:
         backend: The model (needs ``last_logprobs`` and ``refusal_token_ids``).
-        prompts: Build and validation prompts (:func:`refusal_checks.arditi.selection_prompts`).
+        prompts: Build and validation prompts (:func:`refusal_checks.measure.arditi.selection_prompts`).
         layers: Candidate layers (default :func:`candidate_layers`; a layer in the last
             20% is refused).
         positions: Negative offsets (default: the backend's post-instruction positions).

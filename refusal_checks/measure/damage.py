@@ -6,7 +6,7 @@ distributions on harmless prompts far from the unedited model's. The report's
 ``models.<name>.damage`` puts these beside the refusal rates, per condition
 (:func:`refusal_checks.cache.replies.condition_of`: unsteered, ``steered:<direction>@<strength>``,
 ``ablated:<direction>``), from what the run measured anyway
-(:class:`refusal_checks.observations.Observations`):
+(:class:`refusal_checks.measure.observations.Observations`):
 
 - **broken share**: of the replies the run generated under the condition, the share
   :mod:`refusal_checks.judges.degenerate` calls broken (Wilson interval), with the reasons; beside
@@ -18,7 +18,7 @@ distributions on harmless prompts far from the unedited model's. The report's
   (:func:`refusal_checks.models.scoring.kl_divergence`). It comes from the last-position
   log-probabilities the cheap score already computes under the edit
   (:func:`scores_and_kl`), plus one unedited pass per benign prompt set, and is cached
-  under the same key as :func:`refusal_checks.effects.kl` (``ablation-keeps-harmless-
+  under the same key as :func:`refusal_checks.measure.effects.kl` (``ablation-keeps-harmless-
   behaviour``'s values are the ``ablated:refusal`` entry).
 """
 
@@ -33,9 +33,9 @@ import numpy as np
 
 from refusal_checks.core import cost
 from refusal_checks.cache.store import ArrayCache
-from refusal_checks.effects import kl_key, score_key, scores
+from refusal_checks.measure.effects import kl_key, score_key, scores
 from refusal_checks.cache.replies import stratum_of
-from refusal_checks.observations import BENIGN, SHOULD_REFUSE, Observations
+from refusal_checks.measure.observations import BENIGN, SHOULD_REFUSE, Observations
 from refusal_checks.models.scoring import kl_divergence, refusal_score
 from refusal_checks.stats.intervals import wilson_interval
 
@@ -71,14 +71,14 @@ def scores_and_kl(backend: Any, prompts: Any, token_ids: Sequence[int], interven
                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """The cheap refusal score per prompt, and under an edit of benign prompts also the KL.
 
-    Unedited or should-refuse prompts: exactly :func:`refusal_checks.effects.scores`, KL None.
+    Unedited or should-refuse prompts: exactly :func:`refusal_checks.measure.effects.scores`, KL None.
     An edit of benign (or matched) prompts: the edited log-probabilities are computed once
     for both the score and ``KL(unedited || edited)``; both are cached under the keys of
-    :func:`~refusal_checks.effects.scores` and :func:`~refusal_checks.effects.kl`, so a warm
+    :func:`~refusal_checks.measure.effects.scores` and :func:`~refusal_checks.measure.effects.kl`, so a warm
     run computes nothing and the two functions serve each other's entries.
 
     ``first``: the edited log-probabilities, when the generation of the judged replies
-    already computed them (:class:`refusal_checks.effects.FirstStep`); no edited forward
+    already computed them (:class:`refusal_checks.measure.effects.FirstStep`); no edited forward
     pass runs then.
     """
     if intervention is None or prompts.side == "refuse":

@@ -5,7 +5,7 @@ The cheap score (:mod:`refusal_checks.models.scoring`: log-odds that the first r
 refusal, refused when > 0) stands in for judged replies in the steering sweeps. Whether it
 may is a question per condition: an edit can make the model open with "I" and comply, or
 refuse after a neutral first token. So every reply the run judges is also scored, on the
-same prompt under the same intervention (:class:`refusal_checks.observations.Observations`),
+same prompt under the same intervention (:class:`refusal_checks.measure.observations.Observations`),
 and the pairs (score refused?, judge refused?) are summarised per condition stratum
 (:func:`refusal_checks.cache.replies.stratum_of`: unsteered, steered along each direction,
 ablated) with :func:`refusal_checks.judges.agreement.binary_agreement`, the judge as the
@@ -30,7 +30,7 @@ import numpy as np
 
 from refusal_checks.judges.agreement import binary_agreement
 from refusal_checks.cache.replies import stratum_of
-from refusal_checks.observations import Observations
+from refusal_checks.measure.observations import Observations
 
 
 def _by_stratum(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:

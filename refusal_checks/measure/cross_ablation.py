@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_categories import MIN_BASELINE_REFUSALS, MIN_SCORE_AGREEMENT
 from refusal_checks.behaviour_direction import RANDOM_DIRECTIONS, random_controls
 from refusal_checks.stats.intervals import above, percentile_interval

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.core import cost
-from refusal_checks.activations import replies
+from refusal_checks.measure.activations import replies
 from refusal_checks.models.backend import Backend
 from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
@@ -32,13 +32,13 @@ def _key(backend: Backend, prompts: PromptSet, kind: str,
 
 def score_key(backend: Backend, prompts: PromptSet, token_ids: Sequence[int],
               intervention: Intervention | None) -> str:
-    """Cache key of :func:`scores` (shared with :func:`refusal_checks.damage.scores_and_kl`)."""
+    """Cache key of :func:`scores` (shared with :func:`refusal_checks.measure.damage.scores_and_kl`)."""
     return _key(backend, prompts, "refusal_score", intervention,
                 tokens=sorted(int(t) for t in token_ids))
 
 
 def kl_key(backend: Backend, prompts: PromptSet, intervention: Intervention) -> str:
-    """Cache key of :func:`kl` (shared with :func:`refusal_checks.damage.scores_and_kl`)."""
+    """Cache key of :func:`kl` (shared with :func:`refusal_checks.measure.damage.scores_and_kl`)."""
     return _key(backend, prompts, "kl", intervention)
 
 
@@ -64,7 +64,7 @@ def scores(backend: Backend, prompts: PromptSet, token_ids: Sequence[int],
 class FirstStep:
     """The first reply token's log-probabilities a generation computed, by prompt text.
 
-    Handed to :func:`refusal_checks.activations.replies` as ``first_logprobs``; :meth:`of`
+    Handed to :func:`refusal_checks.measure.activations.replies` as ``first_logprobs``; :meth:`of`
     gives them back for a prompt set, so the cheap score of judged replies reuses the
     generation's prompt pass instead of forwarding every prompt again.
     """

@@ -66,10 +66,10 @@ def arditi_probe(collection: Any, harmful: Sequence[str]) -> tuple[dict[str, Any
 
 
 def staged_category_probe(collection: Any) -> Any:
-    """The category claims' probe in stages (:mod:`refusal_checks.staged`): stage 1 is
+    """The category claims' probe in stages (:mod:`refusal_checks.measure.staged`): stage 1 is
     :func:`category_probe`, then 16 and 32 per category and 64 benign, as far as the
     held-out halves reach."""
-    from refusal_checks.staged import StagedProbe
+    from refusal_checks.measure.staged import StagedProbe
 
     return StagedProbe.build({name: c.refuse.split("test")
                               for name, c in collection.categories.items()},
@@ -79,7 +79,7 @@ def staged_category_probe(collection: Any) -> Any:
 
 def staged_arditi_probe(collection: Any, harmful: Sequence[str]) -> Any:
     """The single-direction claims' probe in stages: stage 1 is :func:`arditi_probe`."""
-    from refusal_checks.staged import StagedProbe
+    from refusal_checks.measure.staged import StagedProbe
 
     return StagedProbe.build({name: collection.categories[name].refuse.split("test")
                               for name in harmful},

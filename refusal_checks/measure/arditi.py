@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from refusal_checks import behaviour_direction
-from refusal_checks.behaviour import RefusalBehaviour
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.prompts.bundled import PromptCollection, PromptSet
-from refusal_checks.selection import (MAX_KL, MIN_INDUCE, Selection, SelectionPrompts,
+from refusal_checks.measure.selection import (MAX_KL, MIN_INDUCE, Selection, SelectionPrompts,
                                       not_run, select_direction)
 from refusal_checks.stats.intervals import above, below, percentile_interval
 from refusal_checks.stats.verdict import Verdict

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.sae import SAE, SaeConfig, load_sae, save_sae
+from refusal_checks.measure.sae import SAE, SaeConfig, load_sae, save_sae
 
 VERSION = 1  # of the recipe: part of the cache key
 HOLDOUT = 0.05
@@ -194,8 +194,8 @@ def train_and_store(backend: Any, collection: Any, layer: int, settings: TrainSe
 
     Returns (folder, the cfg's ``refusal_checks`` record, whether it was trained now).
     """
-    from refusal_checks.activations import _Bar
-    from refusal_checks.sae_tokens import token_activations, training_sets
+    from refusal_checks.measure.activations import _Bar
+    from refusal_checks.measure.sae_tokens import token_activations, training_sets
 
     sets = training_sets(collection)
     digest = hashlib.sha256("|".join(s.digest for s in sets).encode()).hexdigest()

@@ -132,7 +132,7 @@ def observe_refusals(
     drawn with :meth:`PromptSet.sample` under ``seed``; replies are
     ``BEHAVIOUR_NEW_TOKENS`` long and cached in ``cache`` when given.
     """
-    from refusal_checks.activations import replies
+    from refusal_checks.measure.activations import replies
     from refusal_checks.judges.base import SubstringJudge
 
     judge = SubstringJudge()

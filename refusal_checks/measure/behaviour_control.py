@@ -11,7 +11,7 @@ within-category version).
 
 :func:`behaviour_directions` splits each category's should-refuse activations by the
 judge's verdict on the model's own unsteered greedy replies and hands the two sides to
-:func:`~refusal_checks.study.study_directions` as per-category controls: the same
+:func:`~refusal_checks.measure.study.study_directions` as per-category controls: the same
 split-half reliability, noise correction and bootstrap over prompts as the other geometry
 claims. The ``behaviour_directions`` fixture and calibration (:mod:`refusal_checks.calibration`)
 both call it, so the claim and its known-answer worlds share one implementation.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refusal_checks.study import DirectionStudy, study_directions
+from refusal_checks.measure.study import DirectionStudy, study_directions
 
 CONTROL = "behaviour-matched (refused vs answered)"
 
