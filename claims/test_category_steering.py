@@ -8,13 +8,13 @@ direction's own where judged, the other steered conditions pooled for the rest).
 held-out probes are staged (refusal_checks/measure/staged.py): 8 prompts per category and 32
 benign first, growing only while a verdict's interval straddles its threshold, up to
 --refusal-budget prompts.
-Thresholds and verdicts live in refusal_checks/behaviour_categories.py (shared with
-calibration/run.py); the staged looks in refusal_checks/staged_claims.py.
+Thresholds and verdicts live in refusal_checks/verdicts/category_steering.py (shared with
+calibration/run.py); the staged looks in refusal_checks/verdicts/staged_claims.py.
 """
 
 import pytest
 
-from refusal_checks import staged_claims as staged
+from refusal_checks.verdicts import staged_claims as staged
 from refusal_checks.measure.staged import PROTOCOL as STAGED
 
 # What produced these verdicts, shown beside each one in the reports.

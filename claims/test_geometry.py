@@ -9,13 +9,13 @@ Every claim about *refusal* directions first checks that the model refuses at al
 directions of a model that never refuses are genre differences, so those claims come out
 INCONCLUSIVE there, never SUPPORTED.
 
-The statistics live in refusal_checks/geometry_claims.py, next to the reasons for each
+The statistics live in refusal_checks/verdicts/geometry.py, next to the reasons for each
 threshold, so that calibration/run.py judges planted worlds with exactly these verdicts.
 """
 
 import pytest
 
-from refusal_checks.geometry_claims import (
+from refusal_checks.verdicts.geometry import (
     DIMENSIONS_THRESHOLD,  # 1.5 effective dimensions: a second direction carries ~1/4
     DISTINCT_THRESHOLD,  # noise-corrected cosine 0.90: 0.10 margin under "the same"
     STABLE_THRESHOLD,  # split-half cosine 0.90: resamples share cos^2 = 0.81 of the variance

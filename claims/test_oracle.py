@@ -5,14 +5,14 @@ should-refuse prompt of the harmful categories that the model refused and every 
 benign prompt it answered (the model's own unsteered replies). A 32/32 resample of those
 prompts should match the oracle built from the rest; a direction from benign prompts the
 model refused minus benign prompts it answered (over-refusal) should not.
-Statistics, thresholds and the reasons for them live in refusal_checks/oracle.py, so that
+Statistics, thresholds and the reasons for them live in refusal_checks/verdicts/oracle.py, so that
 calibration (refusal_checks/oracle_calibration.py) judges planted worlds with exactly
 these verdicts.
 """
 
 import pytest
 
-from refusal_checks.oracle import (
+from refusal_checks.verdicts.oracle import (
     AGREEMENT_THRESHOLD,  # mean cosine 0.90: resample and oracle share >= 81% of variance
     OVER_REFUSAL_THRESHOLD,  # noise-corrected 0.5: the oracle holds < 1/4 of over-refusal
     oracle_agreement,

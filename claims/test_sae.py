@@ -5,15 +5,15 @@ The SAE is --refusal-sae PATH (SAELens's format, read at the claims' layer), els
 `python -m refusal_checks train-sae` cached for this model and layer; without either each
 claim is INCONCLUSIVE and names the command. Every category is contrasted with its
 genre-matched benign twins. Statistics, thresholds and the reasons for them live in
-refusal_checks/sae_claims.py, so that calibration/run.py --sae judges planted worlds with
+refusal_checks/verdicts/sae.py, so that calibration/run.py --sae judges planted worlds with
 exactly these verdicts. The fourth sentence, steering with the top latents' mean decoder
-vector, reuses shared-knob's sweep, statistic and threshold (refusal_checks/sae_steering.py,
+vector, reuses shared-knob's sweep, statistic and threshold (refusal_checks/verdicts/sae_steering.py,
 calibrated by calibration/run.py --sae-steering).
 """
 
 import pytest
 
-from refusal_checks.sae_claims import (
+from refusal_checks.verdicts.sae import (
     CORE_THRESHOLD,  # 0.25: >= 4 of each category's 16 refusal latents shared by all
     REBUILD_THRESHOLD,  # 0.80: the rebuild holds >= 64% of the direction's squared norm
     TAIL_THRESHOLD,  # 0.10: own latents fire 10 points more there than elsewhere, held out
@@ -22,7 +22,7 @@ from refusal_checks.sae_claims import (
     sae_reconstructs_direction,
     sae_shared_core,
 )
-from refusal_checks.sae_steering import staged_same_knob
+from refusal_checks.verdicts.sae_steering import staged_same_knob
 from refusal_checks.measure.staged import PROTOCOL as STAGED
 
 LATENTS = (f"SAE latents at the claims' layer and position, ranked by firing-rate "

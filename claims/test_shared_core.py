@@ -4,13 +4,13 @@ of one shared refusal core, a common component plus category-specific parts (PAP
 Both claims read the genre-matched study (each category against its genre-matched benign
 twins): against one general benign pool, the pool's own genre enters every direction alike
 and passes for a shared core, and each category's genre passes for a stable specific part.
-Statistics, thresholds and the reasons for them live in refusal_checks/shared_core.py, so
+Statistics, thresholds and the reasons for them live in refusal_checks/verdicts/shared_core.py, so
 that calibration/run.py judges planted worlds with exactly these verdicts.
 """
 
 import pytest
 
-from refusal_checks.shared_core import (
+from refusal_checks.verdicts.shared_core import (
     CORE_THRESHOLD,  # loading 0.5: the core holds >= 1/4 of every direction's squared norm
     SPECIFIC_THRESHOLD,  # remainder split-half 0.5: specific signal exceeds half-sample noise
     shared_refusal_core,

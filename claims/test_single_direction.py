@@ -9,9 +9,9 @@ scored on a validation split carved from those train halves (bypass, induce, KL)
 test halves: greedy replies, the substring judge of the paper. The held-out probes are
 staged (refusal_checks/measure/staged.py): they grow only while a verdict's interval straddles its
 threshold, up to --refusal-budget prompts. Thresholds and verdicts live in
-refusal_checks/behaviour_direction.py (shared with calibration/run.py, which measures how
+refusal_checks/verdicts/single_direction.py (shared with calibration/run.py, which measures how
 often each verdict is wrong in planted worlds); the staged looks in
-refusal_checks/staged_claims.py. The Joad et al. category claims keep the
+refusal_checks/verdicts/staged_claims.py. The Joad et al. category claims keep the
 fixed-layer directions by design (claims/test_category_steering.py).
 
 When no candidate passes the filters, no claim is judged on another direction
@@ -41,8 +41,8 @@ import numpy as np
 import pytest
 
 from refusal_checks.measure import arditi
-from refusal_checks import behaviour_direction as claims
-from refusal_checks import staged_claims as staged
+from refusal_checks.verdicts import single_direction as claims
+from refusal_checks.verdicts import staged_claims as staged
 from refusal_checks.models.interventions import Ablate
 from refusal_checks.measure.staged import PROTOCOL as STAGED
 

@@ -6,14 +6,14 @@ cross-validated classifier then names the direction behind each refusal from its
 embedding and lexical markers, against a null that permutes directions within each
 prompt. A negative control runs the same test, within each of four categories, on two
 directions of that category built from random halves of its prompts. Method:
-refusal_checks/style.py and the style_*.py modules; thresholds and verdicts:
-refusal_checks/style_verdicts.py.
+refusal_checks/verdicts/style.py and the style_*.py modules; thresholds and verdicts:
+refusal_checks/verdicts/style_verdicts.py.
 """
 
 import pytest
 
 from refusal_checks.measure.style_steering import MIN_REFUSALS
-from refusal_checks.style_verdicts import (
+from refusal_checks.verdicts.style_verdicts import (
     STYLE_MARGIN,
     combine,
     families,

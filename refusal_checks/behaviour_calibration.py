@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
-from refusal_checks import behaviour_direction as direction_claims
+from refusal_checks.verdicts import single_direction as direction_claims
 from refusal_checks.measure.arditi import ARDITI_CLAIMS
 from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds

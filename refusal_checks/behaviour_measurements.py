@@ -5,8 +5,8 @@ The behavioural claims (``claims/test_single_direction.py``,
 :class:`BehaviourMeasurements` measures what ``fixtures/behaviour.py`` measures (probes,
 train-half directions, judged replies, cheap scores, KL, the steering sweep) with the same
 protocol (:mod:`refusal_checks.measure.protocol`), and :func:`behaviour_verdicts` hands
-it to :mod:`refusal_checks.behaviour_direction` and
-:mod:`refusal_checks.behaviour_categories`. Their known-answer worlds are
+it to :mod:`refusal_checks.verdicts.single_direction` and
+:mod:`refusal_checks.verdicts.category_steering`. Their known-answer worlds are
 :mod:`refusal_checks.behaviour_calibration` (``calibration/run.py --behaviour``).
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import behaviour_categories as category_claims
-from refusal_checks import behaviour_direction as direction_claims
-from refusal_checks import staged_claims
+from refusal_checks.verdicts import category_steering as category_claims
+from refusal_checks.verdicts import single_direction as direction_claims
+from refusal_checks.verdicts import staged_claims
 from refusal_checks.measure.arditi import ARDITI_CLAIMS
 from refusal_checks.measure.protocol import (
     DEFAULT_POSITION,

@@ -4,7 +4,7 @@ Each function here computes exactly what the claim of the same id in
 ``claims/test_geometry.py`` computes from its fixtures: the same study
 (``fixtures/directions.py``: :func:`~refusal_checks.measure.study.study_directions` against the
 general benign pool, or against the genre-matched controls) and the same verdict function
-(:mod:`refusal_checks.geometry_claims`). Defaults are the claims' defaults
+(:mod:`refusal_checks.verdicts.geometry`). Defaults are the claims' defaults
 (``--refusal-seed 0``, ``--refusal-bootstrap 500``). That lets a planted world
 (:mod:`refusal_checks.worlds`) be judged thousands of times to measure how often a claim
 is SUPPORTED when it is false (calibration/run.py; the worlds are
@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import geometry_claims, shared_core
+from refusal_checks.verdicts import geometry as geometry_claims
+
+from refusal_checks.verdicts import shared_core
 from refusal_checks.measure.activations import LayerView
 from refusal_checks.measure.behaviour import RefusalBehaviour, as_behaviour
 from refusal_checks.measure.behaviour_control import CONTROL as BEHAVIOUR_CONTROL

@@ -40,7 +40,7 @@ def _summary_rows(categories: list[str], matrices: dict[str, list]) -> list[list
 
 def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
     from refusal_checks import figures_heatmaps, figures_rates
-    from refusal_checks.geometry_claims import MIN_RELIABILITY
+    from refusal_checks.verdicts.geometry import MIN_RELIABILITY
     from refusal_checks.paper import PAPER_SPLIT_HALF, SAFETY_LIKE, SOURCE, COCONOT_NON_SAFETY
 
     controls: dict[str, dict[str, dict[str, Any]]] = {}

@@ -82,7 +82,7 @@ GEOMETRY_CLAIMS = tuple(c for c in CLAIM_IDS if c != BEHAVIOUR_CLAIM)
 BEHAVIOUR_WORLD = {"signal": 2.0, "spread": 3.0}
 
 _SHARED_NULLS = ("distinct-under-matched-control", "more-than-one-direction")
-# The shared-core claims (refusal_checks/shared_core.py, PAPER.md A.7).
+# The shared-core claims (refusal_checks/verdicts/shared_core.py, PAPER.md A.7).
 CORE = "shared-refusal-core"
 SPECIFIC = "category-specific-parts-stable"
 # Planted directions sqrt(c) core + sqrt(1 - c) own_i load sqrt(c) on the core: 0.25 puts

@@ -4,7 +4,7 @@ Each world is measured as ``fixtures/oracle.py`` measures a model: activations a
 claims' layer and the ``refusal_behaviour`` probe (:func:`refusal_checks.worlds.evidence`),
 16-token judged replies to every should-refuse prompt and to the over-refusal set's
 genre-matched prompts (:func:`refusal_checks.worlds.refusals`), then
-:func:`refusal_checks.oracle.gather` and the claims' own verdict functions.
+:func:`refusal_checks.verdicts.oracle.gather` and the claims' own verdict functions.
 
 Worlds: the bundled harmful categories plus ``over_refusal`` (64 should-refuse and 64
 matched prompts each, 128 benign), one planted refusal direction, no genre offsets, d 64,
@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from refusal_checks.behaviour_calibration import BehaviourScenario
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
-from refusal_checks.oracle import (OVER_REFUSAL_CATEGORY, gather, judged_rows,
+from refusal_checks.verdicts.oracle import (OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis)
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Verdict

@@ -113,7 +113,7 @@ def summarise_observations(state: RunState, labels_path: str | None, seed: int) 
             records, seed=seed, labels=labels, labels_source=str(labels_path or ""))
         info["damage"] = damage.summarise(records)
         if info.get("judge_validation") and info.get("judge"):
-            from refusal_checks.corrected_conditions import corrected_by_condition
+            from refusal_checks.verdicts.corrected_conditions import corrected_by_condition
 
             info["corrected_rates"] = corrected_by_condition(
                 records, info["judge_validation"], str(info["judge"]), seed=seed)
@@ -128,7 +128,7 @@ def _observation_lines(state: RunState, labels_path: str | None, seed: int) -> l
     lines = []
     for model in state.observations:
         info = state.model_info.get(model, {})
-        from refusal_checks.corrected_conditions import summary_line as corrected_line
+        from refusal_checks.verdicts.corrected_conditions import summary_line as corrected_line
 
         for line in (score_validation.summary_line(model, info.get("score_validation") or {}),
                      damage.summary_line(model, info.get("damage") or {}),

@@ -17,7 +17,7 @@ that is no feature (the direction is then partly outside any few latents).
 
 The SAE is the ideal one for the world: ``W_dec = D``, ``W_enc = D^T``, ``b_enc = -2``
 (ReLU), so a latent fires when its feature is present, or by interference and noise
-(~5% of the time). Its activations go through :func:`refusal_checks.sae_claims.sae_inputs`
+(~5% of the time). Its activations go through :func:`refusal_checks.verdicts.sae.sae_inputs`
 and the claims' own verdict functions, at the claims' sample sizes (11 categories, 64
 refused + 64 twins each, 128 benign, 500 bootstrap replicates). The refusal counts are
 planted (80/88 vs 1/16, or 2/88 for a model that never refuses).
@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refusal_checks import sae_claims
+from refusal_checks.verdicts import sae as sae_claims
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.behaviour_calibration import BehaviourScenario
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds

@@ -1,4 +1,4 @@
-"""Known-answer worlds of ``sae-steering-same-knob`` (refusal_checks/sae_steering.py).
+"""Known-answer worlds of ``sae-steering-same-knob`` (refusal_checks/verdicts/sae_steering.py).
 
 A world is a behaviour world of :mod:`refusal_checks.behaviour_calibration` (the bundled
 categories
@@ -16,8 +16,8 @@ so ``shared-knob`` holds) with genre-matched twins, and a planted SAE of its res
 The refusal latents are then every category's top latents, and their mean decoder vector
 is the SAE direction the claim steers with. The world goes through the claim's own code:
 :class:`~refusal_checks.behaviour_measurements.BehaviourMeasurements` (the fixtures'
-probes, train halves, reference norm, cheap score, agreement), :func:`~refusal_checks.sae_steering.
-steering_inputs`, the staged sweep and :func:`~refusal_checks.sae_steering.same_knob`.
+probes, train halves, reference norm, cheap score, agreement), :func:`~refusal_checks.verdicts.sae_steering.
+steering_inputs`, the staged sweep and :func:`~refusal_checks.verdicts.sae_steering.same_knob`.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refusal_checks import sae_steering
+from refusal_checks.verdicts import sae_steering
 from refusal_checks.behaviour_calibration import BehaviourScenario, behaviour_design
 from refusal_checks.behaviour_measurements import BehaviourMeasurements
 from refusal_checks.measure.protocol import SWEEP_STRENGTHS
 from refusal_checks.calibration import DEFAULT_SEED
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
 from refusal_checks.measure.sae import SAE, SaeConfig
-from refusal_checks.sae_claims import TOP
-from refusal_checks.staged_claims import knob_sweep
+from refusal_checks.verdicts.sae import TOP
+from refusal_checks.verdicts.staged_claims import knob_sweep
 from refusal_checks.stats.verdict import Verdict
 
 CLAIM_IDS = (sae_steering.CLAIM,)

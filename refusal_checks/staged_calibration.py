@@ -5,7 +5,7 @@ measured once (:class:`~refusal_checks.behaviour_measurements.BehaviourMeasureme
 ``fixtures/behaviour.py`` measures) and judged twice: by the fixed design (the claim's
 verdict function on the fixed probe, ``BehaviourMeasurements.verdict``) and by the staged
 design (:func:`~refusal_checks.behaviour_measurements.staged_verdict`:
-:mod:`refusal_checks.staged_claims` on the same world's staged probes, as the claims in
+:mod:`refusal_checks.verdicts.staged_claims` on the same world's staged probes, as the claims in
 ``claims/`` call it). ``calibration/run.py --staged`` prints the comparison.
 """
 

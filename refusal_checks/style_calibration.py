@@ -29,7 +29,7 @@ from refusal_checks.behaviour_measurements import BehaviourMeasurements
 from refusal_checks.measure.protocol import REPLY_TOKENS, train_rows
 from refusal_checks.calibration import DEFAULT_SEED
 from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
-from refusal_checks.style import style_control, style_data
+from refusal_checks.verdicts.style import style_control, style_data
 from refusal_checks.measure.style_steering import (
     MIN_REFUSALS,
     control_categories,
@@ -38,7 +38,7 @@ from refusal_checks.measure.style_steering import (
     held_out_matched_replies,
     style_probes,
 )
-from refusal_checks.style_verdicts import (
+from refusal_checks.verdicts.style_verdicts import (
     STYLE_MARGIN,
     combine,
     families,

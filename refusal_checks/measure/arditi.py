@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import behaviour_direction
+from refusal_checks.verdicts import single_direction as behaviour_direction
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.prompts.bundled import PromptCollection, PromptSet
 from refusal_checks.measure.selection import (MAX_KL, MIN_INDUCE, Selection, SelectionPrompts,

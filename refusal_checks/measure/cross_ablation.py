@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_categories import MIN_BASELINE_REFUSALS, MIN_SCORE_AGREEMENT
-from refusal_checks.behaviour_direction import RANDOM_DIRECTIONS, random_controls
+from refusal_checks.verdicts.category_steering import MIN_BASELINE_REFUSALS, MIN_SCORE_AGREEMENT
+from refusal_checks.verdicts.single_direction import RANDOM_DIRECTIONS, random_controls
 from refusal_checks.stats.intervals import above, percentile_interval
 from refusal_checks.stats.verdict import Verdict
 
@@ -104,7 +104,7 @@ def measure_cross_ablation(score: Callable[..., np.ndarray], probes: Mapping[str
         directions: category -> ``(d_model,)`` train-half direction; the order of the
             categories present in ``probes`` is the matrix's order.
         seed: Seed of the random control directions
-            (:func:`refusal_checks.behaviour_direction.random_controls`, seeds ``seed ..``).
+            (:func:`refusal_checks.verdicts.single_direction.random_controls`, seeds ``seed ..``).
         controls: How many random directions are ablated as negative controls.
     """
     from refusal_checks.models.interventions import Ablate

@@ -1,8 +1,8 @@
 """Refusal rates as values: one rate with its interval, and rates over a steering grid.
 
 :class:`Rate` and :class:`KnobSweep` are plain data with their statistics; the verdicts
-(:mod:`refusal_checks.behaviour_direction`, :mod:`refusal_checks.behaviour_categories`,
-:mod:`refusal_checks.sae_steering`) read them; :mod:`refusal_checks.staged_claims` builds
+(:mod:`refusal_checks.verdicts.single_direction`, :mod:`refusal_checks.verdicts.category_steering`,
+:mod:`refusal_checks.verdicts.sae_steering`) read them; :mod:`refusal_checks.verdicts.staged_claims` builds
 a sweep from what the fixtures measured (:mod:`refusal_checks.measure.effects`).
 """
 

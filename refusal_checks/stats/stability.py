@@ -29,7 +29,7 @@ def _cluster_half_weights(counts: FloatArray, rng: np.random.Generator,
     never share a prompt's noise, as with the unresampled data. A half with no drawn
     prompt gets zero weights (the caller drops that split). With ``first`` given, A holds
     ``first`` original prompts and B all the others (a resample and the rest held out,
-    :mod:`refusal_checks.oracle`); all-ones ``counts`` give plain draws without
+    :mod:`refusal_checks.verdicts.oracle`); all-ones ``counts`` give plain draws without
     replacement.
 
     Returns:

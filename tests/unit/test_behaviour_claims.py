@@ -1,5 +1,5 @@
-"""The behavioural claims' verdict functions, fed numbers (refusal_checks.behaviour_direction,
-refusal_checks.behaviour_categories)."""
+"""The behavioural claims' verdict functions, fed numbers (refusal_checks.verdicts.single_direction,
+refusal_checks.verdicts.category_steering)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import behaviour_categories as categories
-from refusal_checks import behaviour_direction as direction
+from refusal_checks.verdicts import category_steering as categories
+from refusal_checks.verdicts import single_direction as direction
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.stats.verdict import Outcome

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks.stats.corrected import corrected_rate
-from refusal_checks.corrected_conditions import corrected_by_condition, summary_line
+from refusal_checks.verdicts.corrected_conditions import corrected_by_condition, summary_line
 from refusal_checks.measure.observations import Observations
 
 JUDGE = "substring"

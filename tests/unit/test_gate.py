@@ -393,7 +393,7 @@ def paired_behaviour(harmful: list[bool], benign: list[bool],
 def paired_bypass(kept: list[bool], texts: list[str] | None = None) -> dict[str, Any]:
     """The bypass verdict as the claim writes it: every prompt refused at baseline."""
     from refusal_checks.measure.behaviour import RefusalBehaviour
-    from refusal_checks.behaviour_direction import ablation_bypasses_refusal
+    from refusal_checks.verdicts.single_direction import ablation_bypasses_refusal
 
     texts = texts or prompts(len(kept), "kept")
     verdict = ablation_bypasses_refusal(

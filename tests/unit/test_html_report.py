@@ -678,7 +678,7 @@ def test_damage_chart_draws_any_number_of_directions_and_gaps(values, k) -> None
 
 
 def test_the_corrected_rates_table_shows_judged_and_corrected_rates_and_the_notes() -> None:
-    from refusal_checks.corrected_conditions import corrected_by_condition
+    from refusal_checks.verdicts.corrected_conditions import corrected_by_condition
     from refusal_checks.measure.observations import Observations
 
     obs = Observations()

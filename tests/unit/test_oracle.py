@@ -1,4 +1,4 @@
-"""The oracle claims (refusal_checks/oracle.py): the maths, the counts rules, planted worlds,
+"""The oracle claims (refusal_checks/verdicts/oracle.py): the maths, the counts rules, planted worlds,
 and the calibration path against a pytest run of claims/test_oracle.py."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from refusal_checks.measure.behaviour import RefusalBehaviour, observe_refusals
 from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
 from refusal_checks.measure.effects import judged
 from refusal_checks.judges.base import SubstringJudge
-from refusal_checks.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gather, judged_rows,
+from refusal_checks.verdicts.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis, resample_agreement)
 from refusal_checks.prompts.bundled import bundled
 from refusal_checks.stats.stability import _cluster_half_weights

@@ -14,7 +14,7 @@ from safetensors.numpy import save_file
 
 from refusal_checks.measure.sae import SaeError, check_for_model, inspect_folder, load_sae, \
     option_problem
-from refusal_checks.sae_claims import core_share, tail_specificity, top_latents
+from refusal_checks.verdicts.sae import core_share, tail_specificity, top_latents
 
 D_IN, D_SAE = 3, 4
 W_ENC = np.array([[1.0, 0.0, -1.0, 0.5],

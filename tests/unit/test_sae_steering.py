@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from refusal_checks import behaviour_categories, sae_steering
+from refusal_checks.verdicts import category_steering as behaviour_categories
+
+from refusal_checks.verdicts import sae_steering
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
-from refusal_checks.sae_claims import SaeMissing, sae_inputs
+from refusal_checks.verdicts.sae import SaeMissing, sae_inputs
 from refusal_checks.sae_steering_calibration import (SAE_STEERING_SCENARIOS, planted_sae,
                                                      verdict)
 from refusal_checks.stats.verdict import Outcome

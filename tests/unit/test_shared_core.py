@@ -1,4 +1,4 @@
-"""The shared-core statistics (refusal_checks/shared_core.py): maths and planted worlds."""
+"""The shared-core statistics (refusal_checks/verdicts/shared_core.py): maths and planted worlds."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import known_answers, shared_core
-from refusal_checks.shared_core import core_loadings, remainder_split_half
+from refusal_checks import known_answers
+
+from refusal_checks.verdicts import shared_core
+from refusal_checks.verdicts.shared_core import core_loadings, remainder_split_half
 
 
 def _cosines(loadings: np.ndarray) -> np.ndarray:

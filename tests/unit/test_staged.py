@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import staged_claims
+from refusal_checks.verdicts import staged_claims
 
 from refusal_checks.measure import staged
 from refusal_checks.measure.behaviour import RefusalBehaviour

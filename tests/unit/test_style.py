@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.style_classifier import (
+from refusal_checks.verdicts.style_classifier import (
     cluster_bootstrap,
     nearest_centroid_lopo,
     permute_within,
@@ -19,8 +19,8 @@ from refusal_checks.style_classifier import (
 )
 from refusal_checks.measure.style_features import combine_features, lexical_features
 from refusal_checks.measure.style_steering import SteeredReplies, next_strength
-from refusal_checks.style_text import distinguishing_phrases, exemplars
-from refusal_checks.style_verdicts import (
+from refusal_checks.verdicts.style_text import distinguishing_phrases, exemplars
+from refusal_checks.verdicts.style_verdicts import (
     STYLE_MARGIN,
     combine,
     families,
@@ -267,7 +267,7 @@ def test_next_strength_stays_inside_its_bounds(points, target):
 @given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=50),
        st.lists(st.floats(0.0, 1.0), min_size=2, max_size=50), st.floats(-0.5, 0.5))
 def test_gain_interval_is_centred_and_at_least_as_wide_as_either_source(boot, null, gain):
-    from refusal_checks.style_classifier import gain_interval
+    from refusal_checks.verdicts.style_classifier import gain_interval
 
     boot, null = np.array(boot), np.array(null)
     lo, hi = gain_interval(gain, boot, null)

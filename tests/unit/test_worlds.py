@@ -14,7 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import calibration, geometry_claims
+from refusal_checks import calibration
+
+from refusal_checks.verdicts import geometry as geometry_claims
 from refusal_checks.measure.activations import LayerView
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.models.synthetic import World

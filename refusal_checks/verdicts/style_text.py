@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.style_classifier import StyleResult, _codes
+from refusal_checks.verdicts.style_classifier import StyleResult, _codes
 from refusal_checks.measure.style_features import LEXICAL_FEATURES, lexical_features
 from refusal_checks.measure.style_steering import SteeredReplies
 

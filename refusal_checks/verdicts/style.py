@@ -10,22 +10,22 @@ model refuses, not WHETHER, and show one generation per category. Here the claim
 2. Represent each refusal by a sentence embedding and by interpretable lexical features
    (:data:`refusal_checks.measure.style_features.LEXICAL_FEATURES`).
 3. A nearest-centroid classifier, cross-validated leave-one-prompt-out, predicts which
-   direction produced each refusal (:func:`refusal_checks.style_classifier.style_test`).
+   direction produced each refusal (:func:`refusal_checks.verdicts.style_classifier.style_test`).
 4. Chance is not ``1/k``: every direction answers the same prompts, and which prompts a
    direction refuses could give it away. The null permutes direction labels *within*
    each prompt, so it keeps the prompts and destroys only the link between direction and
    wording. Accuracy above that null is style; its interval
-   (:func:`refusal_checks.style_classifier.gain_interval`) adds the null's variance to
+   (:func:`refusal_checks.verdicts.style_classifier.gain_interval`) adds the null's variance to
    the cluster bootstrap's, as calibration showed it must.
 
 A negative control runs the same test on two directions of one category, each built from a
 random half of its prompts; it must not find a difference
-(:func:`refusal_checks.style_verdicts.negative_control`).
+(:func:`refusal_checks.verdicts.style_verdicts.negative_control`).
 
 This module runs steps 2-4 on steered replies (:func:`style_data`, and
 :func:`style_control` for the negative control); the report text lives in
-:mod:`refusal_checks.style_text` and the claims' verdicts in
-:mod:`refusal_checks.style_verdicts`. Everything is numpy on plain arrays, so planted
+:mod:`refusal_checks.verdicts.style_text` and the claims' verdicts in
+:mod:`refusal_checks.verdicts.style_verdicts`. Everything is numpy on plain arrays, so planted
 texts test the pipeline without a model (tests/unit/test_style.py) and the claims
 (claims/test_style.py) call the same verdict functions.
 """
@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.style_classifier import style_test
+from refusal_checks.verdicts.style_classifier import style_test
 from refusal_checks.measure.style_features import span_coordinates, style_features
 from refusal_checks.measure.style_steering import SteeredReplies
-from refusal_checks.style_text import style_summary
+from refusal_checks.verdicts.style_text import style_summary
 
 
 def style_data(steered: SteeredReplies, encoder: Any, *, seed: int,

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.geometry_claims import reliable
+from refusal_checks.verdicts.geometry import reliable
 from refusal_checks.stats.geometry import _category_sets, clip_unit
 from refusal_checks.stats.reliability import _half_directions
 from refusal_checks.stats.stability import _apply, _cluster_half_weights, _resample

@@ -1,8 +1,8 @@
 """The behavioural claims on staged probes (:mod:`refusal_checks.measure.staged`).
 
 Each function measures a claim on its probe's stage 1, 2, ... (one look each), through
-the claim's own verdict function in :mod:`refusal_checks.behaviour_direction`,
-:mod:`refusal_checks.behaviour_categories` or :mod:`refusal_checks.measure.cross_ablation` at the
+the claim's own verdict function in :mod:`refusal_checks.verdicts.single_direction`,
+:mod:`refusal_checks.verdicts.category_steering` or :mod:`refusal_checks.measure.cross_ablation` at the
 per-look level, and returns the last look's verdict. ``claims/test_single_direction.py``
 and ``claims/test_category_steering.py`` call them with the ``measure`` fixture;
 :func:`refusal_checks.behaviour_measurements.staged_verdict` with
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import behaviour_categories as category_claims
-from refusal_checks import behaviour_direction as direction_claims
+from refusal_checks.verdicts import category_steering as category_claims
+from refusal_checks.verdicts import single_direction as direction_claims
 from refusal_checks.measure import cross_ablation
 from refusal_checks.measure import staged
 from refusal_checks.measure.behaviour import RefusalBehaviour

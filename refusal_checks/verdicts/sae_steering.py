@@ -3,7 +3,7 @@ of the top refusal latents reproduces the one-knob trade-off of the category dir
 (A.3, ``shared-knob``).
 
 Each category's SAE direction is the mean decoder vector of its ``TOP`` refusal latents,
-chosen by the SAE claims' rule (:func:`refusal_checks.sae_claims.top_latents`: highest
+chosen by the SAE claims' rule (:func:`refusal_checks.verdicts.sae.top_latents`: highest
 firing-rate difference of its refused prompts over its genre-matched twins) on the train
 halves of its refused prompts: the halves its category direction is fitted on, so that the
 sweep judges both on held-out probes. Per category rather than one direction pooled over
@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks import staged_claims
+from refusal_checks.verdicts import staged_claims
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_categories import (KNOB_BOOTSTRAP, PATH_MARGIN, agreement_details,
+from refusal_checks.verdicts.category_steering import (KNOB_BOOTSTRAP, PATH_MARGIN, agreement_details,
                                                  knob_preconditions)
 from refusal_checks.stats.rates import KnobSweep
-from refusal_checks.sae_claims import (TOP, SaeInputs, SaeMissing, _contrast, _ones, _requires,
+from refusal_checks.verdicts.sae import (TOP, SaeInputs, SaeMissing, _contrast, _ones, _requires,
                                        sae_inputs, top_latents)
 from refusal_checks.measure.staged import StagedProbe
 from refusal_checks.stats.intervals import below
@@ -66,7 +66,7 @@ def train_rows(prompts: Any) -> np.ndarray:
 
 def steering_inputs(view: Any, collection: Any, sae: Any, *, seed: int = 0,
                     n_boot: int = 500) -> SaeInputs:
-    """:func:`~refusal_checks.sae_claims.sae_inputs` of the refused prompts' train halves
+    """:func:`~refusal_checks.verdicts.sae.sae_inputs` of the refused prompts' train halves
     (every twin: no probe reads them) from a ``LayerView`` of ``collection``."""
     refuse = {name: view.refuse[name][train_rows(c.refuse)]
               for name, c in collection.categories.items() if name in view.refuse}

@@ -45,7 +45,7 @@ def recheck(
     """Re-run ``claim`` on ``times`` random prompt subsamples at layers ``layer-1..layer+1``.
 
     Args:
-        claim: A geometry verdict function of :mod:`refusal_checks.geometry_claims`.
+        claim: A geometry verdict function of :mod:`refusal_checks.verdicts.geometry`.
         original: The verdict at full sample and the chosen layer.
         acts: All-layer activations (``CollectionActivations``).
         behaviour: The refusal behaviour the claim's precondition reads.

@@ -7,7 +7,7 @@ it induces refusal, ablation barely moves harmless next-token distributions, and
 directions of the same norm do neither (the negative controls).
 ``claims/test_single_direction.py`` calls them inside pytest; :mod:`refusal_checks.calibration`
 calls them on planted worlds, so a claim's verdict and its calibration cannot drift apart.
-Joad et al.'s category-knob claims are in :mod:`refusal_checks.behaviour_categories`.
+Joad et al.'s category-knob claims are in :mod:`refusal_checks.verdicts.category_steering`.
 
 Every claim first checks that the unsteered model refuses at all: interventions on a model
 that never refuses show nothing about refusal, so there the claims are INCONCLUSIVE.

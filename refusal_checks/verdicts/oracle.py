@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
-from refusal_checks.geometry_claims import reliable
+from refusal_checks.verdicts.geometry import reliable
 from refusal_checks.stats.stability import _apply, _cluster_half_weights, _resample
 from refusal_checks.stats.intervals import above, below, percentile_interval, recentred_interval
 from refusal_checks.measure.study import DirectionStudy, study_directions

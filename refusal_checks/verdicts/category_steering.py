@@ -8,7 +8,7 @@ the same refusal vs over-refusal trade-off, and ablating a category's own direct
 lowers refusal on it. ``claims/test_category_steering.py`` calls them inside pytest;
 :mod:`refusal_checks.calibration` calls them on planted worlds, so a claim's verdict and
 its calibration cannot drift apart. Arditi et al.'s one-direction claims are in
-:mod:`refusal_checks.behaviour_direction`.
+:mod:`refusal_checks.verdicts.single_direction`.
 
 Every claim first checks that the unsteered model refuses at all: interventions on a model
 that never refuses show nothing about refusal, so there the claims are INCONCLUSIVE.

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.geometry_claims import MIN_RELIABILITY
+from refusal_checks.verdicts.geometry import MIN_RELIABILITY
 from refusal_checks.stats.intervals import above, recentred_interval
 from refusal_checks.stats.verdict import Verdict
 

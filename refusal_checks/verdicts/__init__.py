@@ -1,0 +1,2 @@
+"""One module per claim family: its statistic and its decision.
+"""
