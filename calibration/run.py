@@ -3,7 +3,7 @@
 Plants worlds where a claim is false (its null) or true (its effect), at the sample sizes
 the claims really use (11 categories, 64 refused + 64 matched prompts each, 128 benign;
 --refusal-bootstrap 500 and --refusal-seed 0 as in a real run), judges each world exactly
-as the claim does (refusal_checks.calibration) and prints, per claim, the false-SUPPORTED
+as the claim does (refusal_checks.calibration.geometry) and prints, per claim, the false-SUPPORTED
 rate under each null (goal <= 5%) and the power under the effect (goal >= 90%), with 95%
 Wilson intervals, then every scenario x claim.
 
@@ -26,7 +26,7 @@ Wilson intervals, then every scenario x claim.
 
 --behaviour judges the behavioural claims (claims/test_single_direction.py,
 claims/test_category_steering.py) on their own planted worlds
-(refusal_checks.behaviour_calibration.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py
+(refusal_checks.calibration.behaviour.BEHAVIOUR_SCENARIOS), measured as fixtures/behaviour.py
 measures (refusal_checks.measure.protocol: staged probes from 8 held-out prompts per
 category and 32 benign, the sweep grid), instead of the geometry claims.
 
@@ -35,21 +35,21 @@ probes of refusal_checks/measure/staged.py (as the claims run them), and prints 
 SUPPORTED / REFUTED rates beside each other with the looks reached and the prompts read.
 
 --style judges the style claims (claims/test_style.py) on their planted worlds
-(refusal_checks.style_calibration.STYLE_SCENARIOS), measured as fixtures/style.py measures
+(refusal_checks.calibration.style.STYLE_SCENARIOS), measured as fixtures/style.py measures
 (the shared probe, rate-matched strengths, all-MiniLM-L6-v2 + lexical features, 500
 permutations and 500 bootstrap replicates); every style claim is judged in every world.
 
 --oracle judges oracle-agreement and over-refusal-is-a-different-axis (claims/test_oracle.py)
-on their planted worlds (refusal_checks.oracle_calibration.ORACLE_SCENARIOS), measured as
+on their planted worlds (refusal_checks.calibration.oracle.ORACLE_SCENARIOS), measured as
 fixtures/oracle.py measures (judged replies to every harmful and over-refusal prompt, the
 refusal_behaviour probe's benign verdicts, 500 bootstrap replicates).
 
 --sae judges the SAE claims (claims/test_sae.py) on planted sparse-feature worlds with
-the ideal SAE of their dictionary (refusal_checks.sae_calibration.SAE_SCENARIOS).
+the ideal SAE of their dictionary (refusal_checks.calibration.sae.SAE_SCENARIOS).
 
 --sae-steering judges sae-steering-same-knob (claims/test_sae.py) on one-knob behaviour
 worlds with a planted SAE whose refusal latents write along the knob or off it
-(refusal_checks.sae_steering_calibration.SAE_STEERING_SCENARIOS), measured as the claim's
+(refusal_checks.calibration.sae_steering.SAE_STEERING_SCENARIOS), measured as the claim's
 fixtures measure (the shared-knob probes, stages and sweep grid).
 
 One process by default; --jobs N spreads worlds over N processes. Each process keeps
@@ -78,9 +78,9 @@ from refusal_checks import (  # noqa: E402
     staged_calibration,
     style_calibration,
 )
-from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS  # noqa: E402
-from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS  # noqa: E402
-from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
+from refusal_checks.calibration.behaviour import BEHAVIOUR_SCENARIOS  # noqa: E402
+from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS  # noqa: E402
+from refusal_checks.calibration.geometry import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
 from refusal_checks.stats.verdict import Outcome  # noqa: E402
 
 FULL_WORLDS = 200
@@ -225,7 +225,7 @@ def style_main(args: argparse.Namespace, worlds: int) -> int:
 
 
 def corrected_main(args: argparse.Namespace, worlds: int) -> int:
-    from refusal_checks import corrected_calibration
+    from refusal_checks.calibration.geometry import corrected as corrected_calibration
 
     started = time.perf_counter()
     cells = corrected_calibration.run_corrected(worlds, first_seed=args.first_seed)

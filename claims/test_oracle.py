@@ -6,7 +6,7 @@ benign prompt it answered (the model's own unsteered replies). A 32/32 resample 
 prompts should match the oracle built from the rest; a direction from benign prompts the
 model refused minus benign prompts it answered (over-refusal) should not.
 Statistics, thresholds and the reasons for them live in refusal_checks/verdicts/oracle.py, so that
-calibration (refusal_checks/oracle_calibration.py) judges planted worlds with exactly
+calibration (refusal_checks/calibration/oracle.py) judges planted worlds with exactly
 these verdicts.
 """
 

@@ -33,7 +33,7 @@ candidate passed" is a precondition, so none of these can be SUPPORTED):
 * the random-direction controls -> INCONCLUSIVE: a control copies the selected direction's
   norm and layer, and stands beside an effect; with no direction there is neither.
 
-Known-answer worlds (refusal_checks/behaviour_calibration.py, scenarios planted-site and
+Known-answer worlds (refusal_checks/calibration/behaviour.py, scenarios planted-site and
 no-steerable-direction) check both paths through this same code.
 """
 

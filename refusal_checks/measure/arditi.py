@@ -115,7 +115,7 @@ def run_selection(backend: Any, collection: PromptCollection, harmful_categories
                   cache: Any = None, batch_size: int = 16,
                   progress: Callable[[int, int], None] | None = None) -> Selection:
     """The single-direction claims' direction: what the ``arditi_selection`` fixture and
-    calibration (:class:`refusal_checks.behaviour_measurements.BehaviourMeasurements`) both
+    calibration (:class:`refusal_checks.calibration.measurements.BehaviourMeasurements`) both
     run."""
     prompts = selection_prompts({c: collection.categories[c].refuse for c in harmful_categories},
                                 refused, collection.benign, benign_judged)

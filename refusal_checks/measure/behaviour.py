@@ -3,7 +3,7 @@
 Directions from a model that never refuses are genre differences, not refusal directions
 (PAPER.md, Paper A, "Known weakness"), so the geometry claims first ask
 :meth:`RefusalBehaviour.refuses`. :func:`observe_refusals` is what the
-``refusal_behaviour`` fixture runs; calibration (:mod:`refusal_checks.calibration`) runs
+``refusal_behaviour`` fixture runs; calibration (:mod:`refusal_checks.calibration.geometry`) runs
 the same function on planted worlds.
 """
 

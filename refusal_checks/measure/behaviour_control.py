@@ -13,7 +13,7 @@ within-category version).
 judge's verdict on the model's own unsteered greedy replies and hands the two sides to
 :func:`~refusal_checks.measure.study.study_directions` as per-category controls: the same
 split-half reliability, noise correction and bootstrap over prompts as the other geometry
-claims. The ``behaviour_directions`` fixture and calibration (:mod:`refusal_checks.calibration`)
+claims. The ``behaviour_directions`` fixture and calibration (:mod:`refusal_checks.calibration.geometry`)
 both call it, so the claim and its known-answer worlds share one implementation.
 """
 

@@ -6,7 +6,7 @@ category. :func:`measure_cross_ablation` ablates each category's train-half dire
 scores every category's probe prompts with the cheap refusal score (one forward pass per
 prompt), plus random-direction controls; :func:`ablation_is_category_selective` turns the
 k x k matrix into the claim's verdict. ``claims/test_category_steering.py`` and the
-calibration (:mod:`refusal_checks.calibration`) call both.
+calibration (:mod:`refusal_checks.calibration.geometry`) call both.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def measure_cross_ablation(score: Callable[..., np.ndarray], probes: Mapping[str
     Args:
         score: ``score(prompts, intervention=None) -> (prompt,)`` refusal scores (the
             ``measure`` fixture's, or
-            :meth:`refusal_checks.behaviour_measurements.BehaviourMeasurements.score`).
+            :meth:`refusal_checks.calibration.measurements.BehaviourMeasurements.score`).
         probes: category -> held-out PromptSet.
         directions: category -> ``(d_model,)`` train-half direction; the order of the
             categories present in ``probes`` is the matrix's order.

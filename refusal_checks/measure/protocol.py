@@ -1,7 +1,7 @@
 """The behavioural claims' measurement protocol: probe sizes, reply length, sweep grid.
 
 One home for what ``fixtures/behaviour.py`` measures under pytest and
-:class:`refusal_checks.behaviour_measurements.BehaviourMeasurements` measures in
+:class:`refusal_checks.calibration.measurements.BehaviourMeasurements` measures in
 known-answer worlds, so a claim and its calibration cannot drift apart. Probes are heads
 of the test halves (deterministic sha256 halves, ``PromptSet.split``) and directions come
 from the train halves, so no claim judges an intervention on the prompts its direction

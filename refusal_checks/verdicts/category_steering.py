@@ -6,7 +6,7 @@ model's :class:`~refusal_checks.measure.behaviour.RefusalBehaviour` into the cla
 :class:`~refusal_checks.stats.verdict.Verdict`: steering along any category direction traces
 the same refusal vs over-refusal trade-off, and ablating a category's own direction
 lowers refusal on it. ``claims/test_category_steering.py`` calls them inside pytest;
-:mod:`refusal_checks.calibration` calls them on planted worlds, so a claim's verdict and
+:mod:`refusal_checks.calibration.geometry` calls them on planted worlds, so a claim's verdict and
 its calibration cannot drift apart. Arditi et al.'s one-direction claims are in
 :mod:`refusal_checks.verdicts.single_direction`.
 

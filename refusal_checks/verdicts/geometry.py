@@ -3,7 +3,7 @@
 Each function turns one :class:`~refusal_checks.measure.study.DirectionStudy` and the model's
 :class:`~refusal_checks.measure.behaviour.RefusalBehaviour` into the claim's
 :class:`~refusal_checks.stats.verdict.Verdict`. ``claims/test_geometry.py`` calls them inside
-pytest; :mod:`refusal_checks.calibration` calls them on planted worlds, so a claim's
+pytest; :mod:`refusal_checks.calibration.geometry` calls them on planted worlds, so a claim's
 verdict and its calibration can never drift apart.
 
 Every claim about *refusal* directions first checks that the model refuses at all: the

@@ -23,7 +23,7 @@ against benign prompts it answered (over-refusal) matches it at only ~0.10. Two 
   directions' split-half reliabilities (:func:`~refusal_checks.measure.study.study_directions`,
   as every between-category cosine of the geometry claims) and must lie below 0.5.
 
-``fixtures/oracle.py`` and calibration (:mod:`refusal_checks.oracle_calibration`) both
+``fixtures/oracle.py`` and calibration (:mod:`refusal_checks.calibration.oracle`) both
 call :func:`gather` and the verdict functions here, so a claim and its known-answer
 worlds share one implementation.
 """

@@ -18,7 +18,7 @@ latents with a positive difference.
 
 Intervals: bootstrap over prompts (every set resampled), re-centred on the estimate as for
 other minima and intersections (biased low under resampling). Thresholds and the reasons
-for them are below; ``refusal_checks.sae_calibration`` judges planted worlds with these
+for them are below; ``refusal_checks.calibration.sae`` judges planted worlds with these
 very functions.
 """
 

@@ -5,7 +5,7 @@ the model's :class:`~refusal_checks.measure.behaviour.RefusalBehaviour` into the
 :class:`~refusal_checks.stats.verdict.Verdict`: ablating the direction bypasses refusal, adding
 it induces refusal, ablation barely moves harmless next-token distributions, and random
 directions of the same norm do neither (the negative controls).
-``claims/test_single_direction.py`` calls them inside pytest; :mod:`refusal_checks.calibration`
+``claims/test_single_direction.py`` calls them inside pytest; :mod:`refusal_checks.calibration.geometry`
 calls them on planted worlds, so a claim's verdict and its calibration cannot drift apart.
 Joad et al.'s category-knob claims are in :mod:`refusal_checks.verdicts.category_steering`.
 

@@ -5,8 +5,8 @@ the claim's own verdict function in :mod:`refusal_checks.verdicts.single_directi
 :mod:`refusal_checks.verdicts.category_steering` or :mod:`refusal_checks.measure.cross_ablation` at the
 per-look level, and returns the last look's verdict. ``claims/test_single_direction.py``
 and ``claims/test_category_steering.py`` call them with the ``measure`` fixture;
-:func:`refusal_checks.behaviour_measurements.staged_verdict` with
-:class:`~refusal_checks.behaviour_measurements.BehaviourMeasurements`, so a claim and its
+:func:`refusal_checks.calibration.measurements.staged_verdict` with
+:class:`~refusal_checks.calibration.measurements.BehaviourMeasurements`, so a claim and its
 calibration measure alike.
 
 ``measure`` is anything with ``refused(prompts, intervention=None)`` (judged replies, one

@@ -16,7 +16,7 @@ from refusal_checks.models.backend import Backend
 from refusal_checks.models.nnsight.backend import NnsightBackend
 from refusal_checks.models.nnsight.remote import RemoteNnsightBackend
 from refusal_checks.models.synthetic import SyntheticBackend
-from refusal_checks.worlds import PlantedBackend
+from refusal_checks.calibration.worlds import PlantedBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = sorted(name for name, value in vars(Backend).items()

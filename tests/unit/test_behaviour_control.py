@@ -2,7 +2,7 @@
 
 Planted arrays check the direction building (the refused/answered split recovers a planted
 direction, a category's genre cancels), the counts rule and the verdict; planted worlds
-(refusal_checks.worlds with a per-prompt refusal strength) check the claim end to end,
+(refusal_checks.calibration.worlds with a per-prompt refusal strength) check the claim end to end,
 through the same code calibration/run.py runs.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import calibration
+from refusal_checks.calibration.geometry import geometry as calibration
 
 from refusal_checks.verdicts import geometry as geometry_claims
 
@@ -29,7 +29,7 @@ from refusal_checks.measure.behaviour_control import (CONTROL, MIN_PER_SIDE, REP
 from refusal_checks.prompts.bundled import bundled, load_prompts
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Outcome
-from refusal_checks.worlds import Design, evidence, refusals
+from refusal_checks.calibration.worlds import Design, evidence, refusals
 
 N_BOOT = 100
 REFUSES = RefusalBehaviour("planted", 40, 64, 0, 16)

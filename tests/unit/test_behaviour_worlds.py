@@ -2,7 +2,7 @@
 
 Worlds are drawn by hypothesis (refusal signal, seed, and the planted behaviour: how far an
 ablation or an added vector reaches the refusal readout, two steering knobs, ...), measured
-as fixtures/behaviour.py measures (refusal_checks.behaviour_measurements.BehaviourMeasurements) and
+as fixtures/behaviour.py measures (refusal_checks.calibration.measurements.BehaviourMeasurements) and
 judged by the claims' own verdict functions. Few examples keep the file fast; the rates
 over 200 worlds per scenario come from ``calibration/run.py --behaviour``.
 """
@@ -15,13 +15,13 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.behaviour_calibration import (BUNDLED_NAMES, COCONOT_LIKE, behaviour_design,
+from refusal_checks.calibration.behaviour import (BUNDLED_NAMES, COCONOT_LIKE, behaviour_design,
                                                   exact_half_offsets)
-from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
+from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.models.synthetic import SyntheticBackend, World
 from refusal_checks.stats.verdict import Outcome
-from refusal_checks.worlds import Design, PlantedBackend, behaviour_designs, collection
+from refusal_checks.calibration.worlds import Design, PlantedBackend, behaviour_designs, collection
 
 FEW = settings(max_examples=4, deadline=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow])

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks import calibration, plugin
-from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS, BUNDLED_NAMES
-from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
+from refusal_checks import plugin
+
+from refusal_checks.calibration.geometry import geometry as calibration
+from refusal_checks.calibration.behaviour import BEHAVIOUR_SCENARIOS, BUNDLED_NAMES
+from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.measure.protocol import DEFAULT_POSITION
 from refusal_checks.measure.activations import collect, paper_layer
 from refusal_checks.measure.behaviour import observe_refusals

@@ -54,7 +54,7 @@ def test_corrected_intervals_keep_their_coverage_in_simulated_worlds(true_rate, 
 
 
 def test_the_calibration_study_shows_corrected_intervals_cover_where_naive_ones_do_not():
-    from refusal_checks.corrected_calibration import cell, table_lines
+    from refusal_checks.calibration.corrected import cell, table_lines
 
     # A weak judge (se 0.70, sp 0.80) reading 88 replies of which 90% are refusals: the
     # judged rate sits near 0.65, so Wilson's interval on it almost never holds 0.9, while

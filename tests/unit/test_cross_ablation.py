@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.behaviour_calibration import judge_behaviour_world
+from refusal_checks.calibration.behaviour import judge_behaviour_world
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.cross_ablation import (SELECTIVE_MARGIN, CrossAblation,
                                            ablation_is_category_selective, selectivity)

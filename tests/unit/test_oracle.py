@@ -11,7 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import calibration, oracle_calibration, plugin
+from refusal_checks import plugin
+
+from refusal_checks.calibration.geometry import geometry as calibration
+
+from refusal_checks.calibration.geometry import oracle as oracle_calibration
 from refusal_checks.measure.activations import collect, paper_layer
 from refusal_checks.measure.behaviour import RefusalBehaviour, observe_refusals
 from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.sae_calibration import (CORE, REBUILD, SAE_SCENARIOS, TAIL,
+from refusal_checks.calibration.sae import (CORE, REBUILD, SAE_SCENARIOS, TAIL,
                                             sae_verdicts)
 from refusal_checks.verdicts.sae import SaeMissing, sae_shared_core
 

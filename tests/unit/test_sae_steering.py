@@ -12,7 +12,7 @@ from refusal_checks.verdicts import sae_steering
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.verdicts.sae import SaeMissing, sae_inputs
-from refusal_checks.sae_steering_calibration import (SAE_STEERING_SCENARIOS, planted_sae,
+from refusal_checks.calibration.sae_steering import (SAE_STEERING_SCENARIOS, planted_sae,
                                                      verdict)
 from refusal_checks.stats.verdict import Outcome
 
@@ -78,7 +78,7 @@ def test_planted_worlds(scenario, outcome):
 
 
 def test_the_planted_latents_are_every_categorys_top_latents_and_write_along_the_axis():
-    from refusal_checks.worlds import PlantedBackend
+    from refusal_checks.calibration.worlds import PlantedBackend
 
     backend = PlantedBackend(SAE_STEERING_SCENARIOS["latents-on-knob"].design)
     sae = planted_sae(backend, "knob")

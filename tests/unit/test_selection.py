@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.measure import arditi
-from refusal_checks.behaviour_calibration import PLANTED_SITE, behaviour_design
+from refusal_checks.calibration.behaviour import PLANTED_SITE, behaviour_design
 from refusal_checks.measure.protocol import HARMFUL_CATEGORIES
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.measure.selection import (Candidate, candidate_layers, choose, judge_candidate,
@@ -22,7 +22,7 @@ def _world(seed: int = 1, **extras):
     from refusal_checks.measure.behaviour_control import REPLY_TOKENS
     from refusal_checks.measure.effects import judged
     from refusal_checks.judges.base import SubstringJudge
-    from refusal_checks.worlds import PlantedBackend, collection
+    from refusal_checks.calibration.worlds import PlantedBackend, collection
 
     design = behaviour_design(**extras).with_seed(seed)
     backend, prompts = PlantedBackend(design), collection(design)
@@ -95,7 +95,7 @@ def test_prompts_are_filtered_by_behaviour_and_disjoint_from_each_other_and_the_
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_direction_planted_at_one_site_is_found_and_every_claim_is_supported(seed):
-    from refusal_checks.behaviour_calibration import judge_behaviour_world
+    from refusal_checks.calibration.behaviour import judge_behaviour_world
 
     selection, _ = _select(seed, planted_site=PLANTED_SITE, benign_shift=2.0)
     assert (selection.layer, selection.position) == PLANTED_SITE

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import plugin, style_calibration
+from refusal_checks import plugin
+
+from refusal_checks.calibration.geometry import style as style_calibration
 from refusal_checks.prompts.bundled import bundled
 from refusal_checks.measure.style_features import span_coordinates
 from refusal_checks.measure.style_steering import (
@@ -35,7 +37,7 @@ from refusal_checks.measure.style_steering import (
 )
 from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Verdict
-from refusal_checks.worlds import PlantedBackend
+from refusal_checks.calibration.worlds import PlantedBackend
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK_WORLDS = 3

@@ -2,8 +2,8 @@
 
 Worlds are drawn by hypothesis (3-11 categories, 16-64 prompts per set, planted cosine,
 signal, genre offsets, noise, width), read through the same code as the claim fixtures
-(refusal_checks.worlds.evidence) and judged exactly as the claims judge
-(refusal_checks.calibration). Few examples and n_boot=100 keep the file fast; the rates at
+(refusal_checks.calibration.worlds.evidence) and judged exactly as the claims judge
+(refusal_checks.calibration.geometry). Few examples and n_boot=100 keep the file fast; the rates at
 the claims' real sample sizes come from calibration/run.py.
 """
 
@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import calibration
+from refusal_checks.calibration.geometry import geometry as calibration
 
 from refusal_checks.verdicts import geometry as geometry_claims
 from refusal_checks.measure.activations import LayerView
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Outcome
-from refusal_checks.worlds import Design, designs, evidence, refusals
+from refusal_checks.calibration.worlds import Design, designs, evidence, refusals
 
 N_BOOT = 100
 FEW = settings(max_examples=6, deadline=None, derandomize=True,

@@ -3,7 +3,7 @@
 For each claim we plant worlds where it is false (the null) and where it is true (the
 effect), at the sample sizes the claims really use (11 categories, 64 refused + 64
 matched prompts each, 128 benign), judge each world exactly as the claim would
-(:mod:`refusal_checks.calibration`), and count outcomes. Goals (issue "Known-answer
+(:mod:`refusal_checks.calibration.geometry`), and count outcomes. Goals (issue "Known-answer
 worlds"): SUPPORTED under the null at most 5% of worlds, under the effect at least 90%.
 
 ``calibration/run.py`` is the command line; this module holds the definitions so tests can
@@ -17,11 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from refusal_checks.calibration import CLAIM_IDS, DEFAULT_BOOTSTRAP, claim_verdicts
-from refusal_checks.calibration_tally import Tally, goal_text, pct, tally_worlds
+from refusal_checks.calibration.geometry import CLAIM_IDS, DEFAULT_BOOTSTRAP, claim_verdicts
+from refusal_checks.calibration.tally import Tally, goal_text, pct, tally_worlds
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Outcome
-from refusal_checks.worlds import Design, evidence, refusals
+from refusal_checks.calibration.worlds import Design, evidence, refusals
 
 # More-than-one-direction's boundary: 11 unit directions with pairwise cosine c have a
 # participation ratio 121 / ((1 + 10c)^2 + 10 (1 - c)^2), which is 1.5 at c = 0.7958.

@@ -33,8 +33,8 @@ import numpy as np
 
 from refusal_checks.verdicts import sae as sae_claims
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.behaviour_calibration import BehaviourScenario
-from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
+from refusal_checks.calibration.behaviour import BehaviourScenario
+from refusal_checks.calibration.tally import roles_table_lines, tally_worlds
 from refusal_checks.measure.sae import SAE, SaeConfig
 from refusal_checks.stats.verdict import Verdict
 
@@ -178,5 +178,5 @@ def run_sae(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
 
 
 def sae_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """:func:`~refusal_checks.calibration_tally.roles_table_lines` of the SAE claims."""
+    """:func:`~refusal_checks.calibration.tally.roles_table_lines` of the SAE claims."""
     return roles_table_lines(results, SAE_CLAIM_IDS, SAE_SCENARIOS, widths=(26, 17))

@@ -1,7 +1,7 @@
 """Known-answer worlds, counted: outcome tallies, their rates and the roles table.
 
-Every claim family's calibration (:mod:`refusal_checks.known_answers` for the geometry
-claims, :mod:`refusal_checks.behaviour_calibration`, ``style_calibration``,
+Every claim family's calibration (:mod:`refusal_checks.calibration.known_answers` for the geometry
+claims, :mod:`refusal_checks.calibration.behaviour`, ``style_calibration``,
 ``oracle_calibration``, ``sae_calibration``, ``sae_steering_calibration``) judges seeded
 worlds with :func:`tally_worlds` and prints :func:`roles_table_lines`. Goals (issue
 "Known-answer worlds"): SUPPORTED under the null at most 5% of worlds, under the effect at

@@ -1,10 +1,10 @@
 """Staged probes in known-answer worlds: the fixed and the staged design side by side.
 
-Each world of :data:`refusal_checks.behaviour_calibration.BEHAVIOUR_SCENARIOS` is
-measured once (:class:`~refusal_checks.behaviour_measurements.BehaviourMeasurements`, as
+Each world of :data:`refusal_checks.calibration.behaviour.BEHAVIOUR_SCENARIOS` is
+measured once (:class:`~refusal_checks.calibration.measurements.BehaviourMeasurements`, as
 ``fixtures/behaviour.py`` measures) and judged twice: by the fixed design (the claim's
 verdict function on the fixed probe, ``BehaviourMeasurements.verdict``) and by the staged
-design (:func:`~refusal_checks.behaviour_measurements.staged_verdict`:
+design (:func:`~refusal_checks.calibration.measurements.staged_verdict`:
 :mod:`refusal_checks.verdicts.staged_claims` on the same world's staged probes, as the claims in
 ``claims/`` call it). ``calibration/run.py --staged`` prints the comparison.
 """
@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from refusal_checks.behaviour_calibration import BEHAVIOUR_SCENARIOS
-from refusal_checks.behaviour_measurements import (STAGED_CLAIM_IDS, BehaviourMeasurements,
+from refusal_checks.calibration.behaviour import BEHAVIOUR_SCENARIOS
+from refusal_checks.calibration.measurements import (STAGED_CLAIM_IDS, BehaviourMeasurements,
                                                    staged_verdict)
-from refusal_checks.calibration_tally import pct
+from refusal_checks.calibration.tally import pct
 from refusal_checks.stats.verdict import Outcome
 
 
@@ -26,7 +26,7 @@ def judge_both(scenario: str, seed: int, claims: Sequence[str] | None = None
                ) -> dict[str, dict[str, Any]]:
     """One world: claim -> {"fixed": outcome, "staged": outcome, "stage": reached,
     "prompts": the staged probe's size at the last look, "fixed_prompts": stage 1's}."""
-    from refusal_checks.worlds import PlantedBackend, collection
+    from refusal_checks.calibration.worlds import PlantedBackend, collection
 
     chosen = BEHAVIOUR_SCENARIOS[scenario]
     design = chosen.design.with_seed(seed)

@@ -24,11 +24,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refusal_checks.behaviour_calibration import BUNDLED_NAMES, BehaviourScenario
-from refusal_checks.behaviour_measurements import BehaviourMeasurements
+from refusal_checks.calibration.behaviour import BUNDLED_NAMES, BehaviourScenario
+from refusal_checks.calibration.measurements import BehaviourMeasurements
 from refusal_checks.measure.protocol import REPLY_TOKENS, train_rows
-from refusal_checks.calibration import DEFAULT_SEED
-from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
+from refusal_checks.calibration.geometry import DEFAULT_SEED
+from refusal_checks.calibration.tally import roles_table_lines, tally_worlds
 from refusal_checks.verdicts.style import style_control, style_data
 from refusal_checks.measure.style_steering import (
     MIN_REFUSALS,
@@ -48,7 +48,7 @@ from refusal_checks.verdicts.style_verdicts import (
 )
 from refusal_checks.models.synthetic import SyntheticBackend, World
 from refusal_checks.stats.verdict import Outcome, Verdict
-from refusal_checks.worlds import Design
+from refusal_checks.calibration.worlds import Design
 
 STYLE_CLAIM_IDS = ("style-differs-by-direction", "style-rate-matched", "style-not-rate",
                    "style-families", "style-negative-control")
@@ -275,7 +275,7 @@ def judge_style_world(scenario: str | StyleScenario, seed: int,
 
     Every style claim is judged (``claims`` None); the scenario's roles say which count.
     """
-    from refusal_checks.worlds import PlantedBackend, collection
+    from refusal_checks.calibration.worlds import PlantedBackend, collection
 
     chosen = STYLE_SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     design = chosen.design.with_seed(seed)
@@ -288,7 +288,7 @@ def judge_style_world(scenario: str | StyleScenario, seed: int,
 def run_style(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1, jobs: int = 1,
               encoder: Any = None) -> dict[str, dict[str, Any]]:
     """Judge ``worlds`` seeded replicates of each style scenario -> scenario -> claim ->
-    :class:`~refusal_checks.calibration_tally.Tally` (every style claim; the table marks the
+    :class:`~refusal_checks.calibration.tally.Tally` (every style claim; the table marks the
     roles). World seeds are ``first_seed, first_seed + 1, ...`` in every scenario.
     """
     return tally_worlds(judge_style_world, STYLE_SCENARIOS, list(scenarios), worlds,
@@ -298,5 +298,5 @@ def run_style(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1, job
 
 
 def style_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """:func:`~refusal_checks.calibration_tally.roles_table_lines` of the style claims."""
+    """:func:`~refusal_checks.calibration.tally.roles_table_lines` of the style claims."""
     return roles_table_lines(results, STYLE_CLAIM_IDS, STYLE_SCENARIOS, widths=(28, 17))

@@ -6,12 +6,12 @@ Each function here computes exactly what the claim of the same id in
 general benign pool, or against the genre-matched controls) and the same verdict function
 (:mod:`refusal_checks.verdicts.geometry`). Defaults are the claims' defaults
 (``--refusal-seed 0``, ``--refusal-bootstrap 500``). That lets a planted world
-(:mod:`refusal_checks.worlds`) be judged thousands of times to measure how often a claim
+(:mod:`refusal_checks.calibration.worlds`) be judged thousands of times to measure how often a claim
 is SUPPORTED when it is false (calibration/run.py; the worlds are
-:mod:`refusal_checks.known_answers`, the counting :mod:`refusal_checks.calibration_tally`).
+:mod:`refusal_checks.calibration.known_answers`, the counting :mod:`refusal_checks.calibration.tally`).
 
-The behavioural claims' counterpart is :mod:`refusal_checks.behaviour_measurements`
-(their known-answer worlds: :mod:`refusal_checks.behaviour_calibration`).
+The behavioural claims' counterpart is :mod:`refusal_checks.calibration.measurements`
+(their known-answer worlds: :mod:`refusal_checks.calibration.behaviour`).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def claim_verdicts(acts: LayerView | Mapping[str, Any], behaviour: Any,
         seed: ``--refusal-seed``.
         n_boot: ``--refusal-bootstrap``.
         refused: category -> the judge's verdict on the reply to each should-refuse prompt
-            (:func:`refusal_checks.worlds.refusals`); needed by the behaviour control, and
+            (:func:`refusal_checks.calibration.worlds.refusals`); needed by the behaviour control, and
             by distinct-directions' genre caveat when fewer than two categories have
             matched rows.
     """

@@ -7,7 +7,7 @@ train-half directions, judged replies, cheap scores, KL, the steering sweep) wit
 protocol (:mod:`refusal_checks.measure.protocol`), and :func:`behaviour_verdicts` hands
 it to :mod:`refusal_checks.verdicts.single_direction` and
 :mod:`refusal_checks.verdicts.category_steering`. Their known-answer worlds are
-:mod:`refusal_checks.behaviour_calibration` (``calibration/run.py --behaviour``).
+:mod:`refusal_checks.calibration.behaviour` (``calibration/run.py --behaviour``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from refusal_checks.measure.protocol import (
     staged_category_probe,
     train_directions,
 )
-from refusal_checks.calibration import DEFAULT_SEED
+from refusal_checks.calibration.geometry import DEFAULT_SEED
 from refusal_checks.measure.staged import StagedProbe
 from refusal_checks.stats.verdict import Verdict
 

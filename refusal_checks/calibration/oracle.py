@@ -1,9 +1,9 @@
 """Known-answer worlds of the oracle claims (``claims/test_oracle.py``).
 
 Each world is measured as ``fixtures/oracle.py`` measures a model: activations at the
-claims' layer and the ``refusal_behaviour`` probe (:func:`refusal_checks.worlds.evidence`),
+claims' layer and the ``refusal_behaviour`` probe (:func:`refusal_checks.calibration.worlds.evidence`),
 16-token judged replies to every should-refuse prompt and to the over-refusal set's
-genre-matched prompts (:func:`refusal_checks.worlds.refusals`), then
+genre-matched prompts (:func:`refusal_checks.calibration.worlds.refusals`), then
 :func:`refusal_checks.verdicts.oracle.gather` and the claims' own verdict functions.
 
 Worlds: the bundled harmful categories plus ``over_refusal`` (64 should-refuse and 64
@@ -19,13 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from refusal_checks.behaviour_calibration import BehaviourScenario
-from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
+from refusal_checks.calibration.behaviour import BehaviourScenario
+from refusal_checks.calibration.tally import roles_table_lines, tally_worlds
 from refusal_checks.verdicts.oracle import (OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis)
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Verdict
-from refusal_checks.worlds import Design, collection, evidence, refusals
+from refusal_checks.calibration.worlds import Design, collection, evidence, refusals
 
 AGREEMENT = "oracle-agreement"
 OVER = "over-refusal-is-a-different-axis"
@@ -117,5 +117,5 @@ def run_oracle(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
 
 
 def oracle_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """:func:`~refusal_checks.calibration_tally.roles_table_lines` of the oracle claims."""
+    """:func:`~refusal_checks.calibration.tally.roles_table_lines` of the oracle claims."""
     return roles_table_lines(results, ORACLE_CLAIM_IDS, ORACLE_SCENARIOS, widths=(33, 21))

@@ -1,6 +1,6 @@
 """Known-answer worlds of ``sae-steering-same-knob`` (refusal_checks/verdicts/sae_steering.py).
 
-A world is a behaviour world of :mod:`refusal_checks.behaviour_calibration` (the bundled
+A world is a behaviour world of :mod:`refusal_checks.calibration.behaviour` (the bundled
 categories
 and sizes, one planted refusal direction: every category direction is the same knob,
 so ``shared-knob`` holds) with genre-matched twins, and a planted SAE of its residual stream:
@@ -15,7 +15,7 @@ so ``shared-knob`` holds) with genre-matched twins, and a planted SAE of its res
 
 The refusal latents are then every category's top latents, and their mean decoder vector
 is the SAE direction the claim steers with. The world goes through the claim's own code:
-:class:`~refusal_checks.behaviour_measurements.BehaviourMeasurements` (the fixtures'
+:class:`~refusal_checks.calibration.measurements.BehaviourMeasurements` (the fixtures'
 probes, train halves, reference norm, cheap score, agreement), :func:`~refusal_checks.verdicts.sae_steering.
 steering_inputs`, the staged sweep and :func:`~refusal_checks.verdicts.sae_steering.same_knob`.
 """
@@ -29,11 +29,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from refusal_checks.verdicts import sae_steering
-from refusal_checks.behaviour_calibration import BehaviourScenario, behaviour_design
-from refusal_checks.behaviour_measurements import BehaviourMeasurements
+from refusal_checks.calibration.behaviour import BehaviourScenario, behaviour_design
+from refusal_checks.calibration.measurements import BehaviourMeasurements
 from refusal_checks.measure.protocol import SWEEP_STRENGTHS
-from refusal_checks.calibration import DEFAULT_SEED
-from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
+from refusal_checks.calibration.geometry import DEFAULT_SEED
+from refusal_checks.calibration.tally import roles_table_lines, tally_worlds
 from refusal_checks.measure.sae import SAE, SaeConfig
 from refusal_checks.verdicts.sae import TOP
 from refusal_checks.verdicts.staged_claims import knob_sweep
@@ -84,8 +84,8 @@ class SaeSteeringScenario(BehaviourScenario):
 def verdict(design: Any, axis: str, *, seed: int = DEFAULT_SEED,
             n_boot: int = 500) -> Verdict:
     """The claim's verdict on one world, measured as the claim's fixtures measure."""
-    from refusal_checks.behaviour_measurements import staged_probes
-    from refusal_checks.worlds import PlantedBackend, collection
+    from refusal_checks.calibration.measurements import staged_probes
+    from refusal_checks.calibration.worlds import PlantedBackend, collection
 
     backend = PlantedBackend(design)
     m = BehaviourMeasurements(backend, collection(design), seed=seed)
@@ -138,5 +138,5 @@ def run_sae_steering(scenarios: Iterable[str], worlds: int, *, first_seed: int =
 
 
 def table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """:func:`~refusal_checks.calibration_tally.roles_table_lines` of the claim."""
+    """:func:`~refusal_checks.calibration.tally.roles_table_lines` of the claim."""
     return roles_table_lines(results, CLAIM_IDS, SAE_STEERING_SCENARIOS, widths=(26, 22))

@@ -1,10 +1,10 @@
 """Known-answer worlds for the behavioural claims (``calibration/run.py --behaviour``).
 
-Each :class:`BehaviourScenario` plants a family of worlds (:mod:`refusal_checks.worlds`)
+Each :class:`BehaviourScenario` plants a family of worlds (:mod:`refusal_checks.calibration.worlds`)
 in which some behavioural claims are false (nulls) and some true (effects); each world is
 measured and judged as the claims are
-(:func:`refusal_checks.behaviour_measurements.behaviour_verdicts`), and the outcomes are
-counted (:mod:`refusal_checks.calibration_tally`). The other claim families' scenarios
+(:func:`refusal_checks.calibration.measurements.behaviour_verdicts`), and the outcomes are
+counted (:mod:`refusal_checks.calibration.tally`). The other claim families' scenarios
 (style, oracle, SAE) subclass :class:`BehaviourScenario`.
 """
 
@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 
 from refusal_checks.verdicts import single_direction as direction_claims
 from refusal_checks.measure.arditi import ARDITI_CLAIMS
-from refusal_checks.behaviour_measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
-from refusal_checks.calibration_tally import roles_table_lines, tally_worlds
+from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
+from refusal_checks.calibration.tally import roles_table_lines, tally_worlds
 from refusal_checks.stats.intervals import normal_quantile
 from refusal_checks.models.synthetic import SyntheticBackend, World
-from refusal_checks.worlds import Design
+from refusal_checks.calibration.worlds import Design
 
 # The bundled collection's categories, in its order (slot 0, safety_core, reads the benign
 # pool unless a design says otherwise), 64 refused prompts each and 128 benign: the
@@ -244,7 +244,7 @@ def judge_behaviour_world(scenario: str | BehaviourScenario, seed: int,
                           claims: Sequence[str] | None = None,
                           ) -> dict[str, tuple[str, float]]:
     """One replicate: claim id -> (outcome, estimate). Top-level so processes can run it."""
-    from refusal_checks.worlds import PlantedBackend, collection
+    from refusal_checks.calibration.worlds import PlantedBackend, collection
 
     chosen = BEHAVIOUR_SCENARIOS[scenario] if isinstance(scenario, str) else scenario
     design = chosen.design.with_seed(seed)
@@ -264,7 +264,7 @@ def run_behaviour(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
                   jobs: int = 1, only: Sequence[str] | None = None
                   ) -> dict[str, dict[str, Any]]:
     """Judge ``worlds`` seeded replicates of each behaviour scenario -> scenario -> claim ->
-    :class:`~refusal_checks.calibration_tally.Tally` (only the claims the scenario is a null or
+    :class:`~refusal_checks.calibration.tally.Tally` (only the claims the scenario is a null or
     an effect for, and of those only ``only`` when given). World seeds are
     ``first_seed, first_seed + 1, ...`` in every scenario.
     """
@@ -278,7 +278,7 @@ def run_behaviour(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
 
 
 def behaviour_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """:func:`~refusal_checks.calibration_tally.roles_table_lines` of the behavioural
+    """:func:`~refusal_checks.calibration.tally.roles_table_lines` of the behavioural
     claims (a confound row names why it has no goal)."""
     return roles_table_lines(results, BEHAVIOUR_CLAIM_IDS, BEHAVIOUR_SCENARIOS,
                              widths=(34, 22))
