@@ -35,8 +35,8 @@ def _prepare(names: list[str], cache_dir: Path) -> int:
 
 def _html(report: Path, out: Path) -> int:
     """Render a saved --refusal-json report as the --refusal-html page."""
-    from refusal_checks.html_report import write_html
-    from refusal_checks.report_schema import load_report
+    from refusal_checks.reports.html.page import write_html
+    from refusal_checks.reports.schema import load_report
 
     try:
         write_html(load_report(report), out)
@@ -52,8 +52,8 @@ def _html(report: Path, out: Path) -> int:
 
 def _compare(first: Path, second: Path) -> int:
     """Print two saved reports side by side; exit 1 when any claim disagrees."""
-    from refusal_checks.compare import pair, render
-    from refusal_checks.report_schema import load_report
+    from refusal_checks.reports.compare import pair, render
+    from refusal_checks.reports.schema import load_report
 
     try:
         a, b = load_report(first), load_report(second)

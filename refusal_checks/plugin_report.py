@@ -31,7 +31,7 @@ def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path:
         labels_path: --refusal-labels, or None.
         seed: --refusal-seed, the seed of the score validation's bootstrap.
     """
-    from refusal_checks.report import render_heatmap, render_table
+    from refusal_checks.reports.summary import render_heatmap, render_table
 
     writer.section("refusal_checks verdicts")
     text = render_table(state.verdicts, width=writer._tw.fullwidth,
@@ -69,7 +69,7 @@ def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
         labels_path: --refusal-labels, or None.
         seed: --refusal-seed.
     """
-    from refusal_checks.report import json_report
+    from refusal_checks.reports.summary import json_report
     from refusal_checks.session import in_order
 
     config = session.config
@@ -142,7 +142,7 @@ def _write_html(config: pytest.Config, payload: dict[str, Any], path: Path) -> N
     """Write --refusal-html (atomically) and say where; a failure is reported, not raised."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     try:
-        from refusal_checks.html_report import write_html
+        from refusal_checks.reports.html.page import write_html
 
         write_html(payload, path)
         message = f"refusal_checks: HTML report written to {path}"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.html_report import write_html
+from refusal_checks.reports.html.page import write_html
 from tests.unit.test_html_report import claim_ids, realistic_payload
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

@@ -1,4 +1,4 @@
-"""Comparing two saved reports claim by claim (refusal_checks.compare, ``compare`` command)."""
+"""Comparing two saved reports claim by claim (refusal_checks.reports.compare, ``compare`` command)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks.__main__ import main
-from refusal_checks.compare import SHIFT_SHARE, Row, pair, render
-from refusal_checks.report_schema import SCHEMA
+from refusal_checks.reports.compare import SHIFT_SHARE, Row, pair, render
+from refusal_checks.reports.schema import SCHEMA
 
 
 def record(claim: str, outcome: str, estimate: float, lo: float, hi: float,

@@ -39,7 +39,7 @@ from refusal_checks.stats.paired import (
     prompt_digest,
     tango_interval,
 )
-from refusal_checks.report import json_report
+from refusal_checks.reports.summary import json_report
 from refusal_checks.stats.intervals import above, below, newcombe_interval, wilson_interval
 from refusal_checks.stats.verdict import Verdict
 

@@ -1,7 +1,7 @@
 """The HTML report, its figures, the paper's summary figures and the terminal heatmap.
 
 The payload is fabricated but shaped like a real ``--refusal-json`` report (built by the
-real :func:`refusal_checks.report.json_report` and passed through JSON): one verdict per
+real :func:`refusal_checks.reports.summary.json_report` and passed through JSON): one verdict per
 claim id found in ``claims/`` per model, with the details each claim records. The browser
 test (tests/browser/) renders the same payload in headless Chromium.
 """
@@ -23,14 +23,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import figures_heatmaps, figures_rates
+from refusal_checks.reports.html import heatmaps as figures_heatmaps
+
+from refusal_checks.reports.html import rates as figures_rates
 from refusal_checks.__main__ import main
 from refusal_checks.core.cost import CostLedger, PhaseCost
-from refusal_checks.html_report import render_html, write_html
-from refusal_checks.paper import (COCONOT_NON_SAFETY, PAPER_COSINES, SAFETY_LIKE,
+from refusal_checks.reports.html.page import render_html, write_html
+from refusal_checks.reports.paper import (COCONOT_NON_SAFETY, PAPER_COSINES, SAFETY_LIKE,
                                   cosine_summary)
-from refusal_checks.report import json_report, render_heatmap
-from refusal_checks.report_schema import (SCHEMA, ReportFileError, check_payload,
+from refusal_checks.reports.summary import json_report, render_heatmap
+from refusal_checks.reports.schema import (SCHEMA, ReportFileError, check_payload,
                                           load_report)
 
 REPO = Path(__file__).resolve().parents[2]

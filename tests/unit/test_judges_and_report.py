@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from refusal_checks.judges.base import SubstringJudge
-from refusal_checks.report import json_report, render_table
+from refusal_checks.reports.summary import json_report, render_table
 from refusal_checks.stats.intervals import above
 
 
@@ -78,7 +78,7 @@ def test_each_verdict_says_which_protocol_produced_it():
 
 
 def test_a_verdict_that_measured_nothing_reads_not_measured_not_nan() -> None:
-    from refusal_checks.report import estimate_text, rows
+    from refusal_checks.reports.summary import estimate_text, rows
 
     nothing = {"claim": "random-direction-does-not-bypass", "model": "m",
                "outcome": "inconclusive", "estimate": float("nan"),

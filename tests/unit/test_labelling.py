@@ -211,7 +211,7 @@ def test_judge_validation_uses_only_this_models_labels(cache_dir, tmp_path):
 
 
 def test_the_html_report_shows_this_models_agreement_or_says_it_is_unvalidated():
-    from refusal_checks.html_run import _judge_accuracy
+    from refusal_checks.reports.html.run import _judge_accuracy
 
     name = "substring (Arditi et al. 12 phrases)"
     plain = _judge_accuracy(name)

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from refusal_checks import figures_heatmaps
+from refusal_checks.reports.html import heatmaps as figures_heatmaps
 
 from refusal_checks.measure import arditi
-from refusal_checks.html_report import render_html
-from refusal_checks.report import json_report
-from refusal_checks.selection_report import grids
+from refusal_checks.reports.html.page import render_html
+from refusal_checks.reports.summary import json_report
+from refusal_checks.reports.html.selection import grids
 from tests.unit.test_selection import _select
 
 

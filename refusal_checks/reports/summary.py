@@ -8,7 +8,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-from refusal_checks.report_schema import SCHEMA
+from refusal_checks.reports.schema import SCHEMA
 
 STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
 

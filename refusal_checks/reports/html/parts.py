@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
-from refusal_checks.report import estimate_text
+from refusal_checks.reports.summary import estimate_text
 
 
 def _e(value: Any) -> str:

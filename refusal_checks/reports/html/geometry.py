@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from refusal_checks.html_parts import _e, _figure_or_note, _table
-from refusal_checks.report import _num
+from refusal_checks.reports.html.parts import _e, _figure_or_note, _table
+from refusal_checks.reports.summary import _num
 
 
 def _summary_rows(categories: list[str], matrices: dict[str, list]) -> list[list[str]]:
-    from refusal_checks.paper import PAPER_COSINES, cosine_summary
+    from refusal_checks.reports.paper import PAPER_COSINES, cosine_summary
 
     columns = [PAPER_COSINES]
     for matrix in matrices.values():
@@ -39,9 +39,10 @@ def _summary_rows(categories: list[str], matrices: dict[str, list]) -> list[list
 
 
 def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
-    from refusal_checks import figures_heatmaps, figures_rates
+    from refusal_checks.reports.html import heatmaps as figures_heatmaps
+    from refusal_checks.reports.html import rates as figures_rates
     from refusal_checks.verdicts.geometry import MIN_RELIABILITY
-    from refusal_checks.paper import PAPER_SPLIT_HALF, SAFETY_LIKE, SOURCE, COCONOT_NON_SAFETY
+    from refusal_checks.reports.paper import PAPER_SPLIT_HALF, SAFETY_LIKE, SOURCE, COCONOT_NON_SAFETY
 
     controls: dict[str, dict[str, dict[str, Any]]] = {}
     claims_of: dict[str, list[str]] = {}

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from refusal_checks.html_parts import _by_claim, _e, _figure_or_note, _table
-from refusal_checks.report import _num
+from refusal_checks.reports.html.parts import _by_claim, _e, _figure_or_note, _table
+from refusal_checks.reports.summary import _num
 
 
 def _steering_section(payload: dict[str, Any], models: list[str]) -> str:
-    from refusal_checks import figures_rates
-    from refusal_checks.paper import PAPER_STEERING_RR_ALPHA_10
+    from refusal_checks.reports.html import rates as figures_rates
+    from refusal_checks.reports.paper import PAPER_STEERING_RR_ALPHA_10
 
     found = _by_claim(payload, lambda r: {"rr", "orr", "strengths"} <= set(r["details"]))
     if not found:
@@ -64,8 +64,8 @@ def _steering_section(payload: dict[str, Any], models: list[str]) -> str:
 
 
 def _ablation_section(payload: dict[str, Any], models: list[str]) -> str:
-    from refusal_checks import figures_rates
-    from refusal_checks.paper import PAPER_ABLATION_RR
+    from refusal_checks.reports.html import rates as figures_rates
+    from refusal_checks.reports.paper import PAPER_ABLATION_RR
 
     found = _by_claim(payload, lambda r: isinstance(r["details"].get("per_category"), dict))
     if not found:
@@ -107,7 +107,7 @@ def _ablation_section(payload: dict[str, Any], models: list[str]) -> str:
 
 def _cross_ablation(payload: dict[str, Any], models: list[str]) -> str:
     """The k x k cross-ablation heatmap per model (claim ablation-is-category-selective)."""
-    from refusal_checks import figures_heatmaps
+    from refusal_checks.reports.html import heatmaps as figures_heatmaps
 
     found = _by_claim(payload, lambda r: isinstance(r["details"].get("ablated_rates"), list))
     if not found:
@@ -137,8 +137,8 @@ def _cross_ablation(payload: dict[str, Any], models: list[str]) -> str:
 
 
 def _style_section(payload: dict[str, Any], models: list[str]) -> str:
-    from refusal_checks import figures_heatmaps
-    from refusal_checks.paper import PAPER_STYLE
+    from refusal_checks.reports.html import heatmaps as figures_heatmaps
+    from refusal_checks.reports.paper import PAPER_STYLE
 
     found = _by_claim(payload, lambda r: isinstance(r["details"].get("style"), dict))
     if not found:

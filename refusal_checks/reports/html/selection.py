@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.html_parts import _e, _figure_or_note, _table
+from refusal_checks.reports.html.parts import _e, _figure_or_note, _table
 
 PANELS = (("bypass", "bypass: refusal score, harmful, candidate ablated (lower bypasses)"),
           ("induce", "induce: refusal score, harmless, candidate added (>= 0 kept)"),
@@ -35,7 +35,7 @@ def grids(record: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 def selection_section(payload: dict[str, Any], models: list[str]) -> str:
     """One heatmap figure and candidate table per model whose verdicts hold a selection."""
-    from refusal_checks import figures_heatmaps
+    from refusal_checks.reports.html import heatmaps as figures_heatmaps
 
     found: dict[str, dict[str, Any]] = {}
     for v in payload["verdicts"]:

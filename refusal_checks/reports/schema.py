@@ -1,7 +1,7 @@
 """The ``--refusal-json`` report's schema: its version, the keys every verdict carries, and
 reading a saved report back (:func:`load_report`, checked by :func:`check_payload`).
 
-The writer is :func:`refusal_checks.report.json_report`; the HTML page, ``python -m
+The writer is :func:`refusal_checks.reports.summary.json_report`; the HTML page, ``python -m
 refusal_checks html`` and ``compare`` read through this module.
 """
 

@@ -21,15 +21,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from refusal_checks.html_damage import _damage_section
-from refusal_checks.html_geometry import _geometry_section
-from refusal_checks.html_interventions import (_ablation_section, _steering_section,
+from refusal_checks.reports.html.damage import _damage_section
+from refusal_checks.reports.html.geometry import _geometry_section
+from refusal_checks.reports.html.interventions import (_ablation_section, _steering_section,
                                                _style_section)
-from refusal_checks.html_parts import _e, _interval, _models, _table
-from refusal_checks.html_run import _environment_section, _gate_section
-from refusal_checks.report import _num
-from refusal_checks.report_schema import check_payload
-from refusal_checks.selection_report import selection_section
+from refusal_checks.reports.html.parts import _e, _interval, _models, _table
+from refusal_checks.reports.html.run import _environment_section, _gate_section
+from refusal_checks.reports.summary import _num
+from refusal_checks.reports.schema import check_payload
+from refusal_checks.reports.html.selection import selection_section
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;

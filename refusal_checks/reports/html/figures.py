@@ -3,8 +3,8 @@
 No pyplot: figures are built as ``matplotlib.figure.Figure`` objects and drawn by the Agg
 canvas, so making a figure neither selects a global backend nor registers anything with
 pyplot's figure manager (a test session or notebook that uses pyplot is left alone). The
-figures themselves are in :mod:`refusal_checks.figures_heatmaps` (annotated matrices) and
-:mod:`refusal_checks.figures_rates` (rates against strength or category).
+figures themselves are in :mod:`refusal_checks.reports.html.heatmaps` (annotated matrices) and
+:mod:`refusal_checks.reports.html.rates` (rates against strength or category).
 """
 
 from __future__ import annotations

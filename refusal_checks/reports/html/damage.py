@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from refusal_checks.html_parts import _e, _figure_or_note, _table
+from refusal_checks.reports.html.parts import _e, _figure_or_note, _table
 
 
 def _rate_cell(cell: dict[str, Any] | None) -> str:
@@ -49,7 +49,7 @@ def _damage_section(payload: dict[str, Any], models: list[str]) -> str:
     """Per model: refusal rate, broken share and benign KL against steering strength per
     direction (``models.<name>.damage``), the ablations as a table, and the cheap score's
     agreement with the judge per condition (``models.<name>.score_validation``)."""
-    from refusal_checks import figures_rates
+    from refusal_checks.reports.html import rates as figures_rates
     from refusal_checks.measure.damage import curves
 
     info = payload.get("models") or {}

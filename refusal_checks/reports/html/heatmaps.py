@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.figures import FONT, _figure, _png
+from refusal_checks.reports.html.figures import FONT, _figure, _png
 
 
 def _annotated_matrix(ax: Any, values: np.ndarray, categories: Sequence[str], cmap: str, *,

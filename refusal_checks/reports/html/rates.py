@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.figures import FONT, _figure, _png
+from refusal_checks.reports.html.figures import FONT, _figure, _png
 from refusal_checks.stats.intervals import wilson_interval
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from refusal_checks.html_parts import _e, _table
-from refusal_checks.report import _num
+from refusal_checks.reports.html.parts import _e, _table
+from refusal_checks.reports.summary import _num
 
 # Accuracy against the human labels of XSTest v2 (450 Mistral-Instruct completions),
 # measured by benchmarks/judge_agreement.py (README, "Refusal judges and how good they are").

@@ -1,0 +1,2 @@
+"""What a run says: the summary, the JSON report's schema, comparisons, the HTML page.
+"""

@@ -1,0 +1,2 @@
+"""The HTML report: page, parts and figures.
+"""
