@@ -2,7 +2,7 @@
 
 Read at configure time (a bad policy or baseline is exit 4), evaluated at the end of the
 run, where it sets the exit status, adds its properties to the JUnit XML and prints its
-table. pytest and the standard library only at import; refusal_checks.gate is stdlib only
+table. pytest and the standard library only at import; refusal_checks.gate.rules is stdlib only
 too, so a project with a gate table pays nothing in runs without claims.
 """
 
@@ -26,7 +26,7 @@ def configure_gate(config: pytest.Config, state: RunState, baseline_path: str | 
                    run_options: RunOptions) -> None:
     """Read [tool.refusal_checks.gate] and --refusal-baseline now: a bad one is exit 4.
 
-    refusal_checks.gate is stdlib only at import, so this costs nothing in runs without a
+    refusal_checks.gate.rules is stdlib only at import, so this costs nothing in runs without a
     gate. Under pytest-xdist only the controller, which sees every verdict, evaluates it.
 
     Args:
@@ -38,7 +38,7 @@ def configure_gate(config: pytest.Config, state: RunState, baseline_path: str | 
     pyproject = Path(str(config.rootpath)) / "pyproject.toml"
     if not baseline_path and not pyproject.is_file():
         return
-    from refusal_checks.gate import GateError, Policy, load_baseline, read_policy
+    from refusal_checks.gate.rules import GateError, Policy, load_baseline, read_policy
 
     try:
         policy = read_policy(pyproject)
@@ -96,7 +96,8 @@ class GatePlugin:
         state = self.state
         if self.baseline is None and not state.claims_collected and not state.verdicts:
             return
-        from refusal_checks import gate, gate_report
+        from refusal_checks.gate.rules import rules as gate
+        from refusal_checks.gate.rules import report as gate_report
         from refusal_checks.session import in_order
 
         self.results = gate.evaluate(self.policy, in_order(state.verdicts, state.order),
@@ -125,7 +126,7 @@ class GatePlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.results is None:
             return
-        from refusal_checks.gate_report import render
+        from refusal_checks.gate.report import render
 
         terminalreporter.section("refusal_checks gate")
         text = render(self.results, self.policy, self.notes,

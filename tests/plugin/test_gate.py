@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from refusal_checks import plugin
-from refusal_checks.gate import load_baseline
-from refusal_checks.gate_samples import BYPASS_CLAIM
+from refusal_checks.gate.rules import load_baseline
+from refusal_checks.gate.samples import BYPASS_CLAIM
 from refusal_checks.stats.paired import no_change_half_width, prompt_digest
 from refusal_checks.stats.verdict import Verdict
 from tests.plugin.test_plugin import (

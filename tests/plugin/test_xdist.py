@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from refusal_checks import plugin
-from refusal_checks.gate_samples import BYPASS_CLAIM
+from refusal_checks.gate.samples import BYPASS_CLAIM
 from tests.plugin.test_plugin import copy_suite, run_pytest, suite_args, text_of
 
 # No genre offsets: with them every candidate of Arditi's selection carries genre and fails

@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import gate, gate_report
+from refusal_checks.gate.rules import rules as gate
+
+from refusal_checks.gate.rules import report as gate_report
 from refusal_checks.measure.behaviour import BEHAVIOUR_BENIGN_PROMPTS
-from refusal_checks.gate import (
+from refusal_checks.gate.rules import (
     Baseline,
     compare_rates,
     evaluate,
@@ -23,7 +25,7 @@ from refusal_checks.gate import (
     load_baseline,
     read_policy,
 )
-from refusal_checks.gate_policy import (
+from refusal_checks.gate.policy import (
     FAIL,
     INCONCLUSIVE,
     PASS,
@@ -31,7 +33,7 @@ from refusal_checks.gate_policy import (
     Policy,
     parse_policy,
 )
-from refusal_checks.gate_samples import BYPASS_CLAIM, Sample
+from refusal_checks.gate.samples import BYPASS_CLAIM, Sample
 from refusal_checks.stats.paired import (
     no_change_half_width,
     pairs_needed,
@@ -604,7 +606,7 @@ def test_the_json_summary_carries_policy_results_and_outcome() -> None:
 
 def test_the_gate_modules_import_only_the_standard_library() -> None:
     # The plugin reads a policy in every run of a project that has one, claims or not.
-    code = ("import sys, refusal_checks.gate, refusal_checks.gate_report; "
+    code = ("import sys, refusal_checks.gate.rules, refusal_checks.gate.report; "
             "print(sorted(m for m in ('numpy', 'torch', 'rich') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)

@@ -1,7 +1,7 @@
 """Release gates: a policy, an optional baseline report, and the rules that compare them.
 
 A policy (``[tool.refusal_checks.gate]`` in pyproject.toml, read by :func:`read_policy`
-and validated by :mod:`refusal_checks.gate_policy`) names claims that must hold or must
+and validated by :mod:`refusal_checks.gate.policy`) names claims that must hold or must
 not hold, and margins for regressions against a baseline (a saved ``--refusal-json``
 report). :func:`evaluate` turns the current run's verdicts and model records into one
 :class:`GateResult` per rule and model; :func:`gate_passed` applies the policy's reading of
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from refusal_checks.gate_policy import (
+from refusal_checks.gate.policy import (
     BYPASS_GAIN,
     FAIL,
     INCONCLUSIVE,
@@ -32,7 +32,7 @@ from refusal_checks.gate_policy import (
     Policy,
     parse_policy,
 )
-from refusal_checks.gate_samples import (
+from refusal_checks.gate.samples import (
     Counts,
     Sample,
     behaviour_sample,
@@ -225,7 +225,7 @@ def compare_rates(rule: str, subject: str, model: str, current: Counts | tuple[i
 
     With ``(lo, hi)`` the interval of ``current - baseline`` (paired on the prompts both runs
     answered where both recorded per-prompt outcomes, else unpaired; see
-    :func:`refusal_checks.gate_samples.compare_samples`): for "drop" the rule FAILS when
+    :func:`refusal_checks.gate.samples.compare_samples`): for "drop" the rule FAILS when
     ``hi < -margin`` (a drop beyond the margin is shown), PASSES when ``lo > -margin`` (any
     drop is shown to be within the margin), else INCONCLUSIVE; "rise" mirrors it around
     ``+margin``.

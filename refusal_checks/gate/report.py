@@ -8,8 +8,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from refusal_checks.gate import Baseline, GateResult, gate_passed
-from refusal_checks.gate_policy import FAIL, INCONCLUSIVE, PASS, REQUIRE_SUPPORTED, Policy
+from refusal_checks.gate.rules import Baseline, GateResult, gate_passed
+from refusal_checks.gate.policy import FAIL, INCONCLUSIVE, PASS, REQUIRE_SUPPORTED, Policy
 
 
 def summary(results: list[GateResult], policy: Policy, *, baseline: Baseline | None,

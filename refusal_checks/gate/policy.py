@@ -1,7 +1,7 @@
 """The release gate's policy: rule names, the :class:`Policy` record, and its validation.
 
 :func:`parse_policy` checks a ``[tool.refusal_checks.gate]`` table (read from
-pyproject.toml by :func:`refusal_checks.gate.read_policy`) and returns a :class:`Policy`;
+pyproject.toml by :func:`refusal_checks.gate.rules.read_policy`) and returns a :class:`Policy`;
 anything it cannot use is a :class:`GateError` that shows the value and what to write
 instead. Standard library only at import time.
 """
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.gate_samples import BYPASS_CLAIM
+from refusal_checks.gate.samples import BYPASS_CLAIM
 
 TABLE = "[tool.refusal_checks.gate]"
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"

@@ -1,0 +1,2 @@
+"""The release gate: rules, policy, samples and its report.
+"""
