@@ -31,7 +31,7 @@ from refusal_checks.measure.behaviour_control import BehaviourDirections, behavi
 from refusal_checks.measure.study import DirectionStudy, study_directions
 from refusal_checks.stats.verdict import Verdict
 
-# The claims' option defaults (refusal_checks/plugin.py: --refusal-seed, --refusal-bootstrap).
+# The claims' option defaults (refusal_checks/plugin/hooks.py: --refusal-seed, --refusal-bootstrap).
 DEFAULT_SEED = 0
 DEFAULT_BOOTSTRAP = 500
 

@@ -39,7 +39,7 @@ ARDITI_BENIGN = 64
 # The grid spans "barely moves" to "refuses nearly everything" on the embedded 0.5B model.
 SWEEP_STRENGTHS = (0.1, 0.2, 0.35, 0.5)
 # The paper's decision state: the template token before the reply (--refusal-position's
-# default in refusal_checks/plugin.py; a unit test checks they agree).
+# default in refusal_checks/plugin/hooks.py; a unit test checks they agree).
 DEFAULT_POSITION = -2
 
 

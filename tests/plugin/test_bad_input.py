@@ -15,8 +15,8 @@ from fnmatch import fnmatch
 
 import pytest
 
-from refusal_checks import plugin
-from refusal_checks.session import MIN_PROMPT_BUDGET
+from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin.session import MIN_PROMPT_BUDGET
 from refusal_checks.models.synthetic import PRESETS
 from tests.plugin.test_plugin import WIDE, assert_no_traceback, copy_suite, suite_args, text_of
 

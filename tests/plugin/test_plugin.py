@@ -29,10 +29,10 @@ import pytest
 
 # Imported here, not inside the tests: pytester restores sys.modules after each test, and
 # numpy (which cache and synthetic import) cannot be imported twice in one process.
-from refusal_checks import plugin
+from refusal_checks.plugin.hooks import hooks as plugin
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.models.registry import known_names
-from refusal_checks.plugin_state import VERDICT_PROPERTY
+from refusal_checks.plugin.state import VERDICT_PROPERTY
 from refusal_checks.stats.verdict import Outcome, Verdict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -552,7 +552,7 @@ def test_junit_xml_carries_each_verdict_as_a_property(worlds: WorldsRun) -> None
 # -- 9. a light plugin -----------------------------------------------------------------------------
 
 def test_importing_the_plugin_imports_nothing_heavy() -> None:
-    code = ("import sys, refusal_checks.plugin; "
+    code = ("import sys, refusal_checks.plugin.hooks; "
             f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks import plugin
+from refusal_checks.plugin.hooks import hooks as plugin
 
 from refusal_checks.calibration.geometry import geometry as calibration
 from refusal_checks.calibration.behaviour import BEHAVIOUR_SCENARIOS, BUNDLED_NAMES

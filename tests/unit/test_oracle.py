@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import plugin
+from refusal_checks.plugin.hooks import hooks as plugin
 
 from refusal_checks.calibration.geometry import geometry as calibration
 

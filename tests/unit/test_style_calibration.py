@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks import plugin
+from refusal_checks.plugin.hooks import hooks as plugin
 
 from refusal_checks.calibration.geometry import style as style_calibration
 from refusal_checks.prompts.bundled import bundled

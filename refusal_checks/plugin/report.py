@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from refusal_checks.plugin_state import RunState
+from refusal_checks.plugin.state import RunState
 
 
 def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path: str | None,
@@ -70,7 +70,7 @@ def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
         seed: --refusal-seed.
     """
     from refusal_checks.reports.summary import json_report
-    from refusal_checks.session import in_order
+    from refusal_checks.plugin.session import in_order
 
     config = session.config
     collector = config.pluginmanager.get_plugin("refusal_checks_verdicts")

@@ -3,7 +3,7 @@
 Each check takes the option values (and, for its message, the option's name: plugin.py owns
 the names) and raises ``pytest.UsageError`` with what is wrong and the fix, once, instead
 of the same error at the setup of every claim. The messages themselves mostly come from
-refusal_checks.session. pytest and the standard library only at import; the library's
+refusal_checks.plugin.session. pytest and the standard library only at import; the library's
 modules they consult are stdlib only too, so runs without claims pay nothing.
 """
 
@@ -32,7 +32,7 @@ def user_aliases(rootpath: Path) -> dict[str, Any]:
         raise pytest.UsageError(
             f"[tool.refusal_checks.models] in {pyproject} must be a table of "
             'alias = "hub-id-or-path" entries.')
-    from refusal_checks.session import alias_problem
+    from refusal_checks.plugin.session import alias_problem
 
     problem = alias_problem(aliases, pyproject)
     if problem:
@@ -51,7 +51,7 @@ def check_models(models: list[str], aliases: dict[str, Any]) -> None:
         except UnknownModelError as error:
             raise pytest.UsageError(str(error)) from None
         if spec.kind == "synthetic":
-            from refusal_checks.session import synthetic_problem
+            from refusal_checks.plugin.session import synthetic_problem
 
             problem = synthetic_problem(name, spec.source)
             if problem:
@@ -112,7 +112,7 @@ def check_outputs(reports: dict[str, str | None], cache_dir: str | None,
         cache_dir: the cache folder option's value, or None.
         cache_option: the cache folder option's name, for the message.
     """
-    from refusal_checks.session import cache_problem, output_problem
+    from refusal_checks.plugin.session import cache_problem, output_problem
 
     problems = [output_problem(option, path) for option, path in reports.items() if path]
     if cache_dir:

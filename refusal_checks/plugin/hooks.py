@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from refusal_checks.plugin_checks import (
+from refusal_checks.plugin.checks import (
     check_judge,
     check_labels,
     check_models,
@@ -26,8 +26,8 @@ from refusal_checks.plugin_checks import (
     check_sae,
     user_aliases,
 )
-from refusal_checks.plugin_gate import configure_gate
-from refusal_checks.plugin_options import (
+from refusal_checks.plugin.gate import configure_gate
+from refusal_checks.plugin.options import (
     int_list,
     integer,
     negative_int,
@@ -37,8 +37,8 @@ from refusal_checks.plugin_options import (
     probe_budget,
     prompt_budget,
 )
-from refusal_checks.plugin_report import terminal_summary, write_reports
-from refusal_checks.plugin_state import STATE, RunState, VerdictCollector, item_phase
+from refusal_checks.plugin.report import terminal_summary, write_reports
+from refusal_checks.plugin.state import STATE, RunState, VerdictCollector, item_phase
 
 # Option names are constants so tests can import them.
 MODEL = "--model"
@@ -209,7 +209,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             or not any("cache_dir" in getattr(item, "fixturenames", ())
                        for item in session.items)):
         return
-    from refusal_checks.session import cache_problem
+    from refusal_checks.plugin.session import cache_problem
 
     problem = cache_problem(state.cache_dir, "the default location; REFUSAL_CHECKS_CACHE, "
                             "XDG_CACHE_HOME and HOME choose it")

@@ -81,7 +81,7 @@ class RunState:
 
     def merge_worker_output(self, sent: str) -> None:
         """Merge one worker's :meth:`worker_output` (model records, timings, claims)."""
-        from refusal_checks.session import merge_models
+        from refusal_checks.plugin.session import merge_models
 
         data = json.loads(sent)
         merge_models(self.model_info, data["model_info"])
@@ -123,7 +123,7 @@ class VerdictCollector:
     def __init__(self, state: RunState) -> None:
         self.state = state
         self.seen: set[str] = set()
-        from refusal_checks.session import Completeness
+        from refusal_checks.plugin.session import Completeness
 
         self.completeness = Completeness()
 

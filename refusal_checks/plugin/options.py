@@ -38,7 +38,7 @@ non_negative_int = at_least(0, "a whole number (0, 1, 2, ...)")
 
 def prompt_budget(text: str) -> int:
     """--refusal-max-prompts: at least the prompts per set every claim needs."""
-    from refusal_checks.session import MIN_PROMPT_BUDGET, PROMPT_BUDGET_WHY
+    from refusal_checks.plugin.session import MIN_PROMPT_BUDGET, PROMPT_BUDGET_WHY
 
     value = integer(text)
     if value < MIN_PROMPT_BUDGET:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from refusal_checks.plugin_state import VERDICT_PROPERTY, RunState
+from refusal_checks.plugin.state import VERDICT_PROPERTY, RunState
 
 # The run's options as the JSON report records them (the gate's notes compare them with
 # the baseline's): plugin.py owns the option names, so it passes its reader in.
@@ -98,7 +98,7 @@ class GatePlugin:
             return
         from refusal_checks.gate.rules import rules as gate
         from refusal_checks.gate.rules import report as gate_report
-        from refusal_checks.session import in_order
+        from refusal_checks.plugin.session import in_order
 
         self.results = gate.evaluate(self.policy, in_order(state.verdicts, state.order),
                                      state.model_info,
