@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from refusal_checks.models.cpu_features import NATIVE_BF16_FLAGS, cpu_flags, native_bfloat16
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 from common import arguments, load  # benchmarks/common.py
 
 

@@ -18,7 +18,7 @@ import torch
 
 from refusal_checks.measure.activations import activation_key
 from refusal_checks.cache.store import ArrayCache
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 from common import arguments, load  # benchmarks/common.py
 
 

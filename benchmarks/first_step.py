@@ -17,7 +17,7 @@ import numpy as np
 
 from refusal_checks.measure.effects import FirstStep
 from refusal_checks.models.interventions import steer
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 from refusal_checks.models.scoring import refusal_score
 from common import arguments, load  # benchmarks/common.py
 

@@ -20,7 +20,7 @@ import numpy as np
 from refusal_checks.measure.activations import paper_layer
 from refusal_checks.models.interventions import steer
 from refusal_checks.models.prefix_store import PrefixStore
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 from common import arguments, load  # benchmarks/common.py
 
 

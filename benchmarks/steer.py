@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from refusal_checks.models.interventions import Ablate, steer
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 from common import arguments, load  # benchmarks/common.py
 
 

@@ -69,15 +69,13 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from refusal_checks import (  # noqa: E402
-    behaviour_calibration,
-    known_answers,
-    oracle_calibration,
-    sae_calibration,
-    sae_steering_calibration,
-    staged_calibration,
-    style_calibration,
-)
+from refusal_checks.calibration import behaviour as behaviour_calibration  # noqa: E402
+from refusal_checks.calibration import known_answers  # noqa: E402
+from refusal_checks.calibration import oracle as oracle_calibration  # noqa: E402
+from refusal_checks.calibration import sae as sae_calibration  # noqa: E402
+from refusal_checks.calibration import sae_steering as sae_steering_calibration  # noqa: E402
+from refusal_checks.calibration import staged as staged_calibration  # noqa: E402
+from refusal_checks.calibration import style as style_calibration  # noqa: E402
 from refusal_checks.calibration.behaviour import BEHAVIOUR_SCENARIOS  # noqa: E402
 from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS  # noqa: E402
 from refusal_checks.calibration.geometry import CLAIM_IDS, DEFAULT_BOOTSTRAP  # noqa: E402
@@ -225,7 +223,7 @@ def style_main(args: argparse.Namespace, worlds: int) -> int:
 
 
 def corrected_main(args: argparse.Namespace, worlds: int) -> int:
-    from refusal_checks.calibration.geometry import corrected as corrected_calibration
+    from refusal_checks.calibration import corrected as corrected_calibration
 
     started = time.perf_counter()
     cells = corrected_calibration.run_corrected(worlds, first_seed=args.first_seed)

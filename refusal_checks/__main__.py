@@ -118,7 +118,7 @@ def _train_sae(args: argparse.Namespace, cache_dir: Path) -> int:
 
     from refusal_checks.measure.activations import paper_layer
     from refusal_checks.models.backend import check_layers
-    from refusal_checks.prompts.bundled import PromptFileError, bundled, load_prompts
+    from refusal_checks.prompts.load import PromptFileError, bundled, load_prompts
     from refusal_checks.measure.sae_train import TrainSettings, train_and_store
 
     console = Console(stderr=True)

@@ -77,7 +77,7 @@ class Check:
 def prompts(n: int) -> tuple[Any, Any]:
     """``n`` harmful prompts (the safety categories, pooled) and ``n`` benign ones."""
     from refusal_checks.prompts.sets import PromptSet
-    from refusal_checks.prompts.bundled import bundled
+    from refusal_checks.prompts.load import bundled
 
     collection = bundled()
     harmful: list[str] = []

@@ -31,7 +31,7 @@ from refusal_checks.measure.activations import LayerView, collect, paper_layer
 from refusal_checks.models.backend import ProgressCallback
 from refusal_checks.measure.behaviour import RefusalBehaviour, observe_refusals
 from refusal_checks.models.interventions import Ablate, Intervention, Steer, check_for_model
-from refusal_checks.prompts.bundled import CategoryPrompts, PromptCollection, PromptSet
+from refusal_checks.prompts.load import CategoryPrompts, PromptCollection, PromptSet
 from refusal_checks.models.synthetic import SyntheticBackend, World
 
 # The claims' defaults: --refusal-position -2 (the paper's decision state), --refusal-seed 0.

@@ -67,7 +67,7 @@ MAX_TOKENS = 256
 SENTENCE_TOKENS = 48  # the first sentence, truncated
 REPLY_TOKENS = 64  # the opening of the reply; cost grows linearly with it on CPU
 FEATURES = 2 * D_MODEL
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 TRAIN_FILE = DATA_DIR / "judge_train.jsonl"
 HEAD_FILE = DATA_DIR / "embedding_judge_head.jsonl"
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from refusal_checks.verdicts import single_direction as behaviour_direction
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.prompts.bundled import PromptCollection, PromptSet
+from refusal_checks.prompts.load import PromptCollection, PromptSet
 from refusal_checks.measure.selection import (MAX_KL, MIN_INDUCE, Selection, SelectionPrompts,
                                       not_run, select_direction)
 from refusal_checks.stats.intervals import above, below, percentile_interval

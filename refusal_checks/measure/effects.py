@@ -18,7 +18,7 @@ from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.models.interventions import Intervention
 from refusal_checks.judges.base import judge_refused
-from refusal_checks.prompts.bundled import PromptSet
+from refusal_checks.prompts.load import PromptSet
 from refusal_checks.models.scoring import kl_divergence, refusal_score
 
 

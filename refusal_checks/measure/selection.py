@@ -33,7 +33,7 @@ from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.models.interventions import Ablate, Intervention, Steer
-from refusal_checks.prompts.bundled import PromptSet
+from refusal_checks.prompts.load import PromptSet
 from refusal_checks.models.scoring import kl_divergence, refusal_score
 
 MAX_KL = 0.1  # Arditi et al.'s filter: KL <= 0.1 kept

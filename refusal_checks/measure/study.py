@@ -12,9 +12,9 @@ from functools import cached_property
 
 import numpy as np
 
-from refusal_checks.stats.intervals import geometry
+from refusal_checks.stats import geometry
 
-from refusal_checks.stats.intervals import intervals as stats
+from refusal_checks.stats import intervals as stats
 from refusal_checks.stats.reliability import (
     bootstrap_disattenuated,
     disattenuated_cosines,

@@ -168,7 +168,7 @@ def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
         BackendError: The model cannot be loaded; the message names it and the fix.
     """
     if options.remote == "ndif":
-        from refusal_checks.models.registry import remote
+        from refusal_checks.models import remote
 
         remote.check_spec(spec.kind, spec.name)
         remote.check_served(spec.source)

@@ -23,7 +23,7 @@ import numpy as np
 from refusal_checks.models.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
                                     check_positions)
 from refusal_checks.models.interventions import Ablate, Intervention, Steer, check_for_model
-from refusal_checks.prompts.bundled import PromptSet
+from refusal_checks.prompts.load import PromptSet
 
 PRESETS: dict[str, dict[str, float]] = {
     # Categories share one refusal direction: "refusal is a single direction".

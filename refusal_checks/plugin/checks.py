@@ -63,7 +63,7 @@ def check_prompts(paths: list[str] | None, wanted: str | None, *, paths_option: 
     """Read --refusal-prompts files and --refusal-categories now, before any model loads.
 
     A malformed file is a usage error that names the file, the line and the fix.
-    refusal_checks.prompts.bundled is stdlib only, so this costs nothing in runs without claims.
+    refusal_checks.prompts.load is stdlib only, so this costs nothing in runs without claims.
 
     Args:
         paths: the prompt files, or None for the bundled sets.
@@ -73,7 +73,7 @@ def check_prompts(paths: list[str] | None, wanted: str | None, *, paths_option: 
     """
     if not paths and not wanted:
         return
-    from refusal_checks.prompts.bundled import PromptFileError, bundled, load_prompts
+    from refusal_checks.prompts.load import PromptFileError, bundled, load_prompts
 
     option = paths_option if paths else categories_option
     try:

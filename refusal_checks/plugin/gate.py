@@ -96,8 +96,8 @@ class GatePlugin:
         state = self.state
         if self.baseline is None and not state.claims_collected and not state.verdicts:
             return
-        from refusal_checks.gate.rules import rules as gate
-        from refusal_checks.gate.rules import report as gate_report
+        from refusal_checks.gate import rules as gate
+        from refusal_checks.gate import report as gate_report
         from refusal_checks.plugin.session import in_order
 
         self.results = gate.evaluate(self.policy, in_order(state.verdicts, state.order),

@@ -4,7 +4,7 @@ A PromptSet is plain data with a content digest, so caches and reports can name 
 which prompts a number rests on. A prompt budget (``head``) is a stratified take over
 sub-genres, not the file's first rows, because prompt files are written in topic blocks;
 ``split`` gives deterministic train/test halves. Reading them from files is
-:mod:`refusal_checks.prompts.bundled`. Stdlib only.
+:mod:`refusal_checks.prompts.load`. Stdlib only.
 """
 
 from __future__ import annotations

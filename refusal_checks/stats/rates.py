@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refusal_checks.stats.intervals import intervals as stats
+from refusal_checks.stats import intervals as stats
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ def test_gpt2_is_refused_with_its_reason() -> None:
 def test_a_changed_norm_formula_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """If transformers changed Gemma-2's gain from ``1 + w`` to ``w``, the table's gains
     would be wrong; the probe in ``_gain`` must notice rather than edit wrongly."""
-    from refusal_checks.models.registry import architectures
+    from refusal_checks.models import architectures
     from refusal_checks.errors import BackendError
 
     wrong = architectures.Layout("Gemma-2", architectures.LAYOUTS["gemma2"].writes, 0.0)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.models.registry import memory
+from refusal_checks.models import memory
 from refusal_checks.models.registry.nnsight import devices
 from refusal_checks.errors import BackendError
 from refusal_checks.models.interventions import Ablate, Steer
@@ -254,7 +254,7 @@ def test_auto_measures_steers_and_ablates_as_one_device_does(
 def test_the_json_report_records_the_dtype_the_run_used(
         monkeypatch: pytest.MonkeyPatch, dtype: str | None, device: str, gpus: int,
         recorded: str) -> None:
-    from refusal_checks.plugin.hooks import hooks as plugin
+    from refusal_checks.plugin import hooks as plugin
 
     pretend_gpus(monkeypatch, [40 * GIB] * gpus)
     given = {plugin.DTYPE: dtype, plugin.DEVICE: device}

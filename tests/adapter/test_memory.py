@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.models.registry import memory
+from refusal_checks.models import memory
 from refusal_checks.errors import BackendError
 
 GIB = memory.GIB

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refusal_checks.models.registry import remote
+from refusal_checks.models import remote
 from refusal_checks.errors import BackendError
 from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.models.loading import LoadOptions, load_backend

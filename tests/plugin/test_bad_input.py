@@ -15,7 +15,7 @@ from fnmatch import fnmatch
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 from refusal_checks.plugin.session import MIN_PROMPT_BUDGET
 from refusal_checks.models.synthetic import PRESETS
 from tests.plugin.test_plugin import WIDE, assert_no_traceback, copy_suite, suite_args, text_of

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 from refusal_checks.measure.behaviour_control import CONTROL, MIN_PER_SIDE
 from tests.plugin.test_plugin import copy_suite, suite_args, text_of
 

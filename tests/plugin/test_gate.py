@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 from refusal_checks.gate.rules import load_baseline
 from refusal_checks.gate.samples import BYPASS_CLAIM
 from refusal_checks.stats.paired import no_change_half_width, prompt_digest

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 from tests.plugin.test_plugin import copy_suite, suite_args, text_of
 
 MODELS = ("synthetic:distinct", "synthetic:null")

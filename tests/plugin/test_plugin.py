@@ -29,7 +29,7 @@ import pytest
 
 # Imported here, not inside the tests: pytester restores sys.modules after each test, and
 # numpy (which cache and synthetic import) cannot be imported twice in one process.
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 from refusal_checks.cache.store import ArrayCache
 from refusal_checks.models.registry import known_names
 from refusal_checks.plugin.state import VERDICT_PROPERTY

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 
 
 def run(tmp_path: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 from refusal_checks.__main__ import main
 from tests.plugin.test_plugin import assert_no_traceback, copy_suite, suite_args, text_of
 from tests.unit.test_sae import write_sae

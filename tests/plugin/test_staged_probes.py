@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 from tests.plugin.test_bad_input import assert_usage_error
 from tests.plugin.test_plugin import WIDE, copy_suite, suite_args
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 from refusal_checks.gate.samples import BYPASS_CLAIM
 from tests.plugin.test_plugin import copy_suite, run_pytest, suite_args, text_of
 

@@ -22,7 +22,7 @@ from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.models.loading import LoadOptions, load_backend
 from refusal_checks.models.registry import EMBEDDED, resolve
 from refusal_checks.prompts.sets import PromptSet
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 
 pytestmark = pytest.mark.real
 

@@ -22,7 +22,7 @@ import pytest
 from refusal_checks.measure.activations import paper_layer
 from refusal_checks.models.interventions import steer
 from refusal_checks.models.prefix_store import PrefixStore
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 from refusal_checks.models.scoring import refusal_score
 from tests.real.embedded import load_embedded, one_torch_thread
 

@@ -18,15 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.calibration.geometry import geometry as calibration
+from refusal_checks.calibration import geometry as calibration
 
 from refusal_checks.verdicts import geometry as geometry_claims
 
-from refusal_checks.stats.intervals import geometry
+from refusal_checks.stats import geometry
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.behaviour_control import (CONTROL, MIN_PER_SIDE, REPLY_TOKENS,
                                               behaviour_directions)
-from refusal_checks.prompts.bundled import bundled, load_prompts
+from refusal_checks.prompts.load import bundled, load_prompts
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Outcome
 from refusal_checks.calibration.worlds import Design, evidence, refusals

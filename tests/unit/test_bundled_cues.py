@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refusal_checks.prompts.bundled import audit as prompts_audit
+import refusal_checks
+from tests.unit import prompts_audit
 from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection, PromptSet
-from refusal_checks.prompts.bundled import CATEGORIES, bundled
-from refusal_checks.prompts.audit import (
+from refusal_checks.prompts.load import CATEGORIES, bundled
+from tests.unit.prompts_audit import (
     CUES,
     MAX_GAP,
     asks_certainty,
@@ -33,7 +34,7 @@ from refusal_checks.prompts.audit import (
     word_jaccard,
 )
 
-DATA = Path(prompts_audit.__file__).resolve().parent / "data"
+DATA = Path(refusal_checks.__file__).resolve().parent / "data"
 PROMPT_FILES = [*CATEGORIES, "benign"]
 
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import refusal_checks
-from refusal_checks.cache.keys import keys as cache_module
-from refusal_checks.cache.keys import files as cache_files
+from refusal_checks.cache import keys as cache_module
+from refusal_checks.cache import files as cache_files
 from refusal_checks.cache.keys import cache_key, clear_cache, default_cache_dir
 from refusal_checks.cache.files import CACHE_FORMAT
 from refusal_checks.cache.store import ArrayCache, CacheWarning

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 
-from refusal_checks.calibration.geometry import geometry as calibration
+from refusal_checks.calibration import geometry as calibration
 from refusal_checks.calibration.behaviour import BEHAVIOUR_SCENARIOS, BUNDLED_NAMES
 from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.measure.protocol import DEFAULT_POSITION
@@ -26,7 +26,7 @@ from refusal_checks.measure.behaviour import observe_refusals
 from refusal_checks.measure.behaviour_control import REPLY_TOKENS
 from refusal_checks.measure.effects import judged
 from refusal_checks.judges.base import SubstringJudge
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Verdict
 

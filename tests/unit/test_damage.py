@@ -20,7 +20,7 @@ from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.judges.agreement import cohen_kappa
 from refusal_checks.cache.replies import reply_id
 from refusal_checks.measure.observations import Observations
-from refusal_checks.prompts.bundled import PromptSet
+from refusal_checks.prompts.load import PromptSet
 from refusal_checks.models.synthetic import SyntheticBackend
 
 FINGERPRINT = "model-fp"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refusal_checks.judges.base import degenerate
+from refusal_checks.judges import degenerate
 from refusal_checks.judges.degenerate import broken, broken_reason, non_latin_share, repeated_ngram_share
 from refusal_checks.judges.registry import load_judge
 from refusal_checks.judges.base import (

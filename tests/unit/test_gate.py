@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.gate.rules import rules as gate
+from refusal_checks.gate import rules as gate
 
-from refusal_checks.gate.rules import report as gate_report
+from refusal_checks.gate import report as gate_report
 from refusal_checks.measure.behaviour import BEHAVIOUR_BENIGN_PROMPTS
 from refusal_checks.gate.rules import (
     Baseline,

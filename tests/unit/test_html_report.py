@@ -411,7 +411,8 @@ def test_write_html_refuses_a_payload_of_another_schema(tmp_path: Path) -> None:
 
 def test_figures_do_not_touch_pyplot_or_the_global_backend() -> None:
     code = ("import sys, matplotlib; before = matplotlib.get_backend.__module__; "
-            "from refusal_checks import figures_heatmaps, figures_rates; "
+            "from refusal_checks.reports.html import heatmaps as figures_heatmaps; "
+            "from refusal_checks.reports.html import rates as figures_rates; "
             "figures_heatmaps.cosine_heatmap(['a', 'b'], [[1, .5], [.5, 1]], title='t'); "
             "figures_heatmaps.confusion_chart(['a', 'b'], [[3, 1], [0, 4]], title='t'); "
             "figures_rates.split_half_chart({'m': {'a': .9}}, paper_range=(.9, 1), "

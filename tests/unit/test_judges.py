@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from refusal_checks.judges.base import embedding as embedding_judge
+from refusal_checks.judges import embedding as embedding_judge
 
-from refusal_checks.judges.base import head as judge_head
+from refusal_checks.judges import head as judge_head
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.judges.evaluation import (
     LabelledFileError, agreement, agreement_table, evaluate_judge, read_labelled_completions,

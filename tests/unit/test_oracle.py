@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 
-from refusal_checks.calibration.geometry import geometry as calibration
+from refusal_checks.calibration import geometry as calibration
 
-from refusal_checks.calibration.geometry import oracle as oracle_calibration
+from refusal_checks.calibration import oracle as oracle_calibration
 from refusal_checks.measure.activations import collect, paper_layer
 from refusal_checks.measure.behaviour import RefusalBehaviour, observe_refusals
 from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
@@ -23,7 +23,7 @@ from refusal_checks.measure.effects import judged
 from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.verdicts.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis, resample_agreement)
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.prompts.load import bundled
 from refusal_checks.stats.stability import _cluster_half_weights
 from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Outcome, Verdict

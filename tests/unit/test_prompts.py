@@ -1,4 +1,4 @@
-"""Tests of refusal_checks.prompts.bundled and prompt_sets: prompt sets, the bundled data, loaders
+"""Tests of refusal_checks.prompts.load and prompt_sets: prompt sets, the bundled data, loaders
 and their errors."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import refusal_checks.prompts.bundled as prompts_module
+import refusal_checks.prompts.load as prompts_module
 from refusal_checks.prompts.sets import SIDES, CategoryPrompts, PromptCollection, PromptSet
-from refusal_checks.prompts.bundled import CATEGORIES, PromptFileError, bundled, load_prompts
+from refusal_checks.prompts.load import CATEGORIES, PromptFileError, bundled, load_prompts
 
 SHARED = Path(os.environ.get("REFUSAL_CHECKS_SHARED")
               or Path(__file__).resolve().parents[2].parent / "shared")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.calibration.geometry import known_answers
+from refusal_checks.calibration import known_answers
 
 from refusal_checks.verdicts import shared_core
 from refusal_checks.verdicts.shared_core import core_loadings, remainder_split_half

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.plugin.hooks import hooks as plugin
+from refusal_checks.plugin import hooks as plugin
 
-from refusal_checks.calibration.geometry import style as style_calibration
-from refusal_checks.prompts.bundled import bundled
+from refusal_checks.calibration import style as style_calibration
+from refusal_checks.prompts.load import bundled
 from refusal_checks.measure.style_features import span_coordinates
 from refusal_checks.measure.style_steering import (
     FIRST_STRENGTH,

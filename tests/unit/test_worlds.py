@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.calibration.geometry import geometry as calibration
+from refusal_checks.calibration import geometry as calibration
 
 from refusal_checks.verdicts import geometry as geometry_claims
 from refusal_checks.measure.activations import LayerView

@@ -27,7 +27,7 @@ from refusal_checks.models.nnsight.devices import (block_devices, device_summary
                                             import_torch)
 from refusal_checks.models.nnsight.interventions import NnsightInterventions
 from refusal_checks.models.prefix_store import PrefixStore, batch_digest
-from refusal_checks.prompts.bundled import PromptSet
+from refusal_checks.prompts.load import PromptSet
 from refusal_checks.models.remote import remote_scope
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from refusal_checks.models.registry import memory
+from refusal_checks.models import memory
 from refusal_checks.errors import BackendError
 
 DTYPES = ("float32", "bfloat16", "float16")

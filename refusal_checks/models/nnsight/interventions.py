@@ -55,7 +55,7 @@ class NnsightInterventions:
             # Imported here, not at module level: NnsightBackend travels by value to NDIF,
             # and a module object among its methods' globals would drag the module's loader
             # (pytest's assertion-rewriting hook, with its config and capture files) along.
-            from refusal_checks.models.registry import architectures
+            from refusal_checks.models import architectures
 
             torch = import_torch()
             r = torch.tensor(intervention.direction, dtype=torch.float32)
@@ -127,7 +127,7 @@ class NnsightInterventions:
         torch = import_torch()
         ablate = Ablate(direction)  # refuses NaN/inf and the zero vector, and normalises
         check_for_model(ablate, self.d_model, self.n_layers)  # the width, with the fix
-        from refusal_checks.models.registry import architectures  # not a module global: see _prepare
+        from refusal_checks.models import architectures  # not a module global: see _prepare
 
         architectures.layout_for(self.model)  # an unknown family fails before the copy
         model = copy.deepcopy(self.model)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from refusal_checks.models.registry import memory
+from refusal_checks.models import memory
 from refusal_checks.errors import BackendError
 from refusal_checks.models.nnsight.backend import NnsightBackend
 from refusal_checks.models.nnsight.devices import (load_kwargs, quiet_transformers, resolve_device,

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from refusal_checks.prompts.sets import PromptCollection
-from refusal_checks.prompts.bundled import load_prompts
+from refusal_checks.prompts.load import load_prompts
 
 CUES: tuple[str, ...] = ("second_person", "question", "imperative", "certainty", "long")
 MAX_GAP = 0.20  # largest tolerated |refuse rate - matched rate| for any cue (issue #11)
@@ -235,7 +235,7 @@ def near_duplicates(labelled: Sequence[tuple[str, str]],
 
 def audit_files(paths: Sequence[str], max_gap: float = MAX_GAP) -> tuple[str, list[str]]:
     """Audit user prompt files: the table and the violations (see ``load_prompts``)."""
-    from refusal_checks.prompts.bundled import bundled
+    from refusal_checks.prompts.load import bundled
 
     reports = audit(load_prompts(paths, benign_fallback=bundled().benign))
     return format_table(reports), violations(reports, max_gap)

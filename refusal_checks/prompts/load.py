@@ -264,7 +264,7 @@ def _data_dir() -> Traversable:
     except NotADirectoryError:
         # An editable install made before __init__.py existed maps the package as a namespace,
         # which Python 3.11's resources cannot read; the data sits next to this module anyway.
-        return Path(__file__).resolve().parent / "data"
+        return Path(__file__).resolve().parents[1] / "data"
 
 
 @lru_cache(maxsize=1)
