@@ -22,7 +22,7 @@ from pathlib import Path
 from refusal_checks.judges.registry import JUDGES, ON_DEVICE, load_judge
 from refusal_checks.judges.base import classify, judge_refused
 from refusal_checks.judges.agreement import agreement_by_condition, agreement_lines
-from refusal_checks.cache.replies import read_labels
+from refusal_checks.judges.labelling import read_labels
 
 CLASSES = ("complied", "partial", "refused", "broken")
 

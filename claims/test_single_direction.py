@@ -15,7 +15,7 @@ refusal_checks/verdicts/staged_claims.py. The Joad et al. category claims keep t
 fixed-layer directions by design (claims/test_category_steering.py).
 
 When no candidate passes the filters, no claim is judged on another direction
-(refusal_checks.measure.arditi.no_direction reads the candidates' own validation scores; "no
+(refusal_checks.verdicts.arditi.no_direction reads the candidates' own validation scores; "no
 candidate passed" is a precondition, so none of these can be SUPPORTED):
 
 * addition-induces-refusal -> REFUTED when even the best candidate's addition tips fewer
@@ -40,7 +40,7 @@ no-steerable-direction) check both paths through this same code.
 import numpy as np
 import pytest
 
-from refusal_checks.measure import arditi
+from refusal_checks.verdicts import arditi
 from refusal_checks.verdicts import single_direction as claims
 from refusal_checks.verdicts import staged_claims as staged
 from refusal_checks.models.interventions import Ablate

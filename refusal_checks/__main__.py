@@ -71,10 +71,8 @@ def _compare(first: Path, second: Path) -> int:
 def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: int,
            labeller: str) -> int:
     """Label a stratified sample of a model's cached replies, blind to every judge."""
-    from refusal_checks.cache.replies import (
-        LabelFileError, cached_replies, label_session, read_labels, stale_labels,
-        stratified_sample,
-    )
+    from refusal_checks.cache.replies import cached_replies
+    from refusal_checks.judges.labelling import LabelFileError, label_session, read_labels, stale_labels, stratified_sample
 
     everything = cached_replies(cache_dir)
     models = sorted({(r.fingerprint, r.model) for r in everything})

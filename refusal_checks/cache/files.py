@@ -1,11 +1,11 @@
 """The on-disk cache's building blocks: format version, canonical JSON, hashing, files.
 
 :data:`CACHE_FORMAT` versions the layout and is part of every key; values are checked to be
-plain JSON data (:func:`_check_jsonable`) and serialised canonically
-(:func:`_canonical_json`); arrays are hashed without copying (:func:`_array_sha256`);
+plain JSON data (:func:`check_jsonable`) and serialised canonically
+(:func:`canonical_json`); arrays are hashed without copying (:func:`array_sha256`);
 every file is written to a temporary name and moved into place atomically
-(:func:`_write_atomic`); a file version is identified by device, inode and mtime
-(:func:`_identity`), so a reader can tell whether a writer replaced it meanwhile.
+(:func:`write_atomic`); a file version is identified by device, inode and mtime
+(:func:`identity_of`), so a reader can tell whether a writer replaced it meanwhile.
 :mod:`refusal_checks.cache.keys` and :mod:`refusal_checks.cache.store` build on these.
 """
 
@@ -30,13 +30,13 @@ CACHE_FORMAT = 1
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 
-def _check_jsonable(value: object, where: str) -> None:
+def check_jsonable(value: object, where: str) -> None:
     """Raise TypeError unless ``value`` is plain JSON data (tuples allowed)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            _check_jsonable(item, f"{where}[{index}]")
+            check_jsonable(item, f"{where}[{index}]")
         return
     if isinstance(value, dict):
         for name, item in value.items():
@@ -45,7 +45,7 @@ def _check_jsonable(value: object, where: str) -> None:
                     f"{where} has a dict key {name!r} of type {type(name).__name__}; "
                     "only str keys are allowed (JSON would turn it into a string)."
                 )
-            _check_jsonable(item, f"{where}[{name!r}]")
+            check_jsonable(item, f"{where}[{name!r}]")
         return
     raise TypeError(
         f"{where} is {value!r} of type {type(value).__name__}; allowed: str, int, float, "
@@ -54,16 +54,16 @@ def _check_jsonable(value: object, where: str) -> None:
     )
 
 
-def _canonical_json(value: object) -> str:
+def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def _dtype_record(dtype: np.dtype) -> JsonValue:
+def dtype_record(dtype: np.dtype) -> JsonValue:
     """The dtype as the .npy header spells it ("<f4"; a list for structured dtypes), as JSON data."""
-    return json.loads(_canonical_json(np.lib.format.dtype_to_descr(dtype)))
+    return json.loads(canonical_json(np.lib.format.dtype_to_descr(dtype)))
 
 
-def _array_sha256(array: np.ndarray) -> str:
+def array_sha256(array: np.ndarray) -> str:
     """sha256 of ``array.tobytes()`` (C order) without copying contiguous arrays."""
     try:
         view = memoryview(array.reshape(-1).view(np.uint8))
@@ -72,31 +72,31 @@ def _array_sha256(array: np.ndarray) -> str:
     return hashlib.sha256(view).hexdigest()
 
 
-_Identity = tuple[int, int, int]
+Identity = tuple[int, int, int]
 
 
-def _identity(stat: os.stat_result) -> _Identity:
+def identity_of(stat: os.stat_result) -> Identity:
     """Which file version this is: os.replace gives every write a new inode."""
     return (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
 
 
-def _current_identity(path: Path) -> _Identity | None:
+def current_identity(path: Path) -> Identity | None:
     try:
-        return _identity(os.stat(path))
+        return identity_of(os.stat(path))
     except OSError:
         return None
 
 
-def _key_of(path: Path) -> str:
+def key_of(path: Path) -> str:
     """The cache key a cache file belongs to (its name up to the first dot)."""
     return path.name.split(".", 1)[0]
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_atomic(target: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomic(target: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write to a temporary file next to ``target`` and move it into place.
 
     No fsync: readers only need the rename to be atomic, and a file torn by a
@@ -113,7 +113,7 @@ def _write_atomic(target: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
-def _entries_in(directory: Path) -> set[str]:
+def entries_in(directory: Path) -> set[str]:
     found: set[str] = set()
     if not directory.is_dir():
         return found
@@ -123,7 +123,7 @@ def _entries_in(directory: Path) -> set[str]:
     return found
 
 
-def _clear_directory(directory: Path) -> int:
-    before = _entries_in(directory)
+def clear_directory(directory: Path) -> int:
+    before = entries_in(directory)
     shutil.rmtree(directory, ignore_errors=True)
-    return len(before - _entries_in(directory))
+    return len(before - entries_in(directory))

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from refusal_checks.cache.files import (
     CACHE_FORMAT,
-    _canonical_json,
-    _check_jsonable,
-    _clear_directory,
+    canonical_json,
+    check_jsonable,
+    clear_directory,
 )
 from refusal_checks.cache.store import ArrayCache
 
@@ -76,10 +76,10 @@ def cache_key(**parts: object) -> str:
                 f"format and library version. Rename the part (e.g. {name}_name=...)."
             )
     for name, value in parts.items():
-        _check_jsonable(value, f"cache_key part {name!r}")
+        check_jsonable(value, f"cache_key part {name!r}")
     version = getattr(refusal_checks, "__version__", None) or "0"
     payload = {**parts, "format": CACHE_FORMAT, "library": version}
-    return hashlib.sha256(_canonical_json(payload).encode("ascii")).hexdigest()
+    return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
 
 
 # What a run computes and may recompute at will; converted models (root/models) are not
@@ -109,7 +109,7 @@ def clear_cache(root: Path) -> int:
     if not root.is_dir():
         return 0
     return sum(
-        _clear_directory(child)
+        clear_directory(child)
         for child in root.iterdir()
         if child.is_dir() and not child.is_symlink() and not child.name.startswith(".")
     )

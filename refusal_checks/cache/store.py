@@ -31,18 +31,18 @@ import numpy as np
 from refusal_checks.cache.files import (
     CACHE_FORMAT,
     JsonValue,
-    _array_sha256,
-    _canonical_json,
-    _check_jsonable,
-    _clear_directory,
-    _current_identity,
-    _dtype_record,
-    _entries_in,
-    _Identity,
-    _identity,
-    _key_of,
-    _now,
-    _write_atomic,
+    array_sha256,
+    canonical_json,
+    check_jsonable,
+    clear_directory,
+    current_identity,
+    dtype_record,
+    entries_in,
+    Identity,
+    identity_of,
+    key_of,
+    utc_now,
+    write_atomic,
 )
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # no dots: keys must not collide with our suffixes
@@ -105,13 +105,13 @@ class ArrayCache:
             except FileExistsError:
                 pass  # another process created it first, and writes the .gitignore
             else:
-                _write_atomic(self.root / ".gitignore", lambda f: f.write(_GITIGNORE.encode()))
+                write_atomic(self.root / ".gitignore", lambda f: f.write(_GITIGNORE.encode()))
         shard.mkdir(parents=True, exist_ok=True)
 
     def _warn(self, message: str) -> None:
         warnings.warn(CacheWarning(message), stacklevel=4)
 
-    def _discard(self, key: str, problem: str, seen: dict[Path, _Identity | None]) -> bool:
+    def _discard(self, key: str, problem: str, seen: dict[Path, Identity | None]) -> bool:
         """Warn about a bad entry and delete its files; return False, doing neither, when
         another process replaced or removed a file since it was read.
 
@@ -120,7 +120,7 @@ class ArrayCache:
         can see the metadata of one version and the array of another, or of none. That is
         not a bad entry: the caller reads again.
         """
-        if any(ident is not None and _current_identity(path) != ident for path, ident in seen.items()):
+        if any(ident is not None and current_identity(path) != ident for path, ident in seen.items()):
             return False
         for path in seen:
             with contextlib.suppress(OSError):
@@ -130,11 +130,11 @@ class ArrayCache:
         return True
 
     @staticmethod
-    def _read_json(path: Path, seen: dict[Path, _Identity | None]) -> dict[str, object] | None:
+    def _read_json(path: Path, seen: dict[Path, Identity | None]) -> dict[str, object] | None:
         """Read a JSON object; None if absent, _BadEntry if unreadable or not an object."""
         try:
             with open(path, "rb") as handle:
-                seen[path] = _identity(os.fstat(handle.fileno()))
+                seen[path] = identity_of(os.fstat(handle.fileno()))
                 raw = handle.read()
         except FileNotFoundError:
             return None
@@ -146,8 +146,8 @@ class ArrayCache:
             raise _BadEntry(f"{path.name} is not valid JSON ({error})") from error
         if not isinstance(doc, dict):
             raise _BadEntry(f"{path.name} holds a {type(doc).__name__}, expected a JSON object")
-        if doc.get("key") != _key_of(path):
-            raise _BadEntry(f"{path.name} is for key {doc.get('key')!r}, expected {_key_of(path)!r}")
+        if doc.get("key") != key_of(path):
+            raise _BadEntry(f"{path.name} is for key {doc.get('key')!r}, expected {key_of(path)!r}")
         if doc.get("format") != CACHE_FORMAT:
             raise _BadEntry(f"{path.name} has cache format {doc.get('format')!r}, expected {CACHE_FORMAT}")
         return doc
@@ -183,7 +183,7 @@ class ArrayCache:
         want_dtype = None if expected_dtype is None else np.dtype(expected_dtype)
         want_shape = None if expected_shape is None else tuple(int(n) for n in expected_shape)
         for _ in range(_READ_ATTEMPTS):
-            seen: dict[Path, _Identity | None] = {}
+            seen: dict[Path, Identity | None] = {}
             try:
                 return self._load_once(shard, key, want_shape, want_dtype, seen)
             except _BadEntry as bad:
@@ -192,7 +192,7 @@ class ArrayCache:
         return None  # rewritten under every read: a miss; the caller computes and stores
 
     def _load_once(self, shard: Path, key: str, want_shape: tuple[int, ...] | None,
-                   want_dtype: np.dtype | None, seen: dict[Path, _Identity | None]) -> np.ndarray | None:
+                   want_dtype: np.dtype | None, seen: dict[Path, Identity | None]) -> np.ndarray | None:
         """One read of an array entry; raises _BadEntry for anything but a hit or a miss."""
         meta_path, npy_path = shard / f"{key}.json", shard / f"{key}.npy"
         seen.update({meta_path: None, npy_path: None})
@@ -209,20 +209,20 @@ class ArrayCache:
             raise _BadEntry(f"the caller expected shape {want_shape} but the entry has shape {shape}")
         try:
             with open(npy_path, "rb") as handle:
-                seen[npy_path] = _identity(os.fstat(handle.fileno()))
+                seen[npy_path] = identity_of(os.fstat(handle.fileno()))
                 array = np.lib.format.read_array(handle, allow_pickle=False)
         except FileNotFoundError as error:
             raise _BadEntry(f"its metadata exists but {npy_path.name} is missing") from error
         except Exception as error:  # numpy raises ValueError, OSError, EOFError...; all mean "bad"
             raise _BadEntry(f"{npy_path.name} cannot be read ({error})") from error
-        if array.shape != shape or _dtype_record(array.dtype) != dtype:
+        if array.shape != shape or dtype_record(array.dtype) != dtype:
             raise _BadEntry(
                 f"the metadata says shape {shape} dtype {dtype!r} but {npy_path.name} holds "
-                f"shape {array.shape} dtype {_dtype_record(array.dtype)!r}"
+                f"shape {array.shape} dtype {dtype_record(array.dtype)!r}"
             )
         if want_dtype is not None and array.dtype != want_dtype:
             raise _BadEntry(f"the caller expected dtype {want_dtype} but the entry has dtype {array.dtype}")
-        actual = _array_sha256(array)
+        actual = array_sha256(array)
         if actual != sha:
             raise _BadEntry(f"the metadata says sha256 {sha} but the array's sha256 is {actual}")
         return array
@@ -253,23 +253,23 @@ class ArrayCache:
         if not data.flags.c_contiguous:
             data = data.copy(order="C")
         user_meta = dict(meta or {})
-        _check_jsonable(user_meta, "store() meta")
+        check_jsonable(user_meta, "store() meta")
         finite = bool(np.isfinite(data).all()) if data.dtype.kind in "fc" else True
         doc = {
             "key": key,
             "format": CACHE_FORMAT,
             "shape": list(data.shape),
-            "dtype": _dtype_record(data.dtype),
-            "sha256": _array_sha256(data),
+            "dtype": dtype_record(data.dtype),
+            "sha256": array_sha256(data),
             "finite": finite,
-            "created": _now(),
+            "created": utc_now(),
             "meta": user_meta,
         }
-        encoded = _canonical_json(doc).encode("ascii")
+        encoded = canonical_json(doc).encode("ascii")
         try:
             self._ensure_dirs(shard)
-            _write_atomic(shard / f"{key}.npy", lambda f: np.lib.format.write_array(f, data, allow_pickle=False))
-            _write_atomic(shard / f"{key}.json", lambda f: f.write(encoded))
+            write_atomic(shard / f"{key}.npy", lambda f: np.lib.format.write_array(f, data, allow_pickle=False))
+            write_atomic(shard / f"{key}.json", lambda f: f.write(encoded))
         except OSError as error:
             self._warn_unstored(key, error)
 
@@ -325,13 +325,13 @@ class ArrayCache:
         Tuples come back as lists.
         """
         path = self._shard(key) / f"{key}.result.json"
-        seen: dict[Path, _Identity | None] = {path: None}
+        seen: dict[Path, Identity | None] = {path: None}
         try:
             doc = self._read_json(path, seen)
             if doc is None:
                 return None
             payload = doc.get("payload")
-            actual = hashlib.sha256(_canonical_json(payload).encode("ascii")).hexdigest()
+            actual = hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
             if actual != doc.get("sha256"):
                 raise _BadEntry(f"{path.name} says sha256 {doc.get('sha256')} but its payload hashes to {actual}")
             if not isinstance(payload, (dict, list)):
@@ -351,19 +351,19 @@ class ArrayCache:
         shard = self._shard(key)
         if not isinstance(obj, (dict, list, tuple)):
             raise TypeError(f"store_json() takes a dict or list, got {type(obj).__name__}.")
-        _check_jsonable(obj, "store_json() value")
-        payload = json.loads(_canonical_json(obj))  # tuples -> lists, as they load back
+        check_jsonable(obj, "store_json() value")
+        payload = json.loads(canonical_json(obj))  # tuples -> lists, as they load back
         doc = {
             "key": key,
             "format": CACHE_FORMAT,
-            "created": _now(),
-            "sha256": hashlib.sha256(_canonical_json(payload).encode("ascii")).hexdigest(),
+            "created": utc_now(),
+            "sha256": hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest(),
             "payload": payload,
         }
-        encoded = _canonical_json(doc).encode("ascii")
+        encoded = canonical_json(doc).encode("ascii")
         try:
             self._ensure_dirs(shard)
-            _write_atomic(shard / f"{key}.result.json", lambda f: f.write(encoded))
+            write_atomic(shard / f"{key}.result.json", lambda f: f.write(encoded))
         except OSError as error:
             self._warn_unstored(key, error)
 
@@ -371,7 +371,7 @@ class ArrayCache:
 
     def entries(self) -> list[str]:
         """Keys with any file in this namespace, sorted (arrays and JSON results alike)."""
-        return sorted(_entries_in(self.directory))
+        return sorted(entries_in(self.directory))
 
     def size_bytes(self) -> int:
         """Bytes used by this namespace's files, temporary files included."""
@@ -397,4 +397,4 @@ class ArrayCache:
         Returns:
             How many entries (distinct keys) were removed.
         """
-        return _clear_directory(self.directory)
+        return clear_directory(self.directory)

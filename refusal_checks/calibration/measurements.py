@@ -20,6 +20,7 @@ import numpy as np
 from refusal_checks.verdicts import category_steering as category_claims
 from refusal_checks.verdicts import single_direction as direction_claims
 from refusal_checks.verdicts import staged_claims
+from refusal_checks.measure import controls
 from refusal_checks.measure.arditi import ARDITI_CLAIMS
 from refusal_checks.measure.protocol import (
     DEFAULT_POSITION,
@@ -149,20 +150,20 @@ class BehaviourMeasurements:
             return direction_claims.ablation_bypasses_refusal(self.base_harmful(), ablated, b,
                                                               self.judge.name)
         if claim == "addition-induces-refusal":
-            edit = direction_claims.raw_addition(s.layer, s.direction, s.reference_norm,
+            edit = controls.raw_addition(s.layer, s.direction, s.reference_norm,
                                                  "refusal")
             return direction_claims.addition_induces_refusal(
                 self.base_benign(), self.refused(self.arditi_benign, edit), b, self.judge.name)
         if claim == "ablation-keeps-harmless-behaviour":
             values = kl(self.backend, self.kl_prompts, Ablate(s.direction), None)
             return direction_claims.ablation_keeps_harmless_behaviour(values, b, seed)
-        randoms = direction_claims.random_controls(s.direction, seed)
+        randoms = controls.random_controls(s.direction, seed)
         if claim == "random-direction-does-not-bypass":
             ablated = [self.harmful_refused(Ablate(r, f"random {i}"))
                        for i, r in enumerate(randoms)]
             return direction_claims.random_direction_does_not_bypass(self.base_harmful(),
                                                                      ablated, b)
-        steered = [self.refused(self.arditi_benign, direction_claims.raw_addition(
+        steered = [self.refused(self.arditi_benign, controls.raw_addition(
             s.layer, r, s.reference_norm, f"random {i}")) for i, r in enumerate(randoms)]
         return direction_claims.random_direction_does_not_induce(self.base_benign(), steered, b)
 
@@ -173,7 +174,7 @@ class BehaviourMeasurements:
 
         b, seed = self.behaviour, self.seed
         if claim in ARDITI_CLAIMS:
-            from refusal_checks.measure.arditi import no_direction, with_selection
+            from refusal_checks.verdicts.arditi import no_direction, with_selection
 
             selection = self.selection()
             verdict = (self._arditi(claim, selection) if selection.found
@@ -189,8 +190,8 @@ class BehaviourMeasurements:
             return category_claims.ablation_lowers_category_refusal(
                 per_category, self.agreement(), b, seed)
         if claim == "ablation-is-category-selective":
-            from refusal_checks.measure.cross_ablation import (ablation_is_category_selective,
-                                                       measure_cross_ablation)
+            from refusal_checks.measure.cross_ablation import measure_cross_ablation
+            from refusal_checks.verdicts.cross_ablation import ablation_is_category_selective
 
             matrix = measure_cross_ablation(self.score, self.probe_harmful,
                                             self.train_directions, seed)
@@ -229,7 +230,7 @@ def _arditi_verdict(m: BehaviourMeasurements, arditi: StagedProbe, claim: str,
                     budget: int | None) -> Verdict:
     """A single-direction claim on Arditi et al.'s selected direction, staged, or the
     no-direction verdict (claims/test_single_direction.py)."""
-    from refusal_checks.measure.arditi import no_direction, with_selection
+    from refusal_checks.verdicts.arditi import no_direction, with_selection
 
     s, b, seed = m.selection(), m.behaviour, m.seed
     if not s.found:

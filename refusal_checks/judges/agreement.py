@@ -151,7 +151,7 @@ def judge_validation(labels_path: Any, fingerprint: str, judges: Mapping[str, An
     """
     from pathlib import Path
 
-    from refusal_checks.cache.replies import read_labels
+    from refusal_checks.judges.labelling import read_labels
 
     path = Path(labels_path)
     rows = list(read_labels(path, fingerprint).values())
@@ -183,7 +183,7 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
     from pathlib import Path
 
     from refusal_checks.stats.corrected import CorrectionError, corrected_rate
-    from refusal_checks.cache.replies import read_labels
+    from refusal_checks.judges.labelling import read_labels
 
     rows = [row for row in read_labels(Path(labels_path), fingerprint).values()
             if stratum_of(str(row["condition"])) == condition]

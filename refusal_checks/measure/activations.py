@@ -92,7 +92,7 @@ def activation_key(backend: Backend, prompts: PromptSet, layers: Sequence[int],
     )
 
 
-class _Bar:
+class Bar:
     """A rich progress bar, or nothing when no console is given."""
 
     def __init__(self, console: Any | None, description: str, total: int) -> None:
@@ -108,7 +108,7 @@ class _Bar:
             self.task = self.progress.add_task(description, total=total)
         self.base = 0
 
-    def __enter__(self) -> "_Bar":
+    def __enter__(self) -> "Bar":
         if self.progress is not None:
             self.progress.start()
         return self
@@ -161,7 +161,7 @@ def collect(
     started = time.perf_counter()
     stats = ChunkStats()
     total = sum(len(p) for _, _, p, _ in todo)
-    with _Bar(console, f"activations {backend.name}", total) as bar:
+    with Bar(console, f"activations {backend.name}", total) as bar:
         for side, name, prompts, key in todo:
             def compute(sub: PromptSet, progress: Any) -> np.ndarray:
                 return backend.residual_stream(sub, layers, [position], batch_size=batch_size,
@@ -235,7 +235,7 @@ def replies(
         return backend.generate(sub, max_new_tokens, batch_size=batch_size,
                                 progress=progress, **extra)
 
-    with _Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
+    with Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
         if cache is None:
             cost.note(computed=1, replies=len(prompts))
             return compute(prompts, bar.callback)

@@ -4,8 +4,8 @@ People who edit refusal want to remove one kind and keep the others; the paper's
 is partial" (PAPER.md A.5) leaves open whether a category's direction reaches only its own
 category. :func:`measure_cross_ablation` ablates each category's train-half direction and
 scores every category's probe prompts with the cheap refusal score (one forward pass per
-prompt), plus random-direction controls; :func:`ablation_is_category_selective` turns the
-k x k matrix into the claim's verdict. ``claims/test_category_steering.py`` and the
+prompt), plus random-direction controls; the claim's verdict on the k x k matrix is
+:func:`refusal_checks.verdicts.cross_ablation.ablation_is_category_selective`. ``claims/test_category_steering.py`` and the
 calibration (:mod:`refusal_checks.calibration.geometry`) call both.
 """
 
@@ -17,39 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.verdicts.category_steering import MIN_BASELINE_REFUSALS, MIN_SCORE_AGREEMENT
-from refusal_checks.verdicts.single_direction import RANDOM_DIRECTIONS, random_controls
-from refusal_checks.stats.intervals import above, percentile_interval
-from refusal_checks.stats.verdict import Verdict
-
-# "Category-selective": the own-direction drop in refusal rate exceeds the mean drop it
-# causes in the other categories by more than 0.25. The paper's weakest own-direction
-# ablations leave 0.34-0.45 of refusals (CoCoNot, Gemma), drops of about 0.55; a margin
-# of 0.25 asks that at least about half of such a drop be specific to the category, and
-# it is two prompts of the 8-prompt probes. One shared pathway gives 0; directions with
-# cosine 0 give the whole baseline refusal rate.
-SELECTIVE_MARGIN = 0.25
-# The claim ablates the paper's directions (each category against one general benign pool),
-# which carry each category's genre offset as well as its refusal: a category's own prompts
-# project more strongly onto its own direction, so ablating it removes more of their
-# refusal even where one direction carries all refusal. In planted worlds with ONE refusal
-# direction and genre offsets as large as the signal it was SUPPORTED in most worlds
-# (calibration/README.md, one-direction-genre); without genre offsets, never.
-GENRE_CAVEAT = ("directions are the paper's (each category against one general benign "
-                "pool) and carry each category's genre: selectivity here may come from "
-                "genre, not from separate refusal mechanisms (calibration/README.md)")
-# Paired bootstrap replicates (each category's probe prompts resampled, the same draw for
-# the baseline and every ablation).
-CROSS_BOOTSTRAP = 1000
-# Level of the percentile interval. Rates from 8 binary outcomes often sit at 0 or 1,
-# where a resample sees no spread, so the bootstrap's standard error is too small: on 20
-# planted worlds at the boundary (calibration/README.md) the estimate's actual error
-# against 300 fresh prompts per category had sd 0.034, the bootstrap's se 0.027, 95%
-# intervals covered the world's truth in 18 of 20, and 7% of 100 worlds were SUPPORTED.
-# A 99% percentile interval is as wide as a 95% interval with the measured error.
-CROSS_LEVEL = 0.99
-
+from refusal_checks.measure.controls import RANDOM_DIRECTIONS, random_controls
 
 @dataclass(frozen=True)
 class CrossAblation:
@@ -104,7 +72,7 @@ def measure_cross_ablation(score: Callable[..., np.ndarray], probes: Mapping[str
         directions: category -> ``(d_model,)`` train-half direction; the order of the
             categories present in ``probes`` is the matrix's order.
         seed: Seed of the random control directions
-            (:func:`refusal_checks.verdicts.single_direction.random_controls`, seeds ``seed ..``).
+            (:func:`refusal_checks.measure.controls.random_controls`, seeds ``seed ..``).
         controls: How many random directions are ablated as negative controls.
     """
     from refusal_checks.models.interventions import Ablate
@@ -133,81 +101,3 @@ def selectivity(drops: np.ndarray, keep: np.ndarray) -> np.ndarray:
     diag = np.diagonal(sub, axis1=-2, axis2=-1)
     off = (sub.sum(axis=-1) - diag) / (m - 1)
     return (diag - off).mean(axis=-1)
-
-
-def _reading(interval: tuple[float, float], own: float, other: float, random: float,
-             margin: float) -> str:
-    if own - random < margin:
-        return (f"no specific effect: ablating a category's own direction lowers its refusal "
-                f"by {own:.2f} on average, random directions by {random:.2f}")
-    if interval[0] > margin:
-        return (f"selective: a category's own direction lowers its refusal by {own:.2f} on "
-                f"average, the other categories' by {other:.2f}")
-    if interval[1] < margin:
-        return (f"shared: ablating one category's direction lowers the other categories' "
-                f"refusal nearly as much as its own ({other:.2f} vs {own:.2f}): one pathway, "
-                f"or directions that overlap")
-    return "undetermined: the interval straddles the margin"
-
-
-def ablation_is_category_selective(matrix: CrossAblation, agreement: Mapping[str, Any],
-                                   behaviour: RefusalBehaviour, seed: int, *,
-                                   margin: float = SELECTIVE_MARGIN,
-                                   min_agreement: float = MIN_SCORE_AGREEMENT,
-                                   min_refusals: int = MIN_BASELINE_REFUSALS,
-                                   level: float = CROSS_LEVEL) -> Verdict:
-    """Claim: "Ablating a category's direction removes that category's refusal more than
-    the other categories'."
-
-    Statistic: :func:`selectivity` of the drop matrix over the categories with at least
-    ``min_refusals`` baseline refusals, with a paired bootstrap interval over prompts
-    (``seed``); above ``margin`` is SUPPORTED. SUPPORTED also needs the own-direction
-    drop to exceed the random-direction drop by the margin (else a selectivity would come
-    from noise). ``level``: of the interval (a staged probe's per-look level). The details hold the k x k matrix of refusal rates under ablation (rows:
-    ablated direction), the baseline rates, the controls' drops and the reading.
-    """
-    keep = matrix.measured(min_refusals)
-    rng = np.random.default_rng(seed)
-    counts = [rng.multinomial(rows.shape[1], np.full(rows.shape[1], 1.0 / rows.shape[1]),
-                              size=CROSS_BOOTSTRAP).astype(np.float64)
-              for rows in matrix.refused]
-    rates = matrix.rates()
-    drops, random_drops = matrix.drops(rates)
-    measured = int(keep.sum())
-    if measured >= 2:
-        estimate = float(selectivity(drops, keep))
-        boot_drops, _ = matrix.drops(matrix.rates(counts))
-        interval = percentile_interval(selectivity(boot_drops, keep), level)
-        own = float(np.diag(drops)[keep].mean())
-        sub = drops[np.ix_(keep, keep)]
-        other = float((sub.sum() - np.trace(sub)) / (measured * (measured - 1)))
-    else:
-        estimate, interval, own, other = float("nan"), (float("nan"),) * 2, float("nan"), \
-            float("nan")
-    random = float(random_drops[:, keep].mean()) if matrix.controls and measured else 0.0
-    reading = _reading(interval, own, other, random, margin) if measured >= 2 else \
-        "not enough categories with baseline refusals"
-    names = matrix.categories
-    return above("mean over categories of (drop under its own direction's ablation - mean "
-                 "drop under the other categories' directions)", estimate, interval, margin,
-                 n=measured, paper="not measured in the paper (ablation is 'partial', A.5)",
-                 seed=seed, level=level,
-                 details={"categories": names,
-                          "ablated_rates": np.round(rates[1:1 + matrix.k], 4).tolist(),
-                          "baseline_rates": dict(zip(names, np.round(rates[0], 4).tolist())),
-                          "n_probe": dict(zip(names, [int(r.shape[1]) for r in matrix.refused])),
-                          "random_drops": np.round(random_drops, 4).tolist(),
-                          "mean_own_drop": round(own, 4), "mean_other_drop": round(other, 4),
-                          "mean_random_drop": round(random, 4), "reading": reading,
-                          "caveat": GENRE_CAVEAT,
-                          "too_few_baseline_refusals": [n for n, k in zip(names, keep) if not k],
-                          "score_agreement": dict(agreement)},
-                 requires=[behaviour.refuses(),
-                           (agreement["agreement"] >= min_agreement,
-                            f"the cheap score agrees with the judge on only "
-                            f"{agreement['agreement']:.2f} of the probes"),
-                           (measured >= 2, f"only {measured} categories have >= {min_refusals} "
-                                           "baseline refusals among their probes")],
-                 preconditions=[(own - random >= margin,
-                                 f"the own-direction drop ({own:.2f}) does not exceed the "
-                                 f"random directions' ({random:.2f}) by {margin}")])

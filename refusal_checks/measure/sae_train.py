@@ -194,7 +194,7 @@ def train_and_store(backend: Any, collection: Any, layer: int, settings: TrainSe
 
     Returns (folder, the cfg's ``refusal_checks`` record, whether it was trained now).
     """
-    from refusal_checks.measure.activations import _Bar
+    from refusal_checks.measure.activations import Bar
     from refusal_checks.measure.sae_tokens import token_activations, training_sets
 
     sets = training_sets(collection)
@@ -204,14 +204,14 @@ def train_and_store(backend: Any, collection: Any, layer: int, settings: TrainSe
         return folder, dict(load_sae(folder).config.raw.get("refusal_checks") or {}), False
     started = time.perf_counter()
     total = sum(len(s) for s in sets)
-    with _Bar(console, f"train-sae: activations at layer {layer}", total) as bar:
+    with Bar(console, f"train-sae: activations at layer {layer}", total) as bar:
         tokens = token_activations(backend, sets, layer, batch_size=batch_size,
                                    progress=bar.callback)
     extracted = time.perf_counter() - started
     rng = np.random.default_rng(settings.seed)
     held = rng.random(len(tokens.acts)) < HOLDOUT
     steps = math.ceil((~held).sum() / settings.batch_size) * settings.epochs
-    with _Bar(console, f"train-sae: {settings.epochs} epochs, {(~held).sum():,} tokens",
+    with Bar(console, f"train-sae: {settings.epochs} epochs, {(~held).sum():,} tokens",
               steps) as bar:
         sae = train_topk(tokens.acts, settings, train_rows=np.flatnonzero(~held),
                          hook_name=f"blocks.{layer}.hook_resid_pre",

@@ -57,7 +57,7 @@ def summarise(observations: Observations, *, bootstrap: int = 1000, seed: int = 
         observations: One model's records.
         bootstrap: Kappa bootstrap replicates.
         seed: Kappa bootstrap seed.
-        labels: Human label records by reply id (:func:`refusal_checks.cache.replies.read_labels`
+        labels: Human label records by reply id (:func:`refusal_checks.judges.labelling.read_labels`
             of this model), or None without ``--refusal-labels``.
         labels_source: The label file, for the report.
 
@@ -91,7 +91,7 @@ def against_labels(observations: Observations, labels: Mapping[str, Mapping[str,
     """The score's agreement with the human labels of this run's judged replies, overall and
     per condition stratum (refused = the human ``refused`` class). ``stale``: labels of a
     prompt and condition this run judged whose text it did not produce, so not counted."""
-    from refusal_checks.cache.replies import stale_labels
+    from refusal_checks.judges.labelling import stale_labels
 
     judged = dict(sorted(observations.judged.items()))
     matched = {rid: row for rid, row in judged.items() if rid in labels}
@@ -116,7 +116,7 @@ def against_labels(observations: Observations, labels: Mapping[str, Mapping[str,
 def read_run_labels(path: str | Path, fingerprint: str) -> dict[str, dict[str, Any]]:
     """This model's label records by reply id (an unreadable file: none, the judge
     validation reports the problem)."""
-    from refusal_checks.cache.replies import LabelFileError, read_labels
+    from refusal_checks.judges.labelling import LabelFileError, read_labels
 
     try:
         return read_labels(Path(path).expanduser(), fingerprint)

@@ -193,8 +193,8 @@ def _load_here(spec: ModelSpec, options: LoadOptions) -> "Backend":
         from refusal_checks.models.synthetic import SyntheticBackend
 
         return SyntheticBackend.from_spec(spec.source, name=spec.name)
-    from refusal_checks.models.registry.nnsight import dense as nnsight_dense
-    from refusal_checks.models.registry.nnsight import loading as nnsight_loading
+    from refusal_checks.models.nnsight import dense as nnsight_dense
+    from refusal_checks.models.nnsight import loading as nnsight_loading
 
     if spec.kind in ("embedded", "gguf"):
         if spec.kind == "embedded":
@@ -242,9 +242,9 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     unless its files match the sha256 sums taken at conversion (then the copy is intact
     and the error is about something else, which a new conversion would not fix).
     """
-    from refusal_checks.models.registry.nnsight import dense as nnsight_dense
-    from refusal_checks.models.registry.nnsight import devices as nnsight_devices
-    from refusal_checks.models.registry.nnsight import loading as nnsight_loading
+    from refusal_checks.models.nnsight import dense as nnsight_dense
+    from refusal_checks.models.nnsight import devices as nnsight_devices
+    from refusal_checks.models.nnsight import loading as nnsight_loading
 
     def load(folder: Path) -> "Backend":
         return nnsight_loading.load_folder(folder, name=spec.name,

@@ -13,7 +13,7 @@ from refusal_checks.reports.schema import SCHEMA
 STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
 
 
-def _num(x: Any) -> str:
+def number(x: Any) -> str:
     try:
         value = float(x)
     except (TypeError, ValueError):
@@ -26,9 +26,9 @@ def _num(x: Any) -> str:
 def estimate_text(estimate: Any, low: Any, high: Any) -> str:
     """``value [low, high]``, or ``not measured`` for a verdict that measured nothing
     (e.g. a control with no selected direction to copy) rather than ``nan [nan, nan]``."""
-    if _num(estimate) == "nan":
+    if number(estimate) == "nan":
         return "not measured"
-    return f"{_num(estimate)} [{_num(low)}, {_num(high)}]"
+    return f"{number(estimate)} [{number(low)}, {number(high)}]"
 
 
 def rows(verdicts: list[dict[str, Any]]) -> list[list[str]]:
@@ -44,7 +44,7 @@ def rows(verdicts: list[dict[str, Any]]) -> list[list[str]]:
         table.append([
             v.get("claim", "?"), v.get("model", "?"), verdict,
             estimate_text(v["estimate"], lo, hi),
-            f"{v['comparison']} {_num(v['threshold'])}", str(v["n"]), v.get("paper", ""),
+            f"{v['comparison']} {number(v['threshold'])}", str(v["n"]), v.get("paper", ""),
         ])
     return table
 

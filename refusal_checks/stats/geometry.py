@@ -30,7 +30,7 @@ def _acts(x: ArrayLike, name: str) -> FloatArray:
     return arr
 
 
-def _category_sets(
+def category_sets(
     refuse: Sequence[ArrayLike], benign: ArrayLike | Sequence[ArrayLike], min_rows: int = 1
 ) -> tuple[list[FloatArray], list[FloatArray], list[int]]:
     """Validate per-category refuse sets and a shared or per-category benign set.
@@ -198,5 +198,5 @@ def category_directions(
         benign: One shared ``(m, d_model)`` array, or ``k`` arrays ``(m_i, d_model)``
             (a list or tuple), one per category.
     """
-    sets, pools, pool_of = _category_sets(refuse, benign)
+    sets, pools, pool_of = category_sets(refuse, benign)
     return np.stack([r.mean(axis=0) - pools[j].mean(axis=0) for r, j in zip(sets, pool_of)])

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from refusal_checks.stats.geometry import FloatArray, _category_sets, category_directions
+from refusal_checks.stats.geometry import FloatArray, category_sets, category_directions
 
 # Reliability floor in disattenuate(): a category whose halves disagree completely has
 # rho = 0; flooring keeps the division finite (and the result huge, i.e. uninformative).
@@ -44,7 +44,7 @@ def _half_weights(n: int, count: int, rng: np.random.Generator) -> tuple[FloatAr
     return weights[0], weights[1]
 
 
-def _half_directions(
+def half_directions(
     sets: list[FloatArray],
     pools: list[FloatArray],
     pool_of: list[int],
@@ -101,8 +101,8 @@ def split_half_cosines(
     Returns:
         ``(n_splits,)`` split-half cosines.
     """
-    sets, pools, pool_of = _category_sets([acts_refuse], acts_benign, min_rows=2)
-    d_a, d_b = _half_directions(sets, pools, pool_of, rng, n_splits)
+    sets, pools, pool_of = category_sets([acts_refuse], acts_benign, min_rows=2)
+    d_a, d_b = half_directions(sets, pools, pool_of, rng, n_splits)
     return _rowwise_cosine(d_a[:, 0], d_b[:, 0])
 
 
@@ -212,7 +212,7 @@ def reliabilities(
     Returns:
         ``(mean_split_half, rho)``, each ``(k,)``, with ``rho = spearman_brown(mean)``.
     """
-    sets, pools, pool_of = _category_sets(refuse, benign, min_rows=2)
+    sets, pools, pool_of = category_sets(refuse, benign, min_rows=2)
     mean = np.array(
         [split_half_cosines(r, pools[j], rng, n_splits).mean() for r, j in zip(sets, pool_of)]
     )
@@ -241,8 +241,8 @@ def disattenuated_cosines(
     Returns:
         ``(k, k)`` disattenuated cosines, diagonal 1, not clipped.
     """
-    sets, pools, pool_of = _category_sets(refuse, benign, min_rows=2)
-    d_a, d_b = _half_directions(sets, pools, pool_of, rng, n_splits)
+    sets, pools, pool_of = category_sets(refuse, benign, min_rows=2)
+    d_a, d_b = half_directions(sets, pools, pool_of, rng, n_splits)
     cross = np.mean(d_a @ np.swapaxes(d_b, -1, -2), axis=0)
     gram = (cross + cross.T) / 2.0
     norm = np.linalg.norm(category_directions(sets, [pools[j] for j in pool_of]), axis=-1)
@@ -318,7 +318,7 @@ def bootstrap_disattenuated(
         ``(n_boot, k, k)`` disattenuated cosine matrices (not clipped; NaN where a
         replicate has no distinct prompts to pair).
     """
-    sets, pools, pool_of = _category_sets(refuse, benign, min_rows=2)
+    sets, pools, pool_of = category_sets(refuse, benign, min_rows=2)
     groups = sets + pools
     k = len(sets)
     means = np.empty((n_boot, len(groups), sets[0].shape[1]))

@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from refusal_checks.stats.geometry import _category_sets
+from refusal_checks.stats.geometry import category_sets
 
 FloatArray = NDArray[np.float64]
 
 
-def _cluster_half_weights(counts: FloatArray, rng: np.random.Generator,
+def cluster_half_weights(counts: FloatArray, rng: np.random.Generator,
                           n_splits: int, first: int | None = None
                           ) -> tuple[FloatArray, FloatArray]:
     """Averaging weights of two halves of bootstrap resamples, split by ORIGINAL prompt.
@@ -49,14 +49,14 @@ def _cluster_half_weights(counts: FloatArray, rng: np.random.Generator,
     return out[0], out[1]
 
 
-def _apply(weights: FloatArray, acts: FloatArray) -> FloatArray:
+def apply_weights(weights: FloatArray, acts: FloatArray) -> FloatArray:
     """``weights @ acts`` for ``(b, s, n)`` weights as one 2-D product (stacked matmul does
     not reach BLAS and was 6x slower)."""
     b, s, n = weights.shape
     return (weights.reshape(b * s, n) @ acts).reshape(b, s, acts.shape[1])
 
 
-def _resample(n: int, rng: np.random.Generator, n_boot: int) -> FloatArray:
+def resample(n: int, rng: np.random.Generator, n_boot: int) -> FloatArray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
 
 
@@ -72,7 +72,7 @@ def bootstrap_split_half(
     One replicate resamples every prompt set with replacement (a shared benign pool once,
     for every category, keeping the dependence between categories), then averages
     ``cos(d_A, d_B)`` over ``n_splits`` random half partitions of the original prompts
-    (:func:`_cluster_half_weights`), ``d_A = mean_w(refuse_A) - mean_w(benign_A)``.
+    (:func:`cluster_half_weights`), ``d_A = mean_w(refuse_A) - mean_w(benign_A)``.
 
     A resample has fewer distinct prompts than the data, so its halves are noisier and the
     replicates sit below the estimate; read them with
@@ -90,18 +90,18 @@ def bootstrap_split_half(
     Returns:
         ``(n_boot, k)`` mean split-half cosines (NaN where no split had both halves).
     """
-    sets, pools, pool_of = _category_sets(refuse, benign, min_rows=4)
+    sets, pools, pool_of = category_sets(refuse, benign, min_rows=4)
     pool_halves = []
     for pool in pools:
-        v_a, v_b = _cluster_half_weights(_resample(pool.shape[0], rng, n_boot), rng, n_splits)
-        pool_halves.append((_apply(v_a, pool), _apply(v_b, pool),
+        v_a, v_b = cluster_half_weights(resample(pool.shape[0], rng, n_boot), rng, n_splits)
+        pool_halves.append((apply_weights(v_a, pool), apply_weights(v_b, pool),
                             (v_a.sum(-1) > 0) & (v_b.sum(-1) > 0)))
     out = np.full((n_boot, len(sets)), np.nan)
     for i, acts in enumerate(sets):
-        w_a, w_b = _cluster_half_weights(_resample(acts.shape[0], rng, n_boot), rng, n_splits)
+        w_a, w_b = cluster_half_weights(resample(acts.shape[0], rng, n_boot), rng, n_splits)
         ben_a, ben_b, ok = pool_halves[pool_of[i]]
-        d_a = _apply(w_a, acts) - ben_a  # (n_boot, n_splits, d_model)
-        d_b = _apply(w_b, acts) - ben_b
+        d_a = apply_weights(w_a, acts) - ben_a  # (n_boot, n_splits, d_model)
+        d_b = apply_weights(w_b, acts) - ben_b
         norms = np.linalg.norm(d_a, axis=-1) * np.linalg.norm(d_b, axis=-1)
         ok = ok & (w_a.sum(-1) > 0) & (w_b.sum(-1) > 0) & (norms > 0)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
 from refusal_checks.verdicts.geometry import reliable
-from refusal_checks.stats.stability import _apply, _cluster_half_weights, _resample
+from refusal_checks.stats.stability import apply_weights, cluster_half_weights, resample
 from refusal_checks.stats.intervals import above, below, percentile_interval, recentred_interval
 from refusal_checks.measure.study import DirectionStudy, study_directions
 from refusal_checks.stats.verdict import Verdict
@@ -228,10 +228,10 @@ def _agreements(harmful: FloatArray, benign: FloatArray, counts_h: FloatArray,
     resample and the rest in the oracle (copies of a prompt stay on one side). NaN where
     a side drew no prompt or a direction is zero.
     """
-    in_h, out_h = _cluster_half_weights(counts_h, rng, n_splits, first=k_h)
-    in_b, out_b = _cluster_half_weights(counts_b, rng, n_splits, first=k_b)
-    d_in = _apply(in_h, harmful) - _apply(in_b, benign)
-    d_out = _apply(out_h, harmful) - _apply(out_b, benign)
+    in_h, out_h = cluster_half_weights(counts_h, rng, n_splits, first=k_h)
+    in_b, out_b = cluster_half_weights(counts_b, rng, n_splits, first=k_b)
+    d_in = apply_weights(in_h, harmful) - apply_weights(in_b, benign)
+    d_out = apply_weights(out_h, harmful) - apply_weights(out_b, benign)
     norms = np.linalg.norm(d_in, axis=-1) * np.linalg.norm(d_out, axis=-1)
     ok = norms > 0
     for weights in (in_h, out_h, in_b, out_b):
@@ -266,7 +266,7 @@ def bootstrap_agreement(harmful: ArrayLike, benign: ArrayLike, rng: np.random.Ge
     out = np.full(n_boot, np.nan)
     for start in range(0, n_boot, _CHUNK):
         size = min(_CHUNK, n_boot - start)
-        cos = _agreements(h, b, _resample(len(h), rng, size), _resample(len(b), rng, size),
+        cos = _agreements(h, b, resample(len(h), rng, size), resample(len(b), rng, size),
                           rng, n_splits, k_h, k_b)
         usable = ~np.isnan(cos).all(axis=1)
         out[start:start + size][usable] = np.nanmean(cos[usable], axis=1)

@@ -147,7 +147,7 @@ def _weighted(w: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return (w @ rows) / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
 
 
-def _contrast(inputs: SaeInputs, w_r: list[np.ndarray], w_m: list[np.ndarray]
+def contrast_of(inputs: SaeInputs, w_r: list[np.ndarray], w_m: list[np.ndarray]
               ) -> tuple[np.ndarray, np.ndarray]:
     """Firing-rate and mean-code differences, ``(B, k, d_sae)`` each."""
     rate = np.stack([_weighted(a, r) - _weighted(b, m) for a, b, r, m in
@@ -219,8 +219,8 @@ def _split_weights(inputs: SaeInputs, rng: np.random.Generator, counts_r: list[n
 def _tail_from(inputs: SaeInputs, rng: np.random.Generator, counts_r: list[np.ndarray],
                counts_m: list[np.ndarray]) -> np.ndarray:
     ra, rb, ma, mb = _split_weights(inputs, rng, counts_r, counts_m)
-    rate_a, code_a = _contrast(inputs, ra, ma)
-    rate_b, _ = _contrast(inputs, rb, mb)
+    rate_a, code_a = contrast_of(inputs, ra, ma)
+    rate_b, _ = contrast_of(inputs, rb, mb)
     return tail_specificity(rate_a, code_a, rate_b)
 
 
@@ -249,14 +249,14 @@ def _reliability(inputs: SaeInputs, rng: np.random.Generator, counts_r: list[np.
 def rebuilt_cosine(inputs: SaeInputs, w_r: list[np.ndarray], w_m: list[np.ndarray],
                    m: int = TOP) -> np.ndarray:
     """Cosine ``(B, k)`` of the rebuilt direction with the difference in means."""
-    rate, code = _contrast(inputs, w_r, w_m)
+    rate, code = contrast_of(inputs, w_r, w_m)
     top = top_latents(rate, code, m)
     weights = np.where(top >= 0, np.take_along_axis(code, np.maximum(top, 0), -1), 0.0)
     rebuilt = np.einsum("bkj,bkjd->bkd", weights, inputs.W_dec[np.maximum(top, 0)])
     return _cos(rebuilt, _directions(inputs, w_r, w_m))
 
 
-def _ones(inputs: SaeInputs) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def ones_of(inputs: SaeInputs) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return ([np.ones((1, len(r))) for r in inputs.refuse_codes],
             [np.ones((1, len(m))) for m in inputs.matched_codes])
 
@@ -271,7 +271,7 @@ def _boot(inputs: SaeInputs, rng: np.random.Generator, measure: Any) -> np.ndarr
     return np.concatenate(out)
 
 
-def _requires(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviour, need: int
+def requirements_of(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviour, need: int
               ) -> list[tuple[bool, str]]:
     if isinstance(inputs, SaeMissing):
         return [(False, inputs.reason)]
@@ -294,7 +294,7 @@ def _details(inputs: SaeInputs, **extra: Any) -> dict[str, Any]:
 def _missing(statistic: str, threshold: float, inputs: SaeMissing,
              behaviour: RefusalBehaviour, paper: str) -> Verdict:
     return above(statistic, float("nan"), (float("nan"), float("nan")), threshold, n=0,
-                 paper=paper, requires=_requires(inputs, behaviour, 0))
+                 paper=paper, requires=requirements_of(inputs, behaviour, 0))
 
 
 CORE_STATISTIC = f"share of each category's top-{TOP} refusal latents common to all categories"
@@ -306,11 +306,11 @@ def sae_shared_core(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviour,
     """Claim: "A core of refusal latents is shared by every category" (A.6)."""
     if isinstance(inputs, SaeMissing):
         return _missing(CORE_STATISTIC, threshold, inputs, behaviour, CORE_PAPER)
-    rate, code = _contrast(inputs, *_ones(inputs))
+    rate, code = contrast_of(inputs, *ones_of(inputs))
     member = _membership(top_latents(rate, code), rate.shape[-1])[0]
     estimate = float(member.all(axis=0).sum() / TOP)
     reps = _boot(inputs, np.random.default_rng([inputs.seed, 11]),
-                 lambda r, m: core_share(*_contrast(inputs, r, m)))
+                 lambda r, m: core_share(*contrast_of(inputs, r, m)))
     counts = member.sum(axis=0)
     histogram = {j: int((counts == j).sum()) for j in range(1, inputs.k + 1)}
     chance = (TOP / max(inputs.d_sae, TOP)) ** (inputs.k - 1)
@@ -319,7 +319,7 @@ def sae_shared_core(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviour,
                  details=_details(inputs, core_latents=inputs.latent_ids[counts == inputs.k]
                                   .tolist(), latents_in_j_categories=histogram,
                                   chance_share_random_sets=chance),
-                 requires=_requires(inputs, behaviour, 3))
+                 requires=requirements_of(inputs, behaviour, 3))
 
 
 TAIL_STATISTIC = ("mean held-out specificity of each category's own refusal latents (firing-"
@@ -333,7 +333,7 @@ def sae_category_tail(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviou
     if isinstance(inputs, SaeMissing):
         return _missing(TAIL_STATISTIC, threshold, inputs, behaviour, TAIL_PAPER)
     rng = np.random.default_rng([inputs.seed, 12])
-    ones_r, ones_m = _ones(inputs)
+    ones_r, ones_m = ones_of(inputs)
     per = np.nanmean(np.concatenate([_tail_from(inputs, rng, ones_r, ones_m)
                                      for _ in range(SPLITS)]), axis=0)
     estimate = float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")
@@ -345,7 +345,7 @@ def sae_category_tail(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviou
                  n=inputs.k, paper=TAIL_PAPER, seed=inputs.seed,
                  details=_details(inputs, tail_specificity=dict(zip(
                      inputs.categories, np.round(per, 4).tolist()))),
-                 requires=_requires(inputs, behaviour, 2))
+                 requires=requirements_of(inputs, behaviour, 2))
 
 
 REBUILD_STATISTIC = (f"lowest noise-corrected cosine of a category's direction with its "
@@ -365,7 +365,7 @@ def sae_reconstructs_direction(inputs: SaeInputs | SaeMissing, behaviour: Refusa
     if isinstance(inputs, SaeMissing):
         return _missing(REBUILD_STATISTIC, threshold, inputs, behaviour, REBUILD_PAPER)
     rng = np.random.default_rng([inputs.seed, 13])
-    ones_r, ones_m = _ones(inputs)
+    ones_r, ones_m = ones_of(inputs)
     raw = rebuilt_cosine(inputs, ones_r, ones_m)[0]
     half, rho = _reliability(inputs, rng, ones_r, ones_m, SPLITS)
     corrected = raw / np.sqrt(rho[0])
@@ -391,6 +391,6 @@ def sae_reconstructs_direction(inputs: SaeInputs | SaeMissing, behaviour: Refusa
                                                             np.round(corrected, 4).tolist())),
                                   split_half=dict(zip(inputs.categories,
                                                       np.round(half[0], 4).tolist()))),
-                 requires=_requires(inputs, behaviour, 1) + [
+                 requires=requirements_of(inputs, behaviour, 1) + [
                      (not noisy, f"the difference in means of {', '.join(noisy)} has split-half "
                                  f"cosine < {MIN_RELIABILITY}: mostly sampling noise")])

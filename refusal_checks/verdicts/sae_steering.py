@@ -35,7 +35,7 @@ from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.verdicts.category_steering import (KNOB_BOOTSTRAP, PATH_MARGIN, agreement_details,
                                                  knob_preconditions)
 from refusal_checks.stats.rates import KnobSweep
-from refusal_checks.verdicts.sae import (TOP, SaeInputs, SaeMissing, _contrast, _ones, _requires,
+from refusal_checks.verdicts.sae import (TOP, SaeInputs, SaeMissing, contrast_of, ones_of, requirements_of,
                                        sae_inputs, top_latents)
 from refusal_checks.measure.staged import StagedProbe
 from refusal_checks.stats.intervals import below
@@ -78,7 +78,7 @@ def sae_steering(inputs: SaeInputs | SaeMissing) -> SaeSteering | SaeMissing:
     no latent firing more on its refused prompts than on its twins has none."""
     if isinstance(inputs, SaeMissing):
         return inputs
-    top = top_latents(*_contrast(inputs, *_ones(inputs)))[0] if inputs.k else []
+    top = top_latents(*contrast_of(inputs, *ones_of(inputs)))[0] if inputs.k else []
     directions, latents = {}, {}
     for name, chosen in zip(inputs.categories, top):
         chosen = chosen[chosen >= 0]
@@ -112,7 +112,7 @@ def same_knob(sweep: KnobSweep, agreement: Mapping[str, Any], behaviour: Refusal
                      "sae": inputs.sae, "explained_variance_decision_state":
                          round(inputs.explained_variance, 4), "left_out": inputs.left_out,
                      **agreement_details(sweep, agreement)},
-                 requires=[*_requires(inputs, behaviour, 1), *required, (
+                 requires=[*requirements_of(inputs, behaviour, 1), *required, (
                      bool(tested), "no category has a latent that fires more on its refused "
                                    "prompts than on its twins")],
                  preconditions=moved)
@@ -127,7 +127,7 @@ def staged_same_knob(sweep: Callable[[list, list], KnobSweep] | SaeMissing,
     ``sweep(harmful sets, benign sets)`` is the joined sweep."""
     if isinstance(steering, SaeMissing):
         return below(STATISTIC, float("nan"), (float("nan"), float("nan")), PATH_MARGIN, n=0,
-                     paper=PAPER, requires=_requires(steering, behaviour, 0))
+                     paper=PAPER, requires=requirements_of(steering, behaviour, 0))
     return staged_claims.shared_knob(sweep, probe, harmful_categories, agreement, behaviour,
                                      seed, budget=budget,
                                      verdict=partial(same_knob, steering=steering))

@@ -33,9 +33,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.verdicts.geometry import reliable
-from refusal_checks.stats.geometry import _category_sets, clip_unit
-from refusal_checks.stats.reliability import _half_directions
-from refusal_checks.stats.stability import _apply, _cluster_half_weights, _resample
+from refusal_checks.stats.geometry import category_sets, clip_unit
+from refusal_checks.stats.reliability import half_directions
+from refusal_checks.stats.stability import apply_weights, cluster_half_weights, resample
 from refusal_checks.stats.intervals import above, recentred_interval
 from refusal_checks.measure.study import DirectionStudy
 from refusal_checks.stats.verdict import Verdict
@@ -164,11 +164,11 @@ def remainder_split_half(refuse: Sequence[ArrayLike], benign: ArrayLike | Sequen
     Returns:
         ``(k,)`` mean cosines.
     """
-    sets, pools, pool_of = _category_sets(refuse, benign, min_rows=2)
+    sets, pools, pool_of = category_sets(refuse, benign, min_rows=2)
     if len(sets) < 2:
         raise ValueError("remainders need at least two categories (a pooled direction of one "
                          "category is the category itself).")
-    d_a, d_b = _half_directions(sets, pools, pool_of, rng, n_splits)
+    d_a, d_b = half_directions(sets, pools, pool_of, rng, n_splits)
     return np.nanmean(_remainder_cosines(d_a, d_b), axis=0)
 
 
@@ -179,19 +179,19 @@ def bootstrap_remainder_split_half(refuse: Sequence[ArrayLike],
     """Bootstrap replicates of :func:`remainder_split_half`: ``(n_boot, k)``.
 
     Each replicate resamples every prompt set (a shared pool once) and splits by original
-    prompt (:func:`refusal_checks.stats.stability._cluster_half_weights`), as
+    prompt (:func:`refusal_checks.stats.stability.cluster_half_weights`), as
     :func:`refusal_checks.stats.stability.bootstrap_split_half` does for whole directions; read
     them with :func:`refusal_checks.stats.intervals.recentred_interval` (a resample's halves are
     noisier than the data's).
     """
-    sets, pools, pool_of = _category_sets(refuse, benign, min_rows=4)
+    sets, pools, pool_of = category_sets(refuse, benign, min_rows=4)
     out = np.full((n_boot, len(sets)), np.nan)
     for start in range(0, n_boot, _CHUNK):
         b = min(_CHUNK, n_boot - start)
 
         def halves(acts: FloatArray) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
-            w_a, w_b = _cluster_half_weights(_resample(acts.shape[0], rng, b), rng, n_splits)
-            return _apply(w_a, acts), _apply(w_b, acts), (w_a.sum(-1) > 0) & (w_b.sum(-1) > 0)
+            w_a, w_b = cluster_half_weights(resample(acts.shape[0], rng, b), rng, n_splits)
+            return apply_weights(w_a, acts), apply_weights(w_b, acts), (w_a.sum(-1) > 0) & (w_b.sum(-1) > 0)
 
         pool_halves = [halves(pool) for pool in pools]
         d_a = np.empty((b, n_splits, len(sets), sets[0].shape[1]))

@@ -22,7 +22,6 @@ import numpy as np
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import Rate
-from refusal_checks.models.interventions import Steer
 from refusal_checks.stats.intervals import above, below, percentile_interval, simultaneous_level
 from refusal_checks.stats.verdict import Verdict
 
@@ -77,29 +76,8 @@ def studentized_mean_interval(values: np.ndarray, rng: np.random.Generator, n_bo
 # induced) are four times the margin. One random direction cannot speak for "random
 # directions"; three seeded ones can each fail. CONTROL_LEVEL 0.90 is the two one-sided
 # tests at 0.05 each (TOST).
-RANDOM_DIRECTIONS = 3
 CONTROL_MARGIN = 0.20
 CONTROL_LEVEL = 0.90
-
-
-def raw_addition(layer: int, vector: np.ndarray, reference_norm: float, label: str) -> Steer:
-    """Arditi adds the raw diff-in-means vector; its size relative to the residual norm is
-    recorded so strengths compare across models."""
-    norm = float(np.linalg.norm(vector))
-    return Steer(layer, vector, strength=norm / reference_norm, alpha=1.0, label=label)
-
-
-def random_like(vector: np.ndarray, seed: int) -> np.ndarray:
-    """A random direction with the norm of ``vector`` (the negative control), seeded."""
-    rng = np.random.default_rng(seed)
-    random = rng.standard_normal(np.shape(vector))
-    return random / np.linalg.norm(random) * np.linalg.norm(vector)
-
-
-def random_controls(vector: np.ndarray, seed: int,
-                    count: int = RANDOM_DIRECTIONS) -> list[np.ndarray]:
-    """``count`` random directions with the norm of ``vector``: seeds ``seed .. seed+count-1``."""
-    return [random_like(vector, seed + i) for i in range(count)]
 
 
 def control_change(base: np.ndarray, edited: list[np.ndarray],

@@ -24,7 +24,8 @@ import numpy as np
 
 from refusal_checks.verdicts import category_steering as category_claims
 from refusal_checks.verdicts import single_direction as direction_claims
-from refusal_checks.measure import cross_ablation
+from refusal_checks.measure import controls, cross_ablation
+from refusal_checks.verdicts import cross_ablation as cross_ablation_verdict
 from refusal_checks.measure import staged
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
@@ -76,11 +77,11 @@ def steered_benign_edits(layer: int, direction: np.ndarray, reference_norm: floa
     ``random-direction-does-not-induce`` (random vectors of its norm added) judge replies
     under, on the benign sets: the run's judged steered replies, which the sweep claims'
     steered score agreement reads (fixture ``sweep_score_agreement``)."""
-    edits = [direction_claims.raw_addition(layer, direction, reference_norm, "refusal")] \
+    edits = [controls.raw_addition(layer, direction, reference_norm, "refusal")] \
         if addition else []
     if random:
-        edits += [direction_claims.raw_addition(layer, r, reference_norm, f"random {i}")
-                  for i, r in enumerate(direction_claims.random_controls(direction, seed))]
+        edits += [controls.raw_addition(layer, r, reference_norm, f"random {i}")
+                  for i, r in enumerate(controls.random_controls(direction, seed))]
     return edits
 
 
@@ -107,7 +108,7 @@ def random_direction_does_not_bypass(measure: Any, probe: StagedProbe, direction
     """``random-direction-does-not-bypass``: random directions ablated, harmful sets."""
     probe = probe.only(benign=False)
     edits = [Ablate(r, f"random {i}")
-             for i, r in enumerate(direction_claims.random_controls(direction, seed))]
+             for i, r in enumerate(controls.random_controls(direction, seed))]
 
     def look(stage: int, level: float) -> Verdict:
         parts = _harmful(probe, stage)
@@ -213,10 +214,10 @@ def ablation_is_category_selective(measure: Any, probe: StagedProbe,
     def look(stage: int, level: float) -> Verdict:
         matrix = cross_ablation.measure_cross_ablation(score, probe.harmful_at(stage),
                                                        directions, seed)
-        return cross_ablation.ablation_is_category_selective(
-            matrix, agreement, behaviour, seed, margin=cross_ablation.SELECTIVE_MARGIN,
+        return cross_ablation_verdict.ablation_is_category_selective(
+            matrix, agreement, behaviour, seed, margin=cross_ablation_verdict.SELECTIVE_MARGIN,
             level=level)
 
-    return staged.run(look, probe, base_level=cross_ablation.CROSS_LEVEL, budget=budget,
+    return staged.run(look, probe, base_level=cross_ablation_verdict.CROSS_LEVEL, budget=budget,
                       fixable=_too_few_categories,
                       can_grow=behaviour.refuses()[0] and _agrees(agreement))

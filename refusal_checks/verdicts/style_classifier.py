@@ -21,7 +21,7 @@ import numpy as np
 from refusal_checks.stats.intervals import normal_quantile, permutation_pvalue
 
 
-def _codes(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+def class_codes(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     names = list(dict.fromkeys(values))
     index = {name: i for i, name in enumerate(names)}
     return np.array([index[v] for v in values], dtype=int), names
@@ -137,9 +137,9 @@ def style_test(features: np.ndarray, labels: Sequence[Any], groups: Sequence[Any
             permuted within each stratum only, and accuracy pools over strata (the negative
             control's categories, each with its own two half-directions).
     """
-    codes, names = _codes(labels)
-    group_codes, _ = _codes(groups)
-    strata_codes = np.zeros(len(codes), dtype=int) if strata is None else _codes(strata)[0]
+    codes, names = class_codes(labels)
+    group_codes, _ = class_codes(groups)
+    strata_codes = np.zeros(len(codes), dtype=int) if strata is None else class_codes(strata)[0]
     if len(names) < 2:
         raise ValueError(f"the style test needs at least 2 labels, got {names}.")
     x = np.asarray(features, np.float64)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.verdicts.style_classifier import StyleResult, _codes
+from refusal_checks.verdicts.style_classifier import StyleResult, class_codes
 from refusal_checks.measure.style_features import LEXICAL_FEATURES, lexical_features
 from refusal_checks.measure.style_steering import SteeredReplies
 
@@ -37,7 +37,7 @@ def distinguishing_phrases(texts: Sequence[str], labels: Sequence[Any], *, top: 
         words = re.findall(r"[a-z']+", text.lower())
         return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
 
-    codes, names = _codes(labels)
+    codes, names = class_codes(labels)
     counts = [Counter() for _ in names]
     for text, c in zip(texts, codes):
         counts[c].update(set(grams(text)))  # presence per reply: one long reply counts once
@@ -70,7 +70,7 @@ def exemplars(features: np.ndarray, texts: Sequence[str], labels: Sequence[Any],
     label's centroid and the distance to the label's own centroid. A refusal every
     direction gives ("I'm sorry, but I can't assist with that.") has no margin; one only
     this direction gives has a large one. Distinct texts only."""
-    codes, names = _codes(labels)
+    codes, names = class_codes(labels)
     x = np.asarray(features, np.float64)
     centroids = np.array([x[codes == c].mean(axis=0) for c in range(len(names))])
     distance = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)

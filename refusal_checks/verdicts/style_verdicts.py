@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.stats.intervals import above, below, percentile_interval
-from refusal_checks.verdicts.style_classifier import StyleResult, _codes, cluster_bootstrap
+from refusal_checks.verdicts.style_classifier import StyleResult, class_codes, cluster_bootstrap
 from refusal_checks.measure.style_features import LEXICAL_FEATURES, lexical_features
 from refusal_checks.measure.style_steering import (
     MIN_REFUSALS,
@@ -152,7 +152,7 @@ def families(texts: Sequence[str], labels: Sequence[str], groups: Sequence[int],
         marks[family] = lexical[:, [column[m] for m in markers]].max(axis=1)
     in_family = member != ""
     names = list(FAMILIES)
-    codes, _ = _codes([int(g) for g in groups])
+    codes, _ = class_codes([int(g) for g in groups])
 
     def statistic(index: np.ndarray) -> float:
         gaps = []

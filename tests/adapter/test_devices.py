@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.models import memory
-from refusal_checks.models.registry.nnsight import devices
+from refusal_checks.models.nnsight import devices
 from refusal_checks.errors import BackendError
 from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.models.nnsight.loading import load_folder

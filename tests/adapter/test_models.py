@@ -299,7 +299,7 @@ def test_a_corrupt_dense_copy_of_the_same_size_is_rebuilt_once_with_a_warning(
 def test_an_intact_dense_copy_is_not_rebuilt_when_loading_fails_for_another_reason(
     tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from refusal_checks.models.registry.nnsight import loading as nnsight_loading
+    from refusal_checks.models.nnsight import loading as nnsight_loading
     from refusal_checks.errors import BackendError
 
     load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))

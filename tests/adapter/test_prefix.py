@@ -175,7 +175,7 @@ def test_remote_runs_never_keep_a_prefix(tiny_folder: Path, tiny_cache_dir: Path
 def test_a_device_map_over_several_devices_switches_reuse_off(backend: Any,
                                                               monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
-    from refusal_checks.models.registry.nnsight import backend as nnsight_backend
+    from refusal_checks.models.nnsight import backend as nnsight_backend
 
     blocks = ["cuda:0"] * 2 + ["cuda:1"] * (N_LAYERS - 2)
     monkeypatch.setattr(nnsight_backend, "block_devices", lambda model, device: ("cuda:0", blocks))

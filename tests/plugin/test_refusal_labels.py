@@ -7,7 +7,8 @@ import json
 import pytest
 
 from refusal_checks.judges.base import SubstringJudge
-from refusal_checks.cache.replies import cached_replies, label_record
+from refusal_checks.cache.replies import cached_replies
+from refusal_checks.judges.labelling import label_record
 from tests.plugin.test_plugin import copy_suite, suite_args
 
 CLAIMS = ("test_single_direction.py",)

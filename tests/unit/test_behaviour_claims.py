@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks.verdicts import category_steering as categories
+from refusal_checks.measure import controls
 from refusal_checks.verdicts import single_direction as direction
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep
@@ -77,8 +78,8 @@ def test_control_change_interval_brackets_the_largest_change_and_is_symmetric(n,
 
 def test_random_controls_are_seeded_distinct_and_keep_the_norm():
     vector = np.arange(1.0, 9.0)
-    first, again = direction.random_controls(vector, 5), direction.random_controls(vector, 5)
-    assert len(first) == direction.RANDOM_DIRECTIONS
+    first, again = controls.random_controls(vector, 5), controls.random_controls(vector, 5)
+    assert len(first) == controls.RANDOM_DIRECTIONS
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert len({v.tobytes() for v in first}) == len(first)
     assert all(np.linalg.norm(v) == pytest.approx(np.linalg.norm(vector)) for v in first)
@@ -179,9 +180,9 @@ def test_a_model_that_does_not_refuse_never_supports_a_behavioural_claim(data):
 
 def test_random_like_keeps_the_norm_and_is_seeded():
     vector = np.arange(1.0, 9.0)
-    a, b = direction.random_like(vector, 3), direction.random_like(vector, 3)
+    a, b = controls.random_like(vector, 3), controls.random_like(vector, 3)
     assert np.array_equal(a, b) and np.linalg.norm(a) == pytest.approx(np.linalg.norm(vector))
-    assert not np.array_equal(a, direction.random_like(vector, 4))
+    assert not np.array_equal(a, controls.random_like(vector, 4))
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from refusal_checks.calibration.behaviour import judge_behaviour_world
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.measure.cross_ablation import (SELECTIVE_MARGIN, CrossAblation,
-                                           ablation_is_category_selective, selectivity)
+from refusal_checks.measure.cross_ablation import CrossAblation, selectivity
+from refusal_checks.verdicts.cross_ablation import SELECTIVE_MARGIN, ablation_is_category_selective
 
 AGREE = {"agreement": 1.0, "n": 64}
 REFUSES = RefusalBehaviour("substring", refused=60, n=64, benign_refused=0, benign_n=32)

@@ -18,9 +18,8 @@ from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.judges.agreement import (
     agreement_by_condition, agreement_lines, binary_agreement, cohen_kappa, judge_validation,
 )
-from refusal_checks.cache.replies import (
-    LabelFileError, cached_replies, condition_of, label_session, read_labels, stratified_sample,
-)
+from refusal_checks.cache.replies import cached_replies, condition_of
+from refusal_checks.judges.labelling import LabelFileError, label_session, read_labels, stratified_sample
 from refusal_checks.prompts.sets import PromptSet
 
 
@@ -211,16 +210,16 @@ def test_judge_validation_uses_only_this_models_labels(cache_dir, tmp_path):
 
 
 def test_the_html_report_shows_this_models_agreement_or_says_it_is_unvalidated():
-    from refusal_checks.reports.html.run import _judge_accuracy
+    from refusal_checks.reports.html.run import judge_accuracy
 
     name = "substring (Arditi et al. 12 phrases)"
-    plain = _judge_accuracy(name)
+    plain = judge_accuracy(name)
     assert plain.startswith("not validated on this model;") and "Mistral-Instruct" in plain
     validation = agreement_by_condition(
         [{"condition": "unsteered", "label": lab} for lab in ("refused", "complied")],
         {name: [True, True]}, bootstrap=20)
-    assert _judge_accuracy(name, validation).startswith("0.500 [") and \
-        "on 2 labelled replies of this model" in _judge_accuracy(name, validation)
+    assert judge_accuracy(name, validation).startswith("0.500 [") and \
+        "on 2 labelled replies of this model" in judge_accuracy(name, validation)
 
 
 def test_corrected_rates_use_the_judges_error_on_this_models_unsteered_labels(cache_dir,
@@ -250,7 +249,7 @@ def test_corrected_rates_use_the_judges_error_on_this_models_unsteered_labels(ca
 
 
 def label_for(reply, label):
-    from refusal_checks.cache.replies import label_record
+    from refusal_checks.judges.labelling import label_record
 
     return label_record(reply, label, "test")
 
@@ -325,7 +324,8 @@ def test_replies_of_two_edits_with_one_name_are_listed_and_labelled_apart(tmp_pa
 
 def test_a_schema_1_label_matches_its_text_only_and_the_label_command_calls_others_stale(
         cache_dir, tmp_path, capsys):
-    from refusal_checks.cache.replies import SLOT_ID_SCHEMA, reply_slot
+    from refusal_checks.cache.replies import reply_slot
+    from refusal_checks.judges.labelling import SLOT_ID_SCHEMA
 
     found = [r for r in cached_replies(cache_dir, "sha256:aaaa") if r.condition == "unsteered"]
     out_file = tmp_path / "labels.jsonl"

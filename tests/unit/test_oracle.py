@@ -24,7 +24,7 @@ from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.verdicts.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gather, judged_rows,
                                    oracle_agreement, over_refusal_axis, resample_agreement)
 from refusal_checks.prompts.load import bundled
-from refusal_checks.stats.stability import _cluster_half_weights
+from refusal_checks.stats.stability import cluster_half_weights
 from refusal_checks.models.synthetic import SyntheticBackend
 from refusal_checks.stats.verdict import Outcome, Verdict
 from tests.unit.test_calibration import _run
@@ -45,7 +45,7 @@ def planted(rng: np.random.Generator, d: int, n_h: int = 80, n_b: int = 70,
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(4, 90), data=st.data())
 def test_a_resample_and_its_held_out_oracle_never_share_a_prompt(seed, n, data):
     k = data.draw(st.integers(1, n - 1))
-    w_in, w_out = _cluster_half_weights(np.ones((2, n)), np.random.default_rng(seed), 5, first=k)
+    w_in, w_out = cluster_half_weights(np.ones((2, n)), np.random.default_rng(seed), 5, first=k)
     assert not np.any((w_in > 0) & (w_out > 0))
     assert np.all((w_in > 0) | (w_out > 0))  # every prompt is on one side
     assert np.all((w_in > 0).sum(-1) == k) and np.all((w_out > 0).sum(-1) == n - k)

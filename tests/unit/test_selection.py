@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from refusal_checks.measure import arditi
+from refusal_checks.verdicts import arditi as arditi_verdicts
 from refusal_checks.calibration.behaviour import PLANTED_SITE, behaviour_design
 from refusal_checks.measure.protocol import HARMFUL_CATEGORIES
 from refusal_checks.errors import RefusalChecksError
@@ -117,7 +118,7 @@ def test_no_steerable_direction_selects_nothing_and_addition_is_refuted():
     record = selection.record()
     assert record["selected"] is None and len(record["candidates"]) == 12
     assert selection.protocol().endswith("no candidate of 12 passed the filters")
-    verdicts = {c: arditi.no_direction(c, selection, behaviour, 0) for c in arditi.ARDITI_CLAIMS}
+    verdicts = {c: arditi_verdicts.no_direction(c, selection, behaviour, 0) for c in arditi.ARDITI_CLAIMS}
     added = verdicts["addition-induces-refusal"]
     assert added.outcome is Outcome.REFUTED, added.line()
     assert "nearest: layer" in added.reason and "12 of 12 induce < 0" in added.reason
@@ -133,7 +134,7 @@ def test_a_model_that_never_refuses_runs_no_search_and_says_why():
     assert selection.not_run.startswith("too few prompts to build and select a direction")
     assert selection.candidates == [] and selection.record()["not_run"]
     for claim in arditi.ARDITI_CLAIMS:
-        verdict = arditi.no_direction(claim, selection, behaviour, 0)
+        verdict = arditi_verdicts.no_direction(claim, selection, behaviour, 0)
         assert verdict.outcome is Outcome.INCONCLUSIVE, (claim, verdict.line())
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from refusal_checks.reports.html import heatmaps as figures_heatmaps
 
-from refusal_checks.measure import arditi
+from refusal_checks.verdicts import arditi
 from refusal_checks.reports.html.page import render_html
 from refusal_checks.reports.summary import json_report
 from refusal_checks.reports.html.selection import grids

@@ -7,7 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 from refusal_checks.judges.base import CLASSES
-from refusal_checks.cache.replies import read_labels, stratum_of
+from refusal_checks.cache.replies import stratum_of
+from refusal_checks.judges.labelling import read_labels
 
 LABELS = Path(__file__).resolve().parents[2] / "labels" / "qwen-coder-0.5b.jsonl"
 
@@ -29,7 +30,8 @@ def test_the_shipped_labels_cover_unsteered_steered_and_ablated_replies_on_both_
 
 
 def test_the_shipped_labels_of_schema_1_keep_matching_the_replies_they_were_made_for():
-    from refusal_checks.cache.replies import SLOT_ID_SCHEMA, reply_id, reply_slot
+    from refusal_checks.cache.replies import reply_id, reply_slot
+    from refusal_checks.judges.labelling import SLOT_ID_SCHEMA
 
     raw = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines()]
     assert {row["schema"] for row in raw} == {SLOT_ID_SCHEMA}

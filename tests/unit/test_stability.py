@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refusal_checks.stats.reliability import split_half_cosines
-from refusal_checks.stats.stability import _cluster_half_weights, bootstrap_split_half
+from refusal_checks.stats.stability import cluster_half_weights, bootstrap_split_half
 from refusal_checks.stats.intervals import recentred_interval
 
 
@@ -25,7 +25,7 @@ def test_halves_are_disjoint_in_original_prompts_and_average_the_drawn_copies(n:
                                                                               seed: int) -> None:
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n, np.full(n, 1.0 / n), size=3).astype(float)
-    w_a, w_b = _cluster_half_weights(counts, rng, 8)
+    w_a, w_b = cluster_half_weights(counts, rng, 8)
     assert not np.any((w_a > 0) & (w_b > 0))  # no prompt's copies in both halves
     for w in (w_a, w_b):
         sums = w.sum(axis=-1)

@@ -178,7 +178,8 @@ def test_label_agreement_gives_each_labelled_reply_its_prompt(tmp_path):
     import json
 
     from refusal_checks.judges.agreement import corrected_rates, judge_validation
-    from refusal_checks.cache.replies import CachedReply, label_record
+    from refusal_checks.cache.replies import CachedReply
+    from refusal_checks.judges.labelling import label_record
 
     rows = [CachedReply(f"id{i}", "sha256:aaaa", "m", "unsteered", "crime/refuse", side,
                         prompt, "same reply", f"slot{i}")

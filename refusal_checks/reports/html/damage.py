@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from refusal_checks.reports.html.parts import _e, _figure_or_note, _table
+from refusal_checks.reports.html.parts import esc, figure_or_note, html_table
 
 
 def _rate_cell(cell: dict[str, Any] | None) -> str:
@@ -30,13 +30,13 @@ def _damage_rows(conditions: dict[str, Any], names: Iterable[str]) -> list[list[
         kl = r.get("kl_benign")
         reasons = ", ".join(f"{k} {v}" for side in replies.values()
                             for k, v in (side.get("reasons") or {}).items())
-        rows.append([_e(name), _e(_rate_cell(replies.get("should-refuse"))),
-                     _e(_rate_cell(replies.get("benign"))),
-                     _e(_share_cell(r.get("broken"))) + (f'<div class="reason">{_e(reasons)}'
+        rows.append([esc(name), esc(_rate_cell(replies.get("should-refuse"))),
+                     esc(_rate_cell(replies.get("benign"))),
+                     esc(_share_cell(r.get("broken"))) + (f'<div class="reason">{esc(reasons)}'
                                                          "</div>" if reasons else ""),
-                     _e(_rate_cell(score.get("should-refuse"))),
-                     _e(_rate_cell(score.get("benign"))),
-                     _e(f"{kl['mean']:.3g} (n={kl['n']}, max {kl['max']:.3g})" if kl else "-")])
+                     esc(_rate_cell(score.get("should-refuse"))),
+                     esc(_rate_cell(score.get("benign"))),
+                     esc(f"{kl['mean']:.3g} (n={kl['n']}, max {kl['max']:.3g})" if kl else "-")])
     return rows
 
 
@@ -45,7 +45,7 @@ _DAMAGE_HEADER = ["condition", "judged refusal (should-refuse)", "judged refusal
                   "score refusal (benign)", "mean KL on benign prompts"]
 
 
-def _damage_section(payload: dict[str, Any], models: list[str]) -> str:
+def damage_section(payload: dict[str, Any], models: list[str]) -> str:
     """Per model: refusal rate, broken share and benign KL against steering strength per
     direction (``models.<name>.damage``), the ablations as a table, and the cheap score's
     agreement with the judge per condition (``models.<name>.score_validation``)."""
@@ -68,10 +68,10 @@ def _damage_section(payload: dict[str, Any], models: list[str]) -> str:
     for model, m in found.items():
         damage = m.get("damage") or {}
         conditions = damage.get("conditions") or {}
-        parts.append(f"<h3>{_e(model)}</h3>")
+        parts.append(f"<h3>{esc(model)}</h3>")
         drawn = curves(damage)
         if drawn:
-            parts.append(_figure_or_note(
+            parts.append(figure_or_note(
                 lambda d=drawn, name=model: figures_rates.damage_chart(
                     d, title=f"{name}: refusal, broken replies and benign KL vs strength"),
                 f"damage vs steering strength, {model}",
@@ -81,11 +81,11 @@ def _damage_section(payload: dict[str, Any], models: list[str]) -> str:
         table = [c for c in conditions if conditions[c].get("kind") in ("unsteered", "ablated")]
         if table:
             parts.append("<p>Unsteered and ablated conditions:</p>"
-                         + _table(_DAMAGE_HEADER, _damage_rows(conditions, table), "damage"))
+                         + html_table(_DAMAGE_HEADER, _damage_rows(conditions, table), "damage"))
         steered = [c for c in conditions if conditions[c].get("kind") == "steered"]
         if steered:
             parts.append("<details><summary>every steered condition</summary>"
-                         + _table(_DAMAGE_HEADER, _damage_rows(conditions, steered), "damage")
+                         + html_table(_DAMAGE_HEADER, _damage_rows(conditions, steered), "damage")
                          + "</details>")
         validation = m.get("score_validation") or {}
         rows = []
@@ -93,15 +93,15 @@ def _damage_section(payload: dict[str, Any], models: list[str]) -> str:
                               ("human labels", validation.get("labels") or {})):
             for stratum, row in (block.get("by_condition") or {}).items():
                 acc, kappa = row["accuracy"], row["kappa"]
-                rows.append([_e(source), _e(stratum), _e(_share_cell(acc)),
-                             _e("-" if kappa.get("estimate") is None else
+                rows.append([esc(source), esc(stratum), esc(_share_cell(acc)),
+                             esc("-" if kappa.get("estimate") is None else
                                 f"{kappa['estimate']:.2f}" + (
                                     "" if kappa.get("low") is None else
                                     f" [{kappa['low']:.2f}, {kappa['high']:.2f}]"))])
         if rows:
             parts.append("<p>Cheap score (&gt; 0) against the judge (and human labels, with "
                          "--refusal-labels) on the same replies, per condition:</p>"
-                         + _table(["reference", "condition", "agreement [Wilson 95%]",
+                         + html_table(["reference", "condition", "agreement [Wilson 95%]",
                                    "Cohen's kappa [bootstrap 95%]"], rows, "score-validation"))
         parts.append(_corrected_table(m.get("corrected_rates") or {}))
     return "".join(parts)
@@ -128,12 +128,12 @@ def _corrected_table(section: dict[str, Any]) -> str:
             cells = [("{}/{} as judged".format(*judged[s]) if s in judged else "-")
                      for s in ("should_not_comply", "benign")]
             errors = row.get("note", "")
-        rows.append([_e(stratum), *map(_e, cells), _e(errors)])
+        rows.append([esc(stratum), *map(esc, cells), esc(errors)])
     if not rows:
         return ""
-    return (f"<p>Judged refusal rates corrected for the judge's error ({_e(section['judge'])}) "
+    return (f"<p>Judged refusal rates corrected for the judge's error ({esc(section['judge'])}) "
             "measured on this model's labelled replies of the same condition (Rogan-Gladen; "
             "the interval carries the uncertainty of the rate and of both error rates):</p>"
-            + _table(["condition", "should-refuse: judged -> corrected [95%]",
+            + html_table(["condition", "should-refuse: judged -> corrected [95%]",
                       "benign: judged -> corrected [95%]", "judge's error on the labels"],
                      rows, "corrected-rates"))

@@ -20,7 +20,7 @@ DPI = 96
 FONT = 8
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     """Draw with Agg and return the PNG; the figure is cleared afterwards."""
     canvas = FigureCanvasAgg(figure)
     buffer = io.BytesIO()
@@ -31,5 +31,5 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")

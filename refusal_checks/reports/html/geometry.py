@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from refusal_checks.reports.html.parts import _e, _figure_or_note, _table
-from refusal_checks.reports.summary import _num
+from refusal_checks.reports.html.parts import esc, figure_or_note, html_table
+from refusal_checks.reports.summary import number
 
 
 def _summary_rows(categories: list[str], matrices: dict[str, list]) -> list[list[str]]:
@@ -21,24 +21,24 @@ def _summary_rows(categories: list[str], matrices: dict[str, list]) -> list[list
             columns.append(None)
 
     def cell(summary: Any, what: Callable[[Any], str]) -> str:
-        return '<span class="note">n/a</span>' if summary is None else _e(what(summary))
+        return '<span class="note">n/a</span>' if summary is None else esc(what(summary))
 
     def block(value: float | None) -> str:
-        return "no pair" if value is None else _num(value)
+        return "no pair" if value is None else number(value)
 
     lines: list[tuple[str, Callable[[Any], str]]] = [
-        ("pairs", lambda s: str(s.pairs)), ("mean", lambda s: _num(s.mean)),
-        ("lowest pair", lambda s: f"{_num(s.low)} ({s.low_pair[0]} / {s.low_pair[1]})"),
-        ("highest pair", lambda s: f"{_num(s.high)} ({s.high_pair[0]} / {s.high_pair[1]})"),
+        ("pairs", lambda s: str(s.pairs)), ("mean", lambda s: number(s.mean)),
+        ("lowest pair", lambda s: f"{number(s.low)} ({s.low_pair[0]} / {s.low_pair[1]})"),
+        ("highest pair", lambda s: f"{number(s.high)} ({s.high_pair[0]} / {s.high_pair[1]})"),
         ("pairs < 0.3", lambda s: str(s.below_0_3)), ("pairs > 0.8", lambda s: str(s.above_0_8)),
         ("mean within the 7 safety-like", lambda s: block(s.within_safety)),
         ("mean within the 4 CoCoNot non-safety", lambda s: block(s.within_coconot)),
         ("mean across the two groups", lambda s: block(s.across)),
     ]
-    return [[_e(name), *(cell(s, what) for s in columns)] for name, what in lines]
+    return [[esc(name), *(cell(s, what) for s in columns)] for name, what in lines]
 
 
-def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
+def geometry_section(payload: dict[str, Any], models: list[str]) -> str:
     from refusal_checks.reports.html import heatmaps as figures_heatmaps
     from refusal_checks.reports.html import rates as figures_rates
     from refusal_checks.verdicts.geometry import MIN_RELIABILITY
@@ -58,12 +58,12 @@ def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
     if not controls:
         return ""
     parts = ['<h2 id="geometry">Between-category cosines</h2>',
-             f'<p class="note">Paper: {_e(SOURCE)}. The paper publishes summary figures, not '
+             f'<p class="note">Paper: {esc(SOURCE)}. The paper publishes summary figures, not '
              "its matrix; ours are computed the same way from the raw and the noise-corrected "
-             f"(disattenuated) matrices. Blocks: safety-like = {_e(', '.join(SAFETY_LIKE))}; "
-             f"CoCoNot non-safety = {_e(', '.join(COCONOT_NON_SAFETY))}.</p>"]
+             f"(disattenuated) matrices. Blocks: safety-like = {esc(', '.join(SAFETY_LIKE))}; "
+             f"CoCoNot non-safety = {esc(', '.join(COCONOT_NON_SAFETY))}.</p>"]
     for control, per_model in controls.items():
-        parts.append(f"<h3>Against {_e(control)} (claims: {_e(', '.join(claims_of[control]))})"
+        parts.append(f"<h3>Against {esc(control)} (claims: {esc(', '.join(claims_of[control]))})"
                      "</h3>")
         images, header, matrices = [], ["statistic", "paper"], {}
         first = next(iter(per_model.values()))
@@ -75,7 +75,7 @@ def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
             details = record["details"]
             cats = [str(c) for c in details.get("categories", [])]
             layer = details.get("layer", "?")
-            images.append(_figure_or_note(
+            images.append(figure_or_note(
                 lambda d=details, c=cats, m=model, l=layer: figures_heatmaps.cosine_heatmap(
                     c, d["disattenuated_cosines"], title=f"{m}, layer {l}: noise-corrected"),
                 f"noise-corrected cosines, {model}, against {control}"))
@@ -89,17 +89,17 @@ def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
             counts = record["details"].get("behaviour_counts")
             if isinstance(counts, dict):
                 left = record["details"].get("left_out", [])
-                parts.append(f'<p class="note">{_e(model)}: refused/answered per category: '
-                             + _e(", ".join(f"{c} {n.get('refused')}/{n.get('answered')}"
+                parts.append(f'<p class="note">{esc(model)}: refused/answered per category: '
+                             + esc(", ".join(f"{c} {n.get('refused')}/{n.get('answered')}"
                                             + (" (left out)" if c in left else "")
                                             for c, n in counts.items()))
-                             + f" (at least {_e(record['details'].get('min_per_side'))} on "
+                             + f" (at least {esc(record['details'].get('min_per_side'))} on "
                              "each side)</p>")
-        parts.append(_table(header, _summary_rows(categories, matrices), "summary"))
+        parts.append(html_table(header, _summary_rows(categories, matrices), "summary"))
         split = {m: r["details"]["split_half_mean"] for m, r in per_model.items()
                  if isinstance(r["details"].get("split_half_mean"), dict)}
         if split:
-            parts.append(_figure_or_note(
+            parts.append(figure_or_note(
                 lambda: figures_rates.split_half_chart(split, paper_range=PAPER_SPLIT_HALF,
                                                        noise_floor=MIN_RELIABILITY,
                                                        order=categories),
@@ -108,9 +108,9 @@ def _geometry_section(payload: dict[str, Any], models: list[str]) -> str:
                 f"two random halves). Paper: {PAPER_SPLIT_HALF[0]}-{PAPER_SPLIT_HALF[1]} "
                 "between independent 32/32 resamples of 9B models. Below the dashed line "
                 f"({MIN_RELIABILITY}) a direction is mostly noise."))
-            rows = [[_e(c), *(_e(_num(split[m][c])) if c in split[m] else "-" for m in split)]
+            rows = [[esc(c), *(esc(number(split[m][c])) if c in split[m] else "-" for m in split)]
                     for c in dict.fromkeys([*categories, *(c for per in split.values()
                                                            for c in per)])
                     if any(c in per for per in split.values())]
-            parts.append(_table(["category", *split], rows, "split-half"))
+            parts.append(html_table(["category", *split], rows, "split-half"))
     return "".join(parts)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.reports.html.figures import FONT, _figure, _png
+from refusal_checks.reports.html.figures import FONT, new_figure, png_bytes
 
 
 def _annotated_matrix(ax: Any, values: np.ndarray, categories: Sequence[str], cmap: str, *,
@@ -48,12 +48,12 @@ def cosine_heatmap(categories: Sequence[str], matrix: Sequence[Sequence[float]],
     if m.shape != (k, k):
         raise ValueError(f"need a {k} x {k} matrix for {k} categories, got shape {m.shape}")
     size = max(3.6, 1.6 + 0.5 * k)
-    figure = _figure(size + 0.9, size)
+    figure = new_figure(size + 0.9, size)
     ax = figure.add_subplot()
     image = _annotated_matrix(ax, m, categories, "RdBu_r")
     ax.set_title(title, fontsize=FONT + 1)
     figure.colorbar(image, ax=ax, shrink=0.7).ax.tick_params(labelsize=FONT)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def confusion_chart(directions: Sequence[str], confusion: Sequence[Sequence[int]], *,
@@ -66,7 +66,7 @@ def confusion_chart(directions: Sequence[str], confusion: Sequence[Sequence[int]
     totals = m.sum(axis=1, keepdims=True)
     share = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
     size = max(3.6, 1.6 + 0.42 * k)
-    figure = _figure(size + 0.9, size)
+    figure = new_figure(size + 0.9, size)
     ax = figure.add_subplot()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), list(directions), rotation=60, ha="right", fontsize=FONT)
@@ -80,7 +80,7 @@ def confusion_chart(directions: Sequence[str], confusion: Sequence[Sequence[int]
     ax.set_title(title, fontsize=FONT + 1)
     figure.colorbar(image, ax=ax, shrink=0.7, label="share of row").ax.tick_params(
         labelsize=FONT)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def cross_ablation_heatmap(categories: Sequence[str], rates: Sequence[Sequence[float]],
@@ -104,7 +104,7 @@ def cross_ablation_heatmap(categories: Sequence[str], rates: Sequence[Sequence[f
                          f"got shapes {m.shape} and {base.shape}")
     drops = base[None, :] - m
     size = max(3.6, 1.6 + 0.5 * k)
-    figure = _figure(size + 0.9, size)
+    figure = new_figure(size + 0.9, size)
     ax = figure.add_subplot()
     image = _annotated_matrix(ax, drops, categories, "PuOr_r")
     ax.set_xlabel("probe category (refusal measured)", fontsize=FONT)
@@ -112,7 +112,7 @@ def cross_ablation_heatmap(categories: Sequence[str], rates: Sequence[Sequence[f
     ax.set_title(title, fontsize=FONT + 1)
     figure.colorbar(image, ax=ax, shrink=0.7, label="drop in refusal rate").ax.tick_params(
         labelsize=FONT)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def selection_heatmaps(layers: Sequence[int], positions: Sequence[int],
@@ -136,7 +136,7 @@ def selection_heatmaps(layers: Sequence[int], positions: Sequence[int],
     rows = [str(p) for p in positions]
     mask = np.asarray(kept, bool)
     width = max(4.0, 1.2 + 0.42 * len(cols))
-    figure = _figure(width, (0.9 + 0.32 * len(rows)) * len(panels) + 0.4)
+    figure = new_figure(width, (0.9 + 0.32 * len(rows)) * len(panels) + 0.4)
     axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (name, values) in zip(axes, panels.items()):
         m = np.asarray(values, dtype=float)
@@ -160,4 +160,4 @@ def selection_heatmaps(layers: Sequence[int], positions: Sequence[int],
         figure.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=FONT)
     axes[-1].set_xlabel("layer", fontsize=FONT)
     figure.suptitle(title, fontsize=FONT + 1)
-    return _png(figure)
+    return png_bytes(figure)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from refusal_checks.reports.html.parts import _by_claim, _e, _figure_or_note, _table
-from refusal_checks.reports.summary import _num
+from refusal_checks.reports.html.parts import by_claim, esc, figure_or_note, html_table
+from refusal_checks.reports.summary import number
 
 
-def _steering_section(payload: dict[str, Any], models: list[str]) -> str:
+def steering_section(payload: dict[str, Any], models: list[str]) -> str:
     from refusal_checks.reports.html import rates as figures_rates
     from refusal_checks.reports.paper import PAPER_STEERING_RR_ALPHA_10
 
-    found = _by_claim(payload, lambda r: {"rr", "orr", "strengths"} <= set(r["details"]))
+    found = by_claim(payload, lambda r: {"rr", "orr", "strengths"} <= set(r["details"]))
     if not found:
         return ""
     parts = ['<h2 id="steering">Steering: refusal vs over-refusal</h2>',
@@ -37,42 +37,42 @@ def _steering_section(payload: dict[str, Any], models: list[str]) -> str:
                 "No bands: this report does not carry the prompt counts behind the rates.")
         if not named:
             note += " Direction names are not in this report (rows are numbered)."
-        parts.append(f"<h3>{_e(model)} ({_e(record['claim'])})</h3>")
-        parts.append(_figure_or_note(
+        parts.append(f"<h3>{esc(model)} ({esc(record['claim'])})</h3>")
+        parts.append(figure_or_note(
             lambda: figures_rates.tradeoff_chart(directions, d["strengths"], d["rr"],
                                                  d["orr"], n_harmful=d.get("n_harmful"),
                                                  n_benign=d.get("n_benign"), title=model),
-            f"steering trade-off, {model}", _e(note)))
+            f"steering trade-off, {model}", esc(note)))
         slopes = d.get("orr_per_unit_strength") or {}
         if slopes:
-            parts.append(_table(["direction", "ORR per unit strength"],
-                                [[_e(k), _e(_num(v))] for k, v in slopes.items()]))
+            parts.append(html_table(["direction", "ORR per unit strength"],
+                                [[esc(k), esc(number(v))] for k, v in slopes.items()]))
         agreement = d.get("score_agreement")
         if isinstance(agreement, dict):
             parts.append(f'<p class="note">Cheap score vs judge on the unsteered probes: '
-                         f"agreement {_e(_num(agreement.get('agreement')))} "
-                         f"(n={_e(agreement.get('n'))}).</p>")
+                         f"agreement {esc(number(agreement.get('agreement')))} "
+                         f"(n={esc(agreement.get('n'))}).</p>")
         used = d.get("score_agreement_used")
         if isinstance(used, dict):
             steered = "; ".join(
-                f"{', '.join(map(str, g.get('conditions', [])))}: {_num(g.get('agreement'))} "
+                f"{', '.join(map(str, g.get('conditions', [])))}: {number(g.get('agreement'))} "
                 f"(n={g.get('n')}) for {', '.join(map(str, g.get('directions', [])))}"
                 for g in used.get("steered") or [])
-            parts.append(f'<p class="note">Under steering ({_e(used.get("basis", ""))}): '
-                         f"{_e(steered or 'none')}.</p>")
+            parts.append(f'<p class="note">Under steering ({esc(used.get("basis", ""))}): '
+                         f"{esc(steered or 'none')}.</p>")
     return "".join(parts)
 
 
-def _ablation_section(payload: dict[str, Any], models: list[str]) -> str:
+def ablation_section(payload: dict[str, Any], models: list[str]) -> str:
     from refusal_checks.reports.html import rates as figures_rates
     from refusal_checks.reports.paper import PAPER_ABLATION_RR
 
-    found = _by_claim(payload, lambda r: isinstance(r["details"].get("per_category"), dict))
+    found = by_claim(payload, lambda r: isinstance(r["details"].get("per_category"), dict))
     if not found:
         return _cross_ablation(payload, models)
     paper = "; ".join(f"{k}: {lo:.2f}-{hi:.2f}" for k, (lo, hi) in PAPER_ABLATION_RR.items())
     parts = ['<h2 id="ablation">Ablation per category</h2>',
-             f'<p class="note">Paper, refusal rate left after ablation: {_e(paper)}.</p>',
+             f'<p class="note">Paper, refusal rate left after ablation: {esc(paper)}.</p>',
              '<div class="row">']
     tables = []
     for model in models:
@@ -85,22 +85,22 @@ def _ablation_section(payload: dict[str, Any], models: list[str]) -> str:
                       if v["model"] == model and isinstance(v.get("details"), dict)
                       and isinstance(v["details"].get("categories"), list)), [])
         per = {c: per[c] for c in dict.fromkeys([*(c for c in order if c in per), *per])}
-        parts.append(_figure_or_note(
+        parts.append(figure_or_note(
             lambda: figures_rates.ablation_chart(per, title=f"{model}: ablating each "
                                                  "category's own direction"),
             f"ablation per category, {model}"))
         rows = []
         for category, cell in per.items():
             base, kept = cell.get("baseline", {}), cell.get("kept", {})
-            rows.append([_e(category), _e(f"{base.get('refused')}/{base.get('n')}"),
-                         _e(f"{kept.get('refused')}/{kept.get('n')}")])
-        tables.append(f"<h3>{_e(model)}</h3>" + _table(
+            rows.append([esc(category), esc(f"{base.get('refused')}/{base.get('n')}"),
+                         esc(f"{kept.get('refused')}/{kept.get('n')}")])
+        tables.append(f"<h3>{esc(model)}</h3>" + html_table(
             ["category", "refused at baseline", "still refusing under ablation"], rows))
         for key, label in (("keeps_refusing", "keep refusing"),
                            ("too_few_baseline_refusals", "too few baseline refusals to judge")):
             if record["details"].get(key):
-                tables.append(f'<p class="note">{_e(label)}: '
-                              f"{_e(', '.join(map(str, record['details'][key])))}</p>")
+                tables.append(f'<p class="note">{esc(label)}: '
+                              f"{esc(', '.join(map(str, record['details'][key])))}</p>")
     parts.append("</div>")
     return "".join(parts + tables) + _cross_ablation(payload, models)
 
@@ -109,7 +109,7 @@ def _cross_ablation(payload: dict[str, Any], models: list[str]) -> str:
     """The k x k cross-ablation heatmap per model (claim ablation-is-category-selective)."""
     from refusal_checks.reports.html import heatmaps as figures_heatmaps
 
-    found = _by_claim(payload, lambda r: isinstance(r["details"].get("ablated_rates"), list))
+    found = by_claim(payload, lambda r: isinstance(r["details"].get("ablated_rates"), list))
     if not found:
         return ""
     parts = ['<h3 id="cross-ablation">Cross-ablation: each category\'s direction ablated, '
@@ -125,22 +125,22 @@ def _cross_ablation(payload: dict[str, Any], models: list[str]) -> str:
         details = record["details"]
         names = list(details["categories"])
         baseline = [details["baseline_rates"][c] for c in names]
-        parts.append(_figure_or_note(
+        parts.append(figure_or_note(
             lambda: figures_heatmaps.cross_ablation_heatmap(
                 names, details["ablated_rates"], baseline,
                 title=f"{model}: drop in refusal under cross-ablation"),
             f"cross-ablation drops, {model}"))
-        notes.append(f'<p class="note">{_e(model)}: {_e(details.get("reading", ""))} '
-                     f"(random directions: mean drop {_e(details.get('mean_random_drop'))})</p>")
+        notes.append(f'<p class="note">{esc(model)}: {esc(details.get("reading", ""))} '
+                     f"(random directions: mean drop {esc(details.get('mean_random_drop'))})</p>")
     parts.append("</div>")
     return "".join(parts + notes)
 
 
-def _style_section(payload: dict[str, Any], models: list[str]) -> str:
+def style_section(payload: dict[str, Any], models: list[str]) -> str:
     from refusal_checks.reports.html import heatmaps as figures_heatmaps
     from refusal_checks.reports.paper import PAPER_STYLE
 
-    found = _by_claim(payload, lambda r: isinstance(r["details"].get("style"), dict))
+    found = by_claim(payload, lambda r: isinstance(r["details"].get("style"), dict))
     if not found:
         return ""
     parts = ['<h2 id="style">Refusal style per direction</h2>',
@@ -152,24 +152,24 @@ def _style_section(payload: dict[str, Any], models: list[str]) -> str:
             continue
         s = record["details"]["style"]
         directions = [str(x) for x in s.get("directions", [])]
-        parts.append(f"<h3>{_e(model)} ({_e(record['claim'])})</h3>")
-        parts.append(f"<p>Classifier accuracy {_e(_num(s.get('accuracy')))} against chance "
-                     f"{_e(_num(s.get('chance')))}, permutation p = "
-                     f"{_e(_num(s.get('permutation_p')))}.</p>")
+        parts.append(f"<h3>{esc(model)} ({esc(record['claim'])})</h3>")
+        parts.append(f"<p>Classifier accuracy {esc(number(s.get('accuracy')))} against chance "
+                     f"{esc(number(s.get('chance')))}, permutation p = "
+                     f"{esc(number(s.get('permutation_p')))}.</p>")
         if s.get("confusion") is not None:
-            parts.append(_figure_or_note(
+            parts.append(figure_or_note(
                 lambda: figures_heatmaps.confusion_chart(
                     directions, s["confusion"], title=f"{model}: which direction was steered"),
                 f"style confusion matrix, {model}"))
         rows = []
         for direction in directions:
             rate = (s.get("rates") or {}).get(direction) or {}
-            exemplars = "".join(f"<li>{_e(x)}</li>" for x in (s.get("exemplars") or {}).get(
+            exemplars = "".join(f"<li>{esc(x)}</li>" for x in (s.get("exemplars") or {}).get(
                 direction, []))
-            rows.append([_e(direction), _e(f"{rate.get('refused', '?')}/{rate.get('n', '?')}"),
-                         _e(_num((s.get("strengths") or {}).get(direction, "?"))),
-                         _e(", ".join(map(str, (s.get("phrases") or {}).get(direction, [])))),
-                         f"<ul>{exemplars}</ul>", _e(PAPER_STYLE.get(direction, "-"))])
-        parts.append(_table(["direction", "refused", "strength", "typical phrases",
+            rows.append([esc(direction), esc(f"{rate.get('refused', '?')}/{rate.get('n', '?')}"),
+                         esc(number((s.get("strengths") or {}).get(direction, "?"))),
+                         esc(", ".join(map(str, (s.get("phrases") or {}).get(direction, [])))),
+                         f"<ul>{exemplars}</ul>", esc(PAPER_STYLE.get(direction, "-"))])
+        parts.append(html_table(["direction", "refused", "strength", "typical phrases",
                              "exemplars", "paper"], rows, "style"))
     return "".join(parts)

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from refusal_checks.reports.html.damage import _damage_section
-from refusal_checks.reports.html.geometry import _geometry_section
-from refusal_checks.reports.html.interventions import (_ablation_section, _steering_section,
-                                               _style_section)
-from refusal_checks.reports.html.parts import _e, _interval, _models, _table
-from refusal_checks.reports.html.run import _environment_section, _gate_section
-from refusal_checks.reports.summary import _num
+from refusal_checks.reports.html.damage import damage_section
+from refusal_checks.reports.html.geometry import geometry_section
+from refusal_checks.reports.html.interventions import (ablation_section, steering_section,
+                                               style_section)
+from refusal_checks.reports.html.parts import esc, interval_text, models_of, html_table
+from refusal_checks.reports.html.run import environment_section, gate_section
+from refusal_checks.reports.summary import number
 from refusal_checks.reports.schema import check_payload
 from refusal_checks.reports.html.selection import selection_section
 
@@ -70,12 +70,12 @@ def _verdict_section(payload: dict[str, Any], models: list[str]) -> str:
     rows = []
     for claim, per_model in claims.items():
         first = next(iter(per_model.values()))
-        protocol = (f'<div class="reason">protocol: {_e(first["protocol"])}</div>'
+        protocol = (f'<div class="reason">protocol: {esc(first["protocol"])}</div>'
                     if first.get("protocol") else "")
-        cells = [f'<b id="claim-{_e(claim)}">{_e(claim)}</b><div class="says">'
-                 f'{_e(first.get("says", ""))}</div>{protocol}',
-                 _e(first.get("paper", "")),
-                 _e(f"{first['comparison']} {_num(first['threshold'])}")]
+        cells = [f'<b id="claim-{esc(claim)}">{esc(claim)}</b><div class="says">'
+                 f'{esc(first.get("says", ""))}</div>{protocol}',
+                 esc(first.get("paper", "")),
+                 esc(f"{first['comparison']} {number(first['threshold'])}")]
         for model in models:
             record = per_model.get(model)
             if record is None:
@@ -84,23 +84,23 @@ def _verdict_section(payload: dict[str, Any], models: list[str]) -> str:
             outcome = str(record["outcome"])
             robust = record.get("robustness") or {}
             extra = (f" ({'fragile' if robust.get('fragile') else 'robust'} "
-                     f"{_e(robust.get('same'))}/{_e(robust.get('checks'))})"
+                     f"{esc(robust.get('same'))}/{esc(robust.get('checks'))})"
                      if robust.get("checks") else "")
-            reason = (f'<div class="reason">{_e(record.get("reason", ""))}</div>'
+            reason = (f'<div class="reason">{esc(record.get("reason", ""))}</div>'
                       if outcome == "inconclusive" and record.get("reason") else "")
             details = record.get("details")
             if not reason and isinstance(details, dict) and details.get("caveat"):
-                reason = f'<div class="reason">caveat: {_e(details["caveat"])}</div>'
+                reason = f'<div class="reason">caveat: {esc(details["caveat"])}</div>'
             if not reason and isinstance(details, dict) and details.get("counts_note"):
-                reason = f'<div class="reason">{_e(details["counts_note"])}</div>'
-            cells.append(f'<span class="{_e(outcome)}">{_e(outcome.upper())}</span>{extra}<br>'
-                         f'{_e(_interval(record))} <span class="note">n={_e(record["n"])}'
+                reason = f'<div class="reason">{esc(details["counts_note"])}</div>'
+            cells.append(f'<span class="{esc(outcome)}">{esc(outcome.upper())}</span>{extra}<br>'
+                         f'{esc(interval_text(record))} <span class="note">n={esc(record["n"])}'
                          f'</span>{reason}')
         rows.append(cells)
     counts = ", ".join(f"{sum(v['outcome'] == k for v in payload['verdicts'])} {k}"
                        for k in ("supported", "refuted", "inconclusive"))
-    table = _table(["claim", "paper", "needs", *models], rows, "verdicts")
-    return (f'<h2 id="verdicts">Which claims hold</h2><p>{_e(counts)}. Values are the '
+    table = html_table(["claim", "paper", "needs", *models], rows, "verdicts")
+    return (f'<h2 id="verdicts">Which claims hold</h2><p>{esc(counts)}. Values are the '
             f"claim's statistic with its 95% interval; the paper column gives the published "
             f"figure the claim is checked against.</p>{table}")
 
@@ -114,8 +114,8 @@ def _section(make: Callable[[dict[str, Any], list[str]], str], payload: dict[str
         return make(payload, models)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
         name = make.__name__.strip("_").replace("_section", "")
-        return (f'<p class="note">The {_e(name)} section cannot be drawn from this report: '
-                f"{_e(type(error).__name__)}: {_e(error)}.</p>")
+        return (f'<p class="note">The {esc(name)} section cannot be drawn from this report: '
+                f"{esc(type(error).__name__)}: {esc(error)}.</p>")
 
 
 def render_html(payload: dict[str, Any]) -> str:
@@ -125,19 +125,19 @@ def render_html(payload: dict[str, Any]) -> str:
         ReportFileError: The payload is not a schema-1 report.
     """
     check_payload(payload)
-    models = _models(payload)
+    models = models_of(payload)
     title = f"refusal_checks: {', '.join(models) or 'no model'}"
     warning = "" if payload.get("complete") is not False else (
-        f"<p><strong>Incomplete run</strong> ({_e(str(payload.get('incomplete', '')))}): "
+        f"<p><strong>Incomplete run</strong> ({esc(str(payload.get('incomplete', '')))}): "
         "the verdicts cover only the claims that ran before it stopped.</p>")
     body = warning + "".join(_section(section, payload, models) for section in (
-        _verdict_section, _gate_section, _geometry_section, selection_section,
-        _steering_section, _ablation_section, _damage_section, _style_section,
-        _environment_section))
+        _verdict_section, gate_section, geometry_section, selection_section,
+        steering_section, ablation_section, damage_section, style_section,
+        environment_section))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            f"<title>{_e(title)}</title><style>{STYLE}</style></head>"
-            f"<body><h1>{_e(title)}</h1>{body}<script>{SCRIPT}</script></body></html>\n")
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head>"
+            f"<body><h1>{esc(title)}</h1>{body}<script>{SCRIPT}</script></body></html>\n")
 
 
 def write_html(payload: dict[str, Any], path: str | Path) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.reports.html.figures import FONT, _figure, _png
+from refusal_checks.reports.html.figures import FONT, new_figure, png_bytes
 from refusal_checks.stats.intervals import wilson_interval
 
 
@@ -31,7 +31,7 @@ def split_half_chart(values: Mapping[str, Mapping[str, float]], *,
     categories = list(dict.fromkeys([*(c for c in order if any(c in per for per in
                                                                  values.values())),
                                      *(c for per in values.values() for c in per)]))
-    figure = _figure(6.4, 1.2 + 0.28 * len(categories) * max(1, len(models)) ** 0.5)
+    figure = new_figure(6.4, 1.2 + 0.28 * len(categories) * max(1, len(models)) ** 0.5)
     ax = figure.add_subplot()
     height = 0.8 / max(1, len(models))
     y = np.arange(len(categories))
@@ -49,7 +49,7 @@ def split_half_chart(values: Mapping[str, Mapping[str, float]], *,
     ax.tick_params(labelsize=FONT)
     figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3,
                   fontsize=FONT - 1)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _counts(value: int | Sequence[int] | Sequence[Sequence[int]] | None,
@@ -97,7 +97,7 @@ def tradeoff_chart(directions: Sequence[str], strengths: Sequence[float],
         raise ValueError(f"rr and orr must be (direction, strength) = {shape}, got "
                          f"{rr_m.shape} and {orr_m.shape}")
     nh, nb = _counts(n_harmful, shape, "n_harmful"), _counts(n_benign, shape, "n_benign")
-    figure = _figure(11.5, 3.6)
+    figure = new_figure(11.5, 3.6)
     axes = figure.subplots(1, 3)
     colours = [f"C{i % 10}" for i in range(len(directions))]
     styles = ["-", "--", ":"]
@@ -135,7 +135,7 @@ def tradeoff_chart(directions: Sequence[str], strengths: Sequence[float],
     figure.suptitle(title, fontsize=FONT + 1)
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right center",
                   fontsize=FONT - 1)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def ablation_chart(per_category: Mapping[str, Mapping[str, Mapping[str, int]]], *,
@@ -147,7 +147,7 @@ def ablation_chart(per_category: Mapping[str, Mapping[str, Mapping[str, int]]], 
         per_category: {category: {"baseline": {"refused", "n"}, "kept": {"refused", "n"}}}.
     """
     categories = list(per_category)
-    figure = _figure(6.4, 1.2 + 0.3 * len(categories))
+    figure = new_figure(6.4, 1.2 + 0.3 * len(categories))
     ax = figure.add_subplot()
     y = np.arange(len(categories))
     for offset, key, label, colour in ((-0.2, "baseline", "refused at baseline", "0.55"),
@@ -172,7 +172,7 @@ def ablation_chart(per_category: Mapping[str, Mapping[str, Mapping[str, int]]], 
     figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=1,
                   fontsize=FONT - 1)
     ax.set_title(title, fontsize=FONT + 1)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def damage_chart(curves: Mapping[str, Mapping[str, Sequence[Any]]], *, title: str) -> bytes:
@@ -199,7 +199,7 @@ def damage_chart(curves: Mapping[str, Mapping[str, Sequence[Any]]], *, title: st
                                  "strengths")
     columns = min(4, len(directions))
     rows = -(-len(directions) // columns)
-    figure = _figure(2.9 * columns + 0.6, 2.1 * rows + 0.8)
+    figure = new_figure(2.9 * columns + 0.6, 2.1 * rows + 0.8)
     axes = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
     kl_top = max([float(v) for c in curves.values() for v in c["kl"] if np.isfinite(v)] or [1.0])
     kl_top = kl_top if kl_top > 0 else 1.0
@@ -252,4 +252,4 @@ def damage_chart(curves: Mapping[str, Mapping[str, Sequence[Any]]], *, title: st
     figure.legend(list(handles.values()), [h.get_label() for h in handles.values()],
                   loc="outside lower center", ncols=3, fontsize=FONT - 1)
     figure.suptitle(title, fontsize=FONT + 1)
-    return _png(figure)
+    return png_bytes(figure)

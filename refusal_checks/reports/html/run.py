@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from refusal_checks.reports.html.parts import _e, _table
-from refusal_checks.reports.summary import _num
+from refusal_checks.reports.html.parts import esc, html_table
+from refusal_checks.reports.summary import number
 
 # Accuracy against the human labels of XSTest v2 (450 Mistral-Instruct completions),
 # measured by benchmarks/judge_agreement.py (README, "Refusal judges and how good they are").
@@ -18,7 +18,7 @@ JUDGE_ACCURACY: dict[str, str] = {
 }
 
 
-def _gate_section(payload: dict[str, Any], models: list[str]) -> str:
+def gate_section(payload: dict[str, Any], models: list[str]) -> str:
     """The release gate's rules and results, when the run had a gate (``payload["gate"]``)."""
     gate = payload.get("gate")
     if not isinstance(gate, dict):
@@ -27,12 +27,12 @@ def _gate_section(payload: dict[str, Any], models: list[str]) -> str:
     parts = ['<h2 id="gate">Release gate</h2>',
              f'<p class="{"supported" if passed else "refuted"}">'
              f'{"PASSED" if passed else "FAILED"}'
-             + (f" against baseline <code>{_e(gate['baseline'])}</code>"
+             + (f" against baseline <code>{esc(gate['baseline'])}</code>"
                 if gate.get("baseline") else "") + "</p>"]
     rows = []
     for r in gate.get("results") or []:
         interval = r.get("interval")
-        change = (f"{_num(r.get('change'))} [{_num(interval[0])}, {_num(interval[1])}]"
+        change = (f"{number(r.get('change'))} [{number(interval[0])}, {number(interval[1])}]"
                   if interval else "-")
         extra = r.get("extra") if isinstance(r.get("extra"), dict) else {}
         if interval and extra.get("method") == "paired":
@@ -40,14 +40,14 @@ def _gate_section(payload: dict[str, Any], models: list[str]) -> str:
         elif interval and extra.get("method") == "unpaired":
             change += " unpaired"
         counts = str(r.get("counts_as", r.get("status", "?")))
-        rows.append([_e(r.get("rule", "?")), _e(r.get("subject", "?")), _e(r.get("model", "?")),
-                     f'<span class="{_e(_GATE_CLASS.get(counts, ""))}">{_e(counts)}</span>',
-                     _e(change), _e(_num(r.get("margin")) if r.get("margin") is not None
-                                    else "-"), _e(r.get("message", ""))])
-    parts.append(_table(["rule", "subject", "model", "counts as", "change [interval]",
+        rows.append([esc(r.get("rule", "?")), esc(r.get("subject", "?")), esc(r.get("model", "?")),
+                     f'<span class="{esc(_GATE_CLASS.get(counts, ""))}">{esc(counts)}</span>',
+                     esc(change), esc(number(r.get("margin")) if r.get("margin") is not None
+                                    else "-"), esc(r.get("message", ""))])
+    parts.append(html_table(["rule", "subject", "model", "counts as", "change [interval]",
                          "margin", "why"], rows, "gate"))
     for note in gate.get("notes") or []:
-        parts.append(f'<p class="note">{_e(note)}</p>')
+        parts.append(f'<p class="note">{esc(note)}</p>')
     parts += [_gate_changes(r, r["extra"]) for r in gate.get("results") or []
               if isinstance(r.get("extra"), dict) and r["extra"].get("changed")]
     return "".join(parts)
@@ -55,23 +55,23 @@ def _gate_section(payload: dict[str, Any], models: list[str]) -> str:
 
 def _gate_changes(result: dict[str, Any], extra: dict[str, Any]) -> str:
     """Every prompt whose outcome changed between baseline and this run, for one rule."""
-    rows = [[_e(c.get("text") or "(text not recorded)"),
-             f"<code>{_e(c.get('digest', '?'))}</code>",
+    rows = [[esc(c.get("text") or "(text not recorded)"),
+             f"<code>{esc(c.get('digest', '?'))}</code>",
              "refused" if c.get("before") else "answered",
              "refused" if c.get("now") else "answered"] for c in extra["changed"]]
     how = (f"paired on {extra.get('pairs')} prompts" if extra.get("method") == "paired"
            else f"unpaired: {extra.get('why_unpaired', '')}")
-    return (f"<h3>{_e(result.get('rule', '?'))} {_e(result.get('subject', ''))} "
-            f"[{_e(result.get('model', '?'))}]: {_e(extra.get('refused_before_not_now'))} "
-            f"refused before and not now, {_e(extra.get('refused_now_not_before'))} now and "
-            f"not before ({_e(how)})</h3>"
-            + _table(["prompt", "digest", "baseline", "this run"], rows, "gate-changes"))
+    return (f"<h3>{esc(result.get('rule', '?'))} {esc(result.get('subject', ''))} "
+            f"[{esc(result.get('model', '?'))}]: {esc(extra.get('refused_before_not_now'))} "
+            f"refused before and not now, {esc(extra.get('refused_now_not_before'))} now and "
+            f"not before ({esc(how)})</h3>"
+            + html_table(["prompt", "digest", "baseline", "this run"], rows, "gate-changes"))
 
 
 _GATE_CLASS = {"pass": "supported", "fail": "refuted", "inconclusive": "inconclusive"}
 
 
-def _judge_accuracy(judge: str, validation: dict[str, Any] | None = None) -> str:
+def judge_accuracy(judge: str, validation: dict[str, Any] | None = None) -> str:
     """This model's labels when a run had them (--refusal-labels), else say it is unvalidated."""
     mine = ((validation or {}).get("judges") or {}).get(judge)
     if mine:
@@ -85,7 +85,7 @@ def _judge_accuracy(judge: str, validation: dict[str, Any] | None = None) -> str
     return "not measured"
 
 
-def _environment_section(payload: dict[str, Any], models: list[str]) -> str:
+def environment_section(payload: dict[str, Any], models: list[str]) -> str:
     info = payload.get("models") or {}
     rows = []
     for model in models:
@@ -95,39 +95,39 @@ def _environment_section(payload: dict[str, Any], models: list[str]) -> str:
         refusal = (f"{behaviour.get('refused')}/{behaviour.get('n')} should-not-comply, "
                    f"{behaviour.get('benign_refused')}/{behaviour.get('benign_n')} benign"
                    if behaviour else "-")
-        rows.append([_e(model), _e(m.get("source", "-")), _e(m.get("description", "-")),
-                     f"<code>{_e(m.get('fingerprint', '-'))}</code>"
-                     + (f"<br>revision <code>{_e(m['revision'])}</code>" if m.get("revision")
+        rows.append([esc(model), esc(m.get("source", "-")), esc(m.get("description", "-")),
+                     f"<code>{esc(m.get('fingerprint', '-'))}</code>"
+                     + (f"<br>revision <code>{esc(m['revision'])}</code>" if m.get("revision")
                         else "")
-                     + (f'<div class="reason">{_e(m["error"])}</div>' if m.get("error")
+                     + (f'<div class="reason">{esc(m["error"])}</div>' if m.get("error")
                         else ""),
-                     _e(f"{m.get('dtype', '-')} / {m.get('device', '-')}"),
-                     _e(f"{m.get('n_layers', '?')} layers, d_model {m.get('d_model', '?')}"),
-                     _e(judge), _e(_judge_accuracy(judge, m.get("judge_validation"))),
-                     _e(refusal)])
+                     esc(f"{m.get('dtype', '-')} / {m.get('device', '-')}"),
+                     esc(f"{m.get('n_layers', '?')} layers, d_model {m.get('d_model', '?')}"),
+                     esc(judge), esc(judge_accuracy(judge, m.get("judge_validation"))),
+                     esc(refusal)])
     parts = ['<h2 id="environment">Run environment</h2>',
-             _table(["model", "source", "description", "fingerprint / revision", "dtype / device",
+             html_table(["model", "source", "description", "fingerprint / revision", "dtype / device",
                      "shape", "judge", "judge accuracy", "refused (unsteered)"], rows, "models")]
     for title, mapping in (("versions", payload.get("versions")),
                            ("options", payload.get("options")),
                            ("timings (seconds)", payload.get("timings"))):
         if isinstance(mapping, dict) and mapping:
-            parts.append(f"<h3>{_e(title)}</h3>" + _table(
+            parts.append(f"<h3>{esc(title)}</h3>" + html_table(
                 ["name", "value"],
-                [[_e(k), _e(_num(v) if isinstance(v, float) else json.dumps(v)
+                [[esc(k), esc(number(v) if isinstance(v, float) else json.dumps(v)
                           if isinstance(v, (list, dict, type(None), bool)) else v)]
                  for k, v in mapping.items()]))
     parts += _cost_tables(info, models)
-    durations = [[_e(v["claim"]), _e(v["model"]), _e(_num(v["duration"]))]
+    durations = [[esc(v["claim"]), esc(v["model"]), esc(number(v["duration"]))]
                  for v in payload["verdicts"] if isinstance(v.get("duration"), (int, float))]
     if durations:
         parts.append("<h3>claim durations (seconds)</h3>"
-                     + _table(["claim", "model", "seconds"], durations))
+                     + html_table(["claim", "model", "seconds"], durations))
     command = payload.get("command") or {}
-    parts.append(f'<p class="note">platform {_e(payload.get("platform", "?"))}; created '
-                 f'{_e(payload.get("created", "?"))}; command '
-                 f"<code>{_e(' '.join(map(str, command.get('argv', []))))}</code> in "
-                 f"<code>{_e(command.get('cwd', '?'))}</code></p>")
+    parts.append(f'<p class="note">platform {esc(payload.get("platform", "?"))}; created '
+                 f'{esc(payload.get("created", "?"))}; command '
+                 f"<code>{esc(' '.join(map(str, command.get('argv', []))))}</code> in "
+                 f"<code>{esc(command.get('cwd', '?'))}</code></p>")
     return "".join(parts)
 
 
@@ -139,8 +139,8 @@ def _cost_tables(info: dict[str, Any], models: list[str]) -> list[str]:
     for model in models:
         profile = (info.get(model) or {}).get("cost_profile")
         if isinstance(profile, dict) and profile.get("phases"):
-            parts.append(f"<h3>where the time went: {_e(model)}</h3>"
-                         + _table(HEADER, [[_e(cell) for cell in row]
+            parts.append(f"<h3>where the time went: {esc(model)}</h3>"
+                         + html_table(HEADER, [[esc(cell) for cell in row]
                                            for row in table_rows(profile)], "cost")
                          + '<p class="note">cached/computed: cache entries served / computed; '
                          "resumed: batches an interrupted run had finished; prompts forwarded; "

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.reports.html.parts import _e, _figure_or_note, _table
+from refusal_checks.reports.html.parts import esc, figure_or_note, html_table
 
 PANELS = (("bypass", "bypass: refusal score, harmful, candidate ablated (lower bypasses)"),
           ("induce", "induce: refusal score, harmless, candidate added (>= 0 kept)"),
@@ -54,25 +54,25 @@ def selection_section(payload: dict[str, Any], models: list[str]) -> str:
         record = found.get(model)
         if record is None:
             continue
-        parts.append(f"<h3>{_e(model)}</h3><p>{_e(record.get('protocol', ''))}</p>")
+        parts.append(f"<h3>{esc(model)}</h3><p>{esc(record.get('protocol', ''))}</p>")
         if not record.get("candidates"):
-            parts.append(f'<p class="note">{_e(record.get("not_run") or "no candidates")}</p>')
+            parts.append(f'<p class="note">{esc(record.get("not_run") or "no candidates")}</p>')
             continue
         values, kept = grids(record)
         selected = record.get("selected")
         chosen = (selected["layer"], selected["position"]) if selected else None
         panels = {label: values[name] for name, label in PANELS}
-        parts.append(_figure_or_note(
+        parts.append(figure_or_note(
             lambda p=panels, k=kept, c=chosen, r=record, m=model: (
                 figures_heatmaps.selection_heatmaps(r["layers"], r["positions"], p, k, c,
                                                     title=f"{m}: Arditi candidates")),
             f"Arditi selection heatmap, {model}"))
-        rows = [[_e(c["layer"]), _e(c["position"]), _e(_num(c["bypass"])),
-                 _e(_num(c["induce"])), _e(_num(c["kl"], 3)),
+        rows = [[esc(c["layer"]), esc(c["position"]), esc(_num(c["bypass"])),
+                 esc(_num(c["induce"])), esc(_num(c["kl"], 3)),
                  "selected" if chosen == (c["layer"], c["position"]) else
-                 ("kept" if c["kept"] else _e(c["why"]))] for c in record["candidates"]]
+                 ("kept" if c["kept"] else esc(c["why"]))] for c in record["candidates"]]
         parts.append(f"<details><summary>candidate table ({len(rows)})</summary>"
-                     + _table(["layer", "position", "bypass", "induce", "KL", "kept / why"],
+                     + html_table(["layer", "position", "bypass", "induce", "KL", "kept / why"],
                              rows) + "</details>")
     return "".join(parts)
 
