@@ -130,8 +130,8 @@ class GatePlugin:
 
         terminalreporter.section("refusal_checks gate")
         text = render(self.results, self.policy, self.notes,
-                      width=terminalreporter._tw.fullwidth,
-                      color=terminalreporter._tw.hasmarkup)
+                      width=terminalreporter.config.get_terminal_writer().fullwidth,
+                      color=terminalreporter.config.get_terminal_writer().hasmarkup)
         for line in text.rstrip("\n").splitlines():
             terminalreporter.write_line(line)
         if self.state.gate and self.state.gate["passed"] and self.verdict_failures:
@@ -146,9 +146,13 @@ class GatePlugin:
 
 
 def _junit_xml(config: pytest.Config) -> Any:
-    """pytest's LogXML when --junitxml is on (its stash key is not public API)."""
-    try:
-        from _pytest.junitxml import xml_key
-    except ImportError:  # pragma: no cover - a pytest that moved it
-        return None
-    return config.stash.get(xml_key, None)
+    """pytest's JUnit XML writer when --junitxml is on, else None.
+
+    Found among the registered plugins by the method the public ``record_testsuite_property``
+    fixture hands out (``add_global_property``): the gate is decided at session end, after
+    every fixture, and pytest has no public handle on the writer for that moment.
+    """
+    for plugin in config.pluginmanager.get_plugins():
+        if callable(getattr(plugin, "add_global_property", None)):
+            return plugin
+    return None

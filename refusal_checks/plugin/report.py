@@ -33,12 +33,12 @@ def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path:
     """
     from refusal_checks.reports.summary import render_heatmap, render_table
 
+    terminal = writer.config.get_terminal_writer()
     writer.section("refusal_checks verdicts")
-    text = render_table(state.verdicts, width=writer._tw.fullwidth,
-                        color=writer._tw.hasmarkup)
+    text = render_table(state.verdicts, width=terminal.fullwidth, color=terminal.hasmarkup)
     for line in text.rstrip("\n").splitlines():
         writer.write_line(line)
-    for line in render_heatmap(state.verdicts, width=writer._tw.fullwidth).rstrip().splitlines():
+    for line in render_heatmap(state.verdicts, width=terminal.fullwidth).rstrip().splitlines():
         writer.write_line(line)
     if not worker:
         for line in _observation_lines(state, labels_path, seed):
@@ -49,7 +49,7 @@ def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path:
         from refusal_checks.core.cost import render
 
         writer.section("refusal_checks cost profile")
-        text = render(profiles, width=writer._tw.fullwidth, color=writer._tw.hasmarkup)
+        text = render(profiles, width=terminal.fullwidth, color=terminal.hasmarkup)
         for line in text.rstrip("\n").splitlines():
             writer.write_line(line)
 
