@@ -14,6 +14,7 @@ import pytest
 
 from refusal_checks.measure.style_steering import MIN_REFUSALS
 from refusal_checks.verdicts.style_verdicts import (
+    MIN_DIRECTIONS,
     STYLE_MARGIN,
     combine,
     families,
@@ -23,8 +24,6 @@ from refusal_checks.verdicts.style_verdicts import (
 )
 from refusal_checks.stats.verdict import Outcome, Verdict
 
-# At least three directions must produce enough refusals to be compared.
-MIN_DIRECTIONS = 3
 
 
 def _nothing_to_classify(statistic: str, data, threshold: float, comparison: str) -> Verdict:

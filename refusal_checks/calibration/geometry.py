@@ -31,9 +31,10 @@ from refusal_checks.measure.behaviour_control import BehaviourDirections, behavi
 from refusal_checks.measure.study import DirectionStudy, study_directions
 from refusal_checks.stats.verdict import Verdict
 
-# The claims' option defaults (refusal_checks/plugin/hooks.py: --refusal-seed, --refusal-bootstrap).
-DEFAULT_SEED = 0
-DEFAULT_BOOTSTRAP = 500
+# The claims' option defaults (--refusal-seed, --refusal-bootstrap), from one place.
+from refusal_checks.core.defaults import BOOTSTRAP as DEFAULT_BOOTSTRAP  # noqa: E402
+from refusal_checks.core.defaults import SEED as DEFAULT_SEED  # noqa: E402
+
 
 # Names of the three controls, as fixtures/directions.py labels its studies.
 GENERAL = "general benign pool"

@@ -20,10 +20,10 @@ import numpy as np
 from refusal_checks.verdicts import category_steering as category_claims
 from refusal_checks.verdicts import single_direction as direction_claims
 from refusal_checks.verdicts import staged_claims
+from refusal_checks.core.defaults import POSITION as DEFAULT_POSITION
 from refusal_checks.measure import controls
 from refusal_checks.measure.arditi import ARDITI_CLAIMS
 from refusal_checks.measure.protocol import (
-    DEFAULT_POSITION,
     REPLY_TOKENS,
     SWEEP_STRENGTHS,
     arditi_probe,

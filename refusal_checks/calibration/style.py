@@ -39,6 +39,7 @@ from refusal_checks.measure.style_steering import (
     style_probes,
 )
 from refusal_checks.verdicts.style_verdicts import (
+    MIN_DIRECTIONS,
     STYLE_MARGIN,
     combine,
     families,
@@ -52,8 +53,6 @@ from refusal_checks.calibration.worlds import Design
 
 STYLE_CLAIM_IDS = ("style-differs-by-direction", "style-rate-matched", "style-not-rate",
                    "style-families", "style-negative-control")
-# claims/test_style.py: at least three directions must produce enough refusals.
-MIN_DIRECTIONS = 3
 
 
 class MemoEncoder:

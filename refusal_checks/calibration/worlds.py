@@ -34,9 +34,9 @@ from refusal_checks.models.interventions import Ablate, Intervention, Steer, che
 from refusal_checks.prompts.load import CategoryPrompts, PromptCollection, PromptSet
 from refusal_checks.models.synthetic import SyntheticBackend, World
 
-# The claims' defaults: --refusal-position -2 (the paper's decision state), --refusal-seed 0.
-DEFAULT_POSITION = -2
-DEFAULT_SEED = 0
+# The claims' defaults (--refusal-position, --refusal-seed), from one place.
+from refusal_checks.core.defaults import POSITION as DEFAULT_POSITION  # noqa: E402
+from refusal_checks.core.defaults import SEED as DEFAULT_SEED  # noqa: E402
 
 
 @dataclass(frozen=True)

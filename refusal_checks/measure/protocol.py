@@ -15,32 +15,21 @@ from typing import Any
 
 import numpy as np
 
+# Probe sizes are the protocol's defaults (their reasons are there).
+from refusal_checks.core.defaults import (ARDITI_BENIGN, ARDITI_PER_CATEGORY, PROBE_BENIGN,
+                                          PROBE_PER_CATEGORY)
+
 # Arditi et al. build one refusal direction from harmful vs harmless instructions; our
 # safety-type categories play the harmful side (PAPER.md, Paper B, "Data").
 HARMFUL_CATEGORIES = ("safety_core", "crime_assistance", "hate_speech", "safety_concerns")
-# Probe sizes: 8 held-out prompts per category and 32 benign keep a cold run on the 0.5B
-# model within minutes; every rate carries its Wilson interval, so small n shows.
-PROBE_PER_CATEGORY = 8
-PROBE_BENIGN = 32
 # Greedy reply length the judge reads on these probes. Refusal openings sit in the first
 # 16 tokens (behaviour_control.REPLY_TOKENS, which halves this because it asks every
 # should-refuse prompt); on probes this small twice that costs little.
 REPLY_TOKENS = 32
-# Arditi et al.'s single-direction claims and their random-direction controls read larger
-# held-out probes: up to 24 test prompts per harmful category (96 with the bundled sets, of
-# which a model like qwen-coder-0.5b refuses about half) and the benign pool's whole test
-# half (64). A paired change of a rate with no prompt changed is bounded by
-# z^2 / (n + z^2): 0.07 on 48 refusals and 0.057 on 64 benign prompts, so the release
-# gate's rules and the controls' 0.20 margin can be met by an unchanged model.
-ARDITI_PER_CATEGORY = 24
-ARDITI_BENIGN = 64
 # Relative steering strengths (multiples of the mean residual norm at the layer). The
 # paper's raw alphas do not transfer across models (PAPER.md A.3); relative strengths do.
 # The grid spans "barely moves" to "refuses nearly everything" on the embedded 0.5B model.
 SWEEP_STRENGTHS = (0.1, 0.2, 0.35, 0.5)
-# The paper's decision state: the template token before the reply (--refusal-position's
-# default in refusal_checks/plugin/hooks.py; a unit test checks they agree).
-DEFAULT_POSITION = -2
 
 
 def harmful_categories(collection: Any) -> list[str]:

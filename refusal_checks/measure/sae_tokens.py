@@ -30,7 +30,8 @@ from refusal_checks.prompts.sets import PromptCollection, PromptSet
 
 # Template positions per prompt read from a synthetic world (it has no tokens).
 SYNTHETIC_POSITIONS = 8
-CLAIM_POSITION = -2
+# The claims' decision state (--refusal-position's default).
+from refusal_checks.core.defaults import POSITION as CLAIM_POSITION  # noqa: E402
 
 
 @dataclass(frozen=True)

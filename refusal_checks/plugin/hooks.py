@@ -1,7 +1,7 @@
 """The pytest plugin: its options, the ``claim`` marker and every hook.
 
 Loaded in every pytest run of an environment where refusal_checks is installed, so it
-imports only pytest, the standard library and the ``plugin_*`` modules (which do the same)
+imports only pytest, the standard library, ``core.defaults`` and the ``plugin`` modules (which do the same)
 at module level, and does nothing unless a test asks for a model. The hooks hand their work
 to ``plugin_checks`` (start-up checks), ``plugin_state`` (run state, verdict collection,
 pytest-xdist records), ``plugin_report`` (terminal summary, JSON/HTML reports) and
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from refusal_checks.core import defaults
 from refusal_checks.plugin.checks import (
     check_judge,
     check_labels,
@@ -81,7 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(LAYER, type=integer, default=None, metavar="L",
                     help="block whose input (resid_pre) the directions are read at. Default: "
                     "the paper's mid layer, 0.48 x number of blocks.")
-    group.addoption(POSITION, type=negative_int, default=-2, metavar="P",
+    group.addoption(POSITION, type=negative_int, default=defaults.POSITION, metavar="P",
                     help="template position, counted back from the end of the chat-templated "
                     "prompt. Default: -2, the paper's decision state.")
     group.addoption(SELECTION_LAYERS, type=int_list, default=None, metavar="L,L,...",
@@ -120,9 +121,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "N prompts per claim; stage 1 always runs. Default: no cap.")
     group.addoption(BATCH_SIZE, type=positive_int, default=None, metavar="N",
                     help="prompts per forward pass. Default: 16 (64 with --refusal-remote).")
-    group.addoption(SEED, type=integer, default=0, metavar="N",
+    group.addoption(SEED, type=integer, default=defaults.SEED, metavar="N",
                     help="seed of every resample and bootstrap. Default: 0.")
-    group.addoption(BOOTSTRAP, type=positive_int, default=500, metavar="N",
+    group.addoption(BOOTSTRAP, type=positive_int, default=defaults.BOOTSTRAP, metavar="N",
                     help="bootstrap replicates behind each interval. Default: 500.")
     group.addoption(STRICT, action="store_true", default=False,
                     help="an INCONCLUSIVE verdict fails the test instead of skipping it.")

@@ -25,6 +25,9 @@ from refusal_checks.measure.style_steering import (
 )
 from refusal_checks.stats.verdict import Outcome, Verdict
 
+# The style claims compare refusals across directions: at least three directions must
+# produce enough refusals to be compared (claims/test_style.py and the calibration read it).
+MIN_DIRECTIONS = 3
 # "Clearly above chance": the classifier names the right direction for at least 10 more
 # refusals in 100 than the within-prompt permutation null. The negative control must stay
 # under the same margin, so the test and its control are judged on one scale.

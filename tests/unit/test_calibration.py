@@ -20,7 +20,7 @@ from refusal_checks.plugin import hooks as plugin
 from refusal_checks.calibration import geometry as calibration
 from refusal_checks.calibration.behaviour import BEHAVIOUR_SCENARIOS, BUNDLED_NAMES
 from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
-from refusal_checks.measure.protocol import DEFAULT_POSITION
+from refusal_checks.core.defaults import POSITION as DEFAULT_POSITION
 from refusal_checks.measure.activations import collect, paper_layer
 from refusal_checks.measure.behaviour import observe_refusals
 from refusal_checks.measure.behaviour_control import REPLY_TOKENS
