@@ -22,9 +22,9 @@ from refusal_checks.verdicts import single_direction as direction_claims
 from refusal_checks.verdicts import staged_claims
 from refusal_checks.core.defaults import POSITION as DEFAULT_POSITION
 from refusal_checks.measure import controls
+from refusal_checks.measure.judged import JudgedMeasure
 from refusal_checks.measure.arditi import ARDITI_CLAIMS
 from refusal_checks.measure.protocol import (
-    REPLY_TOKENS,
     SWEEP_STRENGTHS,
     arditi_probe,
     category_probe,
@@ -48,7 +48,6 @@ BEHAVIOUR_CLAIM_IDS = (
 # every held-out harmless prompt already).
 STAGED_CLAIM_IDS = tuple(c for c in BEHAVIOUR_CLAIM_IDS
                          if c != "ablation-keeps-harmless-behaviour")
-_STAGED_ARDITI = tuple(c for c in ARDITI_CLAIMS if c in STAGED_CLAIM_IDS)
 
 
 class BehaviourMeasurements:
@@ -81,19 +80,16 @@ class BehaviourMeasurements:
         self.train_directions = train_directions(acts.refuse, acts.benign, collection)
         self.reference_norm = mean_norm(acts.benign)
         self.behaviour = observe_refusals(backend, collection, seed=seed, cache=None)
-        self.tokens = backend.refusal_token_ids()
+        # The claims' own measurement object, without caches or observations.
+        self.measure = JudgedMeasure(backend, self.judge)
+        self.judge_name = self.judge.name
         self._memo: dict[Any, Any] = {}
 
     def refused(self, prompts: Any, intervention: Any = None) -> np.ndarray:
-        from refusal_checks.measure.effects import judged
-
-        return judged(self.backend, prompts, self.judge, intervention, None,
-                      max_new_tokens=REPLY_TOKENS)[0]
+        return self.measure.refused(prompts, intervention)
 
     def score(self, prompts: Any, intervention: Any = None) -> np.ndarray:
-        from refusal_checks.measure.effects import scores
-
-        return scores(self.backend, prompts, self.tokens, intervention, None)
+        return self.measure.score(prompts, intervention)
 
     def _once(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self._memo:
@@ -216,7 +212,7 @@ def behaviour_verdicts(backend: Any, collection: Any,
     measured = BehaviourMeasurements(backend, collection, seed=seed)
     if not staged:
         return {claim: measured.verdict(claim) for claim in wanted}
-    return {claim: staged_verdict(measured, claim) if claim in STAGED_CLAIM_IDS
+    return {claim: staged_verdict(measured, claim) if claim in STAGED_CLAIM_IDS + ARDITI_CLAIMS
             else measured.verdict(claim) for claim in wanted}
 
 
@@ -226,38 +222,16 @@ def staged_probes(measured: BehaviourMeasurements) -> tuple[StagedProbe, StagedP
             staged_arditi_probe(measured.collection, measured.harmful_categories))
 
 
-def _arditi_verdict(m: BehaviourMeasurements, arditi: StagedProbe, claim: str,
-                    budget: int | None) -> Verdict:
-    """A single-direction claim on Arditi et al.'s selected direction, staged, or the
-    no-direction verdict (claims/test_single_direction.py)."""
-    from refusal_checks.verdicts.arditi import no_direction, with_selection
-
-    s, b, seed = m.selection(), m.behaviour, m.seed
-    if not s.found:
-        return with_selection(no_direction(claim, s, b, seed), s)
-    if claim == "ablation-bypasses-refusal":
-        verdict = staged_claims.ablation_bypasses_refusal(m, arditi, s.direction, b,
-                                                          m.judge.name, budget=budget)
-    elif claim == "addition-induces-refusal":
-        verdict = staged_claims.addition_induces_refusal(m, arditi, s.layer, s.direction,
-                                                         s.reference_norm, b, m.judge.name,
-                                                         budget=budget)
-    elif claim == "random-direction-does-not-bypass":
-        verdict = staged_claims.random_direction_does_not_bypass(m, arditi, s.direction, b,
-                                                                 seed, budget=budget)
-    else:
-        verdict = staged_claims.random_direction_does_not_induce(
-            m, arditi, s.layer, s.direction, s.reference_norm, b, seed, budget=budget)
-    return with_selection(verdict, s)
-
-
 def staged_verdict(measured: BehaviourMeasurements, claim: str,
                    budget: int | None = None) -> Verdict:
     """The staged verdict of one claim, as its test in ``claims/`` computes it."""
+    from refusal_checks.verdicts.arditi import single_direction_verdict
+
     probe, arditi = staged_probes(measured)
     m, b, seed = measured, measured.behaviour, measured.seed
-    if claim in _STAGED_ARDITI:
-        return _arditi_verdict(measured, arditi, claim, budget)
+    if claim in ARDITI_CLAIMS:
+        return single_direction_verdict(claim, m.measure, arditi, m.selection(), b, seed,
+                                        kl_prompts=m.kl_prompts, budget=budget)
     if claim == "shared-knob":
         def sweep(harmful: Sequence[Any], benign: Sequence[Any]) -> Any:
             return staged_claims.knob_sweep(m.score, m.train_directions, harmful, benign,
@@ -268,9 +242,9 @@ def staged_verdict(measured: BehaviourMeasurements, claim: str,
                                          seed, budget=budget)
     if claim == "ablation-lowers-category-refusal":
         return staged_claims.ablation_lowers_category_refusal(
-            m, probe, m.train_directions, m.agreement(), b, seed, budget=budget)
+            m.measure, probe, m.train_directions, m.agreement(), b, seed, budget=budget)
     if claim == "ablation-is-category-selective":
         return staged_claims.ablation_is_category_selective(
-            m, probe, m.train_directions, m.agreement(), b, seed, budget=budget)
+            m.measure, probe, m.train_directions, m.agreement(), b, seed, budget=budget)
     raise ValueError(f"no staged probe for claim {claim!r}. Staged: "
                      f"{', '.join(STAGED_CLAIM_IDS)}.")

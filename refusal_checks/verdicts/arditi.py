@@ -16,10 +16,15 @@ import numpy as np
 
 from refusal_checks.measure.arditi import ARDITI_CLAIMS
 from refusal_checks.measure.behaviour import RefusalBehaviour
+from refusal_checks.measure.judged import Measurements
 from refusal_checks.measure.selection import MAX_KL, MIN_INDUCE, Selection
+from refusal_checks.measure.staged import StagedProbe
+from refusal_checks.models.interventions import Ablate
+from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.stats.intervals import above, below, percentile_interval
 from refusal_checks.stats.verdict import Verdict
 from refusal_checks.verdicts import single_direction as behaviour_direction
+from refusal_checks.verdicts import staged_claims
 
 # Bootstrap replicates of the best candidate's validation statistic (no-candidate path).
 BOOTSTRAP = 1000
@@ -121,3 +126,40 @@ def no_direction(claim: str, selection: Selection, behaviour: RefusalBehaviour,
                                                           f"to copy: {why}")],
                      details={"no_direction": why})
     raise ValueError(f"{claim!r} is not one of Arditi et al.'s claims: {', '.join(ARDITI_CLAIMS)}")
+
+
+def single_direction_verdict(claim: str, measure: Measurements, probe: StagedProbe,
+                             selection: Selection, behaviour: RefusalBehaviour, seed: int, *,
+                             kl_prompts: PromptSet, budget: int | None = None) -> Verdict:
+    """One of Arditi et al.'s claims, as ``claims/test_single_direction.py`` and the
+    calibration (:func:`refusal_checks.calibration.measurements.staged_verdict`) both judge it.
+
+    On the selected direction: the staged looks of :mod:`refusal_checks.verdicts.staged_claims`
+    (``probe``: the held-out harmful and benign probe), except the KL claim, which reads every
+    held-out harmless prompt (``kl_prompts``: per-prompt KL is heavy-tailed). Without a
+    selected direction: :func:`no_direction`. Either way the selection is in the details.
+    """
+    s = selection
+    if not s.found:
+        verdict = no_direction(claim, s, behaviour, seed)
+    elif claim == "ablation-bypasses-refusal":
+        verdict = staged_claims.ablation_bypasses_refusal(
+            measure, probe, s.direction, behaviour, measure.judge_name, budget=budget)
+    elif claim == "addition-induces-refusal":
+        verdict = staged_claims.addition_induces_refusal(
+            measure, probe, s.layer, s.direction, s.reference_norm, behaviour,
+            measure.judge_name, budget=budget)
+    elif claim == "ablation-keeps-harmless-behaviour":
+        values = measure.kl(kl_prompts, Ablate(s.direction, "refusal"))
+        verdict = behaviour_direction.ablation_keeps_harmless_behaviour(values, behaviour, seed)
+    elif claim == "random-direction-does-not-bypass":
+        verdict = staged_claims.random_direction_does_not_bypass(
+            measure, probe, s.direction, behaviour, seed, budget=budget)
+    elif claim == "random-direction-does-not-induce":
+        verdict = staged_claims.random_direction_does_not_induce(
+            measure, probe, s.layer, s.direction, s.reference_norm, behaviour, seed,
+            budget=budget)
+    else:
+        raise ValueError(f"{claim!r} is not one of Arditi et al.'s claims: "
+                         f"{', '.join(ARDITI_CLAIMS)}")
+    return with_selection(verdict, s)

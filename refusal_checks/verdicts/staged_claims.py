@@ -9,8 +9,8 @@ and ``claims/test_category_steering.py`` call them with the ``measure`` fixture;
 :class:`~refusal_checks.calibration.measurements.BehaviourMeasurements`, so a claim and its
 calibration measure alike.
 
-``measure`` is anything with ``refused(prompts, intervention=None)`` (judged replies, one
-bool per prompt) and ``score(prompts, intervention=None)`` (cheap refusal score per
+``measure`` is a :class:`~refusal_checks.measure.judged.Measurements` (``refused``: judged replies, one
+bool per prompt; ``score``: cheap refusal score per
 prompt). Both are called once per stage increment, so cached increments are never
 measured twice.
 """
@@ -28,6 +28,7 @@ from refusal_checks.measure import controls, cross_ablation
 from refusal_checks.verdicts import cross_ablation as cross_ablation_verdict
 from refusal_checks.measure import staged
 from refusal_checks.measure.behaviour import RefusalBehaviour
+from refusal_checks.measure.judged import Measurements
 from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import PromptSet
@@ -39,11 +40,13 @@ def _harmful(probe: StagedProbe, stage: int) -> list[PromptSet]:
     return [p for parts in probe.harmful_at(stage).values() for p in parts]
 
 
-def _refused(measure: Any, parts: Sequence[PromptSet], intervention: Any = None) -> np.ndarray:
+def _refused(measure: Measurements, parts: Sequence[PromptSet],
+             intervention: Any = None) -> np.ndarray:
     return concat(lambda p: measure.refused(p, intervention), parts)
 
 
-def _scored(measure: Any, parts: Sequence[PromptSet], intervention: Any = None) -> np.ndarray:
+def _scored(measure: Measurements, parts: Sequence[PromptSet],
+            intervention: Any = None) -> np.ndarray:
     return concat(lambda p: measure.score(p, intervention), parts) > 0
 
 
@@ -56,7 +59,7 @@ def _too_few_categories(verdict: Verdict) -> bool:
     return bool(verdict.details.get("too_few_baseline_refusals"))
 
 
-def ablation_bypasses_refusal(measure: Any, probe: StagedProbe, direction: np.ndarray,
+def ablation_bypasses_refusal(measure: Measurements, probe: StagedProbe, direction: np.ndarray,
                               behaviour: RefusalBehaviour, judge: str = "", *,
                               budget: int | None = None) -> Verdict:
     """``ablation-bypasses-refusal`` on the harmful sets of ``probe``."""
@@ -85,7 +88,7 @@ def steered_benign_edits(layer: int, direction: np.ndarray, reference_norm: floa
     return edits
 
 
-def addition_induces_refusal(measure: Any, probe: StagedProbe, layer: int,
+def addition_induces_refusal(measure: Measurements, probe: StagedProbe, layer: int,
                              direction: np.ndarray, reference_norm: float,
                              behaviour: RefusalBehaviour, judge: str = "", *,
                              budget: int | None = None) -> Verdict:
@@ -102,7 +105,7 @@ def addition_induces_refusal(measure: Any, probe: StagedProbe, layer: int,
     return staged.run(look, probe, budget=budget, can_grow=behaviour.refuses()[0])
 
 
-def random_direction_does_not_bypass(measure: Any, probe: StagedProbe, direction: np.ndarray,
+def random_direction_does_not_bypass(measure: Measurements, probe: StagedProbe, direction: np.ndarray,
                                      behaviour: RefusalBehaviour, seed: int, *,
                                      budget: int | None = None) -> Verdict:
     """``random-direction-does-not-bypass``: random directions ablated, harmful sets."""
@@ -120,7 +123,7 @@ def random_direction_does_not_bypass(measure: Any, probe: StagedProbe, direction
                       can_grow=behaviour.refuses()[0])
 
 
-def random_direction_does_not_induce(measure: Any, probe: StagedProbe, layer: int,
+def random_direction_does_not_induce(measure: Measurements, probe: StagedProbe, layer: int,
                                      direction: np.ndarray, reference_norm: float,
                                      behaviour: RefusalBehaviour, seed: int, *,
                                      budget: int | None = None) -> Verdict:
@@ -182,7 +185,7 @@ def shared_knob(sweep: Callable[[list[PromptSet], list[PromptSet]], KnobSweep],
                       can_grow=behaviour.refuses()[0] and _agrees(agreement))
 
 
-def ablation_lowers_category_refusal(measure: Any, probe: StagedProbe,
+def ablation_lowers_category_refusal(measure: Measurements, probe: StagedProbe,
                                      directions: Mapping[str, np.ndarray],
                                      agreement: Mapping[str, Any],
                                      behaviour: RefusalBehaviour, seed: int, *,
@@ -201,7 +204,7 @@ def ablation_lowers_category_refusal(measure: Any, probe: StagedProbe,
                       can_grow=behaviour.refuses()[0] and _agrees(agreement))
 
 
-def ablation_is_category_selective(measure: Any, probe: StagedProbe,
+def ablation_is_category_selective(measure: Measurements, probe: StagedProbe,
                                    directions: Mapping[str, np.ndarray],
                                    agreement: Mapping[str, Any], behaviour: RefusalBehaviour,
                                    seed: int, *, budget: int | None = None) -> Verdict:
