@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.prompts.sets import PromptSet
-from refusal_checks.stats.intervals import STRADDLES, TOO_FEW, simultaneous_level
+from refusal_checks.stats.intervals import simultaneous_level
+from refusal_checks.stats.decisions import STRADDLES, TOO_FEW
 from refusal_checks.stats.verdict import Outcome, Verdict
 
 # Each look doubles every set, at most this many looks (8 -> 16 -> 32 prompts per category).

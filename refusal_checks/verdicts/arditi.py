@@ -21,7 +21,8 @@ from refusal_checks.measure.selection import MAX_KL, MIN_INDUCE, Selection
 from refusal_checks.measure.staged import StagedProbe
 from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import PromptSet
-from refusal_checks.stats.intervals import above, below, percentile_interval
+from refusal_checks.stats.intervals import percentile_interval
+from refusal_checks.stats.decisions import above, below
 from refusal_checks.stats.verdict import Verdict
 from refusal_checks.verdicts import single_direction as behaviour_direction
 from refusal_checks.verdicts import staged_claims

@@ -23,7 +23,8 @@ import numpy as np
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import KnobSweep, Rate
-from refusal_checks.stats.intervals import above, below, percentile_interval, simultaneous_level
+from refusal_checks.stats.intervals import percentile_interval, simultaneous_level
+from refusal_checks.stats.decisions import above, below
 from refusal_checks.stats.verdict import Verdict
 
 # "Nearly identical trade-off": at matched over-refusal, no direction's refusal rate is

@@ -15,7 +15,8 @@ import numpy as np
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.cross_ablation import CrossAblation, selectivity
-from refusal_checks.stats.intervals import above, percentile_interval
+from refusal_checks.stats.intervals import percentile_interval
+from refusal_checks.stats.decisions import above
 from refusal_checks.stats.verdict import Verdict
 from refusal_checks.verdicts.category_steering import MIN_BASELINE_REFUSALS, MIN_SCORE_AGREEMENT
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.behaviour_control import BehaviourDirections
-from refusal_checks.stats.intervals import above, below
+from refusal_checks.stats.decisions import above, below
 from refusal_checks.measure.study import DirectionStudy
 from refusal_checks.stats.verdict import Verdict
 

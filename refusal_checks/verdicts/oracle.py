@@ -40,7 +40,8 @@ from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
 from refusal_checks.verdicts.geometry import reliable
 from refusal_checks.stats.stability import apply_weights, cluster_half_weights, resample
-from refusal_checks.stats.intervals import above, below, percentile_interval, recentred_interval
+from refusal_checks.stats.intervals import percentile_interval, recentred_interval
+from refusal_checks.stats.decisions import above, below
 from refusal_checks.measure.study import DirectionStudy, study_directions
 from refusal_checks.stats.verdict import Verdict
 

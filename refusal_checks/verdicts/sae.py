@@ -32,7 +32,8 @@ import numpy as np
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.verdicts.geometry import MIN_RELIABILITY
-from refusal_checks.stats.intervals import above, recentred_interval
+from refusal_checks.stats.intervals import recentred_interval
+from refusal_checks.stats.decisions import above
 from refusal_checks.stats.verdict import Verdict
 
 # Refusal latents per category. The paper rebuilds directions from "a few" latents and

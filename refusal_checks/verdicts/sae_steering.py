@@ -38,7 +38,7 @@ from refusal_checks.stats.rates import KnobSweep
 from refusal_checks.verdicts.sae import (TOP, SaeInputs, SaeMissing, contrast_of, ones_of, requirements_of,
                                        sae_inputs, top_latents)
 from refusal_checks.measure.staged import StagedProbe
-from refusal_checks.stats.intervals import below
+from refusal_checks.stats.decisions import below
 from refusal_checks.stats.verdict import Verdict
 
 CLAIM = "sae-steering-same-knob"

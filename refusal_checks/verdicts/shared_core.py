@@ -36,7 +36,8 @@ from refusal_checks.verdicts.geometry import reliable
 from refusal_checks.stats.geometry import category_sets, clip_unit
 from refusal_checks.stats.reliability import half_directions
 from refusal_checks.stats.stability import apply_weights, cluster_half_weights, resample
-from refusal_checks.stats.intervals import above, recentred_interval
+from refusal_checks.stats.intervals import recentred_interval
+from refusal_checks.stats.decisions import above
 from refusal_checks.measure.study import DirectionStudy
 from refusal_checks.stats.verdict import Verdict
 

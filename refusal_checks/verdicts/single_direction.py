@@ -22,7 +22,8 @@ import numpy as np
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.stats.rates import Rate
-from refusal_checks.stats.intervals import above, below, percentile_interval, simultaneous_level
+from refusal_checks.stats.intervals import percentile_interval, simultaneous_level
+from refusal_checks.stats.decisions import above, below
 from refusal_checks.stats.verdict import Verdict
 
 # "Bypasses refusal": most baseline refusals disappear (Arditi: attack success 0.78-0.82).

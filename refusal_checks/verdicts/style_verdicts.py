@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.stats.intervals import above, below, percentile_interval
+from refusal_checks.stats.intervals import percentile_interval
+from refusal_checks.stats.decisions import above, below
 from refusal_checks.verdicts.style_classifier import StyleResult, class_codes, cluster_bootstrap
 from refusal_checks.measure.style_features import LEXICAL_FEATURES, lexical_features
 from refusal_checks.measure.style_steering import (

@@ -42,7 +42,8 @@ from refusal_checks.stats.paired import (
     tango_interval,
 )
 from refusal_checks.reports.summary import json_report
-from refusal_checks.stats.intervals import above, below, newcombe_interval, wilson_interval
+from refusal_checks.stats.intervals import newcombe_interval, wilson_interval
+from refusal_checks.stats.decisions import above, below
 from refusal_checks.stats.verdict import Verdict
 
 FAST = settings(max_examples=80, deadline=None)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.reports.summary import json_report, render_table
-from refusal_checks.stats.intervals import above
+from refusal_checks.stats.decisions import above
 
 
 def test_substring_judge_matches_the_papers_phrases_and_curly_apostrophes():

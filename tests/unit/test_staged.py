@@ -15,7 +15,7 @@ from refusal_checks.verdicts import staged_claims
 from refusal_checks.measure import staged
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.prompts.sets import PromptSet
-from refusal_checks.stats.intervals import STRADDLES, above
+from refusal_checks.stats.decisions import STRADDLES, above
 from refusal_checks.stats.verdict import Outcome, Verdict
 
 REFUSES = RefusalBehaviour("substring", 80, 88, 1, 16)

@@ -10,21 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refusal_checks.stats.intervals import (
-    above,
-    below,
-    decide,
-    equivalence,
-    holm,
-    newcombe_interval,
-    normal_quantile,
-    percentile_interval,
-    recentred_interval,
-    permutation_pvalue,
-    simultaneous_level,
-    verdict,
-    wilson_interval,
-)
+from refusal_checks.stats.intervals import holm, newcombe_interval, normal_quantile, percentile_interval, recentred_interval, permutation_pvalue, simultaneous_level, wilson_interval
+from refusal_checks.stats.decisions import above, below, decide, equivalence, verdict
 from refusal_checks.stats.verdict import ABOVE, BELOW, Outcome, Verdict
 
 FAST = settings(max_examples=60, deadline=None)
