@@ -345,28 +345,3 @@ def designs(*, categories: tuple[int, int] = (3, 11), n_prompts: tuple[int, int]
     return build()
 
 
-def behaviour_designs(*, names: Sequence[str], signal: Any = None, cos: Any = 1.0,
-                      **fixed: Any) -> Any:
-    """Hypothesis strategy over behaviour-world :class:`Design` s (hypothesis imported here).
-
-    Worlds have the given category ``names`` (64 refused prompts each, 128 benign, so the
-    behaviour probes have their real sizes), no genre offsets and a random seed. ``signal``
-    and ``cos`` are strategies or numbers (default: signal in [2, 6], one planted direction,
-    cos 1); every other keyword is a :class:`Design` field
-    (``ablation_reach``, ``knob_cos``, ...) given as a strategy or a fixed value.
-    """
-    from hypothesis import strategies as st
-
-    def strategy(value: Any) -> Any:
-        return value if hasattr(value, "example") else st.just(value)
-
-    @st.composite
-    def build(draw: Any) -> Design:
-        world = World(cos=draw(strategy(cos)), genre=0.0,
-                      signal=draw(strategy(st.floats(2.0, 6.0) if signal is None else signal)),
-                      seed=draw(st.integers(0, 2**31 - 1)))
-        extras = {key: draw(strategy(value)) for key, value in fixed.items()}
-        return Design(world, categories=len(names), names=tuple(names), n_matched=0,
-                      **extras)
-
-    return build()

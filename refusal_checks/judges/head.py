@@ -13,7 +13,6 @@ numpy only.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,8 +182,3 @@ def read_head(path: Path, features: int) -> SoftmaxHead:
     return SoftmaxHead(HEAD_CLASSES, weights, bias, meta)
 
 
-def log_loss(head: SoftmaxHead, x: NDArray[np.floating], y: Sequence[str]) -> float:
-    """Mean negative log-probability of the true classes (for reports)."""
-    p = head.probabilities(x)
-    index = [head.classes.index(label) for label in y]
-    return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), index], math.ulp(0.0)))))

@@ -53,10 +53,6 @@ def lexical_features(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
-def feature_names() -> list[str]:
-    return [*LEXICAL_FEATURES, "length"]
-
-
 def combine_features(embeddings: np.ndarray | None, lexical: np.ndarray) -> np.ndarray:
     """Embedding (unit rows) beside standardised lexical features of the same total weight.
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 _ALTERNATIVES = ("greater", "less")
 
@@ -182,28 +182,6 @@ def newcombe_interval(k1: int, n1: int, k2: int, n2: int,
     lo = difference - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     hi = difference + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
     return (max(-1.0, lo), min(1.0, hi))
-
-
-def holm(pvalues: ArrayLike) -> NDArray[np.float64]:
-    """Holm step-down adjusted p-values, in the input order.
-
-    Sorted ascending ``p_(1) <= ... <= p_(m)``:
-    ``p_adj_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))``. Reject at family-wise level
-    ``alpha`` where ``p_adj <= alpha`` (PAPER.md: per-category statements need a
-    multiplicity correction).
-
-    Raises:
-        ValueError: If a p-value is NaN or outside [0, 1].
-    """
-    p = np.asarray(pvalues, dtype=np.float64).ravel()
-    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
-        raise ValueError(f"p-values must lie in [0, 1] and not be NaN, got {p.tolist()}")
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.maximum.accumulate(stepped)
-    return adjusted
 
 
 def permutation_pvalue(

@@ -172,16 +172,3 @@ def no_change_half_width(n: int, level: float = 0.95) -> float:
     return z2 / (n + z2)
 
 
-def pairs_needed(margin: float, level: float = 0.95) -> int:
-    """Fewest prompts on which an unchanged model passes ``margin``: ``n > z^2 (1 - m) / m``."""
-    if not 0.0 < margin < 1.0:
-        raise ValueError(f"margin must lie strictly between 0 and 1, got {margin!r}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95), got {level!r}")
-    from refusal_checks.stats.intervals import normal_quantile
-
-    z2 = normal_quantile(0.5 + level / 2.0) ** 2
-    n = max(1, math.floor(z2 * (1.0 - margin) / margin) + 1)
-    while no_change_half_width(n, level) >= margin:  # guard the floor against rounding
-        n += 1
-    return n

@@ -9,6 +9,9 @@ over 200 worlds per scenario come from ``calibration/run.py --behaviour``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import math
 
 import numpy as np
@@ -21,7 +24,34 @@ from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS, behavio
 from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.models.synthetic import SyntheticBackend, World
 from refusal_checks.stats.verdict import Outcome
-from refusal_checks.calibration.worlds import Design, PlantedBackend, behaviour_designs, collection
+from refusal_checks.calibration.worlds import Design, PlantedBackend, collection
+
+def behaviour_designs(*, names: Sequence[str], signal: Any = None, cos: Any = 1.0,
+                      **fixed: Any) -> Any:
+    """Hypothesis strategy over behaviour-world :class:`Design` s (hypothesis imported here).
+
+    Worlds have the given category ``names`` (64 refused prompts each, 128 benign, so the
+    behaviour probes have their real sizes), no genre offsets and a random seed. ``signal``
+    and ``cos`` are strategies or numbers (default: signal in [2, 6], one planted direction,
+    cos 1); every other keyword is a :class:`Design` field
+    (``ablation_reach``, ``knob_cos``, ...) given as a strategy or a fixed value.
+    """
+    from hypothesis import strategies as st
+
+    def strategy(value: Any) -> Any:
+        return value if hasattr(value, "example") else st.just(value)
+
+    @st.composite
+    def build(draw: Any) -> Design:
+        world = World(cos=draw(strategy(cos)), genre=0.0,
+                      signal=draw(strategy(st.floats(2.0, 6.0) if signal is None else signal)),
+                      seed=draw(st.integers(0, 2**31 - 1)))
+        extras = {key: draw(strategy(value)) for key, value in fixed.items()}
+        return Design(world, categories=len(names), names=tuple(names), n_matched=0,
+                      **extras)
+
+    return build()
+
 
 FEW = settings(max_examples=4, deadline=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -36,15 +37,28 @@ from refusal_checks.gate.policy import (
 from refusal_checks.gate.samples import BYPASS_CLAIM, Sample
 from refusal_checks.stats.paired import (
     no_change_half_width,
-    pairs_needed,
     per_prompt_record,
     prompt_digest,
     tango_interval,
 )
 from refusal_checks.reports.summary import json_report
-from refusal_checks.stats.intervals import newcombe_interval, wilson_interval
+from refusal_checks.stats.intervals import newcombe_interval, normal_quantile, wilson_interval
 from refusal_checks.stats.decisions import above, below
 from refusal_checks.stats.verdict import Verdict
+
+# The prompts an unchanged model needs to pass a margin: the probe sizes are argued from it.
+def pairs_needed(margin: float, level: float = 0.95) -> int:
+    """Fewest prompts on which an unchanged model passes ``margin``: ``n > z^2 (1 - m) / m``."""
+    if not 0.0 < margin < 1.0:
+        raise ValueError(f"margin must lie strictly between 0 and 1, got {margin!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1 (e.g. 0.95), got {level!r}")
+    z2 = normal_quantile(0.5 + level / 2.0) ** 2
+    n = max(1, math.floor(z2 * (1.0 - margin) / margin) + 1)
+    while no_change_half_width(n, level) >= margin:  # guard the floor against rounding
+        n += 1
+    return n
+
 
 FAST = settings(max_examples=80, deadline=None)
 MODEL = "m"

@@ -15,13 +15,13 @@ from refusal_checks.stats.paired import (
     DIGEST_CHARS,
     discordance,
     no_change_half_width,
-    pairs_needed,
     per_prompt_record,
     prompt_digest,
     tango_interval,
     tango_statistic,
 )
 from refusal_checks.stats.intervals import newcombe_interval, normal_quantile
+from tests.unit.test_gate import pairs_needed
 
 FAST = settings(max_examples=80, deadline=None)
 Z = normal_quantile(0.975)
