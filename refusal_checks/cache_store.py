@@ -227,7 +227,7 @@ class ArrayCache:
             raise _BadEntry(f"the metadata says sha256 {sha} but the array's sha256 is {actual}")
         return array
 
-    def store(self, key: str, array: np.ndarray, meta: Mapping[str, object] | None = None) -> None:
+    def store(self, key: str, array: np.ndarray, meta: Mapping[str, object] | None = None) -> bool:
         """Write ``array`` under ``key``; a disk problem is a warning, not an error.
 
         The ``.npy`` is written before the ``.json`` (key, format, shape, dtype,
@@ -238,6 +238,10 @@ class ArrayCache:
             key: From :func:`cache_key`.
             array: Any array without Python objects in it.
             meta: JSON data to keep next to the array (stored under ``"meta"``).
+
+        Returns:
+            Whether the entry is on disk now (False after a warning: a full disk, a
+            read-only folder), so a caller keeps what the entry was to replace.
 
         Raises:
             ValueError: ``key`` is not a valid key.
@@ -271,13 +275,19 @@ class ArrayCache:
             _write_atomic(shard / f"{key}.npy", lambda f: np.lib.format.write_array(f, data, allow_pickle=False))
             _write_atomic(shard / f"{key}.json", lambda f: f.write(encoded))
         except OSError as error:
-            self._warn_unstored(key, error)
+            self._warn_unstored(error)
+            return False
+        return True
 
-    def _warn_unstored(self, key: str, error: OSError) -> None:
+    def _warn_unstored(self, error: OSError) -> None:
+        # The same text for every entry a full disk or a read-only mount refuses (no key,
+        # no temporary file name), so the warnings summary shows it once per place, not
+        # once per entry of a long run.
+        reason = f"[Errno {error.errno}] {error.strerror}" if error.strerror else str(error)
         self._warn(
-            f"could not store cache entry {key} in {self.directory}: {error}. The value is "
+            f"could not store a cache entry in {self.directory}: {reason}. The value is "
             "used but not cached. Free disk space, make the directory writable, or set "
-            "REFUSAL_CHECKS_CACHE to another directory."
+            "REFUSAL_CHECKS_CACHE (--refusal-cache-dir in pytest) to another directory."
         )
 
     def get_or_compute(
@@ -341,8 +351,11 @@ class ArrayCache:
             return None
         return payload
 
-    def store_json(self, key: str, obj: Mapping[str, object] | list[object] | tuple[object, ...]) -> None:
+    def store_json(self, key: str, obj: Mapping[str, object] | list[object] | tuple[object, ...]) -> bool:
         """Write a small JSON result atomically, with a sha256 of its canonical JSON.
+
+        Returns:
+            Whether the entry is on disk now (False after a warning), as :meth:`store`.
 
         Raises:
             ValueError: ``key`` is not a valid key.
@@ -365,7 +378,9 @@ class ArrayCache:
             self._ensure_dirs(shard)
             _write_atomic(shard / f"{key}.result.json", lambda f: f.write(encoded))
         except OSError as error:
-            self._warn_unstored(key, error)
+            self._warn_unstored(error)
+            return False
+        return True
 
     # -- inspection -------------------------------------------------------------
 

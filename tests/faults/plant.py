@@ -7,8 +7,9 @@ calls the library makes, for paths under ``folder`` only:
 
 - ``mkdir``: ``os.mkdir`` of a folder there;
 - ``create``: ``os.open`` of a new file there (``O_CREAT``; ``tempfile.mkstemp`` too);
-- ``write``: a write to a file open there, through ``os.write`` or a file object from
-  ``os.fdopen``; half the bytes land first, as on a disk that fills up mid-write;
+- ``write``: a write to a file open there, through ``os.write`` (each call counts) or a
+  file object from ``os.fdopen`` (each file counts); half the bytes land first, as on a
+  disk that fills up mid-write;
 - ``replace``: ``os.replace`` into the folder, before the rename; ``replaced``: after it.
 
 The fault is an errno (``ENOSPC``, ``EROFS``, ...) raised as ``OSError``, or ``SIGKILL``:
@@ -165,14 +166,16 @@ class _Planted:
 
 
 class _FillingFile:
-    """A file object whose writes meet the fault (half of the bytes land first)."""
+    """A file object whose first write meets the fault (half of its bytes land first)
+    when the fault strikes this file: the files written, not the write calls, count."""
 
     def __init__(self, handle: Any, planted: _Planted) -> None:
         self._handle = handle
         self._planted = planted
+        self._doomed = planted.strikes("write")
 
     def write(self, data: Any) -> int:
-        if self._planted.strikes("write"):
+        if self._doomed:
             self._handle.write(data[: len(data) // 2])
             self._handle.flush()
             self._planted.fail()
