@@ -10,7 +10,8 @@ calls the library makes, for paths under ``folder`` only:
 - ``write``: a write to a file open there, through ``os.write`` (each call counts) or a
   file object from ``os.fdopen`` (each file counts); half the bytes land first, as on a
   disk that fills up mid-write;
-- ``replace``: ``os.replace`` into the folder, before the rename; ``replaced``: after it.
+- ``replace``: ``os.replace`` into the folder, before the rename; ``replaced``: after it;
+- ``remove``: ``os.unlink`` or ``os.rmdir`` of something there.
 
 The fault is an errno (``ENOSPC``, ``EROFS``, ...) raised as ``OSError``, or ``SIGKILL``:
 the process kills itself at that point, as the OOM killer or a CI time limit would.
@@ -42,7 +43,7 @@ from typing import Any
 
 ENV = "REFUSAL_FAULT"
 PLUGIN = "fault_plant"
-OPS = ("mkdir", "create", "write", "replace", "replaced")
+OPS = ("mkdir", "create", "write", "replace", "replaced", "remove")
 
 
 @dataclass
@@ -72,7 +73,7 @@ class _Planted:
         self.seen = 0  # matching calls so far
         self.armed = fault.armed == "start"
         self.real = {name: getattr(os, name) for name in
-                     ("mkdir", "open", "write", "fdopen", "replace")}
+                     ("mkdir", "open", "write", "fdopen", "replace", "unlink", "rmdir")}
 
     # -- which calls the fault concerns --------------------------------------------------
 
@@ -140,6 +141,16 @@ class _Planted:
         if self.strikes("replaced"):
             self.fail(dst)
 
+    def unlink(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        if self.under(path) and self.strikes("remove"):
+            self.fail(path)
+        self.real["unlink"](path, *args, **kwargs)
+
+    def rmdir(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        if self.under(path) and self.strikes("remove"):
+            self.fail(path)
+        self.real["rmdir"](path, *args, **kwargs)
+
     def record(self, src: Any, dst: Any) -> None:
         """One line of the log: which process wrote what, and a digest of its content
         (for a cache file's metadata, the sha256 of the data it describes, since its
@@ -162,7 +173,8 @@ class _Planted:
 
     def patches(self) -> dict[str, Any]:
         return {"mkdir": self.mkdir, "open": self.open, "write": self.write,
-                "fdopen": self.fdopen, "replace": self.replace}
+                "fdopen": self.fdopen, "replace": self.replace, "unlink": self.unlink,
+                "rmdir": self.rmdir}
 
 
 class _FillingFile:
