@@ -24,7 +24,9 @@ subprocess as a plugin: :func:`install` copies this file into the run's folder a
 first test starts, so the start-up checks pass: the mount turns read-only, or the disk
 fills, once the run is under way. ``log`` names a JSON-lines file where every
 ``os.replace`` into the folder is recorded (process, path, content), whether or not a
-fault is planted: what each run wrote, for the tests to compare.
+fault is planted: what each run wrote, for the tests to compare. ``barrier`` makes
+``parties`` runs wait for each other before their first test, and ``delay`` slows each
+write into the folder, so two runs' model work overlaps for sure.
 
 Standard library only: the plugin is imported by a bare pytest subprocess.
 """
@@ -37,6 +39,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,9 @@ class Fault:
     after: int = 0
     armed: str = "start"  # or "tests": from the first test on (subprocess runs only)
     log: str | None = None
+    delay: float = 0.0  # seconds to wait before each os.replace into the folder
+    barrier: str | None = None  # a folder where ``parties`` runs meet before their tests
+    parties: int = 2
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -135,6 +141,8 @@ class _Planted:
             return
         if self.strikes("replace"):
             self.fail(dst)
+        if self.fault.delay:
+            time.sleep(self.fault.delay)
         if self.fault.log:
             self.record(src, dst)
         self.real["replace"](src, dst, *args, **kwargs)
@@ -234,6 +242,27 @@ if __name__ == PLUGIN and os.environ.get(ENV):
         setattr(os, _name, _patched)
 
 
+_STARTED: list[bool] = []
+
+
 def pytest_runtest_setup(item: Any) -> None:
-    if _ACTIVE is not None:
-        _ACTIVE.armed = True
+    """At the first test: arm an ``armed: "tests"`` fault, and meet at the barrier."""
+    if _ACTIVE is None or _STARTED:
+        return
+    _STARTED.append(True)
+    _ACTIVE.armed = True
+    if _ACTIVE.fault.barrier:
+        meet(Path(_ACTIVE.fault.barrier), _ACTIVE.fault.parties)
+
+
+def meet(barrier: Path, parties: int, timeout: float = 120.0) -> None:
+    """Wait until ``parties`` processes arrived at ``barrier``, so that their model work
+    starts together (two runs on one cold cache then compute the same entries at once)."""
+    barrier.mkdir(parents=True, exist_ok=True)
+    (barrier / str(os.getpid())).touch()
+    deadline = time.monotonic() + timeout
+    while len(list(barrier.iterdir())) < parties:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(list(barrier.iterdir()))} of {parties} runs "
+                               f"reached {barrier} in {timeout} s")
+        time.sleep(0.002)
