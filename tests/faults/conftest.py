@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ class Reference:
     directory: Path
     claims: tuple[str, ...]
     result: Run
-    writes: list[dict[str, Any]]
+    writes: list[dict[str, Any]] = field(repr=False)
 
     @property
     def cache(self) -> Path:

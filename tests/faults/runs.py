@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,9 @@ class Run:
     """What one run left: exit status, output, and its JSON report if it wrote one."""
 
     ret: int
-    out: str
-    err: str
-    report: dict[str, Any] | None
+    out: str = field(repr=False)
+    err: str = field(repr=False)
+    report: dict[str, Any] | None = field(repr=False)
     seconds: float
 
     @property
