@@ -43,6 +43,7 @@ from refusal_checks.cache_files import (
     _key_of,
     _now,
     _write_atomic,
+    unstored_message,
 )
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # no dots: keys must not collide with our suffixes
@@ -228,7 +229,8 @@ class ArrayCache:
         return array
 
     def store(self, key: str, array: np.ndarray, meta: Mapping[str, object] | None = None) -> bool:
-        """Write ``array`` under ``key``; a disk problem is a warning, not an error.
+        """Write ``array`` under ``key``; True once it is on disk. A disk problem (a full
+        disk, a read-only folder) is a warning and False, not an error.
 
         The ``.npy`` is written before the ``.json`` (key, format, shape, dtype,
         sha256 of the C-order bytes, created, ``finite``, and ``meta``), each
@@ -238,10 +240,6 @@ class ArrayCache:
             key: From :func:`cache_key`.
             array: Any array without Python objects in it.
             meta: JSON data to keep next to the array (stored under ``"meta"``).
-
-        Returns:
-            Whether the entry is on disk now (False after a warning: a full disk, a
-            read-only folder), so a caller keeps what the entry was to replace.
 
         Raises:
             ValueError: ``key`` is not a valid key.
@@ -275,20 +273,9 @@ class ArrayCache:
             _write_atomic(shard / f"{key}.npy", lambda f: np.lib.format.write_array(f, data, allow_pickle=False))
             _write_atomic(shard / f"{key}.json", lambda f: f.write(encoded))
         except OSError as error:
-            self._warn_unstored(error)
+            self._warn(unstored_message(self.directory, error))
             return False
         return True
-
-    def _warn_unstored(self, error: OSError) -> None:
-        # The same text for every entry a full disk or a read-only mount refuses (no key,
-        # no temporary file name), so the warnings summary shows it once per place, not
-        # once per entry of a long run.
-        reason = f"[Errno {error.errno}] {error.strerror}" if error.strerror else str(error)
-        self._warn(
-            f"could not store a cache entry in {self.directory}: {reason}. The value is "
-            "used but not cached. Free disk space, make the directory writable, or set "
-            "REFUSAL_CHECKS_CACHE (--refusal-cache-dir in pytest) to another directory."
-        )
 
     def get_or_compute(
         self,
@@ -352,10 +339,8 @@ class ArrayCache:
         return payload
 
     def store_json(self, key: str, obj: Mapping[str, object] | list[object] | tuple[object, ...]) -> bool:
-        """Write a small JSON result atomically, with a sha256 of its canonical JSON.
-
-        Returns:
-            Whether the entry is on disk now (False after a warning), as :meth:`store`.
+        """Write a small JSON result atomically, with a sha256 of its canonical JSON; True
+        once it is on disk, as :meth:`store`.
 
         Raises:
             ValueError: ``key`` is not a valid key.
@@ -378,7 +363,7 @@ class ArrayCache:
             self._ensure_dirs(shard)
             _write_atomic(shard / f"{key}.result.json", lambda f: f.write(encoded))
         except OSError as error:
-            self._warn_unstored(error)
+            self._warn(unstored_message(self.directory, error))
             return False
         return True
 
