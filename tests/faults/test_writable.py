@@ -86,7 +86,8 @@ def test_a_cache_the_disk_refuses_is_a_usage_error_before_model_work(
 
     source = plugin.CACHE_DIR if where == "option" else (
         "the default location; REFUSAL_CHECKS_CACHE, XDG_CACHE_HOME and HOME choose it")
-    folder = cache if error == "ENOSPC" else mount  # the probe file, or the folder for it
+    # A full disk refuses the probe file in the cache folder; a read-only mount, the folder.
+    folder = cache if error == "ENOSPC" else mount
     assert_usage_error_before_model_work(result, cache, (
         f"the refusal_checks cache {cache} (from {source}) cannot be written ({folder} "
         f"{reason}). Pass {plugin.CACHE_DIR} DIR, or set REFUSAL_CHECKS_CACHE, to a "
