@@ -113,6 +113,16 @@ def write_atomic(target: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def unstored_message(directory: Path, error: OSError) -> str:
+    """The warning for an entry the disk refused: the same text for every entry a full
+    disk or a read-only mount refuses (no key, no temporary file name), so a warnings
+    summary shows it once per place, not once per entry of a long run."""
+    reason = f"[Errno {error.errno}] {error.strerror}" if error.strerror else str(error)
+    return (f"could not store a cache entry in {directory}: {reason}. The value is used but "
+            "not cached. Free disk space, make the directory writable, or set "
+            "REFUSAL_CHECKS_CACHE (--refusal-cache-dir in pytest) to another directory.")
+
+
 def entries_in(directory: Path) -> set[str]:
     found: set[str] = set()
     if not directory.is_dir():

@@ -5,7 +5,8 @@ finished. While they are being computed, each batch is also stored on its own, u
 key made from the whole entry's key and the batch's prompt range: a run killed half-way
 (Ctrl-C, an OOM kill, a dropped NDIF connection) leaves its finished batches behind, and
 the rerun computes only the rest. Once the whole entry is stored, the batch entries are
-deleted; they are never read when the whole entry exists.
+deleted (not before: a whole entry a full disk refused leaves them for the next run); they
+are never read when the whole entry exists.
 
 Batches are cut at ``batch_size``, so a rerun with another ``--refusal-batch-size``
 cannot use a half-finished set's batches (it still uses every finished set). Each
@@ -97,10 +98,16 @@ def chunked_array(cache: ArrayCache, key: str, prompts: PromptSet, batch_size: i
             progress(stop, len(prompts))
         parts.append(array)
     whole = np.concatenate(parts) if parts else compute(prompts, None)
-    cache.store(key, whole, meta)
-    for start, stop in _ranges(len(prompts), batch_size):
-        cache.discard(part_key(key, start, stop))
+    if cache.store(key, whole, meta):
+        _discard_parts(cache, key, len(prompts), batch_size)
     return whole
+
+
+def _discard_parts(cache: ArrayCache, key: str, n: int, batch_size: int) -> None:
+    """Delete the batch entries of ``key``, once the whole entry is stored: while it is
+    not (a full disk, a read-only folder), they are all the next run has of this work."""
+    for start, stop in _ranges(n, batch_size):
+        cache.discard(part_key(key, start, stop))
 
 
 def chunked_texts(cache: ArrayCache, key: str, prompts: PromptSet, batch_size: int,
@@ -129,7 +136,6 @@ def chunked_texts(cache: ArrayCache, key: str, prompts: PromptSet, batch_size: i
         if progress is not None:
             progress(stop, len(prompts))
         texts += part
-    cache.store_json(key, texts)
-    for start, stop in _ranges(len(prompts), batch_size):
-        cache.discard(part_key(key, start, stop))
+    if cache.store_json(key, texts):
+        _discard_parts(cache, key, len(prompts), batch_size)
     return texts

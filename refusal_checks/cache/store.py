@@ -43,6 +43,7 @@ from refusal_checks.cache.files import (
     key_of,
     utc_now,
     write_atomic,
+    unstored_message,
 )
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # no dots: keys must not collide with our suffixes
@@ -227,8 +228,9 @@ class ArrayCache:
             raise _BadEntry(f"the metadata says sha256 {sha} but the array's sha256 is {actual}")
         return array
 
-    def store(self, key: str, array: np.ndarray, meta: Mapping[str, object] | None = None) -> None:
-        """Write ``array`` under ``key``; a disk problem is a warning, not an error.
+    def store(self, key: str, array: np.ndarray, meta: Mapping[str, object] | None = None) -> bool:
+        """Write ``array`` under ``key``; True once it is on disk. A disk problem (a full
+        disk, a read-only folder) is a warning and False, not an error.
 
         The ``.npy`` is written before the ``.json`` (key, format, shape, dtype,
         sha256 of the C-order bytes, created, ``finite``, and ``meta``), each
@@ -271,14 +273,9 @@ class ArrayCache:
             write_atomic(shard / f"{key}.npy", lambda f: np.lib.format.write_array(f, data, allow_pickle=False))
             write_atomic(shard / f"{key}.json", lambda f: f.write(encoded))
         except OSError as error:
-            self._warn_unstored(key, error)
-
-    def _warn_unstored(self, key: str, error: OSError) -> None:
-        self._warn(
-            f"could not store cache entry {key} in {self.directory}: {error}. The value is "
-            "used but not cached. Free disk space, make the directory writable, or set "
-            "REFUSAL_CHECKS_CACHE to another directory."
-        )
+            self._warn(unstored_message(self.directory, error))
+            return False
+        return True
 
     def get_or_compute(
         self,
@@ -341,8 +338,9 @@ class ArrayCache:
             return None
         return payload
 
-    def store_json(self, key: str, obj: Mapping[str, object] | list[object] | tuple[object, ...]) -> None:
-        """Write a small JSON result atomically, with a sha256 of its canonical JSON.
+    def store_json(self, key: str, obj: Mapping[str, object] | list[object] | tuple[object, ...]) -> bool:
+        """Write a small JSON result atomically, with a sha256 of its canonical JSON; True
+        once it is on disk, as :meth:`store`.
 
         Raises:
             ValueError: ``key`` is not a valid key.
@@ -365,7 +363,9 @@ class ArrayCache:
             self._ensure_dirs(shard)
             write_atomic(shard / f"{key}.result.json", lambda f: f.write(encoded))
         except OSError as error:
-            self._warn_unstored(key, error)
+            self._warn(unstored_message(self.directory, error))
+            return False
+        return True
 
     # -- inspection -------------------------------------------------------------
 

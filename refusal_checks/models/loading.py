@@ -153,12 +153,15 @@ class LoadOptions:
             accelerate's device map; one GPU, or the CPU, where that is all there is).
         remote: None (run here), ``"ndif"`` (every pass on NDIF, weights never loaded
             here) or ``"local"`` (nnsight's local simulation of the NDIF path).
+        notify: where to say what a load does that takes long and will not happen again
+            (converting a GGUF model once); None says nothing.
     """
 
     dtype: str | None = None
     device: str = "cpu"
     cache_dir: Path = Path(".")
     remote: str | None = None
+    notify: Callable[[str], None] | None = None  # one line to show, e.g. a conversion
 
 
 def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
@@ -233,14 +236,25 @@ def _unwritable_cache(spec: ModelSpec, models_dir: Path, error: OSError) -> Back
         "write to (the conversion is done once and reused by later runs).")
 
 
+def _converting(spec: ModelSpec, options: LoadOptions, dense: Path) -> None:
+    """Say that a GGUF model is being converted, and where to: it takes a while (a minute
+    for qwen-coder-0.5b), once; a copy deleted since the last run is named here."""
+    if options.notify is not None:
+        options.notify(f"converting {spec.name} into a dense copy in {dense}, once: later "
+                       "runs load that copy")
+
+
 def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: str,
                     convert: Callable[[], Path], info: dict[str, str]) -> "Backend":
     """Load the dense copy of a GGUF model, converting it first when it is missing or damaged.
 
-    The marker's file sizes catch a truncated copy before loading. A copy that still fails
-    to load is converted again once, with a :class:`~refusal_checks.cache.store.CacheWarning`,
-    unless its files match the sha256 sums taken at conversion (then the copy is intact
-    and the error is about something else, which a new conversion would not fix).
+    The marker's file sizes catch a truncated copy, or a file deleted from it, before
+    loading: a :class:`~refusal_checks.cache.store.CacheWarning` names the folder and the
+    file, and every conversion is announced through ``options.notify`` (so a copy deleted
+    whole is named too). A copy that still fails to load is converted again once, with a
+    CacheWarning, unless its files match the sha256 sums taken at conversion (then the
+    copy is intact and the error is about something else, which a new conversion would
+    not fix).
     """
     from refusal_checks.models.nnsight import dense as nnsight_dense
     from refusal_checks.models.nnsight import devices as nnsight_devices
@@ -251,11 +265,19 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
                                            fingerprint=f"sha256:{digest}", dtype=options.dtype,
                                            device=options.device, info=info)
 
+    from refusal_checks.cache.store import CacheWarning
+
     models_dir = dense.parent
     # A missing GPU is no reason to convert anything again.
     nnsight_devices.resolve_device(options.device)
+    problem = nnsight_dense.dense_problem(dense, digest)
     try:
-        if not nnsight_dense.dense_ok(dense, digest):
+        if problem is not None:
+            if dense.is_dir():  # a file deleted or cut short since a run converted it
+                warnings.warn(CacheWarning(
+                    f"the converted copy of {spec.name} in {dense} is damaged ({problem}); "
+                    f"converting it again from {info['source']}"), stacklevel=2)
+            _converting(spec, options, dense)
             dense = convert()
     except OSError as error:
         raise _unwritable_cache(spec, models_dir, error) from None
@@ -264,14 +286,13 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     except Exception as error:  # safetensors and transformers raise many classes here
         if nnsight_dense.dense_intact(dense) is True:
             raise
-        from refusal_checks.cache.store import CacheWarning
-
         first = (str(error).splitlines() or [type(error).__name__])[0][:200]
         warnings.warn(CacheWarning(
             f"the converted copy of {spec.name} in {dense} could not be loaded ({first}); "
-            "converting it again from the GGUF file"), stacklevel=2)
+            f"converting it again from {info['source']}"), stacklevel=2)
     nnsight_dense.discard_dense(dense)
     try:
+        _converting(spec, options, dense)
         dense = convert()
     except OSError as error:
         raise _unwritable_cache(spec, models_dir, error) from None

@@ -286,7 +286,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     html_path = config.getoption(HTML_REPORT, None)
     if path or html_path:
         write_reports(session, exitstatus, state, json_path=path, html_path=html_path,
-                      options=_run_options(config), **_observation_options(config))
+                      options=_run_options(config), json_option=JSON_REPORT,
+                      html_option=HTML_REPORT, **_observation_options(config))
 
 
 def _observation_options(config: pytest.Config) -> dict[str, Any]:

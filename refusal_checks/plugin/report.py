@@ -8,6 +8,7 @@ has verdicts to show. pytest and the standard library only at import.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -56,7 +57,8 @@ def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path:
 
 def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
                   json_path: str | None, html_path: str | None, options: dict[str, Any],
-                  labels_path: str | None, seed: int) -> None:
+                  labels_path: str | None, seed: int, json_option: str = "--refusal-json",
+                  html_option: str = "--refusal-html") -> None:
     """Write the JSON report and the HTML page (either may be None) of a finished run.
 
     Args:
@@ -68,6 +70,8 @@ def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
         options: the options that change the numbers, as the report records them.
         labels_path: --refusal-labels, or None.
         seed: --refusal-seed.
+        json_option: the JSON report's option name, for a message about it.
+        html_option: the HTML report's option name, for a message about it.
     """
     from refusal_checks.reports.summary import json_report
     from refusal_checks.plugin.session import in_order
@@ -90,11 +94,14 @@ def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
     text = json.dumps(payload, indent=2, sort_keys=True)
     if html_path:
         # From the serialised payload, so the page equals a re-render of the JSON report.
-        _write_html(config, json.loads(text), Path(html_path))
+        _write_html(session, json.loads(text), Path(html_path), state, html_option)
     if json_path:
         from refusal_checks.core.files import write_text_atomic
 
-        write_text_atomic(json_path, text)
+        try:
+            write_text_atomic(json_path, text)
+        except OSError as error:
+            _unwritten(session, json_option, json_path, error, state)
 
 
 def summarise_observations(state: RunState, labels_path: str | None, seed: int) -> None:
@@ -138,15 +145,52 @@ def _observation_lines(state: RunState, labels_path: str | None, seed: int) -> l
     return lines
 
 
-def _write_html(config: pytest.Config, payload: dict[str, Any], path: Path) -> None:
-    """Write --refusal-html (atomically) and say where; a failure is reported, not raised."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
+def _write_html(session: pytest.Session, payload: dict[str, Any], path: Path,
+                state: RunState, option: str) -> None:
+    """Write --refusal-html (atomically) and say where. A disk that refuses it fails the
+    run as the JSON report's does (:func:`_unwritten`); a payload the page cannot show
+    is reported, not raised."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     try:
         from refusal_checks.reports.html.page import write_html
 
         write_html(payload, path)
         message = f"refusal_checks: HTML report written to {path}"
-    except (OSError, ImportError, ValueError) as error:
+    except OSError as error:
+        _unwritten(session, option, str(path), error, state)
+        return
+    except (ImportError, ValueError) as error:
         message = f"refusal_checks: could not write the HTML report {path}: {error}"
     if reporter is not None:
         reporter.write_line(message)
+
+
+# What to do about a report that the disk refused, by errno.
+_REPORT_FIX = {
+    errno.ENOSPC: "Free space on that disk, or pass a path on another disk",
+    errno.EDQUOT: "Free space within your quota, or pass a path on another disk",
+    errno.EROFS: "Pass a path on a disk that is mounted read-write",
+}
+
+
+def _unwritten(session: pytest.Session, option: str, path: str, error: OSError,
+               state: RunState) -> None:
+    """A report the disk refused at the end of the run (a disk that filled up, a mount that
+    turned read-only since the start-up check): one message with the fix instead of a
+    traceback, and exit status 4, so a job never passes without the report it asked for.
+    The atomic write leaves the old report, if any, and no temporary file; what the run
+    computed stays in the cache, so running again costs no model work."""
+    fix = _REPORT_FIX.get(error.errno or 0, "Pass a file path in a folder you can write to")
+    code = errno.errorcode.get(error.errno or 0)
+    reason = f"{error.strerror}, {code}" if error.strerror and code else str(error)
+    message = (f"ERROR: {option} {path}: could not write the report ({reason}). {fix}, "
+               f"then run the same command again: the measurements this run cached in "
+               f"{state.cache_dir} are reused, so the rerun costs no model work.")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message, red=True, bold=True)
+    else:
+        print(message, file=sys.stderr)
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
+                              pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR

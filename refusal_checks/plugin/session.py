@@ -83,9 +83,24 @@ def output_problem(option: str, path: str) -> str | None:
            "in a folder you can write to."
 
 
+# The folders a run writes into under the cache root: refusal_checks.cache's
+# RESULT_NAMESPACES and the converted models. One may be a link to another disk or mount,
+# so each that exists is tried as well as the root.
+CACHE_FOLDERS = ("activations", "replies", "scores", "models")
+
+
 def cache_problem(cache_dir: Path, source: str) -> str | None:
-    """A cache folder that cannot be written (activations, replies, converted models)."""
+    """A cache folder that cannot be written (activations, replies, converted models).
+
+    Tried by writing (:func:`refusal_checks.core.files.unwritable`): the root, and each of its
+    :data:`CACHE_FOLDERS` that exists. A cache that cannot be written is refused rather
+    than run in memory: a run that cannot keep its entries loses all its model work when
+    it is killed (a CI time limit), and every rerun repeats it.
+    """
     reason = unwritable(cache_dir, folder=True)
+    for name in CACHE_FOLDERS:
+        if reason is None and (cache_dir / name).is_dir():
+            reason = unwritable(cache_dir / name, folder=True)
     if reason is None:
         return None
     return (f"the refusal_checks cache {cache_dir} (from {source}) cannot be written "

@@ -226,7 +226,10 @@ def test_dense_folder_without_its_marker_is_replaced_not_loaded(
     dense.mkdir(parents=True)
     (dense / "config.json").write_text("{}")
     (dense / "model.safetensors").write_bytes(b"half a file")
-    backend = load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
+    from refusal_checks.cache.store import CacheWarning
+
+    with pytest.warns(CacheWarning, match="refusal_checks_dense.json is missing or unreadable"):
+        backend = load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
     assert backend.n_layers == 2
     assert (dense / "refusal_checks_dense.json").exists()
     assert (dense / "model.safetensors").stat().st_size > 1000
@@ -262,8 +265,9 @@ def test_a_truncated_dense_copy_with_an_intact_marker_is_converted_again(
     weights = dense / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
 
-    with warnings.catch_warnings():  # caught by the sizes, not by a failed load
-        warnings.simplefilter("error", CacheWarning)
+    # Caught by the sizes, before loading, not by a failed load.
+    with pytest.warns(CacheWarning, match=r"is damaged \(model.safetensors is \d+ bytes, but "
+                      r"it was \d+ bytes when converted\); converting it again"):
         backend = load_backend(resolve(str(tiny_gguf)), LoadOptions(cache_dir=tmp_path))
 
     assert backend.n_layers == 2

@@ -7,7 +7,6 @@ import errno
 import json
 import multiprocessing
 import os
-import stat
 import tempfile
 import traceback
 import warnings
@@ -27,6 +26,7 @@ from refusal_checks.cache import files as cache_files
 from refusal_checks.cache.keys import cache_key, clear_cache, default_cache_dir
 from refusal_checks.cache.files import CACHE_FORMAT
 from refusal_checks.cache.store import ArrayCache, CacheWarning
+from tests.faults.plant import Fault, plant
 
 # Keep hypothesis from writing .hypothesis/ into the repo while these tests run.
 SETTINGS = settings(database=None, deadline=None, max_examples=60)
@@ -482,27 +482,23 @@ def test_get_or_compute_recomputes_a_corrupt_entry(cache: ArrayCache) -> None:
 # -- write failures are warnings --------------------------------------------------
 
 
-def test_store_into_read_only_directory_warns(tmp_path: Path) -> None:
+def test_store_into_read_only_directory_warns(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a read-only mount answers, planted: chmod does not stop root, and CI runs as root.
     root = tmp_path / "cache"
     cache = ArrayCache(root)
     cache.store(KEY, np.ones(2), {})
-    dirs = [root, cache.directory, cache.directory / KEY[:2]]
-    for directory in dirs:
-        directory.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    try:
-        if os.access(root, os.W_OK):
-            pytest.skip("chmod does not stop this user (root?) from writing")
-        with pytest.warns(CacheWarning, match="could not store"):
-            cache.store(KEY, np.zeros(2), {})  # same shard: the temporary file fails
-        with pytest.warns(CacheWarning, match="could not store"):
-            cache.store(cache_key(other=1), np.zeros(2), {})  # new shard: mkdir fails
-        with pytest.warns(CacheWarning, match="could not store"):
-            cache.store_json(KEY, {"a": 1})
-        loaded = cache.load(KEY)
-        assert loaded is not None and same_array(loaded, np.ones(2))
-    finally:
-        for directory in dirs:
-            directory.chmod(stat.S_IRWXU)
+    plant(monkeypatch, Fault(str(root), "EROFS", ["mkdir", "create", "replace"]))
+    with pytest.warns(CacheWarning, match="could not store .*Read-only file system"):
+        cache.store(KEY, np.zeros(2), {})  # same shard: the temporary file fails
+    with pytest.warns(CacheWarning, match="could not store"):
+        cache.store(cache_key(other=1), np.zeros(2), {})  # new shard: mkdir fails
+    with pytest.warns(CacheWarning, match="could not store"):
+        cache.store_json(KEY, {"a": 1})
+    loaded = cache.load(KEY)
+    assert loaded is not None and same_array(loaded, np.ones(2))
+    monkeypatch.undo()
+    assert [p for p in root.rglob(".*") if p.name != ".gitignore"] == []
 
 
 @pytest.mark.parametrize("failing", ["replace", "mkstemp"])

@@ -11,6 +11,7 @@ import pytest
 from refusal_checks.core import files
 from refusal_checks.models.loading import assemble
 from refusal_checks.models.registry import STALE_AFTER_S
+from tests.faults.plant import Fault, plant
 
 
 def test_two_writers_of_one_report_use_different_temporary_files(
@@ -63,14 +64,23 @@ def test_unwritable_finds_what_stops_root_too_and_creates_nothing(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
-def test_unwritable_reports_a_folder_without_write_permission(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # As root os.access grants everything, so the permission answer is planted.
-    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
+@pytest.mark.parametrize(("error", "op", "reason"), [
+    ("EACCES", "create", "refuses new files to this user (no write permission)"),
+    ("EROFS", "create", "is on a read-only file system"),
+    ("ENOSPC", "write", "is on a full disk (no space left on the device)"),
+])
+def test_unwritable_tries_a_write_so_it_holds_for_root_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: str, op: str,
+        reason: str) -> None:
+    # os.access grants root every folder; the answer the kernel gives a write is planted.
+    target = tmp_path / "mount"
+    target.mkdir()
+    plant(monkeypatch, Fault(str(target), error, [op]))
 
-    assert files.unwritable(tmp_path / "sub" / "report.json") == \
-        f"there is no write permission on {tmp_path}"
-    assert files.unwritable(tmp_path, folder=True) == f"there is no write permission on {tmp_path}"
+    assert files.unwritable(target / "sub" / "report.json") == f"{target / 'sub'} {reason}"
+    assert files.unwritable(target, folder=True) == f"{target} {reason}"
+    monkeypatch.undo()
+    assert list(target.iterdir()) == []  # the probe and the folder it made are gone
 
 
 def _parts(tmp_path: Path) -> list[Path]:

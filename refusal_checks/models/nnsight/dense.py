@@ -36,23 +36,39 @@ def _marker(folder: Path) -> dict[str, Any]:
     return marker if isinstance(marker, dict) else {}
 
 
-def dense_ok(folder: Path, digest: str) -> bool:
-    """Whether ``folder`` is a finished dense copy of the GGUF with this sha256.
+def dense_problem(folder: Path, digest: str) -> str | None:
+    """Why ``folder`` is not a finished dense copy of the GGUF with this sha256, or None.
 
     Cheap (no file is read): the marker names the GGUF's sha256 and, since markers record
     them, every file of the copy with its size, so a truncated or missing file is caught.
+    The reason names the file and the sizes, for the warning that the copy is rebuilt.
     """
+    if not folder.is_dir():
+        return "there is no copy"
     marker = _marker(folder)
+    if not marker:
+        return f"{_DENSE_MARKER} is missing or unreadable, so no file of it can be trusted"
     if marker.get("sha256") != digest:
-        return False
+        return f"{_DENSE_MARKER} is for another GGUF file (sha256 {marker.get('sha256')})"
     sizes = marker.get("files")
     if sizes is None:  # a marker written before sizes were recorded
-        return True
-    try:
-        return isinstance(sizes, dict) and all(
-            (folder / name).stat().st_size == size for name, size in sizes.items())
-    except (OSError, TypeError):
-        return False
+        return None
+    if not isinstance(sizes, dict):
+        return f"{_DENSE_MARKER} lists no files"
+    for name, size in sizes.items():
+        try:
+            actual = (folder / name).stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if actual != size:
+            return f"{name} is {actual} bytes, but it was {size} bytes when converted"
+    return None
+
+
+def dense_ok(folder: Path, digest: str) -> bool:
+    """Whether ``folder`` is a finished dense copy of the GGUF with this sha256
+    (:func:`dense_problem` finds nothing)."""
+    return dense_problem(folder, digest) is None
 
 
 def dense_intact(folder: Path) -> bool | None:
