@@ -15,10 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import refusal_checks
-from tests.unit import prompts_audit
+from refusal_checks.prompts import audit as prompts_audit
 from refusal_checks.prompts.sets import CategoryPrompts, PromptCollection, PromptSet
 from refusal_checks.prompts.load import CATEGORIES, bundled
-from tests.unit.prompts_audit import (
+from refusal_checks.prompts.audit import (
     CUES,
     MAX_GAP,
     asks_certainty,
