@@ -244,6 +244,17 @@ def _converting(spec: ModelSpec, options: LoadOptions, dense: Path) -> None:
                        "runs load that copy")
 
 
+def _convert_announced(spec: ModelSpec, options: LoadOptions, dense: Path,
+                       convert: Callable[[], Path]) -> Path:
+    """Announce the conversion (``options.notify``), run it, and turn a refused write into
+    the cache-folder error with its fix."""
+    try:
+        _converting(spec, options, dense)
+        return convert()
+    except OSError as error:
+        raise _unwritable_cache(spec, dense.parent, error) from None
+
+
 def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: str,
                     convert: Callable[[], Path], info: dict[str, str]) -> "Backend":
     """Load the dense copy of a GGUF model, converting it first when it is missing or damaged.
@@ -267,20 +278,15 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
 
     from refusal_checks.cache.store import CacheWarning
 
-    models_dir = dense.parent
     # A missing GPU is no reason to convert anything again.
     nnsight_devices.resolve_device(options.device)
     problem = nnsight_dense.dense_problem(dense, digest)
-    try:
-        if problem is not None:
-            if dense.is_dir():  # a file deleted or cut short since a run converted it
-                warnings.warn(CacheWarning(
-                    f"the converted copy of {spec.name} in {dense} is damaged ({problem}); "
-                    f"converting it again from {info['source']}"), stacklevel=2)
-            _converting(spec, options, dense)
-            dense = convert()
-    except OSError as error:
-        raise _unwritable_cache(spec, models_dir, error) from None
+    if problem is not None:
+        if dense.is_dir():  # a file deleted or cut short since a run converted it
+            warnings.warn(CacheWarning(
+                f"the converted copy of {spec.name} in {dense} is damaged ({problem}); "
+                f"converting it again from {info['source']}"), stacklevel=2)
+        dense = _convert_announced(spec, options, dense, convert)
     try:
         return load(dense)
     except Exception as error:  # safetensors and transformers raise many classes here
@@ -291,11 +297,7 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
             f"the converted copy of {spec.name} in {dense} could not be loaded ({first}); "
             f"converting it again from {info['source']}"), stacklevel=2)
     nnsight_dense.discard_dense(dense)
-    try:
-        _converting(spec, options, dense)
-        dense = convert()
-    except OSError as error:
-        raise _unwritable_cache(spec, models_dir, error) from None
+    dense = _convert_announced(spec, options, dense, convert)
     try:
         return load(dense)
     except BackendError:
