@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                              "embedded ones)")
     prepare.add_argument("models", nargs="*")
     sub.add_parser("models", help="list the known model aliases")
+    sub.add_parser("thresholds", help="print every claim's pre-registered threshold as the "
+                   "table of docs/thresholds.md")
     sub.add_parser("clear-cache", help="delete cached activations, replies and scores "
                    "(converted models are kept)")
     html = sub.add_parser("html", help="render a saved --refusal-json report as one "
@@ -222,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         return _compare(args.first, args.second)
     if args.command == "html":
         return _html(args.report, args.out)
+    if args.command == "thresholds":
+        from refusal_checks.verdicts.thresholds import table
+
+        print(table(), end="")
+        return 0
     if args.command == "models":
         for alias, model in EMBEDDED.items():
             print(f"{alias:18} embedded  {model.description}")

@@ -446,6 +446,9 @@ def test_json_report_round_trips(worlds: WorldsRun) -> None:
         assert verdict.seed == 0
         assert verdict.line() == record["line"]
         assert {k: record[k] for k in verdict.to_dict()} == verdict.to_dict()
+        if record["claim"] == "stable-within-category" and verdict.n:
+            # Its threshold moved after a result was seen: the old one's verdict stands beside.
+            assert record["details"]["at_previous_threshold"]["threshold"] == 0.80, record
 
 
 # -- 7. the activation cache -----------------------------------------------------------------------
