@@ -151,6 +151,22 @@ def _train_sae(args: argparse.Namespace, cache_dir: Path) -> int:
     return 0
 
 
+def _table(path: Path, model: str | None) -> int:
+    from refusal_checks.reports.schema import ReportFileError, load_report
+    from refusal_checks.reports.table import models_in, tally, verdict_table
+
+    try:
+        report = load_report(path)
+        chosen = model or (models_in(report) or [""])[0]
+        text = verdict_table(report, chosen)
+    except (ReportFileError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{chosen}: {tally(report, chosen)}\n")
+    print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["claims"]:  # everything after it is pytest's, options and paths alike
@@ -169,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
                              "embedded ones)")
     prepare.add_argument("models", nargs="*")
     sub.add_parser("models", help="list the known model aliases")
+    table = sub.add_parser("table", help="print a saved --refusal-json report's verdicts of "
+                           "one model as a Markdown table (docs/claims.md's table)")
+    table.add_argument("report", type=Path, help="a report written by pytest --refusal-json")
+    table.add_argument("--model", default=None,
+                       help="the model whose verdicts to print (default: the report's first)")
     sub.add_parser("thresholds", help="print every claim's pre-registered threshold as the "
                    "table of docs/thresholds.md")
     sub.add_parser("clear-cache", help="delete cached activations, replies and scores "
@@ -224,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         return _compare(args.first, args.second)
     if args.command == "html":
         return _html(args.report, args.out)
+    if args.command == "table":
+        return _table(args.report, args.model)
     if args.command == "thresholds":
         from refusal_checks.verdicts.thresholds import table
 

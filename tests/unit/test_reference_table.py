@@ -1,0 +1,57 @@
+"""The documentation's verdict table comes from a report, never from typing
+(refusal_checks/reports/table.py; ``python -m refusal_checks table``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from refusal_checks.reports.table import tally, verdict_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _record(claim: str, outcome: str, estimate: float, interval, reason: str = "",
+            model: str = "m") -> dict:
+    return {"claim": claim, "model": model, "outcome": outcome, "estimate": estimate,
+            "interval": list(interval), "comparison": "<", "threshold": 0.9, "n": 55,
+            "reason": reason}
+
+
+REPORT = {"verdicts": [
+    _record("distinct-directions", "supported", 0.29, (0.22, 0.36)),
+    _record("random-direction-does-not-bypass", "inconclusive", float("nan"),
+            (float("nan"), float("nan")), "no direction | was selected"),
+    _record("distinct-directions", "refuted", 0.95, (0.92, 0.97), model="other"),
+]}
+
+
+def test_one_row_per_claim_of_the_model_with_its_numbers_and_reason() -> None:
+    assert verdict_table(REPORT, "m").splitlines() == [
+        "| claim | verdict | value [95% CI] | needs | n | why |",
+        "|---|---|---|---|---|---|",
+        "| distinct-directions | SUPPORTED | 0.29 [0.22, 0.36] | < 0.90 | 55 |  |",
+        "| random-direction-does-not-bypass | INCONCLUSIVE | not measured | < 0.90 | 55 | "
+        "no direction \\| was selected |"]
+    assert tally(REPORT, "m") == "1 SUPPORTED, 0 REFUTED and 1 INCONCLUSIVE"
+
+
+def test_a_model_the_report_lacks_is_named_with_the_ones_it_has() -> None:
+    with pytest.raises(ValueError, match="no verdict of 'x'; its models: m, other"):
+        verdict_table(REPORT, "x")
+
+
+def test_the_command_prints_the_tally_and_the_table(tmp_path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"schema": "refusal_checks/report/1", **REPORT}))
+    done = subprocess.run([sys.executable, "-m", "refusal_checks", "table", str(path),
+                           "--model", "other"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("other: 0 SUPPORTED, 1 REFUTED and 0 INCONCLUSIVE\n\n| claim")
+    missing = subprocess.run([sys.executable, "-m", "refusal_checks", "table",
+                              str(tmp_path / "none.json")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
