@@ -17,7 +17,7 @@ a reason more prompts can settle, grows each prompt set (x2 per look, at most
   ``1 - (1 - base_level) / K`` (Bonferroni). By the union bound the chance that *any* look
   wrongly decides is at most the fixed design's, whatever the rule for going on (so it
   holds for stopping at the first decision, and for a budget). ``K`` is fixed before any
-  prompt is measured: from the sets' sizes and the budget only. A plan with one look is
+  prompt is measured: from the sets' sizes only. A plan with one look is
   the fixed design itself. The looks are nested, hence positively correlated, so the
   split is conservative; a Pocock-type constant would be tighter but needs the joint law
   of the looks, which differs between claims (Wilson, Tango, bootstrap intervals).
@@ -27,8 +27,10 @@ a reason more prompts can settle, grows each prompt set (x2 per look, at most
   is not measured on the probe (the model does not refuse at all, the cheap score
   disagrees with the judge) or a NaN stops at once: more prompts cannot fix it.
 * **Budget** (``--refusal-budget N``): at most ``N`` prompts in one claim's probe (all
-  the sets it reads, at one look). Looks whose probe exceeds it are dropped from the
-  plan before measuring (so they take no error either); a verdict still open at the last
+  the sets it reads, at one look). Looks whose probe exceeds it are not made, but they keep
+  their share of the error: ``K`` counts every look the prompt sets allow, so the level of
+  a look does not depend on the budget, and rerunning with a smaller budget after an open
+  verdict cannot buy a wider level on the same prompts. A verdict still open at the last
   allowed look says that the budget stopped it. Stage 1 always runs.
 """
 
@@ -187,7 +189,10 @@ def run(look: Callable[[int, float], Verdict], probe: StagedProbe, *,
     """
     planned = probe.stages if can_grow else 1
     stages = allowed_stages(probe, budget) if can_grow else 1
-    level = look_levels(base_level, stages)[0]
+    # The error is split over the looks the prompt sets allow, whatever the budget: a rerun
+    # with a smaller budget after an open verdict must not buy a fresh, wider level on the
+    # same prompts (#26). A budget only stops the looks early; it never raises their level.
+    level = look_levels(base_level, planned)[0]
     looks: list[dict[str, Any]] = []
     for stage in range(1, stages + 1):
         verdict = look(stage, level)

@@ -86,7 +86,8 @@ def test_looks_stop_at_the_first_decision_and_never_pass_the_budget(outcomes, bu
     info = result.details["staged"]
     assert [s for s, _ in seen] == list(range(1, len(seen) + 1))  # in order, none skipped
     assert len({level for _, level in seen}) == 1
-    assert seen[0][1] == pytest.approx(1 - 0.05 / allowed)
+    # The level is the plan's, whatever the budget: a smaller budget buys no wider level.
+    assert seen[0][1] == pytest.approx(1 - 0.05 / probe.stages)
     first_decided = next((i + 1 for i, o in enumerate(outcomes) if o is not Outcome.INCONCLUSIVE),
                          None)
     assert len(seen) == min(first_decided or allowed, allowed)
@@ -184,3 +185,17 @@ def test_a_clear_world_stops_at_stage_one_and_a_model_that_never_refuses_never_g
     never = staged_claims.ablation_bypasses_refusal(_Bernoulli(1, 0.5), probe, np.ones(4),
                                                     NEVER)
     assert never.outcome is Outcome.INCONCLUSIVE and never.details["staged"]["stages"] == 1
+
+
+def test_a_smaller_budget_never_widens_the_level_of_a_look():
+    probe = _probe()
+
+    def level_with(budget):
+        levels = []
+        staged.run(lambda stage, level: levels.append(level) or _verdict(Outcome.INCONCLUSIVE),
+                   probe, budget=budget)
+        return set(levels)
+
+    assert probe.stages > 1
+    (small,), (unlimited,) = level_with(1), level_with(None)
+    assert small == unlimited == pytest.approx(1 - 0.05 / probe.stages)
