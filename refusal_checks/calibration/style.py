@@ -19,7 +19,7 @@ all-MiniLM-L6-v2; :class:`MemoEncoder` remembers each text's embedding across wo
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,28 +31,17 @@ from refusal_checks.calibration.geometry import DEFAULT_SEED
 from refusal_checks.calibration.tally import roles_table_lines, tally_worlds
 from refusal_checks.verdicts.style import style_control, style_data
 from refusal_checks.measure.style_steering import (
-    MIN_REFUSALS,
     control_categories,
     control_halves,
     fixed_strength_replies,
     held_out_matched_replies,
     style_probes,
 )
-from refusal_checks.verdicts.style_verdicts import (
-    MIN_DIRECTIONS,
-    STYLE_MARGIN,
-    combine,
-    families,
-    negative_control,
-    rate_matched,
-    style_differs,
-)
+from refusal_checks.verdicts.style_claims import STYLE_CLAIM_IDS, style_claim
 from refusal_checks.models.synthetic import SyntheticBackend, World
-from refusal_checks.stats.verdict import Outcome, Verdict
+from refusal_checks.stats.verdict import Verdict
 from refusal_checks.calibration.worlds import Design
 
-STYLE_CLAIM_IDS = ("style-differs-by-direction", "style-rate-matched", "style-not-rate",
-                   "style-families", "style-negative-control")
 
 
 class MemoEncoder:
@@ -147,61 +136,19 @@ class StyleMeasurements:
         return np.concatenate(refused), texts
 
 
-def _no_verdict(statistic: str, comparison: str, n: int, reason: str) -> Verdict:
-    return Verdict(statistic=statistic, estimate=float("nan"),
-                   interval=(float("nan"), float("nan")), threshold=STYLE_MARGIN,
-                   comparison=comparison, n=n, outcome=Outcome.INCONCLUSIVE, reason=reason)
-
-
 def style_verdicts(measured: StyleMeasurements,
                    claims: Iterable[str] = STYLE_CLAIM_IDS) -> dict[str, Verdict]:
-    """Verdicts of the style claims, computed as claims/test_style.py computes them."""
+    """Verdicts of the style claims, through the claims' own
+    :func:`refusal_checks.verdicts.style_claims.style_claim`."""
     wanted = list(claims)
     unknown = [c for c in wanted if c not in STYLE_CLAIM_IDS]
     if unknown:
         raise ValueError(f"unknown style claim ids {unknown}. Known: "
                          f"{', '.join(STYLE_CLAIM_IDS)}.")
-    data, seed = measured.data, measured.seed
     refuses = measured.base.behaviour.refuses()
-
-    def style_verdict() -> Verdict:
-        if data["result"] is None:
-            directions = sorted(set(data["labels"]))
-            return _no_verdict("cross-validated accuracy naming the steering direction", ">",
-                               len(data["labels"]),
-                               f"fewer than 2 directions have >= {MIN_REFUSALS} "
-                               f"refusals ({directions or 'none'})")
-        return style_differs(data["result"], data["summary"], seed=seed,
-                             min_directions=MIN_DIRECTIONS, requires=[refuses])
-
-    def rate_verdict() -> Verdict:
-        return rate_matched(measured.steered, seed=seed, requires=[refuses])
-
-    out: dict[str, Verdict] = {}
-    for claim in wanted:
-        if claim == "style-differs-by-direction":
-            out[claim] = style_verdict()
-        elif claim == "style-rate-matched":
-            out[claim] = rate_verdict()
-        elif claim == "style-not-rate":
-            out[claim] = combine(style_verdict(), rate_verdict())
-        elif claim == "style-families":
-            verdict = families(data["texts"], data["labels"], data["groups"], seed=seed)
-            if not refuses[0] and verdict.outcome is not Outcome.INCONCLUSIVE:
-                verdict = replace(verdict, outcome=Outcome.INCONCLUSIVE, reason=refuses[1])
-            out[claim] = verdict
-        else:
-            control = measured.control
-            if control is None:
-                out[claim] = _no_verdict("accuracy telling random-half directions apart", "<",
-                                         0, f"the random-half directions gave fewer than "
-                                            f"{MIN_REFUSALS} refusals each")
-            else:
-                out[claim] = negative_control(
-                    control["result"], seed=control["seed"],
-                    categories=control["categories"],
-                    identical=control["identical"], requires=[refuses])
-    return out
+    return {claim: style_claim(claim, data=measured.data, steered=measured.steered,
+                               control=measured.control, refuses=refuses, seed=measured.seed)
+            for claim in wanted}
 
 
 # --- Known-answer worlds -------------------------------------------------------------
