@@ -1,4 +1,5 @@
-"""Two runs on the same prompts: prompt digests, discordant pairs, Tango's paired interval.
+"""Two runs on the same prompts: prompt digests, discordant pairs, Tango's paired interval,
+and the smallest of several paired differences (an intersection-union test).
 
 A release gate compares a candidate's refusal rate with a baseline's on the same prompts.
 Treating the runs as independent samples (Newcombe's unpaired interval) throws the pairing
