@@ -42,10 +42,13 @@ def test_every_category_direction_is_the_same_refusal_knob(
                         "(partially: some categories keep refusing).")
 def test_ablating_each_category_direction_lowers_its_refusal(
         measure, staged_probe, train_directions, refusal_behaviour, score_agreement,
-        refusal_budget, pytestconfig, judge):
+        refusal_budget, judge):
+    # Every category's drop must exceed 0 (DROP_MARGIN: "partially" counts any drop): an
+    # intersection-union test over Tango's paired intervals, one per category; SUPPORTED
+    # also needs half of the categories refused often enough at baseline to be tested.
     judge(staged.ablation_lowers_category_refusal(
         measure, staged_probe, train_directions, score_agreement, refusal_behaviour,
-        pytestconfig.getoption("--refusal-seed"), budget=refusal_budget))
+        budget=refusal_budget))
 
 
 @pytest.mark.claim("ablation-is-category-selective", protocol=CATEGORY_DIRECTIONS,

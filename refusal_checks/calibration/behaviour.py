@@ -77,12 +77,30 @@ def exact_change_offsets(change: float, signal: float = 4.0) -> tuple[float, flo
     by exactly their margin, in every world.
     """
     t = SyntheticBackend.REFUSAL_THRESHOLD
-    ablate = normal_quantile(_phi(signal - t) - change) - (signal - t)
-    steer = t - normal_quantile(_phi(t) - change)
-    return ablate, steer
+    return ablation_drop_offset(change, signal), t - normal_quantile(_phi(t) - change)
+
+
+def ablation_drop_offset(drop: float, signal: float = 4.0) -> float:
+    """The offset ``a`` added to a harmful decision under ablation that lowers its refusal
+    rate by exactly ``drop`` (negative: raises it): ``Phi(signal - T) - Phi(signal - T + a)
+    = drop``, as in :func:`exact_change_offsets`."""
+    t = SyntheticBackend.REFUSAL_THRESHOLD
+    return normal_quantile(_phi(signal - t) - drop) - (signal - t)
 
 
 CONTROL_ABLATION, CONTROL_STEER = exact_change_offsets(direction_claims.CONTROL_MARGIN)
+# ablation-lowers-category-refusal at its margin (a drop of 0 in some category): worlds
+# whose categories' true drops sit LOWERS_EDGE above 0 (claim true) or one category's
+# LOWERS_EDGE below it (claim false). Planted at signal 2 (refusal 0.5) with ablated
+# decisions redrawn independently of the unedited ones: the most discordant pairs a rate of
+# 0.5 allows, so each category's paired drop is as noisy as it can be (sd
+# sqrt(0.5 / 32) ~ 0.125 at 32 prompts). 0.02 is a sixth of that sd: at the claim's sample
+# sizes these worlds cannot be told from the margin itself, which is the point.
+LOWERS_EDGE = 0.02
+LOWERS_SIGNAL = 2.0
+LOWERS_ABOVE = ablation_drop_offset(LOWERS_EDGE, LOWERS_SIGNAL)
+LOWERS_BELOW = ablation_drop_offset(-LOWERS_EDGE, LOWERS_SIGNAL)
+LOWERS = "ablation-lowers-category-refusal"
 # Two knobs with cosine 0.5 (signal 2): population path deviation 0.151 ~ PATH_MARGIN,
 # computed from the planted rates with KnobSweep.path_deviation; every direction moves
 # over-refusal by >= 0.44 across the sweep, so the knob precondition holds.
@@ -110,6 +128,7 @@ class BehaviourScenario:
     null_for: tuple[str, ...] = ()
     effect_for: tuple[str, ...] = ()
     confound_for: tuple[str, ...] = ()  # false for the mechanism, true for the statistic
+    margin_for: tuple[str, ...] = ()  # true, but only just: REFUTED must stay <= 5%
     # What the goal column says for a confound row: why no goal is set.
     confound_note: str = "genre"
     CLAIM_IDS: ClassVar[tuple[str, ...]] = BEHAVIOUR_CLAIM_IDS
@@ -121,6 +140,8 @@ class BehaviourScenario:
             return "effect"
         if claim in self.confound_for:
             return "confound"
+        if claim in self.margin_for:
+            return "margin"
         return None
 
     def claims(self) -> tuple[str, ...]:
@@ -237,6 +258,23 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
     BehaviourScenario("one-unablatable", "one category's refusal is not carried by its "
                       "direction: its drop is exactly 0", behaviour_design(unablatable=1),
                       null_for=("ablation-lowers-category-refusal",)),
+    BehaviourScenario("drops-zero", f"signal {LOWERS_SIGNAL:g} (refuses ~50%); every "
+                      "category's ablated decision redrawn: every drop exactly 0 (issue #26's "
+                      "simulation, through the claim's code)", behaviour_design(
+                          signal=LOWERS_SIGNAL, unablatable=len(BUNDLED_NAMES)),
+                      null_for=(LOWERS,)),
+    BehaviourScenario("drops-just-above", f"signal {LOWERS_SIGNAL:g} (refuses ~50%); every "
+                      "category's ablated decision redrawn and moved by "
+                      f"{LOWERS_ABOVE:.4f}: every drop exactly +{LOWERS_EDGE}",
+                      behaviour_design(signal=LOWERS_SIGNAL, unablatable=len(BUNDLED_NAMES),
+                                       unablatable_offset=LOWERS_ABOVE),
+                      margin_for=(LOWERS,)),
+    BehaviourScenario("one-drop-just-below", f"signal {LOWERS_SIGNAL:g}; one direction "
+                      "lowers 10 categories' refusal (0.5 -> ~0.02); the last category's "
+                      f"ablated decision redrawn and moved by {LOWERS_BELOW:+.4f}: its drop "
+                      f"exactly -{LOWERS_EDGE}", behaviour_design(
+                          signal=LOWERS_SIGNAL, unablatable=1,
+                          unablatable_offset=LOWERS_BELOW), null_for=(LOWERS,)),
 ]}
 
 

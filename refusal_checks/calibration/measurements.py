@@ -184,7 +184,7 @@ class BehaviourMeasurements:
                        self.score(self.probe_harmful[name], Ablate(direction, name)) > 0)
                 for name, direction in self.train_directions.items()}
             return category_claims.ablation_lowers_category_refusal(
-                per_category, self.agreement(), b, seed)
+                per_category, self.agreement(), b)
         if claim == "ablation-is-category-selective":
             from refusal_checks.measure.cross_ablation import measure_cross_ablation
             from refusal_checks.verdicts.cross_ablation import ablation_is_category_selective
@@ -242,7 +242,7 @@ def staged_verdict(measured: BehaviourMeasurements, claim: str,
                                          seed, budget=budget)
     if claim == "ablation-lowers-category-refusal":
         return staged_claims.ablation_lowers_category_refusal(
-            m.measure, probe, m.train_directions, m.agreement(), b, seed, budget=budget)
+            m.measure, probe, m.train_directions, m.agreement(), b, budget=budget)
     if claim == "ablation-is-category-selective":
         return staged_claims.ablation_is_category_selective(
             m.measure, probe, m.train_directions, m.agreement(), b, seed, budget=budget)

@@ -49,9 +49,14 @@ def pct(rate: tuple[float, float, float]) -> str:
     return f"{100 * p:5.1f}% [{100 * lo:4.1f}, {100 * hi:5.1f}]"
 
 
-def goal_text(role: str, supported: tuple[float, float, float]) -> str:
+def goal_text(role: str, supported: tuple[float, float, float],
+              refuted: float = 0.0) -> str:
     """The goal column: a null may be SUPPORTED at most 5% of the time, an effect at least
-    90%; ``ok`` or ``MISSED``."""
+    90%; a claim planted true at its margin ("margin": no power goal, a true claim there
+    cannot be told from a false one) may be REFUTED (``refuted``, a rate) at most 5%;
+    ``ok`` or ``MISSED``."""
+    if role == "margin":
+        return "REFUTED <= 5%" + (" ok" if refuted <= MAX_FALSE_SUPPORTED else " MISSED")
     met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else supported[0] >= MIN_POWER
     return ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
 
@@ -94,8 +99,8 @@ def tally_worlds(judge: Callable[[str, int], Mapping[str, tuple[str, float]]],
 def roles_table_lines(results: Mapping[str, Mapping[str, Any]], claim_ids: Sequence[str],
                       scenarios: Mapping[str, Any], *,
                       widths: tuple[int, int] = (34, 21)) -> list[str]:
-    """One row per (claim, scenario): role (null / effect / confound / -: not planted
-    either way), worlds, SUPPORTED / INCONCLUSIVE / REFUTED rates with 95% Wilson
+    """One row per (claim, scenario): role (null / effect / confound / margin / -: not
+    planted either way), worlds, SUPPORTED / INCONCLUSIVE / REFUTED rates with 95% Wilson
     intervals, mean estimate, and whether the goal is met (null: SUPPORTED at most 5%;
     effect: at least 90%; a confound has none, and says why: its scenario's
     ``confound_note``). ``widths``: of the claim and scenario columns."""
@@ -115,7 +120,8 @@ def roles_table_lines(results: Mapping[str, Mapping[str, Any]], claim_ids: Seque
             if role == "confound":  # true for the statistic, false for the mechanism
                 goal = f"none ({scenario.confound_note})"
             else:
-                goal = "" if role is None else goal_text(role, supported)
+                goal = "" if role is None else goal_text(role, supported,
+                                                         tally.rate(Outcome.REFUTED)[0])
             refuted = 100 * tally.rate(Outcome.REFUTED)[0]
             lines.append(f"{claim:{claim_w}} {role or '-':6} {name:{name_w}} {tally.n:4}  "
                          f"{pct(supported):24}  {pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "

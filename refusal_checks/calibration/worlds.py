@@ -82,6 +82,10 @@ class Design:
         unablatable: The last ``unablatable`` categories do not read refusal off their own
             direction: under an Ablate their decision is redrawn from fresh prompt noise
             (same refusal rate, different prompts), so ablation lowers nothing there.
+        unablatable_offset: Added to those categories' redrawn decisions: their refusal
+            rate under ablation becomes ``Phi(signal - T + offset)`` against
+            ``Phi(signal - T)`` unedited, a drop planted exactly per category (negative
+            offsets lower refusal; ``behaviour.ablation_drop_offset`` solves for a drop).
         markers: ``(category, marker text)`` pairs that replace the style marker a steered
             refusal gets when the category's planted direction is nearest the steering
             vector (``World.style``); e.g. AI-identity categories given moral markers, a
@@ -118,6 +122,7 @@ class Design:
     knob_b: tuple[str, ...] = ()
     benign_readout: str | None = None
     unablatable: int = 0
+    unablatable_offset: float = 0.0
     markers: tuple[tuple[str, str], ...] = ()
     unreachable: tuple[str, ...] = ()
     planted_site: tuple[int, int] | None = None
@@ -254,7 +259,7 @@ class PlantedBackend(SyntheticBackend):
                 fresh = replace(prompts, texts=tuple(f"{t}|redrawn" for t in prompts.texts))
                 acts = self.residual_stream(fresh, [mid], [position])[:, 0, 0, :].astype(
                     np.float64)
-                score = acts @ readout
+                score = acts @ readout + d.unablatable_offset
             else:
                 u = intervention.direction
                 score = score - d.ablation_reach * (acts @ u) * float(u @ readout)

@@ -1,4 +1,5 @@
-"""Two runs on the same prompts: prompt digests, discordant pairs, Tango's paired interval.
+"""Two runs on the same prompts: prompt digests, discordant pairs, Tango's paired interval,
+and the smallest of several paired differences (an intersection-union test).
 
 A release gate compares a candidate's refusal rate with a baseline's on the same prompts.
 Treating the runs as independent samples (Newcombe's unpaired interval) throws the pairing
@@ -172,3 +173,73 @@ def no_change_half_width(n: int, level: float = 0.95) -> float:
     return z2 / (n + z2)
 
 
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """One unit's paired difference ``p1 - p2`` (a category: refused before minus after).
+
+    Attributes:
+        b: Pairs positive in the first run only.
+        c: Pairs positive in the second run only.
+        n: Pairs.
+        interval: Tango's interval at the per-unit level (what SUPPORTED reads).
+        joint: Tango's interval at the Bonferroni level (what REFUTED reads).
+    """
+
+    b: int
+    c: int
+    n: int
+    interval: tuple[float, float]
+    joint: tuple[float, float]
+
+    @property
+    def estimate(self) -> float:
+        return (self.b - self.c) / self.n
+
+
+def smallest_difference(counts: Mapping[str, tuple[int, int, int]], level: float = 0.95,
+                        family: int | None = None
+                        ) -> tuple[float, tuple[float, float], dict[str, PairedDifference]]:
+    """Interval for the smallest of several paired differences: an intersection-union test.
+
+    ``counts``: unit -> ``(b, c, n)`` as in :func:`tango_interval`. Each unit gets Tango's
+    interval at ``level`` and at the Bonferroni level ``1 - (1 - level) / family``
+    (``family``: the units the claim could have measured, fixed before measuring; default
+    ``len(counts)``). With ``theta_min = min_u theta_u`` the true smallest difference, the
+    interval is ``(min_u lo_u(level), min_u hi_u(bonferroni))``:
+
+    * lower end: ``min_u lo_u > theta_min`` needs ``lo_{u*} > theta_{u*}`` for the unit
+      ``u*`` that holds the minimum, probability ``<= (1 - level) / 2``; no multiplicity
+      correction is needed (Berger 1982: the intersection-union test of
+      ``"every theta_u > m"`` at level alpha tests each unit at level alpha);
+    * upper end: ``min_u hi_u < theta_min`` needs some ``hi_u < theta_u``, probability
+      ``<= family x (1 - level) / (2 family)``.
+
+    So it covers ``theta_min`` with probability ``>= level`` (up to the coverage of Tango's
+    interval itself), and ``decide(interval, m, ">")`` is the rule "SUPPORTED when every
+    unit's interval lies above ``m``, REFUTED when some unit's Bonferroni interval lies
+    below ``m``". A percentile bootstrap of the minimum is not: the minimum of noisy
+    estimates sits below the smallest truth, and its resamples lower still (issue #26).
+    No units: ``(nan, (nan, nan), {})``.
+
+    Returns:
+        ``(smallest estimate, interval, unit -> PairedDifference)``.
+
+    Raises:
+        ValueError: For a bad level, family or counts.
+    """
+    family = len(counts) if family is None else family
+    if family < max(len(counts), 1):
+        raise ValueError(f"family must count every unit, got family={family!r} for "
+                         f"{len(counts)} units")
+    _check(0, 0, 1, level)
+    joint_level = 1.0 - (1.0 - level) / family
+    units = {name: PairedDifference(b, c, n, tango_interval(b, c, n, level),
+                                    tango_interval(b, c, n, joint_level))
+             for name, (b, c, n) in counts.items()}
+    if not units:
+        return math.nan, (math.nan, math.nan), {}
+    return (min(u.estimate for u in units.values()),
+            (min(u.interval[0] for u in units.values()),
+             min(u.joint[1] for u in units.values())), units)

@@ -188,9 +188,11 @@ def shared_knob(sweep: Callable[[list[PromptSet], list[PromptSet]], KnobSweep],
 def ablation_lowers_category_refusal(measure: Measurements, probe: StagedProbe,
                                      directions: Mapping[str, np.ndarray],
                                      agreement: Mapping[str, Any],
-                                     behaviour: RefusalBehaviour, seed: int, *,
+                                     behaviour: RefusalBehaviour, *,
                                      budget: int | None = None) -> Verdict:
-    """``ablation-lowers-category-refusal``: each category's own direction ablated."""
+    """``ablation-lowers-category-refusal``: each category's own direction ablated; each
+    look's intersection-union rule at the per-look level (its Bonferroni intervals at that
+    level split over the categories)."""
     probe = probe.only([name for name in directions if name in probe.harmful], benign=False)
 
     def look(stage: int, level: float) -> Verdict:
@@ -198,7 +200,7 @@ def ablation_lowers_category_refusal(measure: Measurements, probe: StagedProbe,
                                _scored(measure, parts, Ablate(directions[name], name)))
                         for name, parts in probe.harmful_at(stage).items()}
         return category_claims.ablation_lowers_category_refusal(per_category, agreement,
-                                                                behaviour, seed, level)
+                                                                behaviour, level)
 
     return staged.run(look, probe, budget=budget, fixable=_too_few_categories,
                       can_grow=behaviour.refuses()[0] and _agrees(agreement))

@@ -18,6 +18,7 @@ FILES = ("test_category_steering.py", "test_single_direction.py")
 # 8 probes, too few for ablation-lowers-category-refusal to decide at stage 1.
 BORDERLINE = "synthetic:shared,signal=2,genre=0"
 LOWERS = "ablation-lowers-category-refusal"
+SELECTIVE = "ablation-is-category-selective"
 
 
 @pytest.fixture
@@ -43,15 +44,24 @@ def _files(cache: Path) -> dict[str, int]:
 
 def test_clear_verdicts_stop_at_stage_one(suite):
     verdicts, result = _run(suite, "synthetic:shared")
-    for claim in ("shared-knob", LOWERS, "ablation-is-category-selective"):
+    for claim in ("shared-knob", SELECTIVE):
         staged = verdicts[claim]["details"]["staged"]
         assert verdicts[claim]["outcome"] == "supported", verdicts[claim]["line"]
         assert (staged["stage"], staged["stages"], staged["stopped"]) == (1, 3, "decided")
         assert len(staged["looks"]) == 1 and staged["looks"][0]["per_category"] == 8
-    assert "stage 1 of 3 (n=8/cat, level 0.9833 per look)" in verdicts[LOWERS]["line"]
+    # ablation-lowers needs EVERY category's own interval above 0 (intersection-union,
+    # issue #26): at 8 prompts Tango's interval at 0.983 per look clears 0 only when 6 or
+    # more refusals are lost and none gained; a category of this world that loses fewer
+    # at stage 1 grows the probe once.
+    lowers = verdicts[LOWERS]
+    assert lowers["outcome"] == "supported", lowers["line"]
+    assert lowers["details"]["staged"]["stage"] <= 2
+    assert lowers["details"]["staged"]["stopped"] == "decided"
+    assert "stage 1 of 3 (n=8/cat, 32 benign, level 0.9833 per look)" in \
+        verdicts["shared-knob"]["line"]
     assert "staged probes" in verdicts["shared-knob"]["protocol"]
     result.stdout.fnmatch_lines(["*staged probes: x2 per look*",
-                                 f"*staged: {LOWERS} [[]synthetic:shared[]]: stage 1 of 3 "
+                                 f"*staged: {SELECTIVE} [[]synthetic:shared[]]: stage 1 of 3 "
                                  "(n=8/cat)*"])
 
 
@@ -64,7 +74,9 @@ def test_a_borderline_verdict_grows_and_reuses_the_smaller_stage(suite):
     assert lowers["details"]["staged"]["stages"] == 1
     assert "the budget stopped growth (--refusal-budget 24: stage 2 of 3 needs 48 prompts)" \
         in lowers["reason"]
-    result.stdout.fnmatch_lines([f"*inconclusive: {LOWERS}*the budget stopped growth*"])
+    # The reason names the straddling categories (issue #26), so the line may wrap.
+    result.stdout.fnmatch_lines([f"*inconclusive: {LOWERS}*straddle*",
+                                 "*the budget stopped growth*"])
     before = _files(cache)
 
     grown, _ = _run(suite, BORDERLINE)

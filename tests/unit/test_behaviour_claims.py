@@ -151,7 +151,7 @@ def test_ablation_lowers_lists_categories_that_keep_refusing_or_have_too_few_ref
         "c": (_flags(1, 8), _flags(0, 8)),
         "d": (_flags(8, 8), _flags(1, 8)),
     }
-    verdict = categories.ablation_lowers_category_refusal(per_category, AGREE, REFUSES, seed=0)
+    verdict = categories.ablation_lowers_category_refusal(per_category, AGREE, REFUSES)
     assert verdict.details["keeps_refusing"] == ["b"]
     assert verdict.details["too_few_baseline_refusals"] == ["c"]
     assert verdict.n == 3 and verdict.estimate == pytest.approx(0.5)
@@ -171,7 +171,7 @@ def test_a_model_that_does_not_refuse_never_supports_a_behavioural_claim(data):
         direction.random_direction_does_not_bypass(base, [edited], NEVER),
         direction.random_direction_does_not_induce(base, [edited], NEVER),
         categories.ablation_lowers_category_refusal({"a": (base, edited), "b": (edited, base)},
-                                                    AGREE, NEVER, seed=0),
+                                                    AGREE, NEVER),
     ]
     assert all(v.outcome is Outcome.INCONCLUSIVE for v in verdicts)
     assert all("no measurable refusal" in v.reason or v.n < direction.MIN_PROMPTS
@@ -281,7 +281,7 @@ def test_the_steered_precondition_fails_exactly_below_the_agreement_threshold(n,
 
 def test_the_other_sweep_claims_accept_the_agreement_with_steered_counts():
     per_category = {"a": (_flags(10, 12), _flags(2, 12)), "b": (_flags(9, 12), _flags(1, 12))}
-    plain = categories.ablation_lowers_category_refusal(per_category, AGREE, REFUSES, 0)
+    plain = categories.ablation_lowers_category_refusal(per_category, AGREE, REFUSES)
     steered = categories.ablation_lowers_category_refusal(
-        per_category, _with_steered(**{"steered:refusal": (64, 1)}), REFUSES, 0)
+        per_category, _with_steered(**{"steered:refusal": (64, 1)}), REFUSES)
     assert plain.outcome is steered.outcome

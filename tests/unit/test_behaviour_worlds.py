@@ -15,11 +15,12 @@ from typing import Any
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from refusal_checks.calibration.behaviour import (BUNDLED_NAMES, COCONOT_LIKE, behaviour_design,
-                                                  exact_half_offsets)
+                                                  ablation_drop_offset, exact_half_offsets)
 from refusal_checks.calibration.measurements import BEHAVIOUR_CLAIM_IDS, behaviour_verdicts
 from refusal_checks.models.interventions import Ablate, Steer
 from refusal_checks.models.synthetic import SyntheticBackend, World
@@ -135,3 +136,21 @@ def test_an_unablatable_category_keeps_its_refusal_rate_but_not_its_prompts():
     after = backend.decision_scores(prompts, Ablate(backend.directions[0]))
     assert not np.allclose(before, after)
     assert abs(before.mean() - after.mean()) < 0.5  # same distribution: signal 4, noise 1
+
+
+@pytest.mark.parametrize("drop", [0.2, -0.2])
+def test_an_unablatable_offset_plants_the_categorys_drop(drop):
+    """ablation-lowers' margin worlds (drops-just-above, one-drop-just-below) rest on it."""
+    from dataclasses import replace
+
+    offset = ablation_drop_offset(drop, 2.0)
+    design = replace(behaviour_design(signal=2.0, unablatable=1, unablatable_offset=offset),
+                     n_refuse=4000).with_seed(3)
+    backend = PlantedBackend(design)
+    prompts = collection(design).categories[NAMES[-1]].refuse
+    t = SyntheticBackend.REFUSAL_THRESHOLD
+    before = backend.decision_scores(prompts) > t
+    after = backend.decision_scores(prompts, Ablate(backend.directions[0])) > t
+    # 4,000 prompts, independent redraws at a rate of 0.5: sd of the drop ~0.011.
+    assert abs(before.mean() - 0.5) < 0.04
+    assert abs((before.mean() - after.mean()) - drop) < 0.04

@@ -199,3 +199,12 @@ def test_behaviour_run_rejects_unknown_scenarios_and_lists_the_known_ones() -> N
 def test_behaviour_verdicts_reject_unknown_claim_ids() -> None:
     with pytest.raises(ValueError, match="Known: ablation-bypasses-refusal"):
         behaviour_verdicts(SyntheticBackend.from_spec("shared"), bundled(), ["bypass"])
+
+
+def test_a_claim_planted_true_at_its_margin_is_held_to_false_refuted_only() -> None:
+    from refusal_checks.calibration.tally import goal_text
+
+    assert goal_text("margin", (0.0, 0.0, 0.02), refuted=0.05) == "REFUTED <= 5% ok"
+    assert goal_text("margin", (0.0, 0.0, 0.02), refuted=0.06) == "REFUTED <= 5% MISSED"
+    role = BEHAVIOUR_SCENARIOS["drops-just-above"].role("ablation-lowers-category-refusal")
+    assert role == "margin"

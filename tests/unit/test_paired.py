@@ -17,6 +17,7 @@ from refusal_checks.stats.paired import (
     no_change_half_width,
     per_prompt_record,
     prompt_digest,
+    smallest_difference,
     tango_interval,
     tango_statistic,
 )
@@ -265,3 +266,70 @@ def test_exact_coverage_stays_near_95_percent_over_a_grid() -> None:
     # point below nominal (Fagerland et al. 2014); measured here: mean 0.962, min 0.943.
     assert float(np.mean(grid)) >= 0.95
     assert min(grid) >= 0.94
+
+
+# -- the smallest of several paired differences (intersection-union) ----------------------------
+
+def _tables(units: int = 5) -> st.SearchStrategy:
+    return st.dictionaries(st.sampled_from("abcdefghijk"), tables(), min_size=1,
+                           max_size=units)
+
+
+@FAST
+@given(counts=_tables(), extra=st.integers(0, 6), level=st.sampled_from([0.95, 0.9833]))
+def test_the_smallest_difference_interval_is_read_off_each_units_intervals(
+        counts: dict[str, tuple[int, int, int]], extra: int, level: float) -> None:
+    family = len(counts) + extra
+    estimate, (lo, hi), units = smallest_difference(counts, level, family)
+    joint = 1.0 - (1.0 - level) / family
+    assert set(units) == set(counts)
+    for name, (b, c, n) in counts.items():
+        assert units[name].interval == tango_interval(b, c, n, level)
+        assert units[name].joint == tango_interval(b, c, n, joint)
+    assert lo == min(u.interval[0] for u in units.values())
+    assert hi == min(u.joint[1] for u in units.values())
+    assert estimate == min((b - c) / n for b, c, n in counts.values())
+    assert lo <= estimate <= hi
+
+
+def test_one_unit_at_family_one_is_tangos_interval() -> None:
+    estimate, interval, _ = smallest_difference({"a": (7, 2, 20)}, 0.95)
+    assert estimate == 0.25 and interval == tango_interval(7, 2, 20, 0.95)
+
+
+def test_the_family_must_count_every_unit_and_no_unit_is_nan() -> None:
+    with pytest.raises(ValueError, match="family must count every unit"):
+        smallest_difference({"a": (1, 0, 8), "b": (1, 0, 8)}, 0.95, family=1)
+    estimate, (lo, hi), units = smallest_difference({}, 0.95, family=11)
+    assert math.isnan(estimate) and math.isnan(lo) and math.isnan(hi) and units == {}
+
+
+def _one_sided_error_at_zero(n: int, level: float) -> float:
+    """Largest P(lower end > 0) over discordance rates, when both runs' rates are equal."""
+    lower = {(b, c): tango_interval(b, c, n, level)[0] > 0.0
+             for b in range(n + 1) for c in range(n + 1 - b)}
+    worst = 0.0
+    for discordant in np.linspace(0.05, 1.0, 20):
+        half = discordant / 2.0
+        total = 0.0
+        for (b, c), excludes in lower.items():
+            if excludes:
+                total += (math.comb(n, b) * math.comb(n - b, c) * half ** (b + c)
+                          * (1.0 - discordant) ** (n - b - c))
+        worst = max(worst, total)
+    return worst
+
+
+@pytest.mark.parametrize("n", [8, 16, 32])
+@pytest.mark.parametrize("level", [0.95, 1.0 - 0.05 / 3])
+def test_at_a_difference_of_zero_the_lower_end_rarely_clears_zero(n: int, level: float) -> None:
+    """The per-category test of ablation-lowers-category-refusal at its margin (enumerated).
+
+    Tango's interval at a difference of 0 is McNemar's score test; at 8-32 pairs its
+    one-sided error exceeds the nominal (1 - level) / 2 a little where nearly every pair is
+    discordant (measured: at most 0.038 at 0.95, nominal 0.025; 0.011 at 0.983, nominal
+    0.0083), and stays below the 5% the claims allow either way.
+    """
+    error = _one_sided_error_at_zero(n, level)
+    assert error <= 1.6 * (1.0 - level) / 2.0, error
+    assert error < 0.05
