@@ -301,9 +301,9 @@ def select_direction(
         nearest: Filter order: failing candidates nearest to induce that still get bypass
             and KL.
     """
-    if order not in ORDERS:
-        raise RefusalChecksError(f"selection order {order!r} is not known; use one of "
-                                 f"{', '.join(ORDERS)}.")
+    if order not in ORDERS or nearest < 0:
+        raise RefusalChecksError(f"selection order {order!r} with {nearest} nearest is not "
+                                 f"known; use one of {', '.join(ORDERS)} and nearest >= 0.")
     default_layers = candidate_layers(backend.n_layers)
     layers = default_layers if layers is None else sorted(set(layers))
     outside = [layer for layer in layers if layer not in default_layers]
@@ -358,7 +358,8 @@ def select_direction(
     candidates = _judged(table, live, layers, positions, nearest)
     cost.note(prompts_skipped=sum(scores.size(p) for c in candidates for p in c.skipped))
     rows = {p: np.array([table[p].get(s, np.full(scores.size(p), np.nan)) for s in _grid(
-        layers, positions)]).reshape(len(candidates), scores.size(p)) for p in PASSES}
+        layers, positions)], np.float64).reshape(len(candidates), scores.size(p))
+        for p in PASSES}
     best = choose(candidates)
     chosen = None if best is None else (layers.index(best.layer), positions.index(best.position))
     reference = (float(np.linalg.norm(acts_b[:, chosen[0], chosen[1]].astype(np.float64),

@@ -45,10 +45,11 @@ def filters_text(selection: Selection, k: int = 3) -> str:
     low = sum(not c.induce >= MIN_INDUCE for c in selection.candidates)
     known = [c for c in selection.candidates if "kl" not in c.skipped]
     high = sum(not c.kl <= MAX_KL for c in known)
-    of = "" if len(known) == total else f" of {len(known)} with KL computed"
+    kl = (f"{high} KL > {MAX_KL}" if len(known) == total else
+          f"KL > {MAX_KL} in {high} of the {len(known)} where it was computed")
     nearest = "; ".join(c.text() for c in selection.nearest(k))
     return (f"no candidate passed Arditi et al.'s filters ({low} of {total} induce < "
-            f"{MIN_INDUCE:g}, {high}{of} KL > {MAX_KL}); nearest: {nearest}")
+            f"{MIN_INDUCE:g}, {kl}); nearest: {nearest}")
 
 
 def _share(scores: np.ndarray) -> np.ndarray:

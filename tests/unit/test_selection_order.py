@@ -294,8 +294,11 @@ def test_an_unknown_order_says_which_exist():
     from refusal_checks.errors import RefusalChecksError
 
     backend, _, chosen = _selection_world(1)
-    with pytest.raises(RefusalChecksError, match="'fast' is not known; use one of filter, full"):
+    with pytest.raises(RefusalChecksError, match="'fast' with 5 nearest is not known; use "
+                                                 "one of filter, full and nearest >= 0"):
         select_direction(backend, chosen, order="fast")
+    with pytest.raises(RefusalChecksError, match="-1 nearest"):
+        select_direction(backend, chosen, nearest=-1)
 
 
 def test_run_selection_passes_the_order_on():
