@@ -33,6 +33,15 @@ candidate passed" is a precondition, so none of these can be SUPPORTED):
 * the random-direction controls -> INCONCLUSIVE: a control copies the selected direction's
   norm and layer, and stands beside an effect; with no direction there is neither.
 
+The search runs in filter order (--refusal-selection-order, default filter): induce for every
+candidate, bypass and KL only where induce passes and for the 5 candidates nearest to it.
+The selected direction is the full search's. Without one, the bypass and KL readings above
+are over the candidates whose ablation was computed, and their statistic says how many: the
+best over all candidates could only be better, so where the computed ones do not refute,
+neither would all of them, and the outcome is the full search's INCONCLUSIVE. REFUTED says
+that no candidate does it, so it is never read off a part: when no computed candidate
+bypasses (keeps KL <= 0.1), the search computes that pass for every candidate first.
+
 Known-answer worlds (refusal_checks/calibration/behaviour.py, scenarios planted-site and
 no-steerable-direction) check both paths through this same code.
 """

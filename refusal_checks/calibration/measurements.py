@@ -61,13 +61,13 @@ class BehaviourMeasurements:
     """
 
     def __init__(self, backend: Any, collection: Any, *, seed: int = DEFAULT_SEED,
-                 position: int = DEFAULT_POSITION) -> None:
+                 position: int = DEFAULT_POSITION, selection_order: str = "filter") -> None:
         from refusal_checks.measure.activations import collect, paper_layer
         from refusal_checks.measure.behaviour import observe_refusals
         from refusal_checks.measure.effects import mean_norm
         from refusal_checks.judges.base import SubstringJudge
 
-        self.backend, self.seed = backend, seed
+        self.backend, self.seed, self.selection_order = backend, seed, selection_order
         self.judge = SubstringJudge()
         self.layer = paper_layer(backend.n_layers)
         acts = collect(backend, collection, position=position, cache=None).at_layer(self.layer)
@@ -131,7 +131,8 @@ class BehaviourMeasurements:
                                  self.judge, None, None, max_new_tokens=CONTROL_TOKENS)[0]
                        for c in self.harmful_categories}
             return run_selection(self.backend, self.collection, self.harmful_categories,
-                                 refused, self.behaviour.benign_prompts)
+                                 refused, self.behaviour.benign_prompts,
+                                 order=self.selection_order)
 
         return self._once("selection", compute)
 
@@ -198,18 +199,21 @@ class BehaviourMeasurements:
 
 def behaviour_verdicts(backend: Any, collection: Any,
                        claims: Iterable[str] = BEHAVIOUR_CLAIM_IDS, *,
-                       seed: int = DEFAULT_SEED, staged: bool = True) -> dict[str, Verdict]:
+                       seed: int = DEFAULT_SEED, staged: bool = True,
+                       selection_order: str = "filter") -> dict[str, Verdict]:
     """Verdicts of behavioural claims on ``backend`` (any Backend with ``generate``,
     ``last_logprobs``, ``residual_stream``) over ``collection``, measured as the fixtures do:
     on staged probes (:func:`staged_verdict`) as the claims run, or on
-    the fixed probes (``staged=False``, the design before staging).
+    the fixed probes (``staged=False``, the design before staging). ``selection_order``:
+    Arditi's search order (``--refusal-selection-order``).
     """
     wanted = list(claims)
     unknown = [c for c in wanted if c not in BEHAVIOUR_CLAIM_IDS]
     if unknown:
         raise ValueError(f"unknown behavioural claim ids {unknown}. Known: "
                          f"{', '.join(BEHAVIOUR_CLAIM_IDS)}.")
-    measured = BehaviourMeasurements(backend, collection, seed=seed)
+    measured = BehaviourMeasurements(backend, collection, seed=seed,
+                                     selection_order=selection_order)
     if not staged:
         return {claim: measured.verdict(claim) for claim in wanted}
     return {claim: staged_verdict(measured, claim) if claim in STAGED_CLAIM_IDS + ARDITI_CLAIMS

@@ -11,11 +11,13 @@ probe did not ask are left out). From each filtered side VALIDATION_PER_SIDE pro
 The claims are judged on the test halves, so build, validation and judged prompts are
 pairwise disjoint.
 
-Why 16 + 16 validation prompts, not Arditi's 32 + 32: every candidate costs three forward
-passes over them (ablated harmful, steered harmless, ablated harmless), about 95 candidates
-on a 24-layer model with a 5-token template, so 16 + 16 halves a cold search on two CPU
-cores (~50 min instead of ~100); and the benign train half holds 64 prompts of which the
-``refusal_behaviour`` probe judges about 48, so 32 for validation would leave ~16 to build.
+Why 16 + 16 validation prompts, not Arditi's 32 + 32: a full search costs three forward
+passes over them per candidate (ablated harmful, steered harmless, ablated harmless), about
+95 candidates on a 24-layer model with a 5-token template, so 16 + 16 halved a cold search
+on two CPU cores (~50 min instead of ~100; the filter order now skips most ablated passes,
+:mod:`refusal_checks.measure.selection`); and the benign train half holds 64 prompts of
+which the ``refusal_behaviour`` probe judges about 48, so 32 for validation would leave ~16
+to build.
 The sizes are in every protocol string.
 
 When no candidate passes the filters the claims are never judged on another direction.
@@ -32,8 +34,7 @@ from typing import Any
 import numpy as np
 
 from refusal_checks.prompts.load import PromptCollection, PromptSet
-from refusal_checks.measure.selection import (Selection, SelectionPrompts, not_run,
-                                              select_direction)
+from refusal_checks.measure.selection import Selection, SelectionPrompts, select_direction
 
 VALIDATION_PER_SIDE = 16
 # Fewest prompts on any side of build or validation: a difference in means of fewer is a
@@ -101,11 +102,18 @@ def selection_prompts(harmful: Mapping[str, PromptSet], refused: Mapping[str, An
                             sets("validate", val_b, answered, {"benign": train_b}), counts)
 
 
+def _not_run(reason: str, prompts: SelectionPrompts) -> Selection:
+    """A Selection that never searched (too few prompts): no direction, the reason."""
+    return Selection(None, None, None, sizes=prompts.sizes(), counts=dict(prompts.counts),
+                     not_run=reason)
+
+
 def run_selection(backend: Any, collection: PromptCollection, harmful_categories: Sequence[str],
                   refused: Mapping[str, Any], benign_judged: Sequence[tuple[str, bool]], *,
                   layers: Sequence[int] | None = None, positions: Sequence[int] | None = None,
                   cache: Any = None, batch_size: int = 16,
-                  progress: Callable[[int, int], None] | None = None) -> Selection:
+                  progress: Callable[[int, int], None] | None = None,
+                  order: str = "filter") -> Selection:
     """The single-direction claims' direction: what the ``arditi_selection`` fixture and
     calibration (:class:`refusal_checks.calibration.measurements.BehaviourMeasurements`) both
     run."""
@@ -113,7 +121,7 @@ def run_selection(backend: Any, collection: PromptCollection, harmful_categories
                                 refused, collection.benign, benign_judged)
     sizes, c = prompts.sizes(), prompts.counts
     if min(sizes.values()) < MIN_SIDE:
-        return not_run(
+        return _not_run(
             f"too few prompts to build and select a direction (need >= {MIN_SIDE} on every "
             f"side): build {sizes['build_harmful']}+{sizes['build_harmless']}, validate "
             f"{sizes['val_harmful']}+{sizes['val_harmless']} from "
@@ -121,4 +129,4 @@ def run_selection(backend: Any, collection: PromptCollection, harmful_categories
             f"and {c['harmless_train_answered']}/{c['harmless_train_judged']} judged harmless "
             "train prompts answered", prompts)
     return select_direction(backend, prompts, layers=layers, positions=positions, cache=cache,
-                            batch_size=batch_size, progress=progress)
+                            batch_size=batch_size, progress=progress, order=order)

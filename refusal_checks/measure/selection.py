@@ -11,11 +11,21 @@ dropped, layers in the last 20% are never candidates, and the lowest bypass wins
 (PAPER.md, Paper B, "Selection"; ties go to the more negative position, then the earlier
 layer: the order of Arditi et al.'s loops). No candidate passing is a result, not an
 error: :class:`Selection` then has no direction and says why, with every candidate's
-numbers (:mod:`refusal_checks.measure.arditi` turns that into verdicts).
+numbers (:mod:`refusal_checks.verdicts.arditi` turns that into verdicts).
 
-Every candidate's per-prompt scores are one cache entry keyed by the model, the validation
-prompts' inputs and the candidate's vector, so an interrupted search resumes at the first
-unfinished candidate; the build activations are cached batch by batch.
+Filter order (the default, issue #24): a candidate failing induce can never be selected,
+and induce is the cheap pass (a steer reuses the unedited blocks below its layer; bypass and
+KL ablate every layer). So induce runs for every candidate first, bypass and KL only where
+induce passes and for the NEAREST candidates closest to passing it. Every candidate that
+can be selected then has all three scores, so the selection is the full search's. The
+no-direction verdicts read bypass and KL over the computed candidates; see
+:func:`select_direction` for when a pass is computed for every candidate, and
+:mod:`refusal_checks.verdicts.arditi` for the argument. Passes not computed are NaN, named
+with the reason in each :class:`Candidate`. ``order="full"`` computes everything.
+
+Every pass of every candidate is one cache entry
+(:class:`refusal_checks.measure.candidates.CandidateScores`), so an interrupted search
+resumes at the first unfinished pass; the build activations are cached batch by batch.
 """
 
 from __future__ import annotations
@@ -26,19 +36,27 @@ from typing import Any
 
 import numpy as np
 
-from refusal_checks.core import cost
-from refusal_checks.measure.activations import activation_key
-from refusal_checks.models.backend import Backend
-from refusal_checks.cache.keys import cache_key
 from refusal_checks.cache.store import ArrayCache
+from refusal_checks.core import cost
 from refusal_checks.errors import RefusalChecksError
-from refusal_checks.models.interventions import Ablate, Intervention, Steer
+from refusal_checks.measure.candidates import PASSES, CandidateScores, build_activations, mean
+from refusal_checks.models.backend import Backend
 from refusal_checks.prompts.load import PromptSet
-from refusal_checks.models.scoring import kl_divergence, refusal_score
 
 MAX_KL = 0.1  # Arditi et al.'s filter: KL <= 0.1 kept
 MIN_INDUCE = 0.0  # induce < 0 dropped
 LAST_LAYERS_EXCLUDED = 0.2  # "layer in the last 20%": layer >= int(0.8 n_layers)
+# A candidate's ablation "bypasses" when at most this share of the validation harmful
+# prompts keeps a refusal score > 0: the no-direction verdict's threshold
+# (verdicts.single_direction.BYPASS_THRESHOLD; tests/unit/test_selection_order.py ties them).
+BYPASS_SHARE = 0.5
+ORDERS = ("filter", "full")
+# Filter order: bypass and KL also for the 5 candidates nearest to passing induce: the 3
+# that "no candidate passed" names (verdicts.arditi.filters_text) need all three scores, 2
+# more make it likely that a computed one bypasses and one keeps KL <= 0.1, which settles
+# the no-direction verdicts without every candidate. Each costs two all-layer ablated passes.
+NEAREST = 5
+NAMES = {"bypass": "bypass", "induce": "induce", "kl": "KL"}
 
 
 def candidate_layers(n_layers: int) -> list[int]:
@@ -73,21 +91,33 @@ class Candidate:
     induce: float
     kl: float
     kept: bool
-    why: str = ""
+    why: str = ""  # the filters it failed
+    skipped: tuple[str, ...] = ()  # passes not computed (filter order), their values NaN
+    skip_reason: str = ""
 
     def text(self) -> str:
-        return (f"layer {self.layer} position {self.position}: bypass {self.bypass:.2f}, "
-                f"induce {self.induce:.2f}, KL {self.kl:.3f}")
+        def value(name: str, x: float, digits: int) -> str:
+            key = name.lower()
+            return (f"{name} not computed" if key in self.skipped
+                    else f"{name} {x:.{digits}f}")
+
+        return (f"layer {self.layer} position {self.position}: "
+                f"{value('bypass', self.bypass, 2)}, induce {self.induce:.2f}, "
+                f"{value('KL', self.kl, 3)}")
 
 
 def judge_candidate(layer: int, position: int, bypass: float, induce: float,
-                    divergence: float) -> Candidate:
-    """Apply Arditi et al.'s filters (induce >= 0, KL <= 0.1; NaN fails both)."""
+                    divergence: float, skipped: Sequence[str] = (),
+                    skip_reason: str = "") -> Candidate:
+    """Apply Arditi et al.'s filters (induce >= 0, KL <= 0.1; NaN fails both; a KL that was
+    not computed is not named as failed: such a candidate already fails induce)."""
     why = "; ".join(text for bad, text in [
         (not induce >= MIN_INDUCE, f"induce {induce:.2f} < {MIN_INDUCE:g}"),
-        (not divergence <= MAX_KL, f"KL {divergence:.3f} > {MAX_KL}")] if bad)
+        ("kl" not in skipped and not divergence <= MAX_KL,
+         f"KL {divergence:.3f} > {MAX_KL}")] if bad)
+    kept = not why and not skipped
     return Candidate(layer, position, float(bypass), float(induce), float(divergence),
-                     not why, why)
+                     kept, why, tuple(skipped), skip_reason)
 
 
 def choose(candidates: Sequence[Candidate]) -> Candidate | None:
@@ -102,7 +132,11 @@ class Selection:
     """The chosen direction (None when no candidate passed) and every candidate's scores.
 
     ``bypass_scores`` / ``induce_scores`` / ``kl_values``: ``(candidate, prompt)`` per
-    validation prompt, in the order of ``candidates``.
+    validation prompt, in the order of ``candidates``; a row is NaN where the pass was not
+    computed (``Candidate.skipped``, filter order) or the candidate is a zero vector.
+    ``order``: "filter" or "full"; ``nearest_k``: the filter order's nearest candidates;
+    ``completed``: passes the filter order computed for every candidate (see
+    :func:`select_direction`).
     """
 
     layer: int | None
@@ -120,16 +154,35 @@ class Selection:
     induce_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     kl_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     not_run: str = ""  # why no search ran (too few prompts), else ""
+    order: str = "full"
+    nearest_k: int = 0
+    completed: tuple[str, ...] = ()
 
     @property
     def found(self) -> bool:
         return self.direction is not None
 
+    def computed(self, which: str) -> int:
+        """How many candidates have pass ``which`` ("bypass", "induce", "kl") computed."""
+        return sum(which not in c.skipped for c in self.candidates)
+
     def nearest(self, k: int = 3) -> list[Candidate]:
-        """The ``k`` candidates closest to passing: fewest failed filters, then lowest bypass."""
+        """The ``k`` candidates closest to passing among those with every score computed
+        (then the rest): fewest failed filters, then lowest bypass."""
         return sorted(self.candidates, key=lambda c: (
-            0 if not c.why else c.why.count(";") + 1,
+            len(c.skipped), 0 if not c.why else c.why.count(";") + 1,
             c.bypass if np.isfinite(c.bypass) else np.inf, c.position, c.layer))[:k]
+
+    def order_text(self) -> str:
+        """What the filter order computed ("" for the full search)."""
+        if self.order == "full" or not self.candidates:
+            return ""
+        done = ", ".join(f"{NAMES[p]} for {self.computed(p)}" for p in ("bypass", "kl"))
+        every = "".join(f"; {NAMES[p]} then for every candidate, as none of those "
+                        + ("bypassed" if p == "bypass" else f"kept KL <= {MAX_KL}")
+                        for p in self.completed)
+        return (f"filter order: induce for all {len(self.candidates)}, {done} (where induce "
+                f"passes, and the {self.nearest_k} nearest to passing){every}")
 
     def search_text(self) -> str:
         layers = _span(self.layers)
@@ -140,7 +193,7 @@ class Selection:
                 f"{s.get('build_harmful', 0)}+{s.get('build_harmless', 0)}, validate "
                 f"{s.get('val_harmful', 0)}+{s.get('val_harmless', 0)} (train halves, "
                 f"filtered by baseline replies); induce >= {MIN_INDUCE:g}, KL <= {MAX_KL}, "
-                "lowest bypass")
+                "lowest bypass" + (f"; {self.order_text()}" if self.order_text() else ""))
 
     def outcome_text(self) -> str:
         if self.not_run:
@@ -166,11 +219,15 @@ class Selection:
             "filters": {"max_kl": MAX_KL, "min_induce": MIN_INDUCE,
                         "last_layers_excluded": LAST_LAYERS_EXCLUDED},
             "sizes": dict(self.sizes), "counts": dict(self.counts), "not_run": self.not_run,
+            "order": self.order, "nearest_k": self.nearest_k, "completed": list(self.completed),
+            "computed": {p: self.computed(p) for p in PASSES},
             "reference_norm": number(self.reference_norm),
             "baseline": {k: number(v) for k, v in self.baseline.items()},
             "candidates": [{"layer": c.layer, "position": c.position, "bypass": number(c.bypass),
                             "induce": number(c.induce), "kl": number(c.kl), "kept": c.kept,
-                            "why": c.why} for c in self.candidates],
+                            "why": c.why, "not_computed": list(c.skipped),
+                            "not_computed_why": c.skip_reason}
+                           for c in self.candidates],
         }
 
 
@@ -183,46 +240,29 @@ def _span(values: Sequence[int]) -> str:
     return ",".join(str(v) for v in values)
 
 
-def not_run(reason: str, prompts: SelectionPrompts | None = None) -> Selection:
-    """A Selection that never searched (too few prompts): no direction, the reason."""
-    return Selection(None, None, None, sizes=prompts.sizes() if prompts else {},
-                     counts=dict(prompts.counts) if prompts else {}, not_run=reason)
+Site = tuple[int, int]  # (layer index, position index) into a search's layers and positions
 
 
-def _activations(backend: Backend, sets: Sequence[PromptSet], layers: list[int],
-                 positions: list[int], cache: ArrayCache | None, batch_size: int) -> np.ndarray:
-    """``(prompt, layer, position, d_model)`` of every set, concatenated (cached per batch)."""
-    from refusal_checks.cache.resume import ChunkStats, chunked_array
-
-    parts = []
-    for prompts in sets:
-        def compute(sub: PromptSet, progress: Any) -> np.ndarray:
-            return backend.residual_stream(sub, layers, positions, batch_size=batch_size,
-                                           progress=progress)
-
-        if cache is None:
-            parts.append(compute(prompts, None))
-        else:
-            key = activation_key(backend, prompts, layers, positions)
-            whole = cache.load(key)
-            if whole is not None and len(whole) == len(prompts):
-                cost.note(hits=1)
-                parts.append(whole)
-                continue
-            stats = ChunkStats()
-            parts.append(chunked_array(cache, key, prompts, batch_size, compute,
-                                       meta={"model": backend.name, "set": prompts.name,
-                                             "site": "resid_pre, Arditi candidates"},
-                                       stats=stats))
-            cost.note(computed=1, batches_resumed=stats.batches_cached,
-                      prompts=stats.prompts_computed)
-    return np.concatenate(parts)
+def ablation_sites(induce: dict[Site, float], layers: Sequence[int], positions: Sequence[int],
+                   nearest: int) -> list[Site]:
+    """The filter order's candidates for bypass and KL: every one whose induce passes, and
+    the ``nearest`` failing ones with the highest induce (ties: the more negative position,
+    then the earlier layer), in the order of ``induce``."""
+    failing = sorted((s for s, v in induce.items() if np.isfinite(v) and not v >= MIN_INDUCE),
+                     key=lambda s: (-induce[s], positions[s[1]], layers[s[0]]))
+    chosen = {s for s, v in induce.items() if v >= MIN_INDUCE} | set(failing[:nearest])
+    return [s for s in induce if s in chosen]
 
 
-def _logprobs(backend: Any, sets: Sequence[PromptSet], edit: Intervention | None,
-              batch_size: int) -> np.ndarray:
-    return np.concatenate([backend.last_logprobs(s, intervention=edit, batch_size=batch_size)
-                           for s in sets])
+def bypasses(scores: np.ndarray) -> bool:
+    """At most BYPASS_SHARE of the harmful prompts keep a refusal score > 0."""
+    scores = np.asarray(scores, np.float64)
+    return bool(np.isfinite(scores).all() and np.mean(scores > 0) <= BYPASS_SHARE)
+
+
+def keeps_kl(values: np.ndarray) -> bool:
+    """Mean KL within Arditi et al.'s filter (<= MAX_KL)."""
+    return mean(values) <= MAX_KL
 
 
 def select_direction(
@@ -235,8 +275,17 @@ def select_direction(
     token_ids: Sequence[int] | None = None,
     batch_size: int = 16,
     progress: Callable[[int, int], None] | None = None,
+    order: str = "filter",
+    nearest: int = NEAREST,
 ) -> Selection:
     """Run Arditi et al.'s search; see the module docstring.
+
+    Filter order: induce for every candidate; bypass and KL for those passing induce and
+    the ``nearest`` closest to it (:func:`ablation_sites`). When then no candidate is kept,
+    bypass is computed for every candidate unless a computed one already bypasses
+    (:func:`bypasses`), and KL unless a computed one keeps KL <= 0.1: the no-direction
+    verdicts read the best over candidates, and only these computations can make them
+    REFUTED. The selected candidate is always the full search's.
 
     Args:
         backend: The model (needs ``last_logprobs`` and ``refusal_token_ids``).
@@ -246,8 +295,15 @@ def select_direction(
         positions: Negative offsets (default: the backend's post-instruction positions).
         cache: Where build activations and per-candidate scores are cached.
         token_ids: Refusal tokens; default ``backend.refusal_token_ids()``.
-        progress: Called with (candidates done, total) after each candidate.
+        progress: Called with (steps done, steps planned) after each candidate's passes;
+            the filter order plans more steps once it knows which candidates need them.
+        order: "filter" (default) or "full" (every pass of every candidate).
+        nearest: Filter order: failing candidates nearest to induce that still get bypass
+            and KL.
     """
+    if order not in ORDERS or nearest < 0:
+        raise RefusalChecksError(f"selection order {order!r} with {nearest} nearest is not "
+                                 f"known; use one of {', '.join(ORDERS)} and nearest >= 0.")
     default_layers = candidate_layers(backend.n_layers)
     layers = default_layers if layers is None else sorted(set(layers))
     outside = [layer for layer in layers if layer not in default_layers]
@@ -262,81 +318,75 @@ def select_direction(
     restricted = layers != default_layers or positions != sorted(
         backend.post_instruction_positions(texts))
     token_ids = sorted(int(t) for t in (token_ids or backend.refusal_token_ids()))
-    acts_h = _activations(backend, prompts.build_harmful, layers, positions, cache, batch_size)
-    acts_b = _activations(backend, prompts.build_harmless, layers, positions, cache, batch_size)
+    acts_h = build_activations(backend, prompts.build_harmful, layers, positions, cache,
+                               batch_size)
+    acts_b = build_activations(backend, prompts.build_harmless, layers, positions, cache,
+                               batch_size)
     means = acts_h.astype(np.float64).mean(axis=0) - acts_b.astype(np.float64).mean(axis=0)
-    base: dict[str, np.ndarray] = {}
-
-    def harmless_base() -> np.ndarray:
-        if "logprobs" not in base:
-            base["logprobs"] = _logprobs(backend, prompts.val_harmless, None, batch_size)
-        return base["logprobs"]
-
-    inputs = [backend.input_digest(s) for s in prompts.val_harmful + prompts.val_harmless]
+    scores = CandidateScores(backend, prompts.val_harmful, prompts.val_harmless, token_ids,
+                             cache, batch_size)
     sites = [(i, j) for j in range(len(positions)) for i in range(len(layers))]  # Arditi's order
-    n_h, n_b = prompts.sizes()["val_harmful"], prompts.sizes()["val_harmless"]
-    rows: dict[tuple[int, int], np.ndarray] = {}
-    for done, (i, j) in enumerate(sites, start=1):
-        direction = means[i, j]
-        if np.linalg.norm(direction) > 0:
-            rows[(i, j)] = _candidate_scores(
-                backend, prompts, layers[i], direction, token_ids, cache, inputs,
-                harmless_base, batch_size)
-        else:
-            rows[(i, j)] = np.full(n_h + 2 * n_b, np.nan)
-        if progress is not None:
-            progress(done, len(sites))
-    order = [(i, j) for i in range(len(layers)) for j in range(len(positions))]
-    table = np.array([rows[site] for site in order]).reshape(len(order), n_h + 2 * n_b)
-    bypass, induce, kls = table[:, :n_h], table[:, n_h:n_h + n_b], table[:, n_h + n_b:]
-    candidates = [judge_candidate(layers[i], positions[j], *(_mean(a[k]) for a in (
-        bypass, induce, kls))) for k, (i, j) in enumerate(order)]
+    live = [s for s in sites if np.linalg.norm(means[s]) > 0]
+    table: dict[str, dict[Site, np.ndarray]] = {p: {} for p in PASSES}
+    steps = {"done": 0, "total": len(sites)}
+
+    def run(passes: Sequence[str], chosen: Sequence[Site]) -> None:
+        for site in chosen:
+            for which in passes if site in live else ():
+                if site not in table[which]:
+                    table[which][site] = scores.score(which, layers[site[0]], means[site])
+            steps["done"] += 1
+            if progress is not None:
+                progress(steps["done"], steps["total"])
+
+    completed: tuple[str, ...] = ()
+    if order == "full":
+        run(PASSES, sites)
+    else:
+        run(("induce",), sites)
+        ablated = ablation_sites({s: mean(table["induce"][s]) for s in live}, layers,
+                                 positions, nearest)
+        steps["total"] += len(ablated)
+        run(("bypass", "kl"), ablated)
+        if choose(_judged(table, live, layers, positions, nearest)) is None:
+            for which, settles in (("bypass", bypasses), ("kl", keeps_kl)):
+                rest = [s for s in live if s not in table[which]]
+                if rest and not any(settles(v) for v in table[which].values()):
+                    steps["total"] += len(rest)
+                    run((which,), rest)
+                    completed += (which,)
+    candidates = _judged(table, live, layers, positions, nearest)
+    cost.note(prompts_skipped=sum(scores.size(p) for c in candidates for p in c.skipped))
+    rows = {p: np.array([table[p].get(s, np.full(scores.size(p), np.nan)) for s in _grid(
+        layers, positions)], np.float64).reshape(len(candidates), scores.size(p))
+        for p in PASSES}
     best = choose(candidates)
     chosen = None if best is None else (layers.index(best.layer), positions.index(best.position))
     reference = (float(np.linalg.norm(acts_b[:, chosen[0], chosen[1]].astype(np.float64),
                                       axis=1).mean()) if chosen else float("nan"))
-    token_base = {"harmful_refusal_score": _mean(np.concatenate([
-        refusal_score(backend.last_logprobs(s, batch_size=batch_size), token_ids)
-        for s in prompts.val_harmful])),
-        "harmless_refusal_score": _mean(refusal_score(harmless_base(), token_ids))}
     return Selection(
         best.layer if best else None, best.position if best else None,
         means[chosen].copy() if chosen else None, candidates, tuple(layers), tuple(positions),
-        restricted, prompts.sizes(), dict(prompts.counts), reference, token_base,
-        bypass, induce, kls)
+        restricted, prompts.sizes(), dict(prompts.counts), reference, scores.baseline(),
+        rows["bypass"], rows["induce"], rows["kl"], order=order,
+        nearest_k=nearest if order == "filter" else 0, completed=completed)
 
 
-def _mean(values: np.ndarray) -> float:
-    values = np.asarray(values, np.float64)
-    return float(values.mean()) if values.size and np.isfinite(values).all() else float("nan")
+def _grid(layers: Sequence[int], positions: Sequence[int]) -> list[Site]:
+    """Candidate sites in the table's order: layer by layer, positions within."""
+    return [(i, j) for i in range(len(layers)) for j in range(len(positions))]
 
 
-def _candidate_scores(backend: Any, prompts: SelectionPrompts, layer: int,
-                      direction: np.ndarray, token_ids: list[int], cache: ArrayCache | None,
-                      inputs: list[str], harmless_base: Callable[[], np.ndarray],
-                      batch_size: int) -> np.ndarray:
-    """Per validation prompt: bypass scores (harmful), induce scores and KL (harmless),
-    one cache entry per candidate."""
-    ablate = Ablate(direction, f"Arditi candidate L{layer}")
-    steer = Steer(layer, direction, alpha=1.0, label=f"Arditi candidate L{layer}")
-
-    def compute() -> np.ndarray:
-        bypass = refusal_score(_logprobs(backend, prompts.val_harmful, ablate, batch_size),
-                               token_ids)
-        induce = refusal_score(_logprobs(backend, prompts.val_harmless, steer, batch_size),
-                               token_ids)
-        divergence = kl_divergence(harmless_base(),
-                                   _logprobs(backend, prompts.val_harmless, ablate, batch_size))
-        return np.concatenate([bypass, induce, divergence])
-
-    if cache is None:
-        return compute()
-    key = cache_key(kind="arditi_candidate", model=backend.fingerprint, dtype=backend.dtype,
-                    inputs=inputs, layer=layer, ablate=ablate.key(), steer=steer.key(),
-                    tokens=token_ids)
-    n = sum(prompts.sizes()[k] for k in ("val_harmful", "val_harmless", "val_harmless"))
-    values, hit = cache.get_or_compute(key, compute, {"kind": "arditi_candidate",
-                                                      "layer": layer}, expected_shape=(n,))
-    # bypass (ablated), induce (steered) and KL (ablated) each forward their prompts once
-    cost.note(**({"hits": 1} if hit else {"computed": 1, "prompts": n}))
-    return values
+def _judged(table: dict[str, dict[Site, np.ndarray]], live: Sequence[Site],
+            layers: Sequence[int], positions: Sequence[int], nearest: int) -> list[Candidate]:
+    """Every candidate judged on what ``table`` holds; a live candidate's missing passes are
+    named (NaN values), a zero vector's are NaN as in the full search."""
+    out = []
+    for site in _grid(layers, positions):
+        values = [mean(table[p][site]) if site in table[p] else float("nan") for p in PASSES]
+        skipped = tuple(p for p in PASSES if site in live and site not in table[p])
+        reason = (f"induce fails and {nearest} candidates are nearer to passing it "
+                  "(filter order)" if skipped else "")
+        out.append(judge_candidate(layers[site[0]], positions[site[1]], *values,
+                                   skipped=skipped, skip_reason=reason))
+    return out

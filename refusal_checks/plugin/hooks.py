@@ -67,6 +67,8 @@ REMOTE = "--refusal-remote"
 REMOTE_LOCAL = "--refusal-remote-local"
 SELECTION_LAYERS = "--refusal-selection-layers"
 SELECTION_POSITIONS = "--refusal-selection-positions"
+SELECTION_ORDER = "--refusal-selection-order"
+SELECTION_ORDERS = ("filter", "full")  # measure.selection.ORDERS (a test ties them)
 SAE = "--refusal-sae"
 REMOTE_DEST = "refusal_remote"  # both flags set it: "ndif" or "local"
 
@@ -92,6 +94,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(SELECTION_POSITIONS, type=negative_list, default=None, metavar="P,P,...",
                     help="restrict Arditi et al.'s direction search to these negative "
                     "positions. Default: every chat-template token after the user's message.")
+    group.addoption(SELECTION_ORDER, choices=SELECTION_ORDERS, default="filter",
+                    help="filter: Arditi et al.'s search scores induce for every candidate and "
+                    "bypass and KL only where induce passes (and for the 5 nearest), or for "
+                    "every candidate when the no-direction verdicts need them; full: every "
+                    "score of every candidate (the whole heatmap, several times slower). Both "
+                    "select the same direction. Default: filter.")
     group.addoption(DTYPE, choices=DTYPES, default=None,
                     help="compute dtype. Default: bfloat16 on a GPU (cuda, cuda:N, auto with "
                     "CUDA), float32 on the CPU (bfloat16 is faster only on CPUs with AMX or "

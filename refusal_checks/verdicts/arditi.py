@@ -17,13 +17,13 @@ import numpy as np
 from refusal_checks.measure.arditi import ARDITI_CLAIMS
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.judged import Measurements
-from refusal_checks.measure.selection import MAX_KL, MIN_INDUCE, Selection
+from refusal_checks.measure.selection import MAX_KL, MIN_INDUCE, NAMES, Selection
 from refusal_checks.measure.staged import StagedProbe
 from refusal_checks.models.interventions import Ablate
 from refusal_checks.prompts.sets import PromptSet
 from refusal_checks.stats.intervals import percentile_interval
-from refusal_checks.stats.decisions import above, below
-from refusal_checks.stats.verdict import Verdict
+from refusal_checks.stats.decisions import above, below, decide
+from refusal_checks.stats.verdict import ABOVE, BELOW, Outcome, Verdict
 from refusal_checks.verdicts import single_direction as behaviour_direction
 from refusal_checks.verdicts import staged_claims
 
@@ -37,15 +37,19 @@ def with_selection(verdict: Verdict, selection: Selection) -> Verdict:
 
 
 def filters_text(selection: Selection, k: int = 3) -> str:
-    """Why no candidate passed, with the nearest candidates' numbers."""
+    """Why no candidate passed, with the nearest candidates' numbers (KL counted where it
+    was computed: the filter order computes it only near the induce filter)."""
     if selection.not_run:
         return selection.not_run
     total = len(selection.candidates)
     low = sum(not c.induce >= MIN_INDUCE for c in selection.candidates)
-    high = sum(not c.kl <= MAX_KL for c in selection.candidates)
+    known = [c for c in selection.candidates if "kl" not in c.skipped]
+    high = sum(not c.kl <= MAX_KL for c in known)
+    kl = (f"{high} KL > {MAX_KL}" if len(known) == total else
+          f"KL > {MAX_KL} in {high} of the {len(known)} where it was computed")
     nearest = "; ".join(c.text() for c in selection.nearest(k))
     return (f"no candidate passed Arditi et al.'s filters ({low} of {total} induce < "
-            f"{MIN_INDUCE:g}, {high} KL > {MAX_KL}); nearest: {nearest}")
+            f"{MIN_INDUCE:g}, {kl}); nearest: {nearest}")
 
 
 def _share(scores: np.ndarray) -> np.ndarray:
@@ -69,22 +73,22 @@ def _best(values: np.ndarray, reduce: Callable[..., np.ndarray], seed: int
     return float(reduce(values.mean(axis=1))), percentile_interval(boot)
 
 
-# claim -> (candidate scores read, best over candidates, verdict side, statistic, threshold,
-# validation side, paper's figure) for :func:`no_direction`.
-_READINGS: dict[str, tuple[str, Callable[..., Any], Callable[..., Verdict], str, float, str,
-                           str]] = {
+# claim -> (candidate scores read, the pass behind them, best over candidates, verdict side,
+# statistic, threshold, validation side, paper's figure) for :func:`no_direction`.
+_READINGS: dict[str, tuple[str, str, Callable[..., Any], Callable[..., Verdict], str, float,
+                           str, str]] = {
     "ablation-bypasses-refusal": (
-        "bypass_scores", np.min, below, "lowest share of validation harmful prompts still "
-        "refused under any candidate's ablation", behaviour_direction.BYPASS_THRESHOLD,
+        "bypass_scores", "bypass", np.min, below, "lowest share of validation harmful prompts "
+        "still refused under any candidate's ablation", behaviour_direction.BYPASS_THRESHOLD,
         "val_harmful", "attack success 0.78-0.82 (refusal ~0.2)"),
     "addition-induces-refusal": (
-        "induce_scores", np.max, above, "largest share of validation harmless prompts refused "
-        "with any candidate added", behaviour_direction.INDUCE_THRESHOLD, "val_harmless",
-        "0.88-1.00"),
+        "induce_scores", "induce", np.max, above, "largest share of validation harmless "
+        "prompts refused with any candidate added", behaviour_direction.INDUCE_THRESHOLD,
+        "val_harmless", "0.88-1.00"),
     "ablation-keeps-harmless-behaviour": (
-        "kl_values", np.min, below, "lowest mean next-token KL under any candidate's ablation "
-        "(validation harmless prompts)", behaviour_direction.KL_THRESHOLD, "val_harmless",
-        "loss barely moves; selection filter KL <= 0.1"),
+        "kl_values", "kl", np.min, below, "lowest mean next-token KL under any candidate's "
+        "ablation (validation harmless prompts)", behaviour_direction.KL_THRESHOLD,
+        "val_harmless", "loss barely moves; selection filter KL <= 0.1"),
 }
 
 
@@ -106,6 +110,18 @@ def no_direction(claim: str, selection: Selection, behaviour: RefusalBehaviour,
       0.1 -> REFUTED.
     * the random-direction controls: INCONCLUSIVE, there is no direction whose norm and
       layer a control copies.
+
+    "Any candidate" is every candidate whose pass was computed. Induce always is; the
+    filter order (:func:`refusal_checks.measure.selection.select_direction`) computes bypass
+    and KL only near the induce filter unless it needs them all. The statistic is then the
+    best over the computed candidates, and says so: the best over all candidates is at
+    least as good in every bootstrap replicate (the same prompt resample for each
+    candidate), so its interval lies no higher (bypass, KL); whenever the computed ones do
+    not refute, every candidate would not refute either, and the outcome is the full
+    search's (INCONCLUSIVE). REFUTED claims that NO candidate does it, so it is never read
+    off a part of them: the search computes the pass for every candidate when no computed
+    one bypasses (keeps KL <= 0.1), and should the interval still be wholly on the wrong
+    side, the verdict is INCONCLUSIVE and names what is missing.
     """
     why = filters_text(selection)
     unmet = [(False, why)] if selection.not_run else []
@@ -113,12 +129,22 @@ def no_direction(claim: str, selection: Selection, behaviour: RefusalBehaviour,
     kwargs = dict(requires=[behaviour.refuses(), *unmet], preconditions=pre,
                   details={"no_direction": why}, seed=seed)
     if claim in _READINGS:
-        scores, reduce, decide, statistic, threshold, side, paper = _READINGS[claim]
+        scores, which, reduce, decide_side, statistic, threshold, side, paper = _READINGS[claim]
         values = getattr(selection, scores)
         value, interval = _best(values if scores == "kl_values" else _share(values), reduce,
                                 seed)
-        return decide(statistic + " (no direction selected)", value, interval, threshold,
-                      n=selection.sizes.get(side, 0), paper=paper, **kwargs)
+        total, computed = len(selection.candidates), selection.computed(which)
+        if computed < total:
+            statistic += (f"; computed for {computed} of {total} candidates (filter order: "
+                          f"where induce passes and the {selection.nearest_k} nearest)")
+            comparison = BELOW if decide_side is below else ABOVE
+            if decide(interval, threshold, comparison) is Outcome.REFUTED:
+                kwargs["requires"] = [*kwargs["requires"], (False, (
+                    f"a REFUTED says no candidate does it, but {NAMES[which]} was computed "
+                    f"for {computed} of {total} candidates only; rerun the search with "
+                    "every candidate (--refusal-selection-order full)"))]
+        return decide_side(statistic + " (no direction selected)", value, interval, threshold,
+                           n=selection.sizes.get(side, 0), paper=paper, **kwargs)
     if claim in ARDITI_CLAIMS:
         return below("largest change of the refusal rate under random directions", float("nan"),
                      (float("nan"), float("nan")), behaviour_direction.CONTROL_MARGIN, n=0,

@@ -52,6 +52,11 @@ def test_the_claims_use_the_selected_direction_and_report_the_search(pytester):
     summary = payload["models"]["synthetic:shared,genre=0"]["arditi_selection"]
     assert summary["selected"] == verdicts["ablation-bypasses-refusal"]["details"][
         "selection"]["selected"] and "candidates" not in summary
+    # The default filter order says what it computed; what it skipped is in the profile.
+    assert summary["order"] == "filter" and summary["computed"]["induce"] == 12
+    profile = payload["models"]["synthetic:shared,genre=0"]["cost_profile"]["phases"]
+    skipped = 12 - summary["computed"]["bypass"]
+    assert profile["Arditi selection"]["prompts_skipped"] == skipped * 32
 
 
 def test_a_restricted_search_is_named_and_a_bad_restriction_is_a_usage_error(pytester):
@@ -64,3 +69,16 @@ def test_a_restricted_search_is_named_and_a_bad_restriction_is_a_usage_error(pyt
     bad = pytester.runpytest_subprocess("claims", "--refusal-selection-positions", "1")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--refusal-selection-positions*must be negative*"])
+
+
+def test_the_search_order_is_reported_and_full_computes_every_candidate(pytester):
+    payload, _ = _run(pytester, "synthetic:shared,genre=0", "--refusal-selection-layers",
+                      "2,3", "--refusal-selection-order", "full")
+    summary = payload["models"]["synthetic:shared,genre=0"]["arditi_selection"]
+    assert summary["order"] == "full"
+    assert summary["computed"] == {"bypass": 4, "induce": 4, "kl": 4}
+    record = payload["verdicts"][0]["details"]["selection"]
+    assert all(c["not_computed"] == [] for c in record["candidates"])
+    bad = pytester.runpytest_subprocess("claims", "--refusal-selection-order", "fast")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--refusal-selection-order*invalid choice*'fast'*"])

@@ -148,7 +148,8 @@ def test_restricted_search_is_named_and_the_last_fifth_refused():
         select_direction(backend, chosen, layers=[6])
 
 
-def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(tmp_path):
+@pytest.mark.parametrize("order", ["full", "filter"])
+def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(tmp_path, order):
     from refusal_checks.cache.store import ArrayCache
 
     backend, prompts, chosen = _selection_world()
@@ -162,7 +163,7 @@ def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(t
         return progress
 
     with pytest.raises(KeyboardInterrupt):
-        select_direction(backend, chosen, cache=cache, progress=stop_after(5))
+        select_direction(backend, chosen, cache=cache, progress=stop_after(5), order=order)
     calls = []
     original = backend.last_logprobs
 
@@ -171,13 +172,19 @@ def test_an_interrupted_search_resumes_without_recomputing_finished_candidates(t
         return original(prompts, **kwargs)
 
     backend.last_logprobs = counting
-    resumed = select_direction(backend, chosen, cache=cache)
+    resumed = select_direction(backend, chosen, cache=cache, order=order)
     edited = [c for c in calls if c is not None]
-    # 12 candidates, 5 finished: 7 x (ablated harmful per category + steered + ablated
-    # harmless); nothing for the first 5.
-    per_candidate = len(chosen.val_harmful) + 2 * len(chosen.val_harmless)
-    assert len(edited) == 7 * per_candidate
-    fresh = select_direction(backend, chosen)
+    fresh = select_direction(backend, chosen, order=order)
+    harmful, harmless = len(chosen.val_harmful), len(chosen.val_harmless)
+    if order == "full":
+        # 12 candidates, 5 finished: 7 x (ablated harmful per category + steered + ablated
+        # harmless); nothing for the first 5.
+        assert len(edited) == 7 * (harmful + 2 * harmless)
+    else:
+        # Induce first: 5 of 12 steers finished, then bypass and KL of the candidates the
+        # filter order picks (none of them were reached before the interruption).
+        ablated = fresh.computed("bypass")
+        assert len(edited) == 7 * harmless + ablated * (harmful + harmless)
     assert (resumed.layer, resumed.position) == (fresh.layer, fresh.position)
     # The cache writes and reads the computed arrays exactly, and the fresh search repeats
     # the same numpy computation on the same batch shapes in this process, so the two agree

@@ -39,7 +39,7 @@ def test_the_json_carries_the_candidate_table_and_the_page_shows_the_heatmap(ext
     record = payload["verdicts"][0]["details"]["selection"]
     assert len(record["candidates"]) == 12
     assert set(record["candidates"][0]) == {"layer", "position", "bypass", "induce", "kl",
-                                            "kept", "why"}
+                                            "kept", "why", "not_computed", "not_computed_why"}
     assert record["selected"] == (None if not selection.found
                                   else {"layer": 2, "position": -2})
     assert record["protocol"].startswith("Arditi selection (")
@@ -47,9 +47,14 @@ def test_the_json_carries_the_candidate_table_and_the_page_shows_the_heatmap(ext
     assert 'alt="Arditi selection heatmap, planted"' in page
     assert "candidate table (12)" in page
     assert ("<td>selected</td>" in page) == selection.found
-    values, kept = grids(record)
-    assert values["bypass"].shape == kept.shape == (2, 6)
+    values, kept, skipped = grids(record)
+    assert values["bypass"].shape == kept.shape == skipped["kl"].shape == (2, 6)
     assert kept.sum() == sum(c["kept"] for c in record["candidates"])
+    # The filter order's skipped scores are NaN in the grid and marked, never zeros.
+    assert skipped["bypass"].sum() == sum("bypass" in c["not_computed"]
+                                          for c in record["candidates"]) > 0
+    assert np.isnan(values["bypass"][skipped["bypass"]]).all() and not skipped["induce"].any()
+    assert "not computed" in page and "Filter order" in page
 
 
 def test_a_search_that_never_ran_gets_a_note_not_a_figure():
@@ -66,5 +71,19 @@ def test_heatmap_checks_its_shapes():
     png = figures_heatmaps.selection_heatmaps([0, 1], [-2, -1],
                                               {"bypass": np.zeros((2, 2)),
                                                "KL": np.full((2, 2), np.nan)},
-                                              np.eye(2, dtype=bool), (1, -1), title="t")
+                                              np.eye(2, dtype=bool), (1, -1), title="t",
+                                              not_computed={"KL": np.eye(2, dtype=bool)})
     assert png.startswith(b"\x89PNG")
+
+
+def test_a_record_from_before_the_filter_order_still_draws():
+    selection, behaviour = _select(planted_site=(2, -2), benign_shift=2.0)
+    payload = _payload(selection, behaviour)
+    for v in payload["verdicts"]:
+        for c in v["details"]["selection"]["candidates"]:
+            del c["not_computed"], c["not_computed_why"]
+    record = payload["verdicts"][0]["details"]["selection"]
+    _, _, skipped = grids(record)
+    assert not any(m.any() for m in skipped.values())
+    page = render_html(payload)
+    assert 'alt="Arditi selection heatmap, planted"' in page and "not computed" not in page

@@ -13,11 +13,13 @@ from refusal_checks.reports.html.figures import FONT, new_figure, png_bytes
 
 def _annotated_matrix(ax: Any, values: np.ndarray, categories: Sequence[str], cmap: str, *,
                       rows: Sequence[str] | None = None, limits: tuple[float, float] = (-1, 1),
-                      rotation: int = 60, aspect: str | None = None) -> Any:
+                      rotation: int = 60, aspect: str | None = None,
+                      missing: np.ndarray | None = None) -> Any:
     """A matrix with tick labels and each value written in its cell.
 
     By default ``(k, k)`` in [-1, 1] with the same ``categories`` on both axes; ``rows``
     gives other row labels (columns stay ``categories``) and ``limits`` another colour range.
+    ``missing``: cells never measured, written "n/c" (not computed) on a hatched grey cell.
     """
     lo, hi = limits
     rows = list(categories) if rows is None else list(rows)
@@ -29,6 +31,13 @@ def _annotated_matrix(ax: Any, values: np.ndarray, categories: Sequence[str], cm
     for i in range(len(rows)):
         for j in range(len(categories)):
             value = values[i, j]
+            if missing is not None and missing[i, j]:
+                from matplotlib.patches import Rectangle
+
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.85",
+                                       hatch="///", edgecolor="0.6", lw=0))
+                ax.text(j, i, "n/c", ha="center", va="center", fontsize=FONT - 1.5)
+                continue
             text = "nan" if not np.isfinite(value) else f"{value:.2f}"
             dark = np.isfinite(value) and (value > strong[0] or value < strong[1])
             ax.text(j, i, text, ha="center", va="center", fontsize=FONT - 1.5,
@@ -118,7 +127,8 @@ def cross_ablation_heatmap(categories: Sequence[str], rates: Sequence[Sequence[f
 def selection_heatmaps(layers: Sequence[int], positions: Sequence[int],
                        panels: Mapping[str, Sequence[Sequence[float]]],
                        kept: Sequence[Sequence[bool]], chosen: tuple[int, int] | None, *,
-                       title: str) -> bytes:
+                       title: str,
+                       not_computed: Mapping[str, np.ndarray] | None = None) -> bytes:
     """Arditi et al.'s candidate table as annotated heatmaps, one panel per score.
 
     Each panel is ``(position, layer)``; candidates that passed the filters are outlined,
@@ -129,6 +139,8 @@ def selection_heatmaps(layers: Sequence[int], positions: Sequence[int],
         panels: name -> ``(position, layer)`` values (e.g. bypass, induce, KL); NaN: none.
         kept: ``(position, layer)``: passed the filters.
         chosen: ``(layer, position)`` selected, or None.
+        not_computed: panel name -> ``(position, layer)`` True where the search skipped
+            that score (filter order): drawn "n/c", never as a value.
     """
     from matplotlib.patches import Rectangle
 
@@ -146,8 +158,10 @@ def selection_heatmaps(layers: Sequence[int], positions: Sequence[int],
         finite = m[np.isfinite(m)]
         span = float(np.abs(finite).max()) if finite.size else 1.0
         limits = (0.0, max(span, 1e-9)) if name.lower().startswith("kl") else (-span, span)
+        skipped = None if not_computed is None else not_computed.get(name)
         image = _annotated_matrix(ax, m, cols, "viridis" if limits[0] == 0 else "RdBu_r",
-                                  rows=rows, limits=limits, rotation=0, aspect="auto")
+                                  rows=rows, limits=limits, rotation=0, aspect="auto",
+                                  missing=None if skipped is None else np.asarray(skipped, bool))
         for i, j in zip(*np.nonzero(mask)):
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=0.8,
                                    edgecolor="black"))

@@ -19,18 +19,30 @@ PANELS = (("bypass", "bypass: refusal score, harmful, candidate ablated (lower b
           ("kl", "KL: harmless next token under ablation (<= 0.1 kept)"))
 
 
-def grids(record: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """``name -> (position, layer)`` values of each score, and the ``kept`` grid."""
+def grids(record: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                           dict[str, np.ndarray]]:
+    """``name -> (position, layer)`` values of each score (NaN: none), the ``kept`` grid,
+    and ``name -> (position, layer)`` True where that score was not computed (filter order;
+    a record from before it has no ``not_computed``)."""
     layers, positions = list(record["layers"]), list(record["positions"])
     shape = (len(positions), len(layers))
     values = {name: np.full(shape, np.nan) for name, _ in PANELS}
+    skipped = {name: np.zeros(shape, bool) for name, _ in PANELS}
     kept = np.zeros(shape, bool)
     for c in record["candidates"]:
         i, j = positions.index(c["position"]), layers.index(c["layer"])
+        missing = _skipped(c)
         for name, _ in PANELS:
             values[name][i, j] = np.nan if c[name] is None else float(c[name])
+            skipped[name][i, j] = name in missing
         kept[i, j] = bool(c["kept"])
-    return values, kept
+    return values, kept, skipped
+
+
+def _skipped(candidate: dict[str, Any]) -> list[str]:
+    """Scores the candidate's record names as not computed (none in a record from before
+    the filter order)."""
+    return list(candidate.get("not_computed") or [])
 
 
 def selection_section(payload: dict[str, Any], models: list[str]) -> str:
@@ -58,24 +70,43 @@ def selection_section(payload: dict[str, Any], models: list[str]) -> str:
         if not record.get("candidates"):
             parts.append(f'<p class="note">{esc(record.get("not_run") or "no candidates")}</p>')
             continue
-        values, kept = grids(record)
+        values, kept, skipped = grids(record)
         selected = record.get("selected")
         chosen = (selected["layer"], selected["position"]) if selected else None
         panels = {label: values[name] for name, label in PANELS}
+        blank = {label: skipped[name] for name, label in PANELS}
         parts.append(figure_or_note(
-            lambda p=panels, k=kept, c=chosen, r=record, m=model: (
+            lambda p=panels, k=kept, c=chosen, r=record, m=model, b=blank: (
                 figures_heatmaps.selection_heatmaps(r["layers"], r["positions"], p, k, c,
-                                                    title=f"{m}: Arditi candidates")),
+                                                    title=f"{m}: Arditi candidates",
+                                                    not_computed=b)),
             f"Arditi selection heatmap, {model}"))
-        rows = [[esc(c["layer"]), esc(c["position"]), esc(_num(c["bypass"])),
-                 esc(_num(c["induce"])), esc(_num(c["kl"], 3)),
+        if any(_skipped(c) for c in record["candidates"]):
+            parts.append('<p class="note">Filter order: "not computed" cells were never '
+                         "measured (their candidate fails the induce filter, so it cannot be "
+                         "selected); they are not zeros. --refusal-selection-order full "
+                         "computes them.</p>")
+        rows = [[esc(c["layer"]), esc(c["position"]),
+                 *(esc(_cell(c, name, digits)) for name, digits in (
+                     ("bypass", 2), ("induce", 2), ("kl", 3))),
                  "selected" if chosen == (c["layer"], c["position"]) else
-                 ("kept" if c["kept"] else esc(c["why"]))] for c in record["candidates"]]
+                 ("kept" if c["kept"] else esc(_why(c)))]
+                for c in record["candidates"]]
         parts.append(f"<details><summary>candidate table ({len(rows)})</summary>"
                      + html_table(["layer", "position", "bypass", "induce", "KL", "kept / why"],
                              rows) + "</details>")
     return "".join(parts)
 
 
-def _num(value: Any, digits: int = 2) -> str:
+def _why(candidate: dict[str, Any]) -> str:
+    missing = " and ".join("KL" if p == "kl" else p for p in _skipped(candidate))
+    if not missing:
+        return candidate["why"]
+    return f"{candidate['why']}; {missing} not computed: {candidate.get('not_computed_why', '')}"
+
+
+def _cell(candidate: dict[str, Any], name: str, digits: int) -> str:
+    if name in _skipped(candidate):
+        return "not computed"
+    value = candidate[name]
     return "-" if value is None else f"{float(value):.{digits}f}"
