@@ -130,9 +130,15 @@ def _notes(verdicts: list[dict[str, Any]]) -> list[str]:
     lines = []
     for v in verdicts:
         details = v.get("details")
+        where = f"{v.get('claim')} [{v.get('model')}]"
+        previous = details.get("at_previous_threshold") if isinstance(details, dict) else None
+        if isinstance(previous, dict):  # a threshold changed last release (docs/thresholds.md)
+            lines.append(f"threshold changed: {where}: at the previous threshold "
+                         f"{number(previous.get('threshold'))} (changed "
+                         f"{previous.get('changed')}, CHANGELOG.md) it reads "
+                         f"{str(previous.get('outcome')).upper()}")
         if v["outcome"] == "inconclusive" or not isinstance(details, dict):
             continue
-        where = f"{v.get('claim')} [{v.get('model')}]"
         counts = details.get("behaviour_counts")
         if isinstance(counts, dict):
             text = ", ".join(f"{c} {n.get('refused')}/{n.get('answered')}"

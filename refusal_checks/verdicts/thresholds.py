@@ -8,7 +8,7 @@ CHANGELOG.md line naming the claim, the old and the new value and the verdicts i
 (tests/unit/test_thresholds.py holds all three together; docs/thresholds.md is this table
 rendered by ``python -m refusal_checks thresholds``). For the release after a change,
 ``previous`` keeps the old value, and every report shows the verdict at it beside the new
-one (the ``judge`` fixture's ``at_previous_threshold`` detail).
+one (the ``judge`` fixture's ``at_previous_threshold`` detail, printed by the summary).
 """
 
 from __future__ import annotations

@@ -117,8 +117,19 @@ def test_judge_gives_the_verdict_at_the_previous_threshold_beside_the_new_one() 
     assert verdict.outcome.value == "refuted"
     assert verdict.details["at_previous_threshold"] == {
         "threshold": 0.80, "outcome": "inconclusive", "changed": "2026-11-30"}
-    assert verdict.line().endswith(
-        "; at the previous threshold 0.8 (changed 2026-11-30, CHANGELOG.md): inconclusive")
+    assert verdict.reason == _verdict(0.90).reason  # the decision's own reason, unchanged
+
+
+def test_the_summary_prints_the_verdict_at_the_previous_threshold() -> None:
+    from fixtures.verdicts import registered
+    from refusal_checks.reports.summary import render_table
+
+    record = {**registered("stable-within-category", _verdict(0.90)).to_dict(),
+              "claim": "stable-within-category", "model": "m"}
+    text = " ".join(render_table([record], width=200).split())
+    assert ("threshold changed: stable-within-category [m]: at the previous threshold 0.80 "
+            "(changed 2026-11-30, CHANGELOG.md) it reads INCONCLUSIVE") in text
+
 
 
 def test_judge_refuses_a_verdict_against_another_threshold_than_the_registered_one() -> None:
