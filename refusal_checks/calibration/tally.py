@@ -20,9 +20,11 @@ from typing import Any
 from refusal_checks.stats.intervals import wilson_interval
 from refusal_checks.stats.verdict import Outcome
 
-# Goals of the issue: false SUPPORTED under the null, SUPPORTED under the effect.
+# Goals of the issue: false SUPPORTED under the null, SUPPORTED under the effect, and
+# (issue #26) false REFUTED under the effect.
 MAX_FALSE_SUPPORTED = 0.05
 MIN_POWER = 0.90
+MAX_FALSE_REFUTED = 0.05
 
 
 @dataclass
@@ -49,11 +51,16 @@ def pct(rate: tuple[float, float, float]) -> str:
     return f"{100 * p:5.1f}% [{100 * lo:4.1f}, {100 * hi:5.1f}]"
 
 
-def goal_text(role: str, supported: tuple[float, float, float]) -> str:
+def goal_text(role: str, supported: tuple[float, float, float],
+              refuted: tuple[float, float, float] | None = None) -> str:
     """The goal column: a null may be SUPPORTED at most 5% of the time, an effect at least
-    90%; ``ok`` or ``MISSED``."""
+    90%; ``ok`` or ``MISSED``. With ``refuted``, an effect REFUTED in more than 5% of
+    worlds is ``MISSED (false REFUTED)`` too."""
     met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else supported[0] >= MIN_POWER
-    return ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
+    text = ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
+    if role == "effect" and refuted is not None and refuted[0] > MAX_FALSE_REFUTED:
+        text += " MISSED (false REFUTED)"
+    return text
 
 
 def mean_estimate(tally: Tally) -> float:
@@ -115,7 +122,8 @@ def roles_table_lines(results: Mapping[str, Mapping[str, Any]], claim_ids: Seque
             if role == "confound":  # true for the statistic, false for the mechanism
                 goal = f"none ({scenario.confound_note})"
             else:
-                goal = "" if role is None else goal_text(role, supported)
+                goal = "" if role is None else goal_text(role, supported,
+                                                         tally.rate(Outcome.REFUTED))
             refuted = 100 * tally.rate(Outcome.REFUTED)[0]
             lines.append(f"{claim:{claim_w}} {role or '-':6} {name:{name_w}} {tally.n:4}  "
                          f"{pct(supported):24}  {pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "

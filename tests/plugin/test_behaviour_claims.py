@@ -62,9 +62,11 @@ def test_robustness_rechecks_each_geometry_verdict_and_reports_it(pytester):
         str(pytester.path / "cache"), "--refusal-json", str(report), "--refusal-bootstrap",
         "100", "--refusal-robustness", "3")
     verdicts = json.loads(report.read_text())["verdicts"]
-    assert len(verdicts) == 5
-    # The behaviour control is not re-checked on subsamples (README, known limits).
-    rechecked = [v for v in verdicts if v["claim"] != "distinct-under-behaviour-control"]
+    assert len(verdicts) == 6
+    # The behaviour control is not re-checked on subsamples (README, known limits), nor
+    # distinct-directions, which reads it (its paper's design is re-checked).
+    rechecked = [v for v in verdicts if v["claim"] not in (
+        "distinct-under-behaviour-control", "distinct-directions")]
     assert len(rechecked) == 4
     for verdict in rechecked:
         robust = verdict["robustness"]

@@ -40,7 +40,7 @@ CATEGORIES = ["safety_core", "over_refusal", "humanizing", "incomplete", "indete
               "safety_concerns", "unsupported", "hate_speech", "crime_assistance",
               "inappropriate_topics", "unqualified_advice"]
 GEOMETRY = {"stable-within-category": "general benign pool",
-            "distinct-directions": "general benign pool",
+            "distinct-directions-paper-design": "general benign pool",
             "more-than-one-direction": "genre-matched benign",
             "distinct-under-matched-control": "genre-matched benign"}
 
@@ -253,7 +253,8 @@ def test_figures_are_embedded_pngs_and_nothing_is_fetched(two_models) -> None:
 
 def test_cosine_summary_is_shown_beside_the_papers(two_models) -> None:
     payload, page = two_models
-    record = next(v for v in payload["verdicts"] if v["claim"] == "distinct-directions")
+    record = next(v for v in payload["verdicts"]
+                  if v["claim"] == "distinct-directions-paper-design")
     ours = cosine_summary(CATEGORIES, record["details"]["disattenuated_cosines"])
     raw = cosine_summary(CATEGORIES, record["details"]["raw_cosines"])
     row = re.search(r"<tr><td>mean</td>(.*?)</tr>", page).group(1)
@@ -293,7 +294,7 @@ def test_steering_bands_only_when_the_counts_are_known(counts: bool, expected: s
 
 
 def test_undrawable_details_become_a_note_not_a_crash() -> None:
-    payload = realistic_payload(claims=["shared-knob", "distinct-directions"])
+    payload = realistic_payload(claims=["shared-knob", "distinct-directions-paper-design"])
     payload["verdicts"][0]["details"]["rr"] = [[0.1, 0.2]]  # wrong shape
     payload["verdicts"][1]["details"]["disattenuated_cosines"] = [[1.0]]
     page = render_html(payload)
@@ -505,7 +506,8 @@ def test_terminal_heatmap_fits_80_columns_plain_and_shows_the_first_decimal(two_
     # Two models x two controls = four blocks, two per row at 80 columns.
     assert sum(line.startswith("a safety_core") for line in lines) == 2
     assert text.count("general benign pool, layer 11") == 2
-    record = next(v for v in payload["verdicts"] if v["claim"] == "distinct-directions")
+    record = next(v for v in payload["verdicts"]
+                  if v["claim"] == "distinct-directions-paper-design")
     m = record["details"]["disattenuated_cosines"]
     row = next(line for line in lines if line.startswith("b over_refusal"))
     cells = row[len("b over_refusal "):].split("  ")[0].split()

@@ -48,7 +48,9 @@ def test_a_shared_direction_is_neither_distinct_nor_multi_dimensional_under_matc
 @given(designs(cos=1.0, genre=0.0))
 def test_without_genre_offsets_a_shared_direction_is_not_distinct_against_the_general_pool(
         design):
-    verdicts, _, _ = _verdicts(design, ["distinct-directions"])
+    verdicts, _, _ = _verdicts(design, ["distinct-directions",
+                                        "distinct-directions-paper-design"])
+    assert verdicts["distinct-directions-paper-design"].outcome is not Outcome.SUPPORTED
     assert verdicts["distinct-directions"].outcome is not Outcome.SUPPORTED
 
 
@@ -71,13 +73,15 @@ def test_orthogonal_categories_with_enough_prompts_are_distinct_under_matched_co
 def test_the_general_pool_confound_is_visible():
     """The paper's known weakness, planted: one refusal direction plus per-category genre
     offsets looks distinct and multi-dimensional against one general benign pool; the
-    matched controls see one direction (calibration/README.md has the rates)."""
+    matched controls see one direction, and so does distinct-directions, which they decide
+    (calibration/README.md has the rates)."""
     world = World(cos=1.0, genre=4.0, seed=3)
     acts, behaviour = evidence(Design(world, categories=5, n_refuse=48, n_matched=48,
                                       n_benign=96))
     verdicts = calibration.claim_verdicts(acts, behaviour, n_boot=N_BOOT)
     general = calibration.study(acts, calibration.GENERAL, n_boot=N_BOOT)
-    assert verdicts["distinct-directions"].outcome is Outcome.SUPPORTED
+    assert verdicts["distinct-directions-paper-design"].outcome is Outcome.SUPPORTED
+    assert verdicts["distinct-directions"].outcome is Outcome.REFUTED
     assert geometry_claims.more_than_one_direction(general, behaviour).outcome \
         is Outcome.SUPPORTED
     assert verdicts["more-than-one-direction"].outcome is Outcome.REFUTED
