@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from refusal_checks.stats.decisions import below
 from refusal_checks.stats.verdict import Outcome, Verdict
-from refusal_checks.verdicts import genre
+from refusal_checks.verdicts import cross_ablation, genre
 
 THRESHOLD = 0.90
 # Intervals that give each outcome of "below 0.90".
@@ -130,6 +130,46 @@ def test_the_paper_design_id_and_caveat():
     assert verdict.reason.endswith("; may reflect genre")
     assert verdict.details["caveat"] == "may reflect genre"
     assert verdict.outcome is S
+
+
+# --- ablation-is-category-selective: the genre-matched design and the paper's ------------
+
+def selectivity(outcome: Outcome, staged: bool = False) -> Verdict:
+    lo, hi = {S: (0.40, 0.60), R: (-0.05, 0.10), I: (0.15, 0.35)}[outcome]
+    details = {"ablated_rates": [[0.0]], "categories": ["a"], "baseline_rates": {"a": 1.0},
+               "reading": "planted"}
+    if staged:
+        details["staged"] = {"stage": 2, "stages": 3}
+    return Verdict("selectivity", (lo + hi) / 2, (lo, hi), cross_ablation.SELECTIVE_MARGIN,
+                   ">", 4, outcome, "planted", 0.99, 0, "", details)
+
+
+def test_selectivity_is_decided_by_the_genre_matched_directions():
+    paper = cross_ablation.paper_design(selectivity(S))
+    assert paper.details["caveat"] == cross_ablation.GENRE_CAVEAT
+    assert "needs the same selectivity with genre-matched directions" in paper.reason
+    # One refusal direction behind per-category genres: paper selective, matched shared.
+    refuted = cross_ablation.selective_from_designs(paper, selectivity(R, staged=True))
+    assert refuted.outcome is R
+    assert refuted.details["decided_by"] == cross_ablation.MATCHED_DESIGN
+    assert refuted.details["genre_matched"]["ablated_rates"] == [[0.0]]
+    assert refuted.details["staged"] == {"stage": 2, "stages": 3}
+    assert "staged" not in refuted.details["genre_matched"]
+    assert cross_ablation.selective_from_designs(paper, selectivity(S)).outcome is S
+    held = cross_ablation.selective_from_designs(
+        cross_ablation.paper_design(selectivity(I)), selectivity(S))
+    assert held.outcome is I and "the designs disagree" in held.reason
+
+
+def test_without_matched_rows_selectivity_is_inconclusive_with_the_genre_reason():
+    paper = cross_ablation.paper_design(selectivity(S))
+    verdict = cross_ablation.selective_from_designs(paper, cross_ablation.NO_MATCHED_ROWS)
+    assert verdict.outcome is I
+    assert "no genre-matched direction exists" in verdict.reason
+    assert "counts genre as refusal" in verdict.reason
+    assert "genre_matched" not in verdict.details
+    assert verdict.details["designs"][
+        "ablation-is-category-selective-paper-design"]["outcome"] == "supported"
 
 
 def test_a_failed_requirement_comes_first_and_decides_nothing():

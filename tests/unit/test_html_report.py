@@ -102,7 +102,15 @@ def _details(claim: str, rng: np.random.Generator, *, counts: bool) -> dict[str,
                       "kept": {"refused": int(rng.integers(0, base + 1)), "n": base}}
         return {"per_category": per, "keeps_refusing": CATEGORIES[:2],
                 "too_few_baseline_refusals": CATEGORIES[5:7]}
-    if claim == "ablation-is-category-selective":
+    if claim in ("distinct-directions", "ablation-is-category-selective"):  # the genre rule
+        designs = {f"{claim}-paper-design": {"outcome": "supported", "line": "<paper> line"},
+                   "genre control": {"outcome": "not measured", "reason": "no <rows>"}}
+        details = {"rule": "SUPPORTED when ...", "decided_by": None, "designs": designs}
+        if claim == "ablation-is-category-selective":
+            details["genre_matched"] = _details(f"{claim}-paper-design", rng, counts=counts)
+            details["genre_matched"]["reading"] = "shared: genre-matched <one> pathway"
+        return details
+    if claim == "ablation-is-category-selective-paper-design":
         k = len(CATEGORIES)
         baseline = rng.integers(3, 9, size=k) / 8
         rates = np.tile(baseline, (k, 1)) - rng.integers(0, 3, size=(k, k)) / 8
@@ -243,9 +251,9 @@ def test_figures_are_embedded_pngs_and_nothing_is_fetched(two_models) -> None:
     parsed = parse(page)
     assert not parsed.external
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
-    # Per model: 2 cosine heatmaps, steering, ablation, cross-ablation, style confusion;
-    # 2 split-half charts.
-    assert len(parsed.images) == 2 * 6 + 2
+    # Per model: 2 cosine heatmaps, steering, ablation, 2 cross-ablations (the paper's and
+    # the genre-matched directions), style confusion; 2 split-half charts.
+    assert len(parsed.images) == 2 * 7 + 2
     for uri in parsed.images:
         width, height = png_size(uri)
         assert width > 100 and height > 100
@@ -305,7 +313,9 @@ def test_undrawable_details_become_a_note_not_a_crash() -> None:
 @pytest.mark.parametrize(("claim", "key", "value"), [
     ("shared-knob", "rr", 1), ("shared-knob", "directions", 3),
     ("ablation-lowers-category-refusal", "too_few_baseline_refusals", 2),
-    ("distinct-directions", "categories", 0.5), ("style-differs-by-direction", "style", []),
+    ("distinct-directions-paper-design", "categories", 0.5),
+    ("ablation-is-category-selective", "genre_matched", [1]),
+    ("style-differs-by-direction", "style", []),
 ])
 def test_details_of_a_foreign_shape_leave_a_note_and_the_verdict_table(
         claim: str, key: str, value: Any) -> None:
@@ -587,10 +597,19 @@ def test_an_incomplete_run_says_so_at_the_top() -> None:
                            "after 1 failures): the verdicts cover only the claims that ran")
 
 
-def test_cross_ablation_record_gets_its_heatmap_and_reading() -> None:
-    page = render_html(realistic_payload(claims=["ablation-is-category-selective"]))
-    assert 'alt="cross-ablation drops, qwen-coder-0.5b"' in page
-    assert "selective: &lt;own&gt; 0.80, others 0.10" in page  # the reading, escaped
+def test_cross_ablation_records_get_their_heatmaps_and_readings() -> None:
+    page = render_html(realistic_payload(claims=["ablation-is-category-selective-paper-design",
+                                                 "ablation-is-category-selective"]))
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b, paper&#x27;s directions"' in page
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b, genre-matched directions"' in page
+    assert "selective: &lt;own&gt; 0.80, others 0.10" in page  # the readings, escaped
+    assert "shared: genre-matched &lt;one&gt; pathway" in page
+    assert "(ablation-is-category-selective-paper-design)" in page
+    # Only the paper's design in a report: its heatmap alone.
+    alone = render_html(realistic_payload(
+        claims=["ablation-is-category-selective-paper-design"]))
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b, paper' in alone
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b, genre-matched' not in alone
     with pytest.raises(ValueError, match="3 x 3 matrix"):
         figures_heatmaps.cross_ablation_heatmap(["a", "b", "c"], [[0.0]], [1.0, 1.0, 1.0],
                                                 title="t")
