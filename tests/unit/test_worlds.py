@@ -88,6 +88,34 @@ def test_the_general_pool_confound_is_visible():
     assert verdicts["distinct-under-matched-control"].outcome is Outcome.REFUTED
 
 
+def test_twins_off_their_category_fool_the_matched_control_and_the_paper_holds_it_back():
+    """Design.twin_offset moves only the matched prompts, along an axis of their category's
+    own, off every planted direction and genre. One refusal direction, no genre: the matched
+    control reads distinct, the paper's design the same, so distinct-directions, which
+    needs both for a SUPPORTED, is not SUPPORTED (refusal_checks/verdicts/genre.py)."""
+    from refusal_checks.calibration.worlds import PlantedBackend
+
+    design = Design(World(cos=1.0, genre=0.0, seed=4), categories=4, n_refuse=48,
+                    n_matched=48, n_benign=96, twin_offset=4.0)
+    backend = PlantedBackend(design)
+    axes = np.array(list(backend.twin_axes.values()))
+    assert np.allclose(np.linalg.norm(axes, axis=1), 1.0)
+    assert np.abs(axes @ np.vstack([backend.directions, backend.genres]).T).max() < 1e-9
+    plain, _ = evidence(Design(World(cos=1.0, genre=0.0, seed=4), categories=4, n_refuse=48,
+                               n_matched=48, n_benign=96))
+    acts, behaviour = evidence(design)
+    assert np.array_equal(acts.refuse["category_00"], plain.refuse["category_00"])
+    assert np.array_equal(acts.benign, plain.benign)
+    shift = (acts.matched["category_00"] - plain.matched["category_00"]).mean(axis=0)
+    assert np.allclose(shift, 4.0 * backend.twin_axes["category_00"], atol=1e-5)
+    verdicts = calibration.claim_verdicts(acts, behaviour, n_boot=N_BOOT,
+                                          refused=refusals(design))
+    assert verdicts["distinct-under-matched-control"].outcome is Outcome.SUPPORTED
+    assert verdicts["distinct-directions-paper-design"].outcome is Outcome.REFUTED
+    claim = verdicts["distinct-directions"]
+    assert claim.outcome is Outcome.INCONCLUSIVE and "the designs disagree" in claim.reason
+
+
 def test_calibration_verdicts_take_plain_counts_and_mappings():
     design = Design(categories=4, n_refuse=24, n_matched=24, n_benign=48)
     acts, behaviour = evidence(design)
