@@ -18,6 +18,8 @@ Wilson intervals, then every scenario x claim.
     .venv/bin/python calibration/run.py --behaviour --behaviour-claims \
         ablation-is-category-selective --worlds 200
     .venv/bin/python calibration/run.py --behaviour --staged --worlds 200   # staged vs fixed
+    .venv/bin/python calibration/run.py --behaviour --against-truth --worlds 200 \
+        --behaviour-scenarios boundary-selective-genre,boundary-selective-matched
     .venv/bin/python calibration/run.py --style --jobs 2       # the 5 style claims
     .venv/bin/python calibration/run.py --style --style-scenarios styled,plain --worlds 20
     .venv/bin/python calibration/run.py --oracle --worlds 100 # the 2 oracle claims
@@ -33,6 +35,11 @@ category and 32 benign, the sweep grid), instead of the geometry claims.
 --staged (with --behaviour) judges every world twice, by the fixed probes and by the staged
 probes of refusal_checks/measure/staged.py (as the claims run them), and prints both designs' false
 SUPPORTED / REFUTED rates beside each other with the looks reached and the prompts read.
+
+--against-truth (with --behaviour) judges ablation-is-category-selective and its paper's
+design against each world's own truth (their statistics on 500 fresh prompts per category,
+refusal_checks.calibration.selectivity): a SUPPORTED is false only where that truth is at or
+below the margin, a REFUTED only where it is above.
 
 --style judges the style claims (claims/test_style.py) on their planted worlds
 (refusal_checks.calibration.style.STYLE_SCENARIOS), measured as fixtures/style.py measures
@@ -135,6 +142,9 @@ def parser() -> argparse.ArgumentParser:
                         "instead of the geometry claims")
     p.add_argument("--staged", action="store_true",
                    help="with --behaviour: the fixed and the staged probes side by side")
+    p.add_argument("--against-truth", action="store_true",
+                   help="with --behaviour: ablation-is-category-selective and its paper's "
+                        "design judged against each world's own truth")
     for flag, label, count, scenarios in (
             ("style", "style", 5, style_calibration.STYLE_SCENARIOS),
             ("oracle", "oracle", 2, oracle_calibration.ORACLE_SCENARIOS),
@@ -197,9 +207,28 @@ def staged_main(args: argparse.Namespace, worlds: int) -> int:
     return 0
 
 
+def truth_main(args: argparse.Namespace, worlds: int) -> int:
+    from refusal_checks.calibration import selectivity
+
+    started = time.perf_counter()
+    results = selectivity.run_against_truth(args.behaviour_scenarios, worlds,
+                                            first_seed=args.first_seed, jobs=args.jobs)
+    seconds = time.perf_counter() - started
+    print(f"ablation-is-category-selective against each world's truth: {worlds} worlds per "
+          f"scenario, jobs={args.jobs}, {seconds:.0f} s\n")
+    print("\n".join(selectivity.truth_lines(results)))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"worlds": worlds, "seconds": round(seconds, 1),
+                                         "results": selectivity.truth_payload(results)},
+                                        indent=2))
+    return 0
+
+
 def behaviour_main(args: argparse.Namespace, worlds: int) -> int:
     if args.staged:
         return staged_main(args, worlds)
+    if args.against_truth:
+        return truth_main(args, worlds)
 
     def run(*a, **kw):
         return behaviour_calibration.run_behaviour(*a, only=args.behaviour_claims, **kw)
@@ -247,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return corrected_main(args, worlds)
     if args.staged and not args.behaviour:
         parser().error("--staged compares the behavioural claims' probes: add --behaviour.")
+    if args.against_truth and not args.behaviour:
+        parser().error("--against-truth judges a behavioural claim: add --behaviour.")
     if args.sae:
         return study_main(args, worlds, "SAE claims", sae_calibration.run_sae,
                           args.sae_scenarios, sae_calibration.SAE_SCENARIOS,

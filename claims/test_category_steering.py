@@ -10,6 +10,8 @@ benign first, growing only while a verdict's interval straddles its threshold, u
 --refusal-budget prompts.
 Thresholds and verdicts live in refusal_checks/verdicts/category_steering.py (shared with
 calibration/run.py); the staged looks in refusal_checks/verdicts/staged_claims.py.
+ablation-is-category-selective is decided with genre-matched directions; the paper's
+general-pool directions' selectivity is reported as ablation-is-category-selective-paper-design.
 """
 
 import pytest
@@ -51,16 +53,37 @@ def test_ablating_each_category_direction_lowers_its_refusal(
         budget=refusal_budget))
 
 
-@pytest.mark.claim("ablation-is-category-selective", protocol=CATEGORY_DIRECTIONS,
+@pytest.mark.claim("ablation-is-category-selective",
+                   protocol=f"{CATEGORY_DIRECTIONS}; decided with genre-matched directions "
+                            "(category minus its own look-alikes), the paper's directions "
+                            "agreeing for SUPPORTED",
                    paper="ours; PAPER.md A.5 leaves it open",
-                   says="Ablating a category's direction removes that category's refusal "
-                        "more than the other categories' (k x k cross-ablation).")
+                   says="Ablating a category's refusal direction removes that category's "
+                        "refusal more than the other categories' (k x k cross-ablation, genre "
+                        "cancelled).")
 def test_ablating_a_category_direction_is_selective(measure, staged_probe, train_directions,
+                                                    matched_train_directions,
                                                     refusal_behaviour, score_agreement,
                                                     refusal_budget, pytestconfig, judge):
+    # The paper's directions carry each category's genre, which passes for selectivity (one
+    # planted direction + genre: SUPPORTED in 100% of worlds), so they never decide alone:
+    # genre-matched SUPPORTED with the paper's agreeing -> SUPPORTED, genre-matched REFUTED
+    # -> REFUTED, else INCONCLUSIVE (refusal_checks/verdicts/genre.py argues the rule).
+    judge(staged.ablation_is_category_selective(
+        measure, staged_probe, train_directions, matched_train_directions, score_agreement,
+        refusal_behaviour, pytestconfig.getoption("--refusal-seed"), budget=refusal_budget))
+
+
+@pytest.mark.claim("ablation-is-category-selective-paper-design", protocol=CATEGORY_DIRECTIONS,
+                   paper="ours; PAPER.md A.5 leaves it open",
+                   says="The paper's design reproduces: ablating a category's general-pool "
+                        "direction removes that category's refusal more than the others'.")
+def test_paper_directions_ablate_selectively(measure, staged_probe, train_directions,
+                                             refusal_behaviour, score_agreement,
+                                             refusal_budget, pytestconfig, judge):
     # The diagonal repeats ablation-lowers-category-refusal's scores (same cache entries);
     # margin 0.25 (SELECTIVE_MARGIN): about half of the paper's weakest own-direction drop
     # must be specific to the category. The opposite reading ("shared") is in the details.
-    judge(staged.ablation_is_category_selective(
+    judge(staged.ablation_is_category_selective_paper_design(
         measure, staged_probe, train_directions, score_agreement, refusal_behaviour,
         pytestconfig.getoption("--refusal-seed"), budget=refusal_budget))

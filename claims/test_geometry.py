@@ -5,6 +5,8 @@ position (-2), one per category, against the general benign pool (the paper's de
 against each category's genre-matched benign prompts (our control for its genre confound,
 when the prompt files have matched rows), or as the category's prompts the model refused
 minus those it answered (a genre control that every prompt file supports).
+distinct-directions is decided by the two genre controls; the paper's general-pool statistic
+is reported beside it as distinct-directions-paper-design ("the paper's design reproduces").
 Every claim about *refusal* directions first checks that the model refuses at all: the
 directions of a model that never refuses are genre differences, so those claims come out
 INCONCLUSIVE there, never SUPPORTED.
@@ -20,9 +22,9 @@ from refusal_checks.verdicts.geometry import (
     DISTINCT_THRESHOLD,  # noise-corrected cosine 0.90: 0.10 margin under "the same"
     STABLE_THRESHOLD,  # split-half cosine 0.90: resamples share cos^2 = 0.81 of the variance
     distinct_directions,
+    distinct_directions_paper_design,
     distinct_under_behaviour_control,
     distinct_under_matched_control,
-    genre_caveat,
     more_than_one_direction,
     stable_within_category,
 )
@@ -39,22 +41,32 @@ def test_directions_are_stable_within_a_category(category_directions, refusal_be
                               threshold=STABLE_THRESHOLD))
 
 
-@pytest.mark.claim("distinct-directions", protocol="paper's design (one general benign pool); genre-confounded, read with "
-                            "distinct-under-matched-control and distinct-under-behaviour-control",
+@pytest.mark.claim("distinct-directions", protocol="decided by the genre controls (matched twins, "
+                            "behaviour-matched); the paper's general-pool design must agree for SUPPORTED",
                    paper="PAPER.md A.1: mean cosine 0.55, -0.06..0.92",
                    says="Refusal categories have geometrically distinct directions.")
-def test_refusal_categories_have_distinct_directions(category_directions, refusal_behaviour,
-                                                     layer_activations, robustness, judge,
-                                                     request):
-    # Genre passes for distinctness against one general pool: without matched rows the
-    # behaviour control is asked (replies are generated only then), and when it cannot be
-    # built either, the verdict says that its result may reflect genre.
-    matched = len(layer_activations.matched)
-    control = request.getfixturevalue("behaviour_directions") if matched < 2 else None
-    verdict = distinct_directions(category_directions, refusal_behaviour,
-                                  threshold=DISTINCT_THRESHOLD,
-                                  caveat=genre_caveat(matched, control))
-    judge(verdict, robustness(distinct_directions, verdict, "general",
+def test_refusal_categories_have_distinct_directions(category_directions, genre_matched_study,
+                                                     behaviour_directions, refusal_behaviour,
+                                                     judge):
+    # A genre control SUPPORTED (none REFUTED) and the paper's design agreeing -> SUPPORTED;
+    # a genre control REFUTED -> REFUTED; else INCONCLUSIVE (the rule and its argument:
+    # refusal_checks/verdicts/genre.py). Against one general pool genre passes for
+    # distinctness, so that design never decides alone.
+    judge(distinct_directions(category_directions, genre_matched_study, behaviour_directions,
+                              refusal_behaviour, threshold=DISTINCT_THRESHOLD))
+
+
+@pytest.mark.claim("distinct-directions-paper-design",
+                   protocol="paper's design (one general benign pool); genre-confounded: the "
+                            "claim's verdict is distinct-directions",
+                   paper="PAPER.md A.1: mean cosine 0.55, -0.06..0.92",
+                   says="The paper's design reproduces: against one general benign pool, "
+                        "category directions are distinct.")
+def test_paper_design_finds_distinct_directions(category_directions, refusal_behaviour,
+                                                robustness, judge):
+    verdict = distinct_directions_paper_design(category_directions, refusal_behaviour,
+                                               threshold=DISTINCT_THRESHOLD)
+    judge(verdict, robustness(distinct_directions_paper_design, verdict, "general",
                               threshold=DISTINCT_THRESHOLD))
 
 

@@ -109,7 +109,16 @@ BOUNDARY_KNOB_COS = 0.5
 # claim's margin on average: mean selectivity over 12 worlds each 0.262 at cos 0.85,
 # 0.171 at 0.88, 0.117 at 0.90 (directions estimated from train halves, as the claim does).
 BOUNDARY_SELECTIVE_COS = 0.854
+# The same for genre-matched directions (ablation-is-category-selective's own design): mean
+# selectivity over 40 worlds each 0.273 at cos 0.862, 0.261 at 0.866, 0.248 at 0.87 (0.250
+# with genre offsets 4, where the paper's directions read 0.637). Matched directions are
+# more selective at one cosine: each subtracts its own twins, while every paper direction
+# subtracts the same benign mean, whose sampling noise they all share.
+BOUNDARY_MATCHED_SELECTIVE_COS = 0.87
 SELECTIVE = "ablation-is-category-selective"
+# Its paper's design (general-pool directions): a confound wherever genre is planted.
+SELECTIVE_PAPER = "ablation-is-category-selective-paper-design"
+BOTH_SELECTIVE = (SELECTIVE, SELECTIVE_PAPER)
 # The planted-site worlds' only refusal site (layer, position) among Arditi et al.'s
 # candidates (8 blocks: layers 0..5; a 2-token template: positions -2, -1).
 PLANTED_SITE = (2, -2)
@@ -148,10 +157,13 @@ class BehaviourScenario:
         return tuple(c for c in self.CLAIM_IDS if self.role(c))
 
 
-def behaviour_design(*, signal: float = 4.0, cos: float = 1.0, **extras: Any) -> Design:
-    """A behaviour world: the bundled categories and sizes, no genre offsets, d_model 64."""
-    return Design(World(cos=cos, signal=signal, genre=0.0), names=BUNDLED_NAMES,
-                  n_matched=0, **extras)
+def behaviour_design(*, signal: float = 4.0, cos: float = 1.0, genre: float = 0.0,
+                     **extras: Any) -> Design:
+    """A behaviour world: the bundled categories and sizes (64 genre-matched twins each, as
+    the bundled sets have; ablation-is-category-selective reads them), no genre offsets
+    unless given, d_model 64."""
+    return Design(World(cos=cos, signal=signal, genre=genre), names=BUNDLED_NAMES,
+                  n_matched=64, **extras)
 
 
 _ARDITI = ("ablation-bypasses-refusal", "addition-induces-refusal",
@@ -160,7 +172,7 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
     BehaviourScenario("one-direction", "one refusal direction (cos 1), signal 4: refuses ~98%",
                       behaviour_design(),
                       effect_for=_ARDITI + ("shared-knob", "ablation-lowers-category-refusal"),
-                      null_for=(SELECTIVE,)),
+                      null_for=BOTH_SELECTIVE),
     # At signal 2 the raw direction adds 2 to a benign decision: induced refusal ~0.5, a
     # boundary, so addition-induces-refusal is not an effect here.
     # Arditi et al.'s selection then finds no candidate whose raw addition lifts the mean
@@ -169,7 +181,7 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
     BehaviourScenario("one-direction-weak", "one refusal direction, signal 2: refuses ~50% "
                       "(qwen-coder-0.5b: 56%)", behaviour_design(signal=2.0),
                       effect_for=("shared-knob", "ablation-lowers-category-refusal"),
-                      null_for=(SELECTIVE,),
+                      null_for=BOTH_SELECTIVE,
                       confound_for=("ablation-bypasses-refusal",
                                     "random-direction-does-not-bypass",
                                     "random-direction-does-not-induce"),
@@ -178,17 +190,35 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
                       behaviour_design(cos=0.55),
                       effect_for=("random-direction-does-not-bypass",
                                   "random-direction-does-not-induce",
-                                  "ablation-lowers-category-refusal", SELECTIVE)),
+                                  "ablation-lowers-category-refusal") + BOTH_SELECTIVE),
+    # The genre worlds: the paper's directions carry each category's genre (issue #26).
     BehaviourScenario("one-direction-genre", "one refusal direction, genre offsets 4 (as "
                       "large as the signal): each category's direction carries its genre",
-                      Design(World(cos=1.0, signal=4.0, genre=4.0), names=BUNDLED_NAMES,
-                             n_matched=0), confound_for=(SELECTIVE,)),
+                      behaviour_design(genre=4.0), null_for=(SELECTIVE,),
+                      confound_for=(SELECTIVE_PAPER,), confound_note="paper's design"),
+    BehaviourScenario("distinct-directions-genre", "cos 0.55, signal 4, genre offsets 4",
+                      behaviour_design(cos=0.55, genre=4.0), effect_for=BOTH_SELECTIVE),
+    BehaviourScenario("boundary-selective-genre", f"cos {BOUNDARY_MATCHED_SELECTIVE_COS}, "
+                      "signal 4, genre offsets 4: genre-matched selectivity ~0.25, the margin "
+                      "(the paper's directions ~0.64)",
+                      behaviour_design(cos=BOUNDARY_MATCHED_SELECTIVE_COS, genre=4.0),
+                      null_for=(SELECTIVE,), confound_for=(SELECTIVE_PAPER,),
+                      confound_note="paper's design"),
+    BehaviourScenario("twin-mismatch", "one refusal direction, genre offsets 4, twins 4 off "
+                      "their category along an axis of its own", behaviour_design(
+                          genre=4.0, twin_offset=4.0), null_for=(SELECTIVE,),
+                      confound_for=(SELECTIVE_PAPER,), confound_note="paper's design"),
     BehaviourScenario("orthogonal-directions", "cos 0 between categories, signal 4: ablating "
                       "one category's direction leaves the others' refusal",
-                      behaviour_design(cos=0.0), effect_for=(SELECTIVE,)),
+                      behaviour_design(cos=0.0), effect_for=BOTH_SELECTIVE),
     BehaviourScenario("boundary-selective", f"cos {BOUNDARY_SELECTIVE_COS}, signal 4: mean "
-                      "selectivity ~0.25, the margin", behaviour_design(
-                          cos=BOUNDARY_SELECTIVE_COS), null_for=(SELECTIVE,)),
+                      "selectivity of the paper's directions ~0.25, the margin (genre-matched "
+                      "~0.32)", behaviour_design(cos=BOUNDARY_SELECTIVE_COS),
+                      null_for=(SELECTIVE_PAPER,)),
+    BehaviourScenario("boundary-selective-matched", f"cos {BOUNDARY_MATCHED_SELECTIVE_COS}, "
+                      "signal 4: genre-matched selectivity ~0.25, the margin (paper's ~0.19)",
+                      behaviour_design(cos=BOUNDARY_MATCHED_SELECTIVE_COS),
+                      null_for=BOTH_SELECTIVE),
     # Arditi et al.'s selection (refusal_checks/measure/selection.py) in worlds with one right answer
     # and with none (claims/test_single_direction.py argues the no-candidate verdicts).
     BehaviourScenario("planted-site", f"one direction planted at layer {PLANTED_SITE[0]}, "
@@ -221,7 +251,7 @@ BEHAVIOUR_SCENARIOS: dict[str, BehaviourScenario] = {s.name: s for s in [
     BehaviourScenario("no-ablation", "ablation reaches nothing (reach 0)",
                       behaviour_design(ablation_reach=0.0),
                       null_for=("ablation-bypasses-refusal",
-                                "ablation-lowers-category-refusal", SELECTIVE)),
+                                "ablation-lowers-category-refusal") + BOTH_SELECTIVE),
     BehaviourScenario("half-kept", f"ablation reaches nothing and any ablation adds "
                       f"{EXACT_HALF_ABLATION:.4f}: kept refusal exactly 0.5 in every world",
                       behaviour_design(ablation_reach=0.0, ablation_offset=EXACT_HALF_ABLATION),

@@ -25,7 +25,7 @@ from refusal_checks.verdicts import geometry as geometry_claims
 
 from refusal_checks.verdicts import shared_core
 from refusal_checks.measure.activations import LayerView
-from refusal_checks.measure.behaviour import RefusalBehaviour, as_behaviour
+from refusal_checks.measure.behaviour import as_behaviour
 from refusal_checks.measure.behaviour_control import CONTROL as BEHAVIOUR_CONTROL
 from refusal_checks.measure.behaviour_control import BehaviourDirections, behaviour_directions
 from refusal_checks.measure.study import DirectionStudy, study_directions
@@ -43,9 +43,14 @@ BEHAVIOUR = BEHAVIOUR_CONTROL
 
 # claim id -> (which study it reads, the verdict function). The behaviour control's
 # "study" is a BehaviourDirections (counts + study), built from judged replies.
-CLAIMS: dict[str, tuple[str, Callable[[Any, RefusalBehaviour], Verdict]]] = {
+# distinct-directions reads three (its genre controls and the paper's design): its entry
+# names the general pool, and claim_verdicts hands it the others as its test does.
+DISTINCT = "distinct-directions"
+CLAIMS: dict[str, tuple[str, Callable[..., Verdict]]] = {
     "stable-within-category": (GENERAL, geometry_claims.stable_within_category),
-    "distinct-directions": (GENERAL, geometry_claims.distinct_directions),
+    DISTINCT: (GENERAL, geometry_claims.distinct_directions),
+    "distinct-directions-paper-design": (GENERAL,
+                                         geometry_claims.distinct_directions_paper_design),
     "more-than-one-direction": (MATCHED, geometry_claims.more_than_one_direction),
     "distinct-under-matched-control": (MATCHED, geometry_claims.distinct_under_matched_control),
     "distinct-under-behaviour-control": (BEHAVIOUR,
@@ -156,11 +161,10 @@ def claim_verdicts(acts: LayerView | Mapping[str, Any], behaviour: Any,
     out = {}
     for claim in wanted:
         control, judge = CLAIMS[claim]
-        if claim == "distinct-directions":  # as the claim's test: the genre caveat
-            matched = len(view.matched)
-            caveat = geometry_claims.genre_caveat(
-                matched, get(BEHAVIOUR) if matched < 2 and refused is not None else None)
-            out[claim] = judge(get(control), counts, caveat=caveat)
+        if claim == DISTINCT:  # as the claim's test: the paper's design and the controls
+            matched = get(MATCHED) if len(matched_refuse(view)) >= 2 else None
+            out[claim] = judge(get(control), matched,
+                               get(BEHAVIOUR) if refused is not None else None, counts)
         else:
             out[claim] = judge(get(control), counts)
     return out
@@ -173,11 +177,12 @@ def stable_within_category(acts: LayerView | Mapping[str, Any], behaviour: Any, 
                           n_boot=n_boot)["stable-within-category"]
 
 
-def distinct_directions(acts: LayerView | Mapping[str, Any], behaviour: Any, *,
-                        seed: int = DEFAULT_SEED, n_boot: int = DEFAULT_BOOTSTRAP) -> Verdict:
-    """Verdict of "distinct-directions" (general benign pool)."""
-    return claim_verdicts(acts, behaviour, ["distinct-directions"], seed=seed,
-                          n_boot=n_boot)["distinct-directions"]
+def distinct_directions(acts: LayerView | Mapping[str, Any], behaviour: Any,
+                        refused: Mapping[str, Any] | None = None, *, seed: int = DEFAULT_SEED,
+                        n_boot: int = DEFAULT_BOOTSTRAP) -> Verdict:
+    """Verdict of "distinct-directions" (its genre controls, the paper's design agreeing)."""
+    return claim_verdicts(acts, behaviour, [DISTINCT], seed=seed, n_boot=n_boot,
+                          refused=refused)[DISTINCT]
 
 
 def distinct_under_behaviour_control(acts: LayerView | Mapping[str, Any], behaviour: Any,

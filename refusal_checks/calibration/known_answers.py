@@ -17,7 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from refusal_checks.calibration.geometry import CLAIM_IDS, DEFAULT_BOOTSTRAP, claim_verdicts
+from refusal_checks.calibration.geometry import (CLAIM_IDS, CLAIMS, DEFAULT_BOOTSTRAP, MATCHED,
+                                                 claim_verdicts)
 from refusal_checks.calibration.tally import Tally, goal_text, pct, tally_worlds
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Outcome
@@ -51,6 +52,7 @@ class Scenario:
         effect_for: Claims that are true here (SUPPORTED is the goal).
         confound_for: Claims whose statistic measures something that is true here although
             the refusal claim is not (the general pool's genre confound); shown, no goal.
+        confound_note: Why a confound row has no goal (the table's goal column).
     """
 
     name: str
@@ -59,6 +61,7 @@ class Scenario:
     null_for: tuple[str, ...] = ()
     effect_for: tuple[str, ...] = ()
     confound_for: tuple[str, ...] = ()
+    confound_note: str = "paper's design"
 
     def role(self, claim: str) -> str | None:
         for role, claims in (("null", self.null_for), ("effect", self.effect_for),
@@ -78,10 +81,18 @@ def _design(extra: dict[str, float] | None = None, **world: float) -> Design:
 # fewest 7-13, so some categories fall under the minimum of 8 and are left out). Genre
 # offsets (4) are shared by a category's refused and answered prompts.
 BEHAVIOUR_CLAIM = "distinct-under-behaviour-control"
+MATCHED_CLAIM = "distinct-under-matched-control"
+# distinct-directions is decided by its genre controls (refusal_checks/verdicts/genre.py);
+# the paper's general-pool statistic is its own claim, a confound wherever genre is planted.
+DISTINCT = "distinct-directions"
+PAPER = "distinct-directions-paper-design"
 GEOMETRY_CLAIMS = tuple(c for c in CLAIM_IDS if c != BEHAVIOUR_CLAIM)
 BEHAVIOUR_WORLD = {"signal": 2.0, "spread": 3.0}
+# Twins that differ from their own category along an axis of its own, as far as the genre
+# offsets differ between categories: the matched control's blind spot (worlds.Design).
+TWIN_OFFSET = 4.0
 
-_SHARED_NULLS = ("distinct-under-matched-control", "more-than-one-direction")
+_SHARED_NULLS = (MATCHED_CLAIM, "more-than-one-direction")
 # The shared-core claims (refusal_checks/verdicts/shared_core.py, PAPER.md A.7).
 CORE = "shared-refusal-core"
 SPECIFIC = "category-specific-parts-stable"
@@ -97,10 +108,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("real-like", "cos 0.55 (paper's mean), signal 4, genre 4: split-half ~0.94",
              _design(cos=0.55), effect_for=GEOMETRY_CLAIMS),
     Scenario("shared", "one refusal direction (cos 1), genre offsets 4",
-             _design(cos=1.0), null_for=_SHARED_NULLS + (SPECIFIC,), effect_for=(CORE,),
-             confound_for=("distinct-directions",)),
+             _design(cos=1.0), null_for=_SHARED_NULLS + (SPECIFIC, DISTINCT),
+             effect_for=(CORE,), confound_for=(PAPER,)),
     Scenario("shared-no-genre", "one refusal direction (cos 1), no genre offsets",
-             _design(cos=1.0, genre=0.0), null_for=("distinct-directions",) + _SHARED_NULLS),
+             _design(cos=1.0, genre=0.0), null_for=(DISTINCT, PAPER) + _SHARED_NULLS),
     Scenario("core-and-parts", "cos 0.55, signal 6, genre 4: core loading 0.74, remainders' "
              "split-half ~0.8 (matched split-half of whole directions 0.9, paper 0.96-0.99)",
              _design(cos=0.55, signal=6.0), effect_for=(CORE, SPECIFIC)),
@@ -118,33 +129,64 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("never-refuses", "signal 0 (the model never refuses), cos 1, genre 4",
              _design(cos=1.0, signal=0.0), null_for=CLAIM_IDS),
     Scenario("boundary-distinct", "cos 0.90 (at the distinct threshold), no genre",
-             _design(cos=0.9, genre=0.0), null_for=("distinct-directions",)),
+             _design(cos=0.9, genre=0.0), null_for=(DISTINCT, PAPER)),
     Scenario("boundary-matched", "cos 0.90 (at the distinct threshold), genre 4",
-             _design(cos=0.9), null_for=("distinct-under-matched-control",)),
+             _design(cos=0.9), null_for=(MATCHED_CLAIM, DISTINCT), confound_for=(PAPER,)),
     Scenario("boundary-dimensions", f"cos {PR_BOUNDARY_COS:.4f}: participation ratio 1.5, "
              "genre 4", _design(cos=PR_BOUNDARY_COS), null_for=("more-than-one-direction",)),
     Scenario("aniso-real-like", "real-like + shared mean 30 + 3 axes of noise std 5",
              _design(ANISOTROPIC, cos=0.55), effect_for=GEOMETRY_CLAIMS),
     Scenario("aniso-shared", "shared + shared mean 30 + 3 axes of noise std 5",
-             _design(ANISOTROPIC, cos=1.0), null_for=_SHARED_NULLS + (SPECIFIC,),
-             confound_for=("distinct-directions",)),
+             _design(ANISOTROPIC, cos=1.0), null_for=_SHARED_NULLS + (SPECIFIC, DISTINCT),
+             confound_for=(PAPER,)),
     Scenario("aniso-boundary-dims", "boundary-dimensions + shared mean 30 + 3 axes std 5",
              _design(ANISOTROPIC, cos=PR_BOUNDARY_COS), null_for=("more-than-one-direction",)),
     Scenario("behaviour-shared", "one refusal direction, genre 4, per-prompt refusal "
              "strength std 3, signal 2: ~50% refused", _design(cos=1.0, **BEHAVIOUR_WORLD),
-             null_for=(BEHAVIOUR_CLAIM,) + _SHARED_NULLS, confound_for=("distinct-directions",)),
+             null_for=(BEHAVIOUR_CLAIM, DISTINCT) + _SHARED_NULLS, confound_for=(PAPER,)),
     Scenario("behaviour-skewed", "behaviour-shared at signal 4: ~73% refused, ~17 answered "
              "per category (fewest 7-13)", _design(cos=1.0, signal=4.0, spread=3.0),
-             null_for=(BEHAVIOUR_CLAIM,), confound_for=("distinct-directions",)),
+             null_for=(BEHAVIOUR_CLAIM, DISTINCT), confound_for=(PAPER,)),
     Scenario("behaviour-aniso-shared", "behaviour-shared + shared mean 30 + 3 axes std 5",
-             _design(ANISOTROPIC, cos=1.0, **BEHAVIOUR_WORLD), null_for=(BEHAVIOUR_CLAIM,)),
+             _design(ANISOTROPIC, cos=1.0, **BEHAVIOUR_WORLD),
+             null_for=(BEHAVIOUR_CLAIM, DISTINCT), confound_for=(PAPER,)),
     Scenario("behaviour-boundary", "behaviour-shared with cos 0.90 (the distinct threshold)",
-             _design(cos=0.9, **BEHAVIOUR_WORLD), null_for=(BEHAVIOUR_CLAIM,)),
+             _design(cos=0.9, **BEHAVIOUR_WORLD), null_for=(BEHAVIOUR_CLAIM, DISTINCT),
+             confound_for=(PAPER,)),
     Scenario("behaviour-distinct", "cos 0.55, genre 4, per-prompt strength std 3, signal 2",
-             _design(cos=0.55, **BEHAVIOUR_WORLD), effect_for=(BEHAVIOUR_CLAIM,)),
+             _design(cos=0.55, **BEHAVIOUR_WORLD), effect_for=(BEHAVIOUR_CLAIM, DISTINCT, PAPER)),
     Scenario("behaviour-weak", "behaviour-distinct with strength std 2 (smaller refused - "
              "answered gap)", _design(cos=0.55, signal=2.0, spread=2.0),
-             effect_for=(BEHAVIOUR_CLAIM,)),
+             effect_for=(BEHAVIOUR_CLAIM, DISTINCT, PAPER)),
+    # Without twins (most users' files) only the behaviour control can decide.
+    Scenario("behaviour-shared-no-twins", "behaviour-shared without matched rows",
+             Design(World(cos=1.0, **BEHAVIOUR_WORLD), n_matched=0),
+             null_for=(BEHAVIOUR_CLAIM, DISTINCT), confound_for=(PAPER,)),
+    Scenario("behaviour-boundary-no-twins", "behaviour-boundary without matched rows",
+             Design(World(cos=0.9, **BEHAVIOUR_WORLD), n_matched=0),
+             null_for=(BEHAVIOUR_CLAIM, DISTINCT), confound_for=(PAPER,)),
+    Scenario("behaviour-distinct-no-twins", "behaviour-distinct without matched rows",
+             Design(World(cos=0.55, **BEHAVIOUR_WORLD), n_matched=0),
+             effect_for=(BEHAVIOUR_CLAIM, DISTINCT, PAPER)),
+    # The matched control's blind spot (refusal_checks/verdicts/genre.py): twins off their
+    # category. The paper's design, whose benign side is the same for all, must hold it back.
+    Scenario("twin-mismatch", f"one refusal direction, no genre, twins {TWIN_OFFSET:g} off "
+             "their category along an axis of its own", Design(
+                 World(cos=1.0, genre=0.0), twin_offset=TWIN_OFFSET),
+             null_for=(DISTINCT, PAPER), confound_for=(MATCHED_CLAIM,),
+             confound_note="the matched control's blind spot"),
+    # Both blind spots at once: genre between categories AND twins off their category. Only
+    # the behaviour control can catch it, where the model answers some should-refuse prompts.
+    Scenario("twin-mismatch-genre", "twin-mismatch with genre offsets 4 (both blind spots; "
+             "the model refuses ~98%: no behaviour control)", Design(
+                 World(cos=1.0), twin_offset=TWIN_OFFSET),
+             confound_for=(DISTINCT, PAPER, MATCHED_CLAIM),
+             confound_note="both designs' blind spots, no behaviour control"),
+    Scenario("twin-mismatch-behaviour", "twin-mismatch-genre, per-prompt strength std 3, "
+             "signal 2: ~50% refused", Design(World(cos=1.0, **BEHAVIOUR_WORLD),
+                                              twin_offset=TWIN_OFFSET),
+             null_for=(DISTINCT, BEHAVIOUR_CLAIM), confound_for=(PAPER, MATCHED_CLAIM),
+             confound_note="the matched control's and the paper's blind spots"),
 ]}
 
 
@@ -152,10 +194,12 @@ def judge_world(scenario: str, seed: int, claims: Sequence[str] = CLAIM_IDS,
                 n_boot: int = DEFAULT_BOOTSTRAP) -> dict[str, tuple[str, float]]:
     """One replicate: claim id -> (outcome, estimate). Top-level so processes can run it."""
     design = SCENARIOS[scenario].design.with_seed(seed)
+    if not design.n_matched:  # as the fixtures skip them: no matched rows, no verdict
+        claims = tuple(c for c in claims if CLAIMS[c][0] != MATCHED)
     acts, behaviour = evidence(design)
-    # Replies only where a claim reads them (the behaviour control, or the genre caveat).
-    needs_replies = "distinct-under-behaviour-control" in claims or (
-        "distinct-directions" in claims and design.n_matched == 0)
+    # Replies only where a claim reads them: the behaviour control, which
+    # distinct-directions reads too.
+    needs_replies = BEHAVIOUR_CLAIM in claims or DISTINCT in claims
     verdicts = claim_verdicts(acts, behaviour, claims, n_boot=n_boot,
                               refused=refusals(design) if needs_replies else None)
     return {claim: (v.outcome.value, v.estimate) for claim, v in verdicts.items()}
@@ -177,12 +221,13 @@ def run(scenarios: Iterable[str], worlds: int, *, claims: Sequence[str] = CLAIM_
 def table_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
     """One row per (claim, scenario) where the scenario is a null or effect for the claim.
 
-    Columns: claim, role (null / effect), scenario, worlds, SUPPORTED rate with its 95%
-    Wilson interval, INCONCLUSIVE rate, and whether the goal is met (for a null: the
-    SUPPORTED rate is at most 5%; for an effect: at least 90%).
+    Columns: claim, role (null / effect / confound), scenario, worlds, SUPPORTED rate with
+    its 95% Wilson interval, INCONCLUSIVE and REFUTED rates, and whether the goal is met
+    (for a null: the SUPPORTED rate is at most 5%; for an effect: at least 90%, and at most
+    5% REFUTED).
     """
-    header = (f"{'claim':32} {'role':8} {'scenario':20} {'n':>4}  {'SUPPORTED [95% Wilson]':24}"
-              f"  {'INCONCLUSIVE':24}  goal")
+    header = (f"{'claim':32} {'role':8} {'scenario':27} {'n':>4}  {'SUPPORTED [95% Wilson]':24}"
+              f"  {'INCONCLUSIVE':24}  {'REFUTED':7} goal")
     lines = [header, "-" * len(header)]
     for claim in CLAIM_IDS:
         for name, tallies in results.items():
@@ -194,9 +239,12 @@ def table_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
                 continue
             tally = tallies[claim]
             supported = tally.rate(Outcome.SUPPORTED)
-            goal = "none (paper's design)" if role == "confound" else goal_text(role, supported)
-            lines.append(f"{claim:32} {role:8} {name:20} {tally.n:4}  {pct(supported):24}  "
-                         f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  {goal}")
+            refuted = tally.rate(Outcome.REFUTED)
+            goal = (f"none ({scenario.confound_note})" if role == "confound"
+                    else goal_text(role, supported, refuted))
+            lines.append(f"{claim:32} {role:8} {name:27} {tally.n:4}  {pct(supported):24}  "
+                         f"{pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "
+                         f"{100 * refuted[0]:5.1f}%  {goal}")
     return lines
 
 
@@ -204,8 +252,8 @@ def matrix_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
     """Every scenario x claim: SUPPORTED / REFUTED / INCONCLUSIVE percentages."""
     claims = [c for c in CLAIM_IDS if any(c in t for t in results.values())]
     width = 32
-    lines = [f"{'scenario':20} " + " ".join(f"{c:>{width}}" for c in claims),
-             f"{'':20} " + " ".join(f"{'sup / ref / inc %':>{width}}" for _ in claims)]
+    lines = [f"{'scenario':27} " + " ".join(f"{c:>{width}}" for c in claims),
+             f"{'':27} " + " ".join(f"{'sup / ref / inc %':>{width}}" for _ in claims)]
     for name, tallies in results.items():
         cells = []
         for claim in claims:
@@ -216,5 +264,5 @@ def matrix_lines(results: dict[str, dict[str, Tally]]) -> list[str]:
             pct = [100 * tally.rate(o)[0] for o in (Outcome.SUPPORTED, Outcome.REFUTED,
                                                      Outcome.INCONCLUSIVE)]
             cells.append(f"{pct[0]:5.1f} / {pct[1]:5.1f} / {pct[2]:5.1f}".rjust(width))
-        lines.append(f"{name:20} " + " ".join(cells))
+        lines.append(f"{name:27} " + " ".join(cells))
     return lines

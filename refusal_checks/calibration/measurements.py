@@ -32,17 +32,20 @@ from refusal_checks.measure.protocol import (
     probe_agreement,
     staged_arditi_probe,
     staged_category_probe,
+    matched_train_directions,
     train_directions,
 )
 from refusal_checks.calibration.geometry import DEFAULT_SEED
 from refusal_checks.measure.staged import StagedProbe
 from refusal_checks.stats.verdict import Verdict
 
+# ablation-is-category-selective and its paper's design (refusal_checks/verdicts/genre.py).
+SELECTIVE = ("ablation-is-category-selective", "ablation-is-category-selective-paper-design")
 BEHAVIOUR_CLAIM_IDS = (
     "ablation-bypasses-refusal", "addition-induces-refusal",
     "ablation-keeps-harmless-behaviour", "random-direction-does-not-bypass",
     "random-direction-does-not-induce", "shared-knob", "ablation-lowers-category-refusal",
-    "ablation-is-category-selective",
+    *SELECTIVE,
 )
 # The behavioural claims whose probes are staged (ablation-keeps-harmless-behaviour reads
 # every held-out harmless prompt already).
@@ -78,6 +81,7 @@ class BehaviourMeasurements:
         self.arditi_harmful = list(arditi.values())
         self.kl_prompts = collection.benign.split("test")  # the KL claim reads all of them
         self.train_directions = train_directions(acts.refuse, acts.benign, collection)
+        self.matched_directions = matched_train_directions(acts.refuse, acts.matched, collection)
         self.reference_norm = mean_norm(acts.benign)
         self.behaviour = observe_refusals(backend, collection, seed=seed, cache=None)
         # The claims' own measurement object, without caches or observations.
@@ -164,9 +168,19 @@ class BehaviourMeasurements:
             s.layer, r, s.reference_norm, f"random {i}")) for i, r in enumerate(randoms)]
         return direction_claims.random_direction_does_not_induce(self.base_benign(), steered, b)
 
+    def _selectivity(self, directions: dict[str, np.ndarray], label: str | None = None
+                     ) -> Verdict:
+        """The cross-ablation statistic of ``directions`` on the fixed probe."""
+        from refusal_checks.measure.cross_ablation import measure_cross_ablation
+        from refusal_checks.verdicts import cross_ablation
+
+        matrix = measure_cross_ablation(self.score, self.probe_harmful, directions, self.seed)
+        return cross_ablation.ablation_is_category_selective(
+            matrix, self.agreement(), self.behaviour, self.seed,
+            directions=label or cross_ablation.PAPER_DIRECTIONS)
+
     def verdict(self, claim: str) -> Verdict:
         """The verdict of one behavioural claim, as its test in ``claims/`` computes it."""
-        from refusal_checks.measure.effects import kl
         from refusal_checks.models.interventions import Ablate
 
         b, seed = self.behaviour, self.seed
@@ -186,13 +200,17 @@ class BehaviourMeasurements:
                 for name, direction in self.train_directions.items()}
             return category_claims.ablation_lowers_category_refusal(
                 per_category, self.agreement(), b)
-        if claim == "ablation-is-category-selective":
-            from refusal_checks.measure.cross_ablation import measure_cross_ablation
-            from refusal_checks.verdicts.cross_ablation import ablation_is_category_selective
+        if claim in SELECTIVE:
+            from refusal_checks.verdicts import cross_ablation
 
-            matrix = measure_cross_ablation(self.score, self.probe_harmful,
-                                            self.train_directions, seed)
-            return ablation_is_category_selective(matrix, self.agreement(), b, seed)
+            paper = cross_ablation.paper_design(self._selectivity(self.train_directions))
+            if claim != cross_ablation.CLAIM:
+                return paper
+            usable = {n: d for n, d in self.matched_directions.items()
+                      if n in self.probe_harmful}
+            matched = cross_ablation.NO_MATCHED_ROWS if len(usable) < 2 else \
+                self._selectivity(usable, cross_ablation.MATCHED_DIRECTIONS)
+            return cross_ablation.selective_from_designs(paper, matched, self.behaviour)
         raise ValueError(f"unknown behavioural claim id {claim!r}. Known: "
                          f"{', '.join(BEHAVIOUR_CLAIM_IDS)}.")
 
@@ -247,8 +265,14 @@ def staged_verdict(measured: BehaviourMeasurements, claim: str,
     if claim == "ablation-lowers-category-refusal":
         return staged_claims.ablation_lowers_category_refusal(
             m.measure, probe, m.train_directions, m.agreement(), b, budget=budget)
-    if claim == "ablation-is-category-selective":
+    if claim in SELECTIVE:  # the paper's design is measured once for both
+        paper = m._once(f"selective paper design {budget}", lambda: (
+            staged_claims.ablation_is_category_selective_paper_design(
+                m.measure, probe, m.train_directions, m.agreement(), b, seed, budget=budget)))
+        if claim != SELECTIVE[0]:
+            return paper
         return staged_claims.ablation_is_category_selective(
-            m.measure, probe, m.train_directions, m.agreement(), b, seed, budget=budget)
+            m.measure, probe, m.train_directions, m.matched_directions, m.agreement(), b, seed,
+            budget=budget, paper=paper)
     raise ValueError(f"no staged probe for claim {claim!r}. Staged: "
                      f"{', '.join(STAGED_CLAIM_IDS)}.")

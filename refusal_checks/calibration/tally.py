@@ -20,9 +20,11 @@ from typing import Any
 from refusal_checks.stats.intervals import wilson_interval
 from refusal_checks.stats.verdict import Outcome
 
-# Goals of the issue: false SUPPORTED under the null, SUPPORTED under the effect.
+# Goals of the issue: false SUPPORTED under the null, SUPPORTED under the effect, and
+# (issue #26) false REFUTED under the effect.
 MAX_FALSE_SUPPORTED = 0.05
 MIN_POWER = 0.90
+MAX_FALSE_REFUTED = 0.05
 
 
 @dataclass
@@ -50,15 +52,20 @@ def pct(rate: tuple[float, float, float]) -> str:
 
 
 def goal_text(role: str, supported: tuple[float, float, float],
-              refuted: float = 0.0) -> str:
+              refuted: tuple[float, float, float] | None = None) -> str:
     """The goal column: a null may be SUPPORTED at most 5% of the time, an effect at least
     90%; a claim planted true at its margin ("margin": no power goal, a true claim there
-    cannot be told from a false one) may be REFUTED (``refuted``, a rate) at most 5%;
-    ``ok`` or ``MISSED``."""
+    cannot be told from a false one) may be REFUTED at most 5%; ``ok`` or ``MISSED``. With
+    ``refuted`` (the REFUTED rate), an effect REFUTED in more than 5% of worlds is
+    ``MISSED (false REFUTED)`` too."""
     if role == "margin":
-        return "REFUTED <= 5%" + (" ok" if refuted <= MAX_FALSE_SUPPORTED else " MISSED")
+        rate = refuted[0] if refuted is not None else 0.0
+        return "REFUTED <= 5%" + (" ok" if rate <= MAX_FALSE_SUPPORTED else " MISSED")
     met = supported[0] <= MAX_FALSE_SUPPORTED if role == "null" else supported[0] >= MIN_POWER
-    return ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
+    text = ("<= 5%" if role == "null" else ">= 90%") + (" ok" if met else " MISSED")
+    if role == "effect" and refuted is not None and refuted[0] > MAX_FALSE_REFUTED:
+        text += " MISSED (false REFUTED)"
+    return text
 
 
 def mean_estimate(tally: Tally) -> float:
@@ -121,7 +128,7 @@ def roles_table_lines(results: Mapping[str, Mapping[str, Any]], claim_ids: Seque
                 goal = f"none ({scenario.confound_note})"
             else:
                 goal = "" if role is None else goal_text(role, supported,
-                                                         tally.rate(Outcome.REFUTED)[0])
+                                                         tally.rate(Outcome.REFUTED))
             refuted = 100 * tally.rate(Outcome.REFUTED)[0]
             lines.append(f"{claim:{claim_w}} {role or '-':6} {name:{name_w}} {tally.n:4}  "
                          f"{pct(supported):24}  {pct(tally.rate(Outcome.INCONCLUSIVE)):24}  "

@@ -100,6 +100,10 @@ class Design:
             Arditi et al.'s candidate search has exactly one right answer. None: the signal
             ramps up to the middle layer at every position, decided at (middle, -1).
         template_tokens: Post-instruction positions of the imagined chat template.
+        twin_offset: Norm of an offset that only a category's genre-matched twins carry,
+            along an axis of the category's own (orthogonal to every planted direction and
+            genre): twins that differ from their category in more than refusal (written to
+            another template per category), the matched control's blind spot.
     """
 
     world: World = field(default_factory=World)
@@ -127,6 +131,7 @@ class Design:
     unreachable: tuple[str, ...] = ()
     planted_site: tuple[int, int] | None = None
     template_tokens: int = 2
+    twin_offset: float = 0.0
 
     def with_seed(self, seed: int) -> Design:
         """The same design with a fresh draw of directions and noise."""
@@ -191,6 +196,11 @@ class PlantedBackend(SyntheticBackend):
         axes[0] -= span @ (span.T @ axes[0])
         axes /= np.linalg.norm(axes, axis=1, keepdims=True)
         self.common_axis, self.rogue = axes[0], axes[1:]  # (d,), (rogue_axes, d)
+        # Per-category twin axes off the planted basis (their own stream: nothing else moves).
+        twins = np.random.default_rng([world.seed, 2]).standard_normal((len(names), world.d))
+        planted, _ = np.linalg.qr(np.vstack([self.directions, self.genres]).T)
+        twins -= (twins @ planted) @ planted.T
+        self.twin_axes = dict(zip(names, twins / np.linalg.norm(twins, axis=1, keepdims=True)))
         for name in names:  # slots in collection order, as the claim fixtures assign them
             self.slot(name)
         self._unablatable = set(names[len(names) - design.unablatable:]) \
@@ -237,6 +247,9 @@ class PlantedBackend(SyntheticBackend):
         if prompts.side == "benign" and d.benign_shift:
             ramp = self._ramp(layers, positions)[:, :, None]
             out -= (d.benign_shift * ramp * self.benign_readout).astype(out.dtype)
+        if prompts.side == "matched" and d.twin_offset:
+            ramp = self._ramp(layers, positions)[:, :, None]
+            out += (d.twin_offset * ramp * self.twin_axes[prompts.category]).astype(out.dtype)
         if not (noisy or d.common or d.rogue_axes):
             return out
         for i, text in enumerate(prompts.texts):

@@ -103,3 +103,18 @@ def train_directions(refuse: Mapping[str, np.ndarray], benign: np.ndarray,
     pool = benign[train_rows(collection.benign)]
     return {name: diff_in_means(refuse[name][train_rows(c.refuse)], pool)
             for name, c in collection.categories.items()}
+
+
+def matched_train_directions(refuse: Mapping[str, np.ndarray], matched: Mapping[str, np.ndarray],
+                             collection: Any) -> dict[str, np.ndarray]:
+    """Genre-matched diff-in-means direction per category with matched rows, ``(d_model,)``:
+    the category's train half minus its own genre-matched benign prompts' train half, so the
+    category's genre cancels (activations ``refuse`` / ``matched``: category -> (prompt,
+    d_model), rows in ``collection``'s order). Categories without matched rows are left out.
+    """
+    from refusal_checks.stats.geometry import diff_in_means
+
+    return {name: diff_in_means(refuse[name][train_rows(c.refuse)],
+                                matched[name][train_rows(c.matched)])
+            for name, c in collection.categories.items()
+            if c.matched is not None and name in matched}

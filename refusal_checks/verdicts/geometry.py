@@ -4,7 +4,9 @@ Each function turns one :class:`~refusal_checks.measure.study.DirectionStudy` an
 :class:`~refusal_checks.measure.behaviour.RefusalBehaviour` into the claim's
 :class:`~refusal_checks.stats.verdict.Verdict`. ``claims/test_geometry.py`` calls them inside
 pytest; :mod:`refusal_checks.calibration.geometry` calls them on planted worlds, so a claim's
-verdict and its calibration can never drift apart.
+verdict and its calibration can never drift apart. ``distinct-directions`` is the one claim
+read from several studies: its genre controls decide it, and the paper's general-pool design
+is reported as ``distinct-directions-paper-design`` (:mod:`refusal_checks.verdicts.genre`).
 
 Every claim about *refusal* directions first checks that the model refuses at all: the
 directions of a model that never refuses are genre differences, so those claims come out
@@ -13,13 +15,12 @@ INCONCLUSIVE there, never SUPPORTED.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.behaviour_control import BehaviourDirections
 from refusal_checks.stats.decisions import above, below
 from refusal_checks.measure.study import DirectionStudy
 from refusal_checks.stats.verdict import Verdict
+from refusal_checks.verdicts.genre import from_genre_controls, paper_design_id, with_caveat
 
 # "Directions from independent resamples agree", argued from the claim, not from a model:
 # two 32/32 resamples of one category at cosine 0.90 are 26 degrees apart and share
@@ -66,43 +67,57 @@ def stable_within_category(study: DirectionStudy, behaviour: RefusalBehaviour, *
                  requires=[behaviour.refuses()])
 
 
-def distinct_directions(study: DirectionStudy, behaviour: RefusalBehaviour, *,
-                        threshold: float = DISTINCT_THRESHOLD, caveat: str = "") -> Verdict:
-    """Claim: "Refusal categories have geometrically distinct directions."
+# What the paper's design says about itself, in every verdict of distinct-directions-paper-design.
+GENRE_CAVEAT = ("this result may reflect genre, not refusal: each direction is its category "
+                "against one general benign pool, so a difference in the prompts' source or "
+                "style counts as distinctness (one planted refusal direction behind "
+                "per-category genres: SUPPORTED in 100% of worlds); the claim's verdict is "
+                "distinct-directions, formed from the genre controls")
+# The genre controls of distinct-directions, in the order whose numbers it shows.
+MATCHED_CLAIM = "distinct-under-matched-control"
+BEHAVIOUR_CLAIM = "distinct-under-behaviour-control"
+NO_MATCHED_ROWS = ("fewer than two categories have genre-matched benign rows (side 'matched' "
+                   "in the prompt files)")
 
-    The mean noise-corrected between-category cosine, with a bootstrap interval over
-    prompts, must lie below ``threshold``. Against the general benign pool (the paper's
-    design) genre differences count as distinctness too; see
-    :func:`distinct_under_matched_control`, :func:`distinct_under_behaviour_control`, and
-    :func:`genre_caveat` for ``caveat`` (appended to the reason, kept in the details).
+
+def distinct_directions_paper_design(study: DirectionStudy, behaviour: RefusalBehaviour, *,
+                                     threshold: float = DISTINCT_THRESHOLD) -> Verdict:
+    """Claim: "The paper's design reproduces: against one general benign pool, the category
+    directions are distinct."
+
+    The mean noise-corrected between-category cosine of the general-pool study, with a
+    bootstrap interval over prompts, must lie below ``threshold``. Genre differences count
+    as distinctness here (GENRE_CAVEAT, always in the reason): this is what Joad et al.
+    measured, never the verdict of :func:`distinct_directions`.
     """
     estimate, interval = study.mean_between()
     verdict = below("mean noise-corrected between-category cosine", estimate, interval,
                     threshold, n=study.n_pairs, paper="0.55 (uncorrected)", seed=study.seed,
                     details=study.summary(),
                     requires=[behaviour.refuses(), reliable(study)])
-    if not caveat:
-        return verdict
-    return replace(verdict, reason=f"{verdict.reason}; {caveat}",
-                   details={**verdict.details, "caveat": caveat})
+    return with_caveat(verdict, GENRE_CAVEAT)
 
 
-def genre_caveat(matched_categories: int, control: BehaviourDirections | None) -> str:
-    """What :func:`distinct_directions` must add when no genre control backs it ('' if one does).
+def distinct_directions(general: DirectionStudy, matched: DirectionStudy | None,
+                        control: BehaviourDirections | None, behaviour: RefusalBehaviour, *,
+                        threshold: float = DISTINCT_THRESHOLD) -> Verdict:
+    """Claim: "Refusal categories have geometrically distinct directions."
 
-    In planted worlds with ONE refusal direction and per-category genre offsets the general
-    pool design called the categories distinct in 100% of worlds (calibration/README.md).
-    A genre control exists when at least two categories have matched rows, or when the
-    behaviour-matched control could be built (``control.study`` is not None).
+    Decided by the genre controls (:func:`refusal_checks.verdicts.genre.from_genre_controls`,
+    whose docstring argues the rule): :func:`distinct_under_matched_control` on ``matched``
+    (None: fewer than two categories have matched rows) and
+    :func:`distinct_under_behaviour_control` on ``control`` (None: not built), each exactly
+    the verdict of its own claim; :func:`distinct_directions_paper_design` on ``general``
+    must agree for a SUPPORTED and never decides alone.
     """
-    if matched_categories >= 2 or (control is not None and control.study is not None):
-        return ""
-    why = ("the behaviour control was not built" if control is None
-           else "the behaviour control cannot be built: " + control.buildable()[1])
-    return (f"this result may reflect genre, not refusal: each direction is its category "
-            f"against one general benign pool, so a difference in the prompts' source or "
-            f"style counts as distinctness, and no genre control backs it ({matched_categories} "
-            f"categories have matched rows, need 2; {why})")
+    controls: dict[str, Verdict | str] = {
+        MATCHED_CLAIM: NO_MATCHED_ROWS if matched is None else
+        distinct_under_matched_control(matched, behaviour, threshold=threshold),
+        BEHAVIOUR_CLAIM: "the behaviour control was not built" if control is None else
+        distinct_under_behaviour_control(control, behaviour, threshold=threshold)}
+    paper = distinct_directions_paper_design(general, behaviour, threshold=threshold)
+    return from_genre_controls(paper, controls, paper_id=paper_design_id("distinct-directions"),
+                               requires=[behaviour.refuses()])
 
 
 def more_than_one_direction(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -128,7 +143,7 @@ def distinct_under_matched_control(study: DirectionStudy, behaviour: RefusalBeha
                                    threshold: float = DISTINCT_THRESHOLD) -> Verdict:
     """Claim: "Categories stay distinct against genre-matched benign prompts."
 
-    As :func:`distinct_directions`, on a study whose benign side is each category's
+    As :func:`distinct_directions_paper_design`, on a study whose benign side is each category's
     genre-matched control, so a shared genre offset cancels in the difference of means.
     """
     estimate, interval = study.mean_between()
@@ -142,7 +157,7 @@ def distinct_under_behaviour_control(control: BehaviourDirections, behaviour: Re
                                      *, threshold: float = DISTINCT_THRESHOLD) -> Verdict:
     """Claim: "Categories stay distinct when each direction is refused minus answered prompts."
 
-    As :func:`distinct_directions`, on the study of
+    As :func:`distinct_directions_paper_design`, on the study of
     :func:`~refusal_checks.measure.behaviour_control.behaviour_directions`: within a category the
     refused and the answered prompts share source and genre, so genre cancels. Categories
     with too few prompts on either side are left out (their counts stay in the details);

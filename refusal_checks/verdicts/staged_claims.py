@@ -206,11 +206,11 @@ def ablation_lowers_category_refusal(measure: Measurements, probe: StagedProbe,
                       can_grow=behaviour.refuses()[0] and _agrees(agreement))
 
 
-def ablation_is_category_selective(measure: Measurements, probe: StagedProbe,
-                                   directions: Mapping[str, np.ndarray],
-                                   agreement: Mapping[str, Any], behaviour: RefusalBehaviour,
-                                   seed: int, *, budget: int | None = None) -> Verdict:
-    """``ablation-is-category-selective``: the k x k cross-ablation at each stage."""
+def selectivity(measure: Measurements, probe: StagedProbe, directions: Mapping[str, np.ndarray],
+                agreement: Mapping[str, Any], behaviour: RefusalBehaviour, seed: int, *,
+                budget: int | None = None,
+                label: str = cross_ablation_verdict.PAPER_DIRECTIONS) -> Verdict:
+    """The cross-ablation statistic of ``directions`` (k x k, at each stage of ``probe``)."""
     probe = probe.only([name for name in directions if name in probe.harmful], benign=False)
 
     def score(parts: Sequence[PromptSet], intervention: Any = None) -> np.ndarray:
@@ -221,8 +221,42 @@ def ablation_is_category_selective(measure: Measurements, probe: StagedProbe,
                                                        directions, seed)
         return cross_ablation_verdict.ablation_is_category_selective(
             matrix, agreement, behaviour, seed, margin=cross_ablation_verdict.SELECTIVE_MARGIN,
-            level=level)
+            level=level, directions=label)
 
     return staged.run(look, probe, base_level=cross_ablation_verdict.CROSS_LEVEL, budget=budget,
                       fixable=_too_few_categories,
                       can_grow=behaviour.refuses()[0] and _agrees(agreement))
+
+
+def ablation_is_category_selective_paper_design(
+        measure: Measurements, probe: StagedProbe, directions: Mapping[str, np.ndarray],
+        agreement: Mapping[str, Any], behaviour: RefusalBehaviour, seed: int, *,
+        budget: int | None = None) -> Verdict:
+    """``ablation-is-category-selective-paper-design``: the paper's directions' selectivity,
+    with the genre caveat."""
+    return cross_ablation_verdict.paper_design(selectivity(
+        measure, probe, directions, agreement, behaviour, seed, budget=budget))
+
+
+def ablation_is_category_selective(measure: Measurements, probe: StagedProbe,
+                                   directions: Mapping[str, np.ndarray],
+                                   matched_directions: Mapping[str, np.ndarray],
+                                   agreement: Mapping[str, Any], behaviour: RefusalBehaviour,
+                                   seed: int, *, budget: int | None = None,
+                                   paper: Verdict | None = None) -> Verdict:
+    """``ablation-is-category-selective``: the genre-matched directions' selectivity (staged
+    on its own), the paper's design agreeing for a SUPPORTED
+    (:func:`refusal_checks.verdicts.cross_ablation.selective_from_designs`).
+
+    ``paper``: the paper's design's verdict when already measured (the same cached scores);
+    ``matched_directions``: category -> genre-matched direction (fewer than two: the claim
+    cannot be decided).
+    """
+    if paper is None:
+        paper = ablation_is_category_selective_paper_design(
+            measure, probe, directions, agreement, behaviour, seed, budget=budget)
+    usable = {n: d for n, d in matched_directions.items() if n in probe.harmful}
+    matched: Verdict | str = cross_ablation_verdict.NO_MATCHED_ROWS if len(usable) < 2 else \
+        selectivity(measure, probe, usable, agreement, behaviour, seed, budget=budget,
+                    label=cross_ablation_verdict.MATCHED_DIRECTIONS)
+    return cross_ablation_verdict.selective_from_designs(paper, matched, behaviour)

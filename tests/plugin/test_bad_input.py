@@ -82,7 +82,7 @@ def test_the_minimum_prompt_budget_runs_every_claim_without_a_traceback(
 
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors", 0) == 0, text_of(result)
-    assert sum(outcomes.get(k, 0) for k in ("passed", "failed", "skipped")) == 5  # geometry claims
+    assert sum(outcomes.get(k, 0) for k in ("passed", "failed", "skipped")) == 6  # geometry claims
     assert_no_traceback(result)  # failures are REFUTED verdicts, not errors
 
 
@@ -186,10 +186,10 @@ def test_a_run_that_stops_early_leaves_an_incomplete_report_the_gate_refuses(
     assert fnmatch(report["incomplete"], reason), report["incomplete"]
     if how != "collection-error":  # the claims before the stop did run
         # -x stops at the first failed test, which may be a REFUTED claim of the world
-        # itself (stable-within-category at this budget); an interrupt comes after all five.
+        # itself (stable-within-category at this budget); an interrupt comes after all six.
         assert report["verdicts"], text_of(stopped)
         if how == "keyboard-interrupt":
-            assert len(report["verdicts"]) == 5
+            assert len(report["verdicts"]) == 6
     gated = suite.runpytest_subprocess(*suite_args(cache, WORLD), *BUDGET,
                                        plugin.BASELINE, "stopped.json")
     assert gated.ret == pytest.ExitCode.USAGE_ERROR
@@ -206,6 +206,6 @@ def test_a_run_that_ends_normally_is_marked_complete(suite: pytest.Pytester) -> 
 
     report = json.loads((suite.path / "r.json").read_text())
     assert report["complete"] is True and "incomplete" not in report, text_of(result)
-    # A -k selection is a finished run of what it chose: the three tests whose names hold
-    # "distinct_directions" (general pool, matched twins, behaviour control).
-    assert len(report["verdicts"]) == 3
+    # A -k selection is a finished run of what it chose: the four tests whose names hold
+    # "distinct_directions" (the claim, its paper's design, matched twins, behaviour control).
+    assert len(report["verdicts"]) == 4

@@ -30,7 +30,7 @@ def _verdicts(pytester: pytest.Pytester, model: str,
 
 def test_a_model_that_never_refuses_gets_no_supported_behavioural_verdict(pytester):
     verdicts = _verdicts(pytester, "synthetic:null")
-    assert len(verdicts) == 8
+    assert len(verdicts) == 9
     for claim, verdict in verdicts.items():
         assert verdict["outcome"] == "inconclusive", (claim, verdict["line"])
         assert "no measurable refusal" in verdict["reason"] or verdict["n"] < 8, verdict["line"]
@@ -62,9 +62,11 @@ def test_robustness_rechecks_each_geometry_verdict_and_reports_it(pytester):
         str(pytester.path / "cache"), "--refusal-json", str(report), "--refusal-bootstrap",
         "100", "--refusal-robustness", "3")
     verdicts = json.loads(report.read_text())["verdicts"]
-    assert len(verdicts) == 5
-    # The behaviour control is not re-checked on subsamples (README, known limits).
-    rechecked = [v for v in verdicts if v["claim"] != "distinct-under-behaviour-control"]
+    assert len(verdicts) == 6
+    # The behaviour control is not re-checked on subsamples (README, known limits), nor
+    # distinct-directions, which reads it (its paper's design is re-checked).
+    rechecked = [v for v in verdicts if v["claim"] not in (
+        "distinct-under-behaviour-control", "distinct-directions")]
     assert len(rechecked) == 4
     for verdict in rechecked:
         robust = verdict["robustness"]
@@ -81,24 +83,48 @@ def test_robustness_rejects_a_negative_count(pytester):
     result.stderr.fnmatch_lines(["*--refusal-robustness*expected a whole number*"])
 
 
+SELECTIVE = "ablation-is-category-selective"
+SELECTIVE_PAPER = "ablation-is-category-selective-paper-design"
+
+
 def test_one_direction_without_genre_offsets_makes_ablation_not_selective(pytester):
     # One direction, no genre: ablating any category's direction removes every category's
-    # refusal. (With genre offsets each general-pool direction carries its category's
-    # genre and hits its own prompts harder: the caveat in the verdict's details.)
-    selective = _verdicts(pytester, "synthetic:shared,genre=0")[
-        "ablation-is-category-selective"]
+    # refusal, whichever directions are ablated.
+    verdicts = _verdicts(pytester, "synthetic:shared,genre=0")
+    selective, paper = verdicts[SELECTIVE], verdicts[SELECTIVE_PAPER]
     assert selective["outcome"] == "refuted", selective["line"]
-    assert selective["details"]["reading"].startswith("shared"), selective["details"]
-    assert "genre" in selective["details"]["caveat"]
+    assert selective["details"]["genre_matched"]["reading"].startswith("shared")
+    assert paper["outcome"] == "refuted", paper["line"]
+    assert paper["details"]["reading"].startswith("shared"), paper["details"]
+    assert "genre" in paper["details"]["caveat"]
+
+
+def test_one_direction_behind_genres_is_not_selective_though_the_paper_design_is(pytester):
+    # The paper's confound, planted (synthetic:shared: one direction, genre offsets 4): each
+    # general-pool direction carries its category's genre and hits its own prompts harder,
+    # so the paper's design reads selective; genre-matched directions read one pathway, and
+    # they decide the claim.
+    verdicts = _verdicts(pytester, "synthetic:shared")
+    selective, paper = verdicts[SELECTIVE], verdicts[SELECTIVE_PAPER]
+    assert paper["outcome"] == "supported", paper["line"]
+    assert "selectivity here may come from genre" in paper["reason"]
+    assert selective["outcome"] == "refuted", selective["line"]
+    assert selective["details"]["decided_by"] == "genre-matched directions"
+    assert selective["details"]["genre_matched"]["directions"].startswith("genre-matched")
+    assert selective["details"]["designs"][SELECTIVE_PAPER]["outcome"] == "supported"
+    assert selective["reason"].startswith("with genre cancelled, genre-matched directions is "
+                                          "REFUTED")
 
 
 def test_orthogonal_category_directions_make_ablation_category_selective(pytester):
     verdicts = _verdicts(pytester, "synthetic:orthogonal")
-    selective = verdicts["ablation-is-category-selective"]
+    selective, paper = verdicts[SELECTIVE], verdicts[SELECTIVE_PAPER]
     assert selective["outcome"] == "supported", selective["line"]
-    k = len(selective["details"]["categories"])
-    assert k >= 2 and len(selective["details"]["ablated_rates"]) == k
-    assert len(selective["details"]["random_drops"]) == 3
+    assert paper["outcome"] == "supported", paper["line"]
+    k = len(paper["details"]["categories"])
+    assert k >= 2 and len(paper["details"]["ablated_rates"]) == k
+    assert len(paper["details"]["random_drops"]) == 3
+    assert selective["details"]["genre_matched"]["categories"] == paper["details"]["categories"]
 
 
 def _core_verdicts(pytester: pytest.Pytester, model: str) -> dict[str, dict]:

@@ -7,11 +7,13 @@ a per-prompt refusal strength (``spread``) so the model refuses about 60% of the
 precondition holds on its 8-prompt sample per category.
 
 * one shared refusal direction behind per-category genres: the general pool calls the
-  categories distinct (the paper's confound), the behaviour control does not;
-* orthogonal planted directions: distinct under the behaviour control too;
+  categories distinct (the paper's confound, distinct-directions-paper-design), the
+  behaviour control does not, and distinct-directions, which it decides, is REFUTED;
+* orthogonal planted directions: distinct under the behaviour control too, and
+  distinct-directions SUPPORTED;
 * a model that refuses everything (no spread): the behaviour control cannot be built, its
-  verdict is INCONCLUSIVE with the per-category counts, and distinct-directions says that
-  its result may reflect genre.
+  verdict is INCONCLUSIVE with the per-category counts, distinct-directions is INCONCLUSIVE
+  (no genre control decides) and the paper's design says that its result may reflect genre.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ REFUSES_ALL = "synthetic:shared,signal=6"
 CATEGORIES = ("alpha", "beta", "gamma")
 PER_CATEGORY = 64
 CLAIM = "distinct-under-behaviour-control"
+DIRECTIONS = "distinct-directions"
+PAPER = "distinct-directions-paper-design"
 
 
 def write_unmatched_prompts(path: Path) -> None:
@@ -86,7 +90,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 def test_one_shared_direction_behind_genres_is_not_distinct_under_the_behaviour_control(
         run: Run) -> None:
-    assert run.verdict("distinct-directions", SHARED)["outcome"] == "supported"
+    assert run.verdict(PAPER, SHARED)["outcome"] == "supported"
     verdict = run.verdict(CLAIM, SHARED)
     assert verdict["outcome"] == "refuted", verdict["line"]
     assert verdict["estimate"] > 0.9
@@ -95,14 +99,28 @@ def test_one_shared_direction_behind_genres_is_not_distinct_under_the_behaviour_
     counts = verdict["details"]["behaviour_counts"]
     assert set(counts) == set(CATEGORIES) and verdict["details"]["left_out"] == []
     assert all(n["refused"] + n["answered"] == PER_CATEGORY for n in counts.values())
-    # The control was built, so the general-pool verdict carries no genre caveat.
-    assert "caveat" not in run.verdict("distinct-directions", SHARED)["details"]
+
+
+def test_the_genre_world_is_not_supported_by_distinct_directions(run: Run) -> None:
+    # The claim follows its genre control, with the control's numbers; the paper's design
+    # is reported beside it, with its caveat, and decides nothing.
+    claim, control = run.verdict(DIRECTIONS, SHARED), run.verdict(CLAIM, SHARED)
+    assert claim["outcome"] == "refuted", claim["line"]
+    assert (claim["estimate"], claim["interval"]) == (control["estimate"], control["interval"])
+    assert claim["details"]["decided_by"] == CLAIM
+    assert claim["details"]["designs"][PAPER]["outcome"] == "supported"
+    assert claim["details"]["designs"]["distinct-under-matched-control"] == {
+        "outcome": "not measured", "reason": "fewer than two categories have genre-matched "
+        "benign rows (side 'matched' in the prompt files)"}
+    assert "caveat" not in claim["details"]
+    assert "this result may reflect genre" in run.verdict(PAPER, SHARED)["reason"]
 
 
 def test_planted_distinct_directions_are_distinct_under_the_behaviour_control(run: Run) -> None:
     verdict = run.verdict(CLAIM, DISTINCT)
     assert verdict["outcome"] == "supported", verdict["line"]
     assert verdict["details"]["control"] == CONTROL
+    assert run.verdict(DIRECTIONS, DISTINCT)["outcome"] == "supported"
 
 
 def test_without_any_genre_control_the_claim_is_inconclusive_and_the_confound_flagged(
@@ -111,19 +129,38 @@ def test_without_any_genre_control_the_claim_is_inconclusive_and_the_confound_fl
     assert verdict["outcome"] == "inconclusive"
     assert f"0 of 3 categories have >= {MIN_PER_SIDE} refused" in verdict["reason"]
     assert "alpha 64/0 (left out)" in verdict["reason"]
-    general = run.verdict("distinct-directions", REFUSES_ALL)
+    claim = run.verdict(DIRECTIONS, REFUSES_ALL)
+    assert claim["outcome"] == "inconclusive"
+    assert claim["reason"].startswith("no genre control decides")
+    general = run.verdict(PAPER, REFUSES_ALL)
+    assert general["outcome"] == "supported"
     assert "this result may reflect genre, not refusal" in general["line"]
     assert general["details"]["caveat"] in general["reason"]
     text = "\n".join(run.result.outlines)
-    # In the terminal: the caveat of a verdict that is not INCONCLUSIVE, and the counts.
-    assert f"caveat: distinct-directions [{REFUSES_ALL}]: this result may reflect genre" in text
+    # In the terminal: the caveat of a verdict that is not INCONCLUSIVE, the reason of one
+    # that is, and the counts.
+    assert f"caveat: {PAPER} [{REFUSES_ALL}]: this result may reflect genre" in text
+    assert f"inconclusive: {DIRECTIONS} [{REFUSES_ALL}]: no genre control decides" in text
     assert f"{CLAIM} [{SHARED}]: refused/answered per category: alpha " in text
+
+
+def test_the_reports_show_the_paper_design_beside_the_claim(run: Run) -> None:
+    # The terminal table (200 columns): claim, model, outcome cells per row.
+    cells = [[c.strip() for c in line.split("│")[1:4]] for line in run.result.outlines
+             if line.startswith("│")]
+    assert [PAPER, SHARED, "SUPPORTED"] in cells, cells
+    assert [DIRECTIONS, SHARED, "REFUTED"] in cells, cells
+    claims = {v["claim"] for v in run.report["verdicts"]}
+    assert {DIRECTIONS, PAPER, CLAIM} <= claims  # the JSON report
+    assert f'id="claim-{PAPER}"' in run.page and f'id="claim-{DIRECTIONS}"' in run.page
+    assert "The paper&#x27;s design reproduces" in run.page
 
 
 def test_heatmaps_show_the_behaviour_control(run: Run) -> None:
     text = "\n".join(run.result.outlines)
     assert CONTROL[:38] in text  # the terminal heatmap's block title (38 columns)
     assert f"<h3>Against {CONTROL} (claims: {CLAIM})</h3>" in run.page
+    assert f"<h3>Against general benign pool (claims: " in run.page
     assert "refused/answered per category: alpha" in run.page
     assert "caveat: this result may reflect genre" in run.page
     assert "Traceback" not in text_of(run.result)

@@ -61,7 +61,7 @@ def test_html_report_is_written_and_its_path_printed(html_run: HtmlRun) -> None:
 def test_html_report_shows_every_verdict_of_the_run_side_by_side(html_run: HtmlRun) -> None:
     page = html_run.page
     verdicts = html_run.report["verdicts"]
-    assert len(verdicts) == 5 * len(MODELS)
+    assert len(verdicts) == 6 * len(MODELS)
     header = re.search(r'<table class="verdicts"><tr>(.*?)</tr>', page).group(1)
     assert re.findall(r"<th>(.*?)</th>", header) == ["claim", "paper", "needs", *MODELS]
     for verdict in verdicts:

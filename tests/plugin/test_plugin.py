@@ -279,7 +279,7 @@ def test_model_alias_from_pyproject_names_the_tests(suite: pytest.Pytester) -> N
                                         "--collect-only", "-q")
 
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["claims/test_geometry.py::test_*[[]planted[]]"] * 5)
+    result.stdout.fnmatch_lines(["claims/test_geometry.py::test_*[[]planted[]]"] * 6)
 
 
 # -- 3. problems found by the fixtures or at configure time ------------------------------------
@@ -288,10 +288,10 @@ def test_layer_out_of_range_fails_each_claim_with_the_allowed_range(suite: pytes
     result = suite.runpytest_subprocess(*suite_args(suite.path / "cache", WORLDS[0]),
                                         plugin.LAYER, "99", plugin.MAX_PROMPTS, "16")
 
-    result.assert_outcomes(errors=5)
+    result.assert_outcomes(errors=6)
     result.stdout.fnmatch_lines([
         f"{plugin.LAYER}: layer 99 is out of range for synthetic:distinct, which has 8 blocks. "
-        "Use a layer in 0..7 (or -8..-1 from the end)."] * 5)
+        "Use a layer in 0..7 (or -8..-1 from the end)."] * 6)
     assert_no_traceback(result)
 
 
@@ -374,9 +374,9 @@ def test_strict_mode_fails_the_null_worlds_inconclusive_claims(suite: pytest.Pyt
     result = suite.runpytest_subprocess(*suite_args(suite.path / "cache", "synthetic:null"),
                                         plugin.STRICT, plugin.MAX_PROMPTS, "32")
 
-    result.assert_outcomes(failed=5)
+    result.assert_outcomes(failed=6)
     result.stdout.fnmatch_lines(
-        ["INCONCLUSIVE (--refusal-strict): * -> inconclusive: no measurable refusal: *"] * 5)
+        ["INCONCLUSIVE (--refusal-strict): * -> inconclusive: no measurable refusal: *"] * 6)
     assert_no_traceback(result)
 
 
@@ -418,10 +418,11 @@ def test_summary_table_names_model_and_verdict_on_an_80_column_terminal(
     start = result.outlines.index("Which claims hold")
     entries = [line for line in result.outlines[start:]
                if line.startswith("INCONCLUSIVE ") and "[synthetic:null]" in line]
-    assert len(entries) == 5, result.outlines
+    assert len(entries) == 6, result.outlines
     assert all(len(line) <= 80 for line in entries), entries
     ids = {line.split()[1] for line in entries}
-    assert ids == {"stable-within-category", "distinct-directions", "more-than-one-direction",
+    assert ids == {"stable-within-category", "distinct-directions",
+                   "distinct-directions-paper-design", "more-than-one-direction",
                    "distinct-under-matched-control", "distinct-under-behaviour-control"}, entries
 
 
@@ -580,5 +581,5 @@ def test_every_claim_runs_once_per_model(worlds: WorldsRun) -> None:
     ids = {(m.group(1), m.group(2)) for line in worlds.result.outlines
            if (m := re.match(r"claims/test_geometry\.py::(\w+)\[(.+?)\] ", line))}
 
-    assert len(worlds.claim_functions) == 5
+    assert len(worlds.claim_functions) == 6
     assert ids == {(f, model) for f in worlds.claim_functions for model in WORLDS}

@@ -86,11 +86,15 @@ def test_one_shared_direction_behind_different_genres_is_not_distinct():
     verdict = geometry_claims.distinct_under_behaviour_control(control, REFUSES)
     assert verdict.outcome is not Outcome.SUPPORTED, verdict.line()
     assert verdict.estimate > 0.9
-    # The same prompts against one general pool: genre reads as distinctness.
+    # The same prompts against one general pool: genre reads as distinctness; the claim,
+    # decided by the control, is not SUPPORTED.
     pool = rng.standard_normal((128, 64))
     general = calibration.study({"refuse": acts, "benign": pool}, calibration.GENERAL,
                                 n_boot=N_BOOT)
-    assert geometry_claims.distinct_directions(general, REFUSES).outcome is Outcome.SUPPORTED
+    paper = geometry_claims.distinct_directions_paper_design(general, REFUSES)
+    assert paper.outcome is Outcome.SUPPORTED
+    claim = geometry_claims.distinct_directions(general, None, control, REFUSES)
+    assert claim.outcome is verdict.outcome and claim.outcome is not Outcome.SUPPORTED
 
 
 def test_orthogonal_planted_directions_are_distinct():
@@ -143,19 +147,16 @@ def test_verdicts_must_match_the_activations():
         behaviour_directions({"a": np.zeros((5, 3))}, {}, layer=0, seed=0)
 
 
-def test_genre_caveat_only_without_any_genre_control():
+def test_the_paper_design_always_carries_the_genre_caveat():
     rng = np.random.default_rng(5)
-    acts = {c: rng.standard_normal((20, 8)) for c in ("a", "b")}
-    built = behaviour_directions(acts, {c: np.arange(20) < 10 for c in acts}, layer=0, seed=0,
-                                 n_boot=N_BOOT)
-    unbuilt = behaviour_directions(acts, {c: np.arange(20) < 19 for c in acts}, layer=0,
-                                   seed=0, n_boot=N_BOOT)
-    assert geometry_claims.genre_caveat(2, None) == ""
-    assert geometry_claims.genre_caveat(0, built) == ""
-    text = geometry_claims.genre_caveat(0, unbuilt)
-    assert text.startswith("this result may reflect genre, not refusal")
-    assert "a 19/1 (left out), b 19/1 (left out)" in text
-    assert "behaviour control was not built" in geometry_claims.genre_caveat(1, None)
+    acts = {c: rng.standard_normal((20, 8)) + 3 * np.eye(8)[i] for i, c in enumerate("ab")}
+    general = calibration.study({"refuse": acts, "benign": rng.standard_normal((40, 8))},
+                                calibration.GENERAL, n_boot=N_BOOT)
+    verdict = geometry_claims.distinct_directions_paper_design(general, REFUSES)
+    assert verdict.details["caveat"] == geometry_claims.GENRE_CAVEAT
+    assert verdict.reason.endswith(geometry_claims.GENRE_CAVEAT)
+    assert "this result may reflect genre, not refusal" in verdict.line()
+    assert "the claim's verdict is distinct-directions" in verdict.reason
 
 
 # --- planted worlds, as calibration/run.py judges them --------------------------------------
@@ -170,28 +171,37 @@ def _world(cos: float, seed: int, **extra) -> tuple:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_planted_worlds_shared_is_not_distinct_and_distinct_is(seed):
     acts, behaviour, refused = _world(1.0, seed)
-    claims = ["distinct-directions", "distinct-under-behaviour-control"]
+    claims = ["distinct-directions", "distinct-directions-paper-design",
+              "distinct-under-behaviour-control"]
     shared = calibration.claim_verdicts(acts, behaviour, claims, n_boot=N_BOOT, refused=refused)
-    assert shared["distinct-under-behaviour-control"].outcome is not Outcome.SUPPORTED
-    # The paper's design calls the same world distinct; with no matched rows and the
-    # behaviour control built, no caveat is needed (the control is there to read).
-    assert shared["distinct-directions"].outcome is Outcome.SUPPORTED
-    assert "caveat" not in shared["distinct-directions"].details
+    assert shared["distinct-under-behaviour-control"].outcome is Outcome.REFUTED
+    # The paper's design calls the same world distinct; the claim follows the control.
+    assert shared["distinct-directions-paper-design"].outcome is Outcome.SUPPORTED
+    assert shared["distinct-directions"].outcome is Outcome.REFUTED
+    assert shared["distinct-directions"].details["decided_by"] == \
+        "distinct-under-behaviour-control"
     acts, behaviour, refused = _world(0.0, seed)
     distinct = calibration.distinct_under_behaviour_control(acts, behaviour, refused,
                                                             n_boot=N_BOOT)
     assert distinct.outcome is Outcome.SUPPORTED, distinct.line()
+    assert calibration.distinct_directions(acts, behaviour, refused, n_boot=N_BOOT).outcome \
+        is Outcome.SUPPORTED
 
 
-def test_a_world_whose_model_refuses_everything_flags_the_general_pool_result():
+def test_a_world_whose_model_refuses_everything_leaves_the_claim_undecided():
     design = Design(World(cos=1.0, signal=6.0, seed=3), categories=4, n_refuse=32,
                     n_matched=0, n_benign=64)
     acts, behaviour = evidence(design)
     verdicts = calibration.claim_verdicts(acts, behaviour, n_boot=N_BOOT,
                                           refused=refusals(design))
-    flagged = verdicts["distinct-directions"]
-    assert "may reflect genre" in flagged.reason and flagged.details["caveat"]
-    assert "may reflect genre" in flagged.line()
+    assert verdicts["distinct-directions-paper-design"].outcome is Outcome.SUPPORTED
+    claim = verdicts["distinct-directions"]
+    assert claim.outcome is Outcome.INCONCLUSIVE
+    assert claim.reason.startswith("no genre control decides")
+    assert "distinct-under-matched-control: not measured: fewer than two categories" \
+        in claim.reason
+    assert "0 of 4 categories have >= 8 refused" in claim.reason
+    assert "cannot decide alone" in claim.reason
     assert verdicts["distinct-under-behaviour-control"].outcome is Outcome.INCONCLUSIVE
 
 

@@ -108,25 +108,31 @@ def test_quick_run_never_supports_a_shared_direction_and_finds_a_distinct_one(
 def test_quick_behaviour_control_run_rejects_one_shared_direction_behind_genres(
         tmp_path: Path) -> None:
     """The genre world (one shared refusal direction, per-category genres, per-prompt
-    refusal strength) is never distinct under the behaviour control, though the general
-    pool calls it distinct; planted distinct directions are found (calibration/README.md
+    refusal strength) is never distinct under the behaviour control, nor under
+    distinct-directions, which the genre controls decide, though the paper's general-pool
+    design calls it distinct; planted distinct directions are found (calibration/README.md
     has the 200-world rates)."""
     out = tmp_path / "quick.json"
-    claims = ["distinct-directions", "distinct-under-behaviour-control"]
+    claims = ["distinct-directions", "distinct-directions-paper-design",
+              "distinct-under-behaviour-control"]
     done = _run(["calibration/run.py", "--worlds", str(BEHAVIOUR_CONTROL_WORLDS),
-                 "--scenarios", "behaviour-shared,behaviour-skewed,behaviour-distinct",
-                 "--claims", ",".join(claims), "--n-boot", "200", "--json", str(out)])
+                 "--scenarios", "behaviour-shared,behaviour-skewed,behaviour-shared-no-twins,"
+                 "behaviour-distinct", "--claims", ",".join(claims), "--n-boot", "200",
+                 "--json", str(out)])
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())["results"]
-    for null in ("behaviour-shared", "behaviour-skewed"):
-        tally = results[null]["distinct-under-behaviour-control"]
-        assert tally["n"] == BEHAVIOUR_CONTROL_WORLDS
-        assert tally["counts"].get("supported", 0) == 0, (null, tally)
-        assert results[null]["distinct-directions"]["counts"].get("supported", 0) \
-            == BEHAVIOUR_CONTROL_WORLDS  # the paper's design: genre reads as distinct
-    effect = results["behaviour-distinct"]["distinct-under-behaviour-control"]
-    assert effect["counts"].get("supported", 0) >= BEHAVIOUR_CONTROL_WORLDS - 1, effect
+    for null in ("behaviour-shared", "behaviour-skewed", "behaviour-shared-no-twins"):
+        for claim in ("distinct-under-behaviour-control", "distinct-directions"):
+            tally = results[null][claim]
+            assert tally["n"] == BEHAVIOUR_CONTROL_WORLDS
+            assert tally["counts"].get("supported", 0) == 0, (null, claim, tally)
+        assert results[null]["distinct-directions-paper-design"]["counts"].get(
+            "supported", 0) == BEHAVIOUR_CONTROL_WORLDS  # the paper's design: genre reads as distinct
+    for claim in ("distinct-under-behaviour-control", "distinct-directions"):
+        effect = results["behaviour-distinct"][claim]
+        assert effect["counts"].get("supported", 0) >= BEHAVIOUR_CONTROL_WORLDS - 1, effect
     assert "distinct-under-behaviour-control null     behaviour-shared" in done.stdout
+    assert "distinct-directions              null     behaviour-shared-no-twins" in done.stdout
 
 
 def test_run_rejects_unknown_names_and_lists_the_known_ones() -> None:
@@ -204,7 +210,7 @@ def test_behaviour_verdicts_reject_unknown_claim_ids() -> None:
 def test_a_claim_planted_true_at_its_margin_is_held_to_false_refuted_only() -> None:
     from refusal_checks.calibration.tally import goal_text
 
-    assert goal_text("margin", (0.0, 0.0, 0.02), refuted=0.05) == "REFUTED <= 5% ok"
-    assert goal_text("margin", (0.0, 0.0, 0.02), refuted=0.06) == "REFUTED <= 5% MISSED"
+    assert goal_text("margin", (0.0, 0.0, 0.02), refuted=(0.05, 0.0, 0.1)) == "REFUTED <= 5% ok"
+    assert goal_text("margin", (0.0, 0.0, 0.02), refuted=(0.06, 0.0, 0.1)) == "REFUTED <= 5% MISSED"
     role = BEHAVIOUR_SCENARIOS["drops-just-above"].role("ablation-lowers-category-refusal")
     assert role == "margin"

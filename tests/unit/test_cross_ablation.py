@@ -14,6 +14,8 @@ from refusal_checks.measure.cross_ablation import CrossAblation, selectivity
 from refusal_checks.verdicts.cross_ablation import SELECTIVE_MARGIN, ablation_is_category_selective
 
 AGREE = {"agreement": 1.0, "n": 64}
+SELECTIVE = "ablation-is-category-selective"
+PAPER = "ablation-is-category-selective-paper-design"
 REFUSES = RefusalBehaviour("substring", refused=60, n=64, benign_refused=0, benign_n=32)
 
 matrices = st.integers(2, 7).flatmap(lambda k: st.lists(
@@ -95,12 +97,30 @@ def test_requirements_give_inconclusive_with_the_reason() -> None:
     assert SELECTIVE_MARGIN == 0.25
 
 
-@pytest.mark.parametrize(("scenario", "supported"), [
-    ("one-direction", False), ("orthogonal-directions", True), ("distinct-directions", True),
+@pytest.mark.parametrize(("scenario", "claim", "supported"), [
+    ("one-direction", SELECTIVE, False), ("orthogonal-directions", SELECTIVE, True),
+    ("distinct-directions", SELECTIVE, True), ("distinct-directions-genre", SELECTIVE, True),
+    # The genre world: the paper's directions read selective, the claim does not.
+    ("one-direction-genre", SELECTIVE, False), ("one-direction-genre", PAPER, True),
+    ("twin-mismatch", SELECTIVE, False),
 ])
-def test_quick_calibration_subset(scenario: str, supported: bool) -> None:
+def test_quick_calibration_subset(scenario: str, claim: str, supported: bool) -> None:
     """Three worlds of each (calibration/README.md has 200 each)."""
-    claim = "ablation-is-category-selective"
     for seed in (1, 2, 3):
         outcome, estimate = judge_behaviour_world(scenario, seed, [claim])[claim]
         assert (outcome == "supported") == supported, (scenario, seed, outcome, estimate)
+
+
+def test_a_worlds_truth_is_measured_as_the_claim_measures_it() -> None:
+    """calibration/run.py --against-truth: each selective claim's staged verdict, and the same
+    outcome filed under the side of the margin its world's own truth lies on."""
+    from refusal_checks.calibration import selectivity as against_truth
+
+    judged = against_truth.judge_against_truth("one-direction-genre", 1)
+    assert set(judged) == {SELECTIVE, PAPER, SELECTIVE + against_truth.BELOW,
+                           PAPER + against_truth.ABOVE}
+    assert judged[SELECTIVE][0] == "refuted" and judged[PAPER][0] == "supported"
+    # One direction: genre-matched directions remove every category's refusal alike (truth
+    # ~0); the paper's carry genre and are selective in truth too (~0.55).
+    assert abs(judged[SELECTIVE + against_truth.BELOW][1]) < 0.05
+    assert judged[PAPER + against_truth.ABOVE][1] > 0.4

@@ -40,7 +40,7 @@ CATEGORIES = ["safety_core", "over_refusal", "humanizing", "incomplete", "indete
               "safety_concerns", "unsupported", "hate_speech", "crime_assistance",
               "inappropriate_topics", "unqualified_advice"]
 GEOMETRY = {"stable-within-category": "general benign pool",
-            "distinct-directions": "general benign pool",
+            "distinct-directions-paper-design": "general benign pool",
             "more-than-one-direction": "genre-matched benign",
             "distinct-under-matched-control": "genre-matched benign"}
 
@@ -102,7 +102,15 @@ def _details(claim: str, rng: np.random.Generator, *, counts: bool) -> dict[str,
                       "kept": {"refused": int(rng.integers(0, base + 1)), "n": base}}
         return {"per_category": per, "keeps_refusing": CATEGORIES[:2],
                 "too_few_baseline_refusals": CATEGORIES[5:7]}
-    if claim == "ablation-is-category-selective":
+    if claim in ("distinct-directions", "ablation-is-category-selective"):  # the genre rule
+        designs = {f"{claim}-paper-design": {"outcome": "supported", "line": "<paper> line"},
+                   "genre control": {"outcome": "not measured", "reason": "no <rows>"}}
+        details = {"rule": "SUPPORTED when ...", "decided_by": None, "designs": designs}
+        if claim == "ablation-is-category-selective":
+            details["genre_matched"] = _details(f"{claim}-paper-design", rng, counts=counts)
+            details["genre_matched"]["reading"] = "shared: genre-matched <one> pathway"
+        return details
+    if claim == "ablation-is-category-selective-paper-design":
         k = len(CATEGORIES)
         baseline = rng.integers(3, 9, size=k) / 8
         rates = np.tile(baseline, (k, 1)) - rng.integers(0, 3, size=(k, k)) / 8
@@ -243,9 +251,9 @@ def test_figures_are_embedded_pngs_and_nothing_is_fetched(two_models) -> None:
     parsed = parse(page)
     assert not parsed.external
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
-    # Per model: 2 cosine heatmaps, steering, ablation, cross-ablation, style confusion;
-    # 2 split-half charts.
-    assert len(parsed.images) == 2 * 6 + 2
+    # Per model: 2 cosine heatmaps, steering, ablation, 2 cross-ablations (the paper's and
+    # the genre-matched directions), style confusion; 2 split-half charts.
+    assert len(parsed.images) == 2 * 7 + 2
     for uri in parsed.images:
         width, height = png_size(uri)
         assert width > 100 and height > 100
@@ -253,7 +261,8 @@ def test_figures_are_embedded_pngs_and_nothing_is_fetched(two_models) -> None:
 
 def test_cosine_summary_is_shown_beside_the_papers(two_models) -> None:
     payload, page = two_models
-    record = next(v for v in payload["verdicts"] if v["claim"] == "distinct-directions")
+    record = next(v for v in payload["verdicts"]
+                  if v["claim"] == "distinct-directions-paper-design")
     ours = cosine_summary(CATEGORIES, record["details"]["disattenuated_cosines"])
     raw = cosine_summary(CATEGORIES, record["details"]["raw_cosines"])
     row = re.search(r"<tr><td>mean</td>(.*?)</tr>", page).group(1)
@@ -293,7 +302,7 @@ def test_steering_bands_only_when_the_counts_are_known(counts: bool, expected: s
 
 
 def test_undrawable_details_become_a_note_not_a_crash() -> None:
-    payload = realistic_payload(claims=["shared-knob", "distinct-directions"])
+    payload = realistic_payload(claims=["shared-knob", "distinct-directions-paper-design"])
     payload["verdicts"][0]["details"]["rr"] = [[0.1, 0.2]]  # wrong shape
     payload["verdicts"][1]["details"]["disattenuated_cosines"] = [[1.0]]
     page = render_html(payload)
@@ -304,7 +313,9 @@ def test_undrawable_details_become_a_note_not_a_crash() -> None:
 @pytest.mark.parametrize(("claim", "key", "value"), [
     ("shared-knob", "rr", 1), ("shared-knob", "directions", 3),
     ("ablation-lowers-category-refusal", "too_few_baseline_refusals", 2),
-    ("distinct-directions", "categories", 0.5), ("style-differs-by-direction", "style", []),
+    ("distinct-directions-paper-design", "categories", 0.5),
+    ("ablation-is-category-selective", "genre_matched", [1]),
+    ("style-differs-by-direction", "style", []),
 ])
 def test_details_of_a_foreign_shape_leave_a_note_and_the_verdict_table(
         claim: str, key: str, value: Any) -> None:
@@ -505,7 +516,8 @@ def test_terminal_heatmap_fits_80_columns_plain_and_shows_the_first_decimal(two_
     # Two models x two controls = four blocks, two per row at 80 columns.
     assert sum(line.startswith("a safety_core") for line in lines) == 2
     assert text.count("general benign pool, layer 11") == 2
-    record = next(v for v in payload["verdicts"] if v["claim"] == "distinct-directions")
+    record = next(v for v in payload["verdicts"]
+                  if v["claim"] == "distinct-directions-paper-design")
     m = record["details"]["disattenuated_cosines"]
     row = next(line for line in lines if line.startswith("b over_refusal"))
     cells = row[len("b over_refusal "):].split("  ")[0].split()
@@ -585,10 +597,19 @@ def test_an_incomplete_run_says_so_at_the_top() -> None:
                            "after 1 failures): the verdicts cover only the claims that ran")
 
 
-def test_cross_ablation_record_gets_its_heatmap_and_reading() -> None:
-    page = render_html(realistic_payload(claims=["ablation-is-category-selective"]))
-    assert 'alt="cross-ablation drops, qwen-coder-0.5b"' in page
-    assert "selective: &lt;own&gt; 0.80, others 0.10" in page  # the reading, escaped
+def test_cross_ablation_records_get_their_heatmaps_and_readings() -> None:
+    page = render_html(realistic_payload(claims=["ablation-is-category-selective-paper-design",
+                                                 "ablation-is-category-selective"]))
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b, paper&#x27;s directions"' in page
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b, genre-matched directions"' in page
+    assert "selective: &lt;own&gt; 0.80, others 0.10" in page  # the readings, escaped
+    assert "shared: genre-matched &lt;one&gt; pathway" in page
+    assert "(ablation-is-category-selective-paper-design)" in page
+    # Only the paper's design in a report: its heatmap alone.
+    alone = render_html(realistic_payload(
+        claims=["ablation-is-category-selective-paper-design"]))
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b, paper' in alone
+    assert 'alt="cross-ablation drops, qwen-coder-0.5b, genre-matched' not in alone
     with pytest.raises(ValueError, match="3 x 3 matrix"):
         figures_heatmaps.cross_ablation_heatmap(["a", "b", "c"], [[0.0]], [1.0, 1.0, 1.0],
                                                 title="t")

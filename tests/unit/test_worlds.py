@@ -48,7 +48,9 @@ def test_a_shared_direction_is_neither_distinct_nor_multi_dimensional_under_matc
 @given(designs(cos=1.0, genre=0.0))
 def test_without_genre_offsets_a_shared_direction_is_not_distinct_against_the_general_pool(
         design):
-    verdicts, _, _ = _verdicts(design, ["distinct-directions"])
+    verdicts, _, _ = _verdicts(design, ["distinct-directions",
+                                        "distinct-directions-paper-design"])
+    assert verdicts["distinct-directions-paper-design"].outcome is not Outcome.SUPPORTED
     assert verdicts["distinct-directions"].outcome is not Outcome.SUPPORTED
 
 
@@ -71,17 +73,47 @@ def test_orthogonal_categories_with_enough_prompts_are_distinct_under_matched_co
 def test_the_general_pool_confound_is_visible():
     """The paper's known weakness, planted: one refusal direction plus per-category genre
     offsets looks distinct and multi-dimensional against one general benign pool; the
-    matched controls see one direction (calibration/README.md has the rates)."""
+    matched controls see one direction, and so does distinct-directions, which they decide
+    (calibration/README.md has the rates)."""
     world = World(cos=1.0, genre=4.0, seed=3)
     acts, behaviour = evidence(Design(world, categories=5, n_refuse=48, n_matched=48,
                                       n_benign=96))
     verdicts = calibration.claim_verdicts(acts, behaviour, n_boot=N_BOOT)
     general = calibration.study(acts, calibration.GENERAL, n_boot=N_BOOT)
-    assert verdicts["distinct-directions"].outcome is Outcome.SUPPORTED
+    assert verdicts["distinct-directions-paper-design"].outcome is Outcome.SUPPORTED
+    assert verdicts["distinct-directions"].outcome is Outcome.REFUTED
     assert geometry_claims.more_than_one_direction(general, behaviour).outcome \
         is Outcome.SUPPORTED
     assert verdicts["more-than-one-direction"].outcome is Outcome.REFUTED
     assert verdicts["distinct-under-matched-control"].outcome is Outcome.REFUTED
+
+
+def test_twins_off_their_category_fool_the_matched_control_and_the_paper_holds_it_back():
+    """Design.twin_offset moves only the matched prompts, along an axis of their category's
+    own, off every planted direction and genre. One refusal direction, no genre: the matched
+    control reads distinct, the paper's design the same, so distinct-directions, which
+    needs both for a SUPPORTED, is not SUPPORTED (refusal_checks/verdicts/genre.py)."""
+    from refusal_checks.calibration.worlds import PlantedBackend
+
+    design = Design(World(cos=1.0, genre=0.0, seed=4), categories=4, n_refuse=48,
+                    n_matched=48, n_benign=96, twin_offset=4.0)
+    backend = PlantedBackend(design)
+    axes = np.array(list(backend.twin_axes.values()))
+    assert np.allclose(np.linalg.norm(axes, axis=1), 1.0)
+    assert np.abs(axes @ np.vstack([backend.directions, backend.genres]).T).max() < 1e-9
+    plain, _ = evidence(Design(World(cos=1.0, genre=0.0, seed=4), categories=4, n_refuse=48,
+                               n_matched=48, n_benign=96))
+    acts, behaviour = evidence(design)
+    assert np.array_equal(acts.refuse["category_00"], plain.refuse["category_00"])
+    assert np.array_equal(acts.benign, plain.benign)
+    shift = (acts.matched["category_00"] - plain.matched["category_00"]).mean(axis=0)
+    assert np.allclose(shift, 4.0 * backend.twin_axes["category_00"], atol=1e-5)
+    verdicts = calibration.claim_verdicts(acts, behaviour, n_boot=N_BOOT,
+                                          refused=refusals(design))
+    assert verdicts["distinct-under-matched-control"].outcome is Outcome.SUPPORTED
+    assert verdicts["distinct-directions-paper-design"].outcome is Outcome.REFUTED
+    claim = verdicts["distinct-directions"]
+    assert claim.outcome is Outcome.INCONCLUSIVE and "the designs disagree" in claim.reason
 
 
 def test_calibration_verdicts_take_plain_counts_and_mappings():

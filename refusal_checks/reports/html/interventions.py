@@ -106,32 +106,43 @@ def ablation_section(payload: dict[str, Any], models: list[str]) -> str:
 
 
 def _cross_ablation(payload: dict[str, Any], models: list[str]) -> str:
-    """The k x k cross-ablation heatmap per model (claim ablation-is-category-selective)."""
+    """The k x k cross-ablation heatmaps per model: the paper's directions (claim
+    ablation-is-category-selective-paper-design) and the genre-matched directions that
+    decide ablation-is-category-selective (its ``details["genre_matched"]``)."""
     from refusal_checks.reports.html import heatmaps as figures_heatmaps
 
-    found = by_claim(payload, lambda r: isinstance(r["details"].get("ablated_rates"), list))
-    if not found:
+    paper = by_claim(payload, lambda r: isinstance(r["details"].get("ablated_rates"), list))
+    matched = by_claim(payload, lambda r: isinstance(
+        (r["details"].get("genre_matched") or {}).get("ablated_rates"), list))
+    if not paper and not matched:
         return ""
     parts = ['<h3 id="cross-ablation">Cross-ablation: each category\'s direction ablated, '
              "refusal on every category</h3>",
              '<p class="note">Cell (i, j): drop in category j\'s refusal rate (cheap score) '
              "when category i's direction is ablated. A selective ablation is a dark "
-             "diagonal; one shared pathway darkens whole rows.</p>", '<div class="row">']
+             "diagonal; one shared pathway darkens whole rows. The paper's directions carry "
+             "each category's genre, which alone darkens the diagonal; genre-matched "
+             "directions (each category against its own look-alikes) decide the claim.</p>",
+             '<div class="row">']
     notes = []
     for model in models:
-        record = found.get(model)
-        if record is None:
-            continue
-        details = record["details"]
-        names = list(details["categories"])
-        baseline = [details["baseline_rates"][c] for c in names]
-        parts.append(figure_or_note(
-            lambda: figures_heatmaps.cross_ablation_heatmap(
-                names, details["ablated_rates"], baseline,
-                title=f"{model}: drop in refusal under cross-ablation"),
-            f"cross-ablation drops, {model}"))
-        notes.append(f'<p class="note">{esc(model)}: {esc(details.get("reading", ""))} '
-                     f"(random directions: mean drop {esc(details.get('mean_random_drop'))})</p>")
+        for label, record, details in (
+                ("paper's directions", paper.get(model), (paper.get(model) or {}).get("details")),
+                ("genre-matched directions", matched.get(model),
+                 ((matched.get(model) or {}).get("details") or {}).get("genre_matched"))):
+            if record is None:
+                continue
+            names = list(details["categories"])
+            baseline = [details["baseline_rates"][c] for c in names]
+            parts.append(figure_or_note(
+                lambda d=details, n=names, b=baseline, m=model, l=label:
+                figures_heatmaps.cross_ablation_heatmap(
+                    n, d["ablated_rates"], b, title=f"{m}, {l}: drop in refusal"),
+                f"cross-ablation drops, {model}, {label}"))
+            notes.append(f'<p class="note">{esc(model)}, {esc(label)} '
+                         f'({esc(record["claim"])}): {esc(details.get("reading", ""))} '
+                         f"(random directions: mean drop {esc(details.get('mean_random_drop'))})"
+                         "</p>")
     parts.append("</div>")
     return "".join(parts + notes)
 
