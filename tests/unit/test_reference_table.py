@@ -55,3 +55,14 @@ def test_the_command_prints_the_tally_and_the_table(tmp_path) -> None:
     missing = subprocess.run([sys.executable, "-m", "refusal_checks", "table",
                               str(tmp_path / "none.json")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_the_docs_geometry_table_is_the_shipped_reference_reports() -> None:
+    from refusal_checks.reports.schema import load_report
+
+    report = load_report(REPO / "docs" / "reference" / "qwen-coder-0.5b-geometry.json")
+    page = (REPO / "docs" / "claims.md").read_text()
+    assert verdict_table(report, "qwen-coder-0.5b") in page, (
+        "docs/claims.md's geometry table differs from the reference report: paste the output "
+        "of `python -m refusal_checks table docs/reference/qwen-coder-0.5b-geometry.json`")
+    assert f"({tally(report, 'qwen-coder-0.5b')})" in page
