@@ -117,15 +117,15 @@ def from_genre_controls(paper: Verdict, controls: Mapping[str, Verdict | str], *
                   f"numbers are in the details)")
     elif refuted:
         outcome, decided_by = Outcome.REFUTED, refuted[0]
-        reason = (f"with genre cancelled, {decided_by} is REFUTED "
+        reason = (f"with genre cancelled, {decided_by} reads REFUTED "
                   f"({measured[decided_by].reason}); {paper_text}")
     elif supported and paper.outcome is Outcome.SUPPORTED:
         outcome, decided_by = Outcome.SUPPORTED, supported[0]
-        reason = (f"with genre cancelled, {decided_by} is SUPPORTED "
+        reason = (f"with genre cancelled, {decided_by} reads SUPPORTED "
                   f"({measured[decided_by].reason}), and {paper_text}")
     elif supported:
         outcome, decided_by = Outcome.INCONCLUSIVE, supported[0]
-        reason = (f"{decided_by} is SUPPORTED but {paper_text}: the designs disagree (a "
+        reason = (f"{decided_by} reads SUPPORTED but {paper_text}: the designs disagree (a "
                   f"control's benign side that differs from its category other than in "
                   f"refusal, or a benign pool whose genre pulls every direction alike)")
     else:

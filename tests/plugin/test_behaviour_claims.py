@@ -112,7 +112,7 @@ def test_one_direction_behind_genres_is_not_selective_though_the_paper_design_is
     assert selective["details"]["decided_by"] == "genre-matched directions"
     assert selective["details"]["genre_matched"]["directions"].startswith("genre-matched")
     assert selective["details"]["designs"][SELECTIVE_PAPER]["outcome"] == "supported"
-    assert selective["reason"].startswith("with genre cancelled, genre-matched directions is "
+    assert selective["reason"].startswith("with genre cancelled, genre-matched directions reads "
                                           "REFUTED")
 
 

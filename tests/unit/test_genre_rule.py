@@ -46,7 +46,7 @@ def test_a_supported_control_with_the_paper_agreeing_is_supported_with_its_numbe
     assert verdict.outcome is S
     assert (verdict.statistic, verdict.interval) == ("m statistic", INTERVALS[S])
     assert verdict.details["decided_by"] == M
-    assert verdict.reason.startswith(f"with genre cancelled, {M} is SUPPORTED")
+    assert verdict.reason.startswith(f"with genre cancelled, {M} reads SUPPORTED")
     assert f"the paper's design ({PAPER_ID}) reads SUPPORTED" in verdict.reason
     assert set(verdict.details["designs"]) == {M, B, PAPER_ID}
     assert verdict.details["designs"][B]["outcome"] == "inconclusive"
