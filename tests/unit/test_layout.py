@@ -170,6 +170,14 @@ def test_no_private_pytest_internals() -> None:
     assert hits == []
 
 
+def test_the_layout_page_places_every_module() -> None:
+    page = (REPO / "docs" / "layout.md").read_text()
+    unplaced = [name for name, path in modules(PACKAGE).items()
+                if path.stem != "__init__" and f"`{path.stem}`" not in page
+                and f"{path.relative_to(PACKAGE)}`" not in page]
+    assert unplaced == []
+
+
 def test_every_sub_package_is_listed_for_installation() -> None:
     text = (REPO / "pyproject.toml").read_text()
     listed = set(re.findall(r'"(refusal_checks(?:\.\w+)*)"', text))
