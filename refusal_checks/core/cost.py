@@ -28,6 +28,8 @@ COUNTS = {
     "prompts": "prompts forwarded (activations, refusal scores, KL: one pass each)",
     "replies": "replies generated",
     "prefix_reuses": "steered batches that reused the unedited blocks below the steered one",
+    "shared_head": "prompt passes that ran only their tokens after the chat template's shared "
+                   "head (its keys and values computed once per edit)",
     "prompts_skipped": "prompt passes a search left out as unable to change its result "
                        "(Arditi's filter order: bypass and KL of candidates failing induce)",
 }
@@ -45,6 +47,7 @@ class PhaseCost:
     replies: int = 0
     prefix_reuses: int = 0
     prompts_skipped: int = 0
+    shared_head: int = 0
 
     def add(self, other: "PhaseCost") -> None:
         for f in fields(self):

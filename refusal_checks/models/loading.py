@@ -186,6 +186,7 @@ def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
                 "synthetic world without nnsight. Use a real model (a folder, a .gguf, an "
                 "embedded alias or a hub id).")
         backend.remote = "local"  # type: ignore[attr-defined]
+        backend.info["shared_head"] = "off: remote traces keep nothing between them"  # type: ignore[attr-defined]
     return backend
 
 

@@ -101,11 +101,15 @@ def stream_along(backend: Any, direction: np.ndarray, ablate: Ablate | None) -> 
     finally:
         for handle in handles:
             handle.remove()
-    assert len(outputs) == N_LAYERS
-    mask = backend._batch(PROMPTS)["attention_mask"].bool()  # pad positions are not read
+    # One pass of the prompts, and one of the template's shared head when this edit's head
+    # was not computed before (refusal_checks.models.nnsight.head): it must carry nothing
+    # along r either, and its rows are all real tokens. The prompts' pass sees only their
+    # tokens after the head: the mask's last columns; pad positions are not read.
+    assert len(outputs) in (N_LAYERS, 2 * N_LAYERS)
+    mask = backend._inputs(PROMPTS, None)[0]["attention_mask"].bool()
     worst = 0.0
     for h in outputs:
-        h = h.double()[mask]
+        h = h.double()[mask[:, -h.shape[1]:]] if h.shape[0] == len(PROMPTS) else h.double()[0]
         worst = max(worst, ((h @ r).abs() / h.norm(dim=-1)).max().item())
     return worst
 

@@ -102,12 +102,15 @@ def test_reused_prefix_gives_the_plain_pass_bitwise(backend: Any, layer: int) ->
 
 def test_reuse_skips_every_block_below_the_steered_one(backend: Any) -> None:
     layer, prompts = N_LAYERS - 1, prompt_set()
+    # Each new steer also runs every block once over the template's shared head
+    # (refusal_checks.models.nnsight.head), which the prefix store does not cover.
     with block_calls(backend) as calls:
         backend.last_logprobs(prompts, intervention=Steer(layer, direction(0)), batch_size=BATCH)
-    assert calls == [2] * N_LAYERS  # a miss: the full pass, once per batch
+    assert calls == [2 + 1] * N_LAYERS  # a miss: the full pass, once per batch
     with block_calls(backend) as calls:
         backend.last_logprobs(prompts, intervention=Steer(layer, direction(1)), batch_size=BATCH)
-    assert calls == [0] * layer + [2] * (N_LAYERS - layer)
+    assert calls == [0 + 1] * layer + [2 + 1] * (N_LAYERS - layer)
+    assert (backend.head.hits, backend.head.misses) == (2, 2)  # one head per steer
     assert backend.prefix.hits == 2
 
 
@@ -134,8 +137,8 @@ def test_another_batch_never_gets_this_batchs_prefix(backend: Any) -> None:
 def test_the_store_stays_within_its_bound(backend: Any) -> None:
     prompts = prompt_set(PROMPTS[:3])
     backend.last_logprobs(prompts, intervention=Steer(1, direction(0)), batch_size=BATCH)
-    one = backend.prefix.nbytes  # 3 prompts x 21 tokens x 32 float32
-    assert one == 3 * 21 * D_MODEL * 4
+    one = backend.prefix.nbytes  # 3 prompts x 20 tokens after the 1-token head x 32 float32
+    assert one == 3 * (21 - len(backend.head.ids)) * D_MODEL * 4
     backend.prefix = PrefixStore(int(1.5 * one))
     for layer in (1, 2, 3):
         backend.last_logprobs(prompts, intervention=Steer(layer, direction(0)), batch_size=BATCH)
@@ -150,10 +153,11 @@ def test_the_store_stays_within_its_bound(backend: Any) -> None:
 def test_ablation_layer_zero_and_unedited_passes_leave_the_store_alone(backend: Any) -> None:
     prompts = prompt_set()
     for edit in (Ablate(direction(0)), Steer(0, direction(0)), None):
+        heads = backend.head.misses  # a new edit's head: one more pass of every block
         with block_calls(backend) as calls:
             got = backend.last_logprobs(prompts, intervention=edit, batch_size=BATCH)
         np.testing.assert_array_equal(got, plain(backend, prompts, edit))
-        assert calls == [2] * N_LAYERS
+        assert calls == [2 + backend.head.misses - heads] * N_LAYERS
     assert (backend.prefix.hits, backend.prefix.misses, len(backend.prefix)) == (0, 0, 0)
 
 

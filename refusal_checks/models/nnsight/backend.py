@@ -25,13 +25,14 @@ from refusal_checks.models.backend import (BackendError, FirstLogprobs, Progress
 from refusal_checks.models.interventions import Intervention, Steer, check_for_model
 from refusal_checks.models.nnsight.devices import (block_devices, device_summary, execution_device,
                                             import_torch)
+from refusal_checks.models.nnsight.head import HeadInputs, SharedHead, cache_keyword, head_ids
 from refusal_checks.models.nnsight.interventions import NnsightInterventions
 from refusal_checks.models.prefix_store import PrefixStore, batch_digest
 from refusal_checks.prompts.load import PromptSet
 from refusal_checks.models.remote import remote_scope
 
 
-class NnsightBackend(NnsightInterventions):
+class NnsightBackend(HeadInputs, NnsightInterventions):
     """A Hugging Face causal LM wrapped by nnsight (see :class:`refusal_checks.models.backend.Backend`)."""
 
     def __init__(
@@ -85,6 +86,12 @@ class NnsightBackend(NnsightInterventions):
         # block L's unedited input per (batch, L): see last_logprobs
         self.prefix = PrefixStore()
         self._write_units = {}  # the last ablation prepared (NnsightInterventions._prepare)
+        # the template's head, computed once per edit (refusal_checks.models.nnsight.head)
+        self.head = SharedHead(head_ids(self.render, self._tokenize), off=(
+            "remote traces keep nothing between them" if remote else
+            None if self._one_device else "the model is spread over devices by a device map"))
+        self.info["shared_head"] = self.head.describe()
+        self._cache_kw = cache_keyword(model)
 
     # -- inputs -------------------------------------------------------------------------
     def render(self, texts: Sequence[str]) -> list[str]:
@@ -104,8 +111,10 @@ class NnsightBackend(NnsightInterventions):
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of the rendered prompts (the template already holds special tokens)."""
-        rendered = self.render(texts)
-        return [self.tokenizer(r, add_special_tokens=False)["input_ids"] for r in rendered]
+        return [self._tokenize(r) for r in self.render(texts)]
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def input_digest(self, prompts: PromptSet) -> str:
         ids = self.encode(prompts.texts)
@@ -158,8 +167,9 @@ class NnsightBackend(NnsightInterventions):
         out = np.empty((len(texts), len(layers), len(positions), self.d_model), np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
+            batch, head = self._inputs(chunk, None, -min(positions))
             with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
-                    self._batch(chunk), logits_to_keep=1, remote=self.remote):
+                    batch, **self._with_head(head), logits_to_keep=1, remote=self.remote):
                 # Built and saved inside the block: a remote run sends back only variables
                 # bound there and marked saved (a dict filled from outside stays empty).
                 saved = {}
@@ -215,14 +225,14 @@ class NnsightBackend(NnsightInterventions):
         reused = 0
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            batch = self._batch(chunk)
+            batch, head = self._inputs(chunk, intervention)
             key = prefix = None
             if layer is not None:
                 key = (batch_digest(batch["input_ids"].cpu().numpy(),
                                     batch["attention_mask"].cpu().numpy()), layer)
                 prefix = self.prefix.get(key)
             with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
-                    batch, logits_to_keep=1, remote=self.remote):
+                    batch, **self._with_head(head), logits_to_keep=1, remote=self.remote):
                 if prefix is not None:
                     # Each skipped block "returns" the prefix; only block L-1's reaches a
                     # block that runs. Masks and rotary embeddings are the model's, not
@@ -305,10 +315,14 @@ class NnsightBackend(NnsightInterventions):
         vocab = self.model.config.vocab_size
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            batch = self._batch(chunk)
+            batch, head = self._inputs(chunk, intervention, new_tokens=max_new_tokens)
             batch.pop("position_ids")  # generate derives them from the mask itself
+            if head is not None:  # generate takes the whole input and skips what is cached
+                ids = torch.tensor([self.head.ids], device=batch["input_ids"].device)
+                batch["input_ids"] = torch.cat(
+                    [ids.expand(len(chunk), -1), batch["input_ids"]], dim=1)
             options = dict(max_new_tokens=max_new_tokens, do_sample=False,
-                           pad_token_id=self.tokenizer.pad_token_id)
+                           pad_token_id=self.tokenizer.pad_token_id, **self._with_head(head))
             first = None
             if intervention is None and not self.remote and not capture:
                 with torch.inference_mode():
