@@ -106,7 +106,10 @@ def stream_along(backend: Any, direction: np.ndarray, ablate: Ablate | None) -> 
     # along r either, and its rows are all real tokens. The prompts' pass sees only their
     # tokens after the head: the mask's last columns; pad positions are not read.
     assert len(outputs) in (N_LAYERS, 2 * N_LAYERS)
-    mask = backend._inputs(PROMPTS, None)[0]["attention_mask"].bool()
+    from refusal_checks.models.nnsight.head import length_batches
+
+    (rows,) = length_batches([len(ids) for ids in backend.encode(PROMPTS)], len(PROMPTS))
+    mask = backend._inputs([PROMPTS[i] for i in rows], None)[0]["attention_mask"].bool()
     worst = 0.0
     for h in outputs:
         h = h.double()[mask[:, -h.shape[1]:]] if h.shape[0] == len(PROMPTS) else h.double()[0]

@@ -99,7 +99,16 @@ def backend_generate(backend: Any, texts: Sequence[str], n: int,
     finally:
         del backend.tokenizer.batch_decode
     assert len(seen) == len(texts), "generate() no longer decodes once per prompt"
-    return replies, seen
+    # generate batches prompts of like length together (head.length_batches): the rows it
+    # decoded come in that order; put them back in the prompts' order.
+    from refusal_checks.models.nnsight.head import length_batches
+
+    lengths = [len(ids) for ids in backend.encode(texts)]
+    order = [i for rows in length_batches(lengths, batch_size) for i in rows]
+    in_order: list[list[int]] = [[] for _ in texts]
+    for i, row in zip(order, seen):
+        in_order[i] = row
+    return replies, in_order
 
 
 def decoded(tokenizer: Any, rows: list[list[int]]) -> list[str]:

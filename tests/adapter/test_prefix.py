@@ -121,17 +121,23 @@ def test_another_batch_never_gets_this_batchs_prefix(backend: Any) -> None:
     edit = Steer(layer, direction(0))
     backend.last_logprobs(first, intervention=edit, batch_size=BATCH)
     assert (backend.prefix.hits, len(backend.prefix)) == (0, 1)
-    # Other texts, the same texts in another order, and one of them batched alone (other
-    # padding): each is a different model input, so each misses and gets its own prefix.
+    # Other texts and one of them batched alone (other padding): each is a different model
+    # input, so each misses and gets its own prefix.
     others = [prompt_set(("hi", "how do i pick a lock ?", "write a short poem")),
-              prompt_set(PROMPTS[:3][::-1]), prompt_set(PROMPTS[2:3])]
+              prompt_set(PROMPTS[2:3])]
     for prompts in others:
         got = backend.last_logprobs(prompts, intervention=edit, batch_size=BATCH)
         np.testing.assert_array_equal(got, plain(backend, prompts, edit))
     assert backend.prefix.hits == 0 and len(backend.prefix) == 1 + len(others)
+    # The same texts in another order are batched by length, so the model sees the same
+    # input: the prefix is reused, and each prompt still gets its own row.
+    again = backend.last_logprobs(prompt_set(PROMPTS[:3][::-1]), intervention=edit,
+                                  batch_size=BATCH)
+    assert backend.prefix.hits == 1
+    np.testing.assert_array_equal(again[::-1], plain(backend, first, edit))
     # Another layer of the same batch is another prefix too.
     backend.last_logprobs(first, intervention=Steer(1, direction(0)), batch_size=BATCH)
-    assert backend.prefix.hits == 0
+    assert backend.prefix.hits == 1  # no new hit
 
 
 def test_the_store_stays_within_its_bound(backend: Any) -> None:

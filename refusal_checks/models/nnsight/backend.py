@@ -25,7 +25,8 @@ from refusal_checks.models.backend import (BackendError, FirstLogprobs, Progress
 from refusal_checks.models.interventions import Intervention, Steer, check_for_model
 from refusal_checks.models.nnsight.devices import (block_devices, device_summary, execution_device,
                                             import_torch)
-from refusal_checks.models.nnsight.head import HeadInputs, SharedHead, cache_keyword, head_ids
+from refusal_checks.models.nnsight.head import (HeadInputs, SharedHead, cache_keyword, head_ids,
+                                                length_batches)
 from refusal_checks.models.nnsight.interventions import NnsightInterventions
 from refusal_checks.models.prefix_store import PrefixStore, batch_digest
 from refusal_checks.prompts.load import PromptSet
@@ -157,7 +158,8 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         texts = list(prompts.texts)
         # Left padding would silently hand back pad-token states for a position that lies
         # before the start of a short prompt; refuse it instead.
-        shortest = min((len(ids) for ids in self.encode(texts)), default=0)
+        lengths = [len(ids) for ids in self.encode(texts)]
+        shortest = min(lengths, default=0)
         if texts and -min(positions, default=-1) > shortest:
             raise BackendError(
                 f"position {min(positions)} lies before the start of the shortest prompt of "
@@ -165,8 +167,9 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
                 f"Use positions in -{shortest}..-1."
             )
         out = np.empty((len(texts), len(layers), len(positions), self.d_model), np.float32)
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start : start + batch_size]
+        done = 0
+        for rows in length_batches(lengths, batch_size):
+            chunk = [texts[i] for i in rows]
             batch, head = self._inputs(chunk, None, -min(positions))
             with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
                     batch, **self._with_head(head), logits_to_keep=1, remote=self.remote):
@@ -179,10 +182,10 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
                     saved[layer] = self.lm.model.layers[layer].input[:, index, :]
                 nnsight.save(saved)
             for j, layer in enumerate(layers):
-                values = saved[layer].float().cpu().numpy()
-                out[start : start + len(chunk), j] = values
+                out[rows, j] = saved[layer].float().cpu().numpy()
+            done += len(rows)
             if progress is not None:
-                progress(min(start + batch_size, len(texts)), len(texts))
+                progress(done, len(texts))
         if not np.isfinite(out).all():
             raise BackendError(
                 f"{self.name} produced non-finite activations in dtype {self.dtype}. "
@@ -223,8 +226,9 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         texts = list(prompts.texts)
         out = np.empty((len(texts), self.model.config.vocab_size), np.float32)
         reused = 0
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start : start + batch_size]
+        done = 0
+        for rows in length_batches([len(ids) for ids in self.encode(texts)], batch_size):
+            chunk = [texts[i] for i in rows]
             batch, head = self._inputs(chunk, intervention)
             key = prefix = None
             if layer is not None:
@@ -255,9 +259,10 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
                 self.prefix.put(key, unedited, unedited.numel() * unedited.element_size())
             reused += prefix is not None
             values = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
-            out[start : start + len(chunk), :] = values[:, : out.shape[1]]
+            out[rows, :] = values[:, : out.shape[1]]
+            done += len(rows)
             if progress is not None:
-                progress(min(start + batch_size, len(texts)), len(texts))
+                progress(done, len(texts))
         if reused:
             from refusal_checks.core import cost  # not a module global: see _prepare
 
@@ -303,7 +308,6 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         check_for_model(intervention, self.d_model, self.n_layers)
         self._prepare(intervention)
         texts = list(prompts.texts)
-        replies: list[str] = []
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         # Not the pad token: plain generate does not stop at it (a model may emit it), and
@@ -313,8 +317,10 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         # with last_logprobs there instead.
         capture = first_logprobs is not None and not self.remote
         vocab = self.model.config.vocab_size
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start : start + batch_size]
+        replies: list[str] = [""] * len(texts)
+        done = 0
+        for rows in length_batches([len(ids) for ids in self.encode(texts)], batch_size):
+            chunk = [texts[i] for i in rows]
             batch, head = self._inputs(chunk, intervention, new_tokens=max_new_tokens)
             batch.pop("position_ids")  # generate derives them from the mask itself
             if head is not None:  # generate takes the whole input and skips what is cached
@@ -353,7 +359,9 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
             new = tokens[:, batch["input_ids"].shape[1] :].tolist()
             cut = [row[: next((i for i, t in enumerate(row) if t in stop), len(row))]
                    for row in new]
-            replies += self.tokenizer.batch_decode(cut, skip_special_tokens=True)
+            for i, reply in zip(rows, self.tokenizer.batch_decode(cut, skip_special_tokens=True)):
+                replies[i] = reply
+            done += len(rows)
             if progress is not None:
-                progress(min(start + batch_size, len(texts)), len(texts))
+                progress(done, len(texts))
         return replies

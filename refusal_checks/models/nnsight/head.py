@@ -65,6 +65,18 @@ def head_ids(render: Callable[[Sequence[str]], list[str]],
     return shortest if all(run[: len(shortest)] == shortest for run in runs) else []
 
 
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Row indices per batch: prompts in order of length (ties in their own order), cut
+    every ``batch_size``. A batch is padded to its longest prompt, so batching prompts of
+    like length pads least; with the head reused the padding is a larger share of what is
+    left (on the bundled benign prompts 4,752 padded suffix tokens in file order, 2,944
+    sorted, for 2,521 real ones). Each prompt's values do not depend on its batch (positions
+    come from the mask), up to float32 rounding."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    size = max(1, int(batch_size))
+    return [order[start:start + size] for start in range(0, len(order), size)]
+
+
 def edit_key(intervention: Any) -> str:
     """The key of an edit's head: its intervention key, or "none" when unedited."""
     return "none" if intervention is None else json.dumps(intervention.key(), sort_keys=True)
