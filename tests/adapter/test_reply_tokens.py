@@ -1,0 +1,148 @@
+"""One generation at the longest budget serves every shorter one, on the tiny Llama.
+
+A ``b``-token reply cut from a ``B``-token generation (``reply_tokens`` of ``generate``,
+then ``reply_text(rows, b)``) must be the text ``generate(prompts, b)`` returns for the same
+batch, unedited and under an edit, also when a reply ends early (an end token made
+frequent on purpose). Exact equality holds on any machine: both sides run the same
+batch through the same arithmetic and greedy steps ``< b`` never see ``max_new_tokens``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from refusal_checks.cache.store import ArrayCache
+from refusal_checks.measure.activations import replies
+from refusal_checks.measure.shared_replies import ReplyPlan, SharedStats, shared_replies, token_key
+from refusal_checks.models.interventions import Steer
+from refusal_checks.prompts.sets import PromptSet
+
+from .tiny import D_MODEL, PROMPTS
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
+
+LONG = 9
+
+
+def prompt_set() -> PromptSet:
+    return PromptSet("tiny/refuse", "tiny", "refuse", tuple(PROMPTS), "test")
+
+
+def edit(which: str) -> Any:
+    if which == "unsteered":
+        return None
+    return Steer(2, 4.0 * np.random.default_rng(3).normal(size=D_MODEL), strength=4.0,
+                 label="s")
+
+
+def long_rows(backend: Any, prompts: PromptSet, intervention: Any, batch_size: int) -> list:
+    rows: list = []
+    extra = {} if intervention is None else {"intervention": intervention}
+    backend.generate(prompts, LONG, batch_size=batch_size,
+                     reply_tokens=lambda texts, new: rows.extend(new), **extra)
+    return rows
+
+
+@pytest.fixture(params=["unsteered", "steered"])
+def early_end(request: Any, tiny_backend: Any) -> Any:
+    """(backend, edit) with the tiny model's end token replaced by a token it writes
+    mid-reply under that edit, so replies end early (the plain path stops there and pads;
+    the edited path runs on and is cut)."""
+    config = tiny_backend.model.generation_config
+    before = config.eos_token_id
+    intervention = edit(request.param)
+    rows = long_rows(tiny_backend, prompt_set(), intervention, 4)
+    # A token some row writes after its first step and before its last.
+    middle = [t for row in rows for t in row[1:-1]]
+    config.eos_token_id = int(max(set(middle), key=middle.count))
+    yield tiny_backend, intervention
+    config.eos_token_id = before
+
+
+def check_prefixes(backend: Any, intervention: Any, batch_size: int) -> int:
+    prompts = prompt_set()
+    extra = {} if intervention is None else {"intervention": intervention}
+    rows = long_rows(backend, prompts, intervention, batch_size)
+    assert len(rows) == len(prompts)
+    for budget in range(1, LONG + 1):
+        alone = backend.generate(prompts, budget, batch_size=batch_size, **extra)
+        assert backend.reply_text(rows, budget) == alone, budget
+    return sum(any(t in backend.stop_tokens() for t in row) for row in rows)
+
+
+@pytest.mark.parametrize("which", ["unsteered", "steered"])
+@pytest.mark.parametrize("batch_size", [2, 4])
+def test_a_shorter_reply_is_the_prefix_of_the_longer_one(tiny_backend: Any, which: str,
+                                                         batch_size: int) -> None:
+    check_prefixes(tiny_backend, edit(which), batch_size)
+
+
+def test_the_prefix_holds_when_replies_end_early(early_end: Any) -> None:
+    ended = check_prefixes(*early_end, 4)
+    assert ended >= 1  # the case under test happened
+
+
+def test_shared_replies_serve_a_shorter_reader_from_the_cache(tiny_backend: Any,
+                                                              tmp_path: Any) -> None:
+    cache = ArrayCache(tmp_path, "replies")
+    prompts = prompt_set()
+    first = SharedStats()
+    long = shared_replies(tiny_backend, prompts, max_new_tokens=LONG, cache=cache,
+                          batch_size=4, stats=first)
+    assert (first.generated, first.served) == (4, 0)
+    assert long == tiny_backend.generate(prompts, LONG, batch_size=4)
+    again = SharedStats()
+    short = shared_replies(tiny_backend, prompts, max_new_tokens=3, cache=cache,
+                           batch_size=4, stats=again)
+    assert (again.generated, again.served) == (0, 4)
+    assert short == tiny_backend.generate(prompts, 3, batch_size=4)
+    # A longer reader than any stored reply generates again and keeps the longer entry.
+    longer = SharedStats()
+    shared_replies(tiny_backend, prompts, max_new_tokens=LONG + 2, cache=cache,
+                   batch_size=4, stats=longer)
+    assert longer.generated == 4
+    entry = cache.load_json(token_key(tiny_backend, PROMPTS[0], None))
+    assert entry["budget"] == LONG + 2
+    # A shorter generation never replaces it.
+    plan_free = SharedStats()
+    shared_replies(tiny_backend, prompts, max_new_tokens=2, cache=cache, batch_size=4,
+                   stats=plan_free)
+    assert plan_free.served == 4
+    assert cache.load_json(token_key(tiny_backend, PROMPTS[0], None))["budget"] == LONG + 2
+
+
+def test_an_edit_never_serves_another_edit_or_the_unedited_model(tiny_backend: Any,
+                                                                 tmp_path: Any) -> None:
+    cache = ArrayCache(tmp_path, "replies")
+    prompts = prompt_set()
+    shared_replies(tiny_backend, prompts, max_new_tokens=LONG, cache=cache, batch_size=4)
+    stats = SharedStats()
+    steered = shared_replies(tiny_backend, prompts, max_new_tokens=3, cache=cache,
+                             intervention=edit("steered"), batch_size=4, stats=stats)
+    assert stats.generated == 4 and stats.served == 0
+    assert steered == tiny_backend.generate(prompts, 3, intervention=edit("steered"),
+                                            batch_size=4)
+
+
+def test_a_plan_generates_once_at_the_longest_budget(tiny_backend: Any, tmp_path: Any) -> None:
+    cache = ArrayCache(tmp_path, "replies")
+    prompts = prompt_set()
+    plan = ReplyPlan()
+    plan.add(PROMPTS[:2], LONG)
+    short = replies(tiny_backend, prompts, max_new_tokens=3, cache=cache, batch_size=4,
+                    plan=plan)
+    # The planned prompts were generated at LONG in their own batch, the others at 3.
+    assert cache.load_json(token_key(tiny_backend, PROMPTS[0], None))["budget"] == LONG
+    assert cache.load_json(token_key(tiny_backend, PROMPTS[3], None))["budget"] == 3
+    head = PromptSet("tiny/head", "tiny", "refuse", tuple(PROMPTS[:2]), "test")
+    tail = PromptSet("tiny/tail", "tiny", "refuse", tuple(PROMPTS[2:]), "test")
+    assert short == (tiny_backend.generate(head, 3, batch_size=4)
+                     + tiny_backend.generate(tail, 3, batch_size=4))
+    stats = SharedStats()
+    long = shared_replies(tiny_backend, head, max_new_tokens=LONG, cache=cache,
+                          batch_size=4, stats=stats)
+    assert stats.served == 2 and stats.generated == 0
+    assert long == tiny_backend.generate(head, LONG, batch_size=4)
