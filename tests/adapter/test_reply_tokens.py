@@ -146,3 +146,59 @@ def test_a_plan_generates_once_at_the_longest_budget(tiny_backend: Any, tmp_path
                           batch_size=4, stats=stats)
     assert stats.served == 2 and stats.generated == 0
     assert long == tiny_backend.generate(head, LONG, batch_size=4)
+
+
+def test_first_step_rows_of_served_prompts_are_forwarded_alone(tiny_backend: Any) -> None:
+    from refusal_checks.measure.effects import FirstStep
+
+    prompts = prompt_set()
+    first = FirstStep()
+    tiny_backend.generate(PromptSet("tiny/head", "tiny", "refuse", tuple(PROMPTS[:2]), "t"),
+                          3, batch_size=4, first_logprobs=first)
+    kept = {t: first.rows[t].copy() for t in PROMPTS[:2]}
+    assert first.of(prompts) is None
+    rows = first.completed(tiny_backend, prompts, None, batch_size=4)
+    assert rows is not None and rows.shape[0] == len(PROMPTS)
+    for i, text in enumerate(PROMPTS[:2]):  # the generation's rows, untouched
+        assert np.array_equal(rows[i], kept[text])
+    rest = PromptSet("tiny/rest", "tiny", "refuse", tuple(PROMPTS[2:]), "t")
+    assert np.array_equal(rows[2:], tiny_backend.last_logprobs(rest, batch_size=4))
+    # Nothing generated here: nothing to complete (the score comes from its own cache).
+    assert FirstStep().completed(tiny_backend, prompts, None) is None
+
+
+class Killed(BaseException):
+    """The run ends here, like a KeyboardInterrupt."""
+
+
+class DiesAfter:
+    """The tiny backend, killed after ``batches`` generated batches; counts prompts."""
+
+    def __init__(self, inner: Any, batches: int | None) -> None:
+        self.inner, self.left, self.prompts = inner, batches, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def generate(self, prompts: PromptSet, max_new_tokens: int, **kw: Any) -> list[str]:
+        if self.left is not None and self.left <= 0:
+            raise Killed("killed")
+        if self.left is not None:
+            self.left -= 1
+        self.prompts += len(prompts)
+        return self.inner.generate(prompts, max_new_tokens, **kw)
+
+
+def test_an_interrupted_run_keeps_the_batches_it_finished(tiny_backend: Any,
+                                                          tmp_path: Any) -> None:
+    cache = ArrayCache(tmp_path, "replies")
+    prompts = prompt_set()
+    first = DiesAfter(tiny_backend, 1)
+    with pytest.raises(Killed):
+        replies(first, prompts, max_new_tokens=4, cache=cache, batch_size=2)
+    second = DiesAfter(tiny_backend, None)
+    texts = replies(second, prompts, max_new_tokens=4, cache=cache, batch_size=2)
+    assert (first.prompts, second.prompts) == (2, 2)
+    assert texts == tiny_backend.generate(prompts, 4, batch_size=2)
+    third = DiesAfter(tiny_backend, 0)  # the whole entry now: no generation at all
+    assert replies(third, prompts, max_new_tokens=4, cache=cache, batch_size=2) == texts
