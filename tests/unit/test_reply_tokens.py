@@ -58,3 +58,20 @@ def test_a_plan_holds_the_longest_budget_asked(adds: list[tuple[str, int]], aske
     for text in "abc":
         wanted = [b for t, b in adds if t == text]
         assert plan.budget(text, None, asked) == max([asked, *wanted])
+
+
+def test_the_plan_reads_the_fixtures_of_the_tests_selected_on_that_model() -> None:
+    from types import SimpleNamespace
+
+    from fixtures.behaviour import _selected_fixtures
+
+    def item(model: str, *names: str) -> SimpleNamespace:
+        return SimpleNamespace(callspec=SimpleNamespace(params={"model_name": model}),
+                               fixturenames=list(names))
+
+    session = SimpleNamespace(items=[item("a", "refusal_behaviour", "measure"),
+                                     item("b", "score_agreement"),
+                                     SimpleNamespace(fixturenames=["oracle_inputs"])])
+    assert _selected_fixtures(session, "a") == {"refusal_behaviour", "measure"}
+    assert _selected_fixtures(session, "b") == {"score_agreement"}
+    assert _selected_fixtures(session, "c") == set()
