@@ -48,7 +48,7 @@ def main() -> None:
     backend = load(args.model)
     collection = bundled()
     names = sorted(collection.categories)
-    per = max(1, args.prompts // len(names))
+    per = max(1, -(-args.prompts // len(names)))  # rounded up, then cut to --prompts
     texts = tuple(t for n in names for t in collection.categories[n].refuse.texts[:per])
     prompts = PromptSet("bench/all", "bench", "refuse", texts[: args.prompts], "bench")
     asked = readers(prompts)
