@@ -27,6 +27,8 @@ COUNTS = {
     "batches_resumed": "batches of half-finished entries an interrupted run left behind",
     "prompts": "prompts forwarded (activations, refusal scores, KL: one pass each)",
     "replies": "replies generated",
+    "replies_shared": "replies served as the token prefix of a generation at a longer (or "
+                      "the same) budget, none generated for them",
     "prefix_reuses": "steered batches that reused the unedited blocks below the steered one",
     "shared_head": "prompt passes that ran only their tokens after the chat template's shared "
                    "head (its keys and values computed once per edit)",
@@ -48,6 +50,7 @@ class PhaseCost:
     prefix_reuses: int = 0
     prompts_skipped: int = 0
     shared_head: int = 0
+    replies_shared: int = 0
 
     def add(self, other: "PhaseCost") -> None:
         for f in fields(self):

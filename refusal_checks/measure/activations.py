@@ -23,6 +23,7 @@ from refusal_checks.cache.store import ArrayCache
 from refusal_checks.models.interventions import Intervention
 from refusal_checks.prompts.sets import PromptCollection, PromptSet
 from refusal_checks.cache.resume import ChunkStats, chunked_array, chunked_texts
+from refusal_checks.measure.shared_replies import SharedStats, shared_replies, shares_replies
 
 SITE = "resid_pre"
 
@@ -201,13 +202,17 @@ def replies(
     console: Any | None = None,
     intervention: Intervention | None = None,
     first_logprobs: FirstLogprobs | None = None,
+    plan: Any = None,
 ) -> list[str]:
     """Greedy replies (steered or ablated when an intervention is given), cached as JSON.
 
     The key names the intervention's kind, layer and the sha256 of its vector, so a
     different strength or direction can never be served from another's entry.
     ``first_logprobs`` is handed to the backend for the batches it generates (none when
-    the replies are served from the cache).
+    the replies are served from the cache). With a cache and a backend that hands back
+    tokens, a missed entry is built by :func:`refusal_checks.measure.shared_replies.shared_replies`:
+    each prompt's reply is the token prefix of one generation at the longest budget asked
+    so far or planned (``plan``: a :class:`~refusal_checks.measure.shared_replies.ReplyPlan`).
     """
     parts: dict[str, Any] = dict(
         kind="replies", model=backend.fingerprint, dtype=backend.dtype,
@@ -235,6 +240,17 @@ def replies(
         return backend.generate(sub, max_new_tokens, batch_size=batch_size,
                                 progress=progress, **extra)
 
+    if cache is not None and shares_replies(backend):
+        shared = SharedStats()
+        with Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
+            texts = shared_replies(backend, prompts, max_new_tokens=max_new_tokens,
+                                   cache=cache, intervention=intervention,
+                                   batch_size=batch_size, first_logprobs=first_logprobs,
+                                   plan=plan, progress=bar.callback, stats=shared)
+        cache.store_json(key, texts)
+        cost.note(computed=1, replies=shared.generated, replies_shared=shared.served)
+        _index(cache, key, backend, prompts, intervention, max_new_tokens)
+        return texts
     with Bar(console, f"replies {backend.name} {prompts.name}", len(prompts)) as bar:
         if cache is None:
             cost.note(computed=1, replies=len(prompts))

@@ -115,6 +115,17 @@ def as_behaviour(counts: Any) -> RefusalBehaviour:
                             int(get("benign_refused")), int(get("benign_n")))
 
 
+def behaviour_samples(collection: "PromptCollection", seed: int) -> list[Any]:
+    """The prompt sets :func:`observe_refusals` asks, in order: each category's sample of
+    should-not-comply prompts, then the benign sample (:meth:`PromptSet.sample` under
+    ``seed``)."""
+    sets = [category.refuse.sample(min(BEHAVIOUR_PROMPTS_PER_CATEGORY, len(category.refuse)),
+                                   seed)
+            for category in collection.categories.values()]
+    return sets + [collection.benign.sample(min(BEHAVIOUR_BENIGN_PROMPTS,
+                                                len(collection.benign)), seed)]
+
+
 def observe_refusals(
     backend: "Backend",
     collection: "PromptCollection",
@@ -123,14 +134,15 @@ def observe_refusals(
     cache: "ArrayCache | None" = None,
     batch_size: int = 16,
     console: Any | None = None,
+    plan: Any = None,
 ) -> RefusalBehaviour:
     """Ask the model a sample of each category's should-not-comply prompts and of the benign
     pool, and count refusals with the substring judge.
 
     ``BEHAVIOUR_PROMPTS_PER_CATEGORY`` prompts per category and ``BEHAVIOUR_BENIGN_PROMPTS``
-    benign ones,
-    drawn with :meth:`PromptSet.sample` under ``seed``; replies are
-    ``BEHAVIOUR_NEW_TOKENS`` long and cached in ``cache`` when given.
+    benign ones, drawn by :func:`behaviour_samples`; replies are ``BEHAVIOUR_NEW_TOKENS``
+    long and cached in ``cache`` when given (``plan``:
+    :func:`refusal_checks.measure.activations.replies`).
     """
     from refusal_checks.measure.activations import replies
     from refusal_checks.judges.base import SubstringJudge
@@ -139,20 +151,17 @@ def observe_refusals(
     refused = n = 0
     examples: dict[str, str] = {}
     asked: list[tuple[str, bool]] = []
-    for name, category in collection.categories.items():
-        probe = category.refuse.sample(min(BEHAVIOUR_PROMPTS_PER_CATEGORY, len(category.refuse)),
-                                       seed)
+    *probes, benign = behaviour_samples(collection, seed)
+    for name, probe in zip(collection.categories, probes):
         texts = replies(backend, probe, max_new_tokens=BEHAVIOUR_NEW_TOKENS, cache=cache,
-                        batch_size=batch_size, console=console)
+                        batch_size=batch_size, console=console, plan=plan)
         verdicts = judge.refused(texts)
         refused += sum(verdicts)
         n += len(verdicts)
         examples[name] = texts[0]
         asked += [(prompt, bool(v)) for prompt, v in zip(probe.texts, verdicts)]
-    benign = collection.benign.sample(min(BEHAVIOUR_BENIGN_PROMPTS, len(collection.benign)),
-                                      seed)
     benign_texts = replies(backend, benign, max_new_tokens=BEHAVIOUR_NEW_TOKENS, cache=cache,
-                           batch_size=batch_size, console=console)
+                           batch_size=batch_size, console=console, plan=plan)
     benign_verdicts = [bool(v) for v in judge.refused(benign_texts)]
     return RefusalBehaviour(judge.name, refused, n, sum(benign_verdicts), len(benign_texts),
                             examples, tuple(asked),

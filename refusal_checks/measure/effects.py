@@ -83,6 +83,21 @@ class FirstStep:
             return None
         return np.stack([self.rows[t] for t in prompts.texts])
 
+    def completed(self, backend: Backend, prompts: PromptSet,
+                  intervention: Intervention | None, batch_size: int = 16) -> np.ndarray | None:
+        """:meth:`of`, with the rows of prompts the generation did not run (replies served as
+        another generation's prefix) forwarded under ``intervention`` now: one pass for
+        those prompts only. None when no prompt of the set was generated here."""
+        missing = [t for t in prompts.texts if t not in self.rows]
+        if not missing or len(missing) == len(prompts.texts):
+            return self.of(prompts)
+        rest = PromptSet(prompts.name, prompts.category, prompts.side, tuple(missing),
+                         prompts.source)
+        self(missing, backend.last_logprobs(rest, intervention=intervention,
+                                            batch_size=batch_size))
+        cost.note(prompts=len(missing))
+        return self.of(prompts)
+
 
 def kl(backend: Backend, prompts: PromptSet, intervention: Intervention,
        cache: ArrayCache | None, batch_size: int = 16) -> np.ndarray:
@@ -114,12 +129,14 @@ def _cached(cache: ArrayCache | None, key: str, compute: Any, prompts: PromptSet
 def judged(backend: Backend, prompts: PromptSet, judge: Any,
            intervention: Intervention | None, cache: ArrayCache | None, *,
            max_new_tokens: int, batch_size: int = 16, console: Any | None = None,
-           first_logprobs: FirstStep | None = None) -> tuple[np.ndarray, list[str]]:
+           first_logprobs: FirstStep | None = None,
+           plan: Any = None) -> tuple[np.ndarray, list[str]]:
     """Greedy replies under the intervention and the judge's refused/not per prompt;
-    ``first_logprobs`` collects what generation computed for the cheap score."""
+    ``first_logprobs`` collects what generation computed for the cheap score; ``plan``:
+    :func:`refusal_checks.measure.activations.replies`."""
     texts = replies(backend, prompts, max_new_tokens=max_new_tokens, cache=cache,
                     batch_size=batch_size, console=console, intervention=intervention,
-                    first_logprobs=first_logprobs)
+                    first_logprobs=first_logprobs, plan=plan)
     return np.asarray(judge_refused(judge, texts, prompts.texts), bool), texts
 
 

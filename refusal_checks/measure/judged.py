@@ -57,11 +57,14 @@ class JudgedMeasure:
             cheap score's agreement with the judge, per condition) and checked for broken
             text, and edited benign prompts get their KL (the damage axis).
         console: a context manager factory yielding the progress console, or None.
+        plan: a :class:`~refusal_checks.measure.shared_replies.ReplyPlan`, or None: the
+            longest budget the run reads per prompt, so one generation serves them all.
     """
 
     def __init__(self, backend: Any, judge: Any, *, reply_cache: Any = None,
                  score_cache: Any = None, batch_size: int = 16, observed: Any = None,
-                 console: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+                 console: Callable[[], AbstractContextManager[Any]] | None = None,
+                 plan: Any = None) -> None:
         self.backend, self.judge = backend, judge
         self.judge_name = judge.name
         self.model = backend.name
@@ -70,6 +73,7 @@ class JudgedMeasure:
         self.batch_size, self.observed = batch_size, observed
         self.console = console or (lambda: nullcontext(None))
         self.unedited = BaseLogprobs()
+        self.plan = plan
 
     def refused(self, prompts: Any, intervention: Any = None, *,
                 max_new_tokens: int = REPLY_TOKENS) -> np.ndarray:
@@ -91,10 +95,11 @@ class JudgedMeasure:
             refused, texts = judged(self.backend, prompts, self.judge, intervention,
                                     self.reply_cache, max_new_tokens=max_new_tokens,
                                     batch_size=self.batch_size, console=console,
-                                    first_logprobs=first)
+                                    first_logprobs=first, plan=self.plan)
         if self.observed is not None and first is not None:
             with phase("score validation"):
-                scored = self._score(prompts, intervention, first.of(prompts)) > 0
+                found = first.completed(self.backend, prompts, intervention, self.batch_size)
+                scored = self._score(prompts, intervention, found) > 0
             self.observed.add_judged(
                 fingerprint=self.backend.fingerprint, condition=condition_of(intervention),
                 prompt_set=prompts.name, side=prompts.side, prompts=prompts.texts,

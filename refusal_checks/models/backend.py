@@ -14,6 +14,7 @@ import numpy as np
 
 from refusal_checks.errors import BackendError
 from refusal_checks.models.interventions import Intervention
+from refusal_checks.models.reply_tokens import ReplyTokens
 from refusal_checks.prompts.sets import PromptSet
 
 __all__ = ["Backend", "BackendError", "FirstLogprobs", "ProgressCallback", "check_layers",
@@ -109,6 +110,7 @@ class Backend(Protocol):
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
         first_logprobs: FirstLogprobs | None = None,
+        reply_tokens: ReplyTokens | None = None,
     ) -> list[str]:
         """Greedy replies to the prompts (new text only), with ``intervention`` applied at
         every step when one is given.
@@ -117,6 +119,13 @@ class Backend(Protocol):
         the first reply token (what :meth:`last_logprobs` returns under the same
         intervention, taken from the generation's own prompt pass). A backend may skip the
         call (NDIF does); callers then compute them with :meth:`last_logprobs`.
+
+        ``reply_tokens``, when given, is called per batch with each reply's new token ids up
+        to its first end token (:mod:`refusal_checks.models.reply_tokens`). Only a backend
+        that also has ``reply_text(rows, max_new_tokens)`` and ``stop_tokens()`` (the
+        nnsight backend) makes the call; the others generate text and ignore it, and their
+        replies are not shared across budgets
+        (:func:`refusal_checks.measure.shared_replies.shares_replies`).
         """
         ...
 

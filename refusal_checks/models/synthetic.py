@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from refusal_checks.models.reply_tokens import ReplyTokens
 from refusal_checks.models.backend import (BackendError, FirstLogprobs, ProgressCallback, check_layers,
                                     check_positions)
 from refusal_checks.models.interventions import Ablate, Intervention, Steer, check_for_model
@@ -351,7 +352,9 @@ class SyntheticBackend:
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
         first_logprobs: FirstLogprobs | None = None,
+        reply_tokens: ReplyTokens | None = None,
     ) -> list[str]:
+        # reply_tokens: ignored; a planted world writes text, not tokens (models.backend).
         if first_logprobs is not None:  # what the "prompt pass" gives: last_logprobs
             first_logprobs(list(prompts.texts),
                            self.last_logprobs(prompts, intervention=intervention))

@@ -57,7 +57,7 @@ def test_nested_phases_count_their_own_seconds_and_the_innermost_gets_the_counts
     assert profile["totals"] == {"seconds": 5.5, "hits": 2, "computed": 1,
                                  "batches_resumed": 1, "prompts": 8, "replies": 4,
                                  "prefix_reuses": 0, "prompts_skipped": 0,
-                                 "shared_head": 0}
+                                 "shared_head": 0, "replies_shared": 0}
 
 
 def test_without_an_open_phase_nothing_is_recorded_and_nothing_fails():

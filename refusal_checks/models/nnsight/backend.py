@@ -29,6 +29,7 @@ from refusal_checks.models.nnsight.head import (HeadInputs, SharedHead, cache_ke
                                                 length_batches)
 from refusal_checks.models.nnsight.interventions import NnsightInterventions
 from refusal_checks.models.prefix_store import PrefixStore, batch_digest
+from refusal_checks.models.reply_tokens import ReplyTokens, cut, trim
 from refusal_checks.prompts.load import PromptSet
 from refusal_checks.models.remote import remote_scope
 
@@ -289,6 +290,7 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         batch_size: int = 16,
         progress: ProgressCallback | None = None,
         first_logprobs: FirstLogprobs | None = None,
+        reply_tokens: ReplyTokens | None = None,
     ) -> list[str]:
         """Greedy replies, new tokens only; with an intervention applied at every step.
 
@@ -303,6 +305,10 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         trace (nnsight's step 0, the prompt pass), so the cheap score of a judged reply
         needs no second forward pass; the same computation as :meth:`last_logprobs` on the
         same batch (tests/adapter/test_first_step.py).
+
+        ``reply_tokens``: called per batch with each row's new token ids up to its first
+        end token (:func:`refusal_checks.models.reply_tokens.trim`); :meth:`reply_text`
+        turns them into the reply of any budget up to ``max_new_tokens``.
         """
         torch = import_torch()
         check_for_model(intervention, self.d_model, self.n_layers)
@@ -357,6 +363,8 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
                 values = torch.log_softmax(first.float(), dim=-1).cpu().numpy()
                 first_logprobs(chunk, values[:, :vocab])
             new = tokens[:, batch["input_ids"].shape[1] :].tolist()
+            if reply_tokens is not None:
+                reply_tokens(chunk, [trim(row, stop) for row in new])
             cut = [row[: next((i for i, t in enumerate(row) if t in stop), len(row))]
                    for row in new]
             for i, reply in zip(rows, self.tokenizer.batch_decode(cut, skip_special_tokens=True)):
@@ -365,3 +373,19 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
             if progress is not None:
                 progress(done, len(texts))
         return replies
+
+    # -- replies as tokens (refusal_checks.models.reply_tokens) ---------------------------
+    def stop_tokens(self) -> frozenset[int]:
+        """The end tokens :meth:`generate` cuts a reply at (the generation config's and the
+        tokenizer's end of text; not the pad token)."""
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        return frozenset(int(t) for t in (*eos, self.tokenizer.eos_token_id) if t is not None)
+
+    def reply_text(self, rows: Sequence[Sequence[int]], max_new_tokens: int) -> list[str]:
+        """The ``max_new_tokens``-token replies held in generated rows (``reply_tokens`` of
+        :meth:`generate` at that budget or a longer one): cut in tokens, then decoded as
+        :meth:`generate` decodes."""
+        stop = self.stop_tokens()
+        return self.tokenizer.batch_decode([cut(row, max_new_tokens, stop) for row in rows],
+                                           skip_special_tokens=True)
