@@ -16,8 +16,8 @@ from refusal_checks.verdicts.oracle import (
     AGREEMENT_THRESHOLD,  # mean cosine 0.90: resample and oracle share >= 81% of variance
     OVER_REFUSAL_THRESHOLD,  # noise-corrected 0.5: the oracle holds < 1/4 of over-refusal
     oracle_agreement,
-    over_refusal_axis,
 )
+from refusal_checks.verdicts.over_refusal import over_refusal_axis
 
 
 @pytest.mark.claim("oracle-agreement",
