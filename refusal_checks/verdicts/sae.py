@@ -329,8 +329,10 @@ def sae_category_tail(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviou
     reliable, half = reliability_requirement(inputs)
     rng = np.random.default_rng([inputs.seed, 12])
     ones_r, ones_m = ones_of(inputs)
-    per = np.nanmean(np.concatenate([_tail_from(inputs, rng, ones_r, ones_m)
-                                     for _ in range(SPLITS)]), axis=0)
+    tails = np.concatenate([_tail_from(inputs, rng, ones_r, ones_m) for _ in range(SPLITS)])
+    with warnings.catch_warnings():  # a category without a tail in any split stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per = np.nanmean(tails, axis=0)
     estimate = float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")
     reps = _boot(inputs, rng, lambda r, m: _tail_from(inputs, rng, r, m))
     with warnings.catch_warnings():  # a replicate without any tail stays NaN

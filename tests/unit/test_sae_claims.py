@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.calibration.sae import (CORE, REBUILD, SAE_SCENARIOS, TAIL,
                                             sae_verdicts)
 from refusal_checks.verdicts.sae import SaeMissing
 from refusal_checks.verdicts.sae_core import sae_shared_core
+from tests.unit.test_calibration import _run
 
 
 def outcomes(name: str, seed: int = 1) -> dict[str, str]:
@@ -46,3 +49,14 @@ def test_without_an_sae_the_claim_is_inconclusive_and_names_the_command():
     verdict = sae_shared_core(missing, RefusalBehaviour("substring", 80, 88, 1, 16))
     assert verdict.outcome.value == "inconclusive"
     assert "python -m refusal_checks train-sae" in verdict.reason
+
+
+def test_the_calibration_command_judges_only_the_claims_asked_for(tmp_path):
+    out = tmp_path / "sae.json"
+    done = _run(["calibration/run.py", "--sae", "--sae-claims", CORE, "--sae-scenarios",
+                 "wide-core", "--worlds", "1", "--json", str(out)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]["wide-core"]
+    assert list(results) == [CORE] and results[CORE]["counts"] == {"supported": 1}
+    bad = _run(["calibration/run.py", "--sae", "--sae-claims", "sae-shared", "--worlds", "1"])
+    assert bad.returncode == 2 and "unknown SAE claims" in bad.stderr
