@@ -376,7 +376,10 @@ def oracle_agreement(inputs: OracleInputs, behaviour: RefusalBehaviour, *,
                     n=len(inputs.harmful_refused) + len(inputs.benign_answered),
                     paper="0.96 +/- 0.01 (32/32 vs a large-pool oracle)", seed=inputs.seed,
                     details={**inputs.summary(), **spread},
-                    requires=[behaviour.refuses(), buildable])
+                    requires=[behaviour.refuses(), buildable, (
+                        not buildable[0] or np.isfinite(estimate),
+                        "the held-out oracle's two halves do not agree (mean d_A . d_B <= "
+                        "0): there is no measurable oracle direction to agree with")])
     if buildable[0] and (k_h, k_b) != (RESAMPLE_SIZE, RESAMPLE_SIZE):
         note = (f"resamples of {k_h}/{k_b}, fewer than the paper's "
                 f"{RESAMPLE_SIZE}/{RESAMPLE_SIZE}: half of the {len(inputs.harmful_refused)} "

@@ -279,3 +279,18 @@ def test_calibration_command_runs_the_oracle_worlds(tmp_path: Path) -> None:
     assert "over-refusal-is-a-different-axis  effect other-axis" in done.stdout
     bad = _run(["calibration/run.py", "--oracle", "--style", "--worlds", "1"])
     assert bad.returncode == 2 and "give one of them" in bad.stderr
+
+
+def test_an_oracle_of_pure_noise_says_why_its_agreement_is_undefined() -> None:
+    """Harmful and benign prompts from one distribution: the held-out halves' product has
+    mean ~0, negative in about half of such datasets; those say so instead of 'NaN'."""
+    reasons = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        acts = rng.standard_normal((150, 32))
+        inputs = gather({"a": acts[:80]}, {"a": np.ones(80, bool)}, acts[80:], np.arange(70),
+                        np.zeros(70, bool), layer=3, seed=seed, n_boot=40)
+        verdict = oracle_agreement(inputs, REFUSES)
+        assert verdict.outcome is not Outcome.SUPPORTED, verdict.line()
+        reasons.append(verdict.reason)
+    assert any("no measurable oracle direction" in r for r in reasons)
