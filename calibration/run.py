@@ -74,6 +74,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from refusal_checks.calibration import behaviour as behaviour_calibration  # noqa: E402
@@ -158,6 +159,9 @@ def parser() -> argparse.ArgumentParser:
                        type=_names(list(scenarios), f"{label} scenarios"),
                        default=list(scenarios),
                        help=f"comma-separated {label} scenario names (with --{flag})")
+    p.add_argument("--sae-claims", type=_names(list(sae_calibration.SAE_CLAIM_IDS),
+                                               "SAE claims"), default=[],
+                   help="with --sae: comma-separated claim ids to judge (default: all three)")
     return p
 
 
@@ -279,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.against_truth and not args.behaviour:
         parser().error("--against-truth judges a behavioural claim: add --behaviour.")
     if args.sae:
-        return study_main(args, worlds, "SAE claims", sae_calibration.run_sae,
+        return study_main(args, worlds, "SAE claims",
+                          partial(sae_calibration.run_sae, only=args.sae_claims),
                           args.sae_scenarios, sae_calibration.SAE_SCENARIOS,
                           sae_calibration.sae_table_lines)
     if args.sae_steering:

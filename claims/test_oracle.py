@@ -14,15 +14,16 @@ import pytest
 
 from refusal_checks.verdicts.oracle import (
     AGREEMENT_THRESHOLD,  # mean cosine 0.90: resample and oracle share >= 81% of variance
-    OVER_REFUSAL_THRESHOLD,  # noise-corrected 0.5: the oracle holds < 1/4 of over-refusal
+    OVER_REFUSAL_THRESHOLD,  # |noise-corrected| 0.5: the oracle holds < 1/4 of over-refusal
     oracle_agreement,
-    over_refusal_axis,
 )
+from refusal_checks.verdicts.over_refusal import over_refusal_axis
 
 
 @pytest.mark.claim("oracle-agreement",
                    protocol="32/32 resamples of harmful refused vs benign answered against "
-                            "the oracle of the remaining prompts (held out)",
+                            "the oracle of the remaining prompts (held out), corrected for "
+                            "the held-out oracle's noise",
                    paper="PAPER.md A.2: 0.96 +/- 0.01",
                    says="A direction from 32 refused harmful and 32 answered benign prompts "
                         "matches the large-pool oracle direction.")
@@ -32,7 +33,7 @@ def test_resampled_direction_matches_the_oracle(oracle_inputs, refusal_behaviour
 
 @pytest.mark.claim("over-refusal-is-a-different-axis",
                    protocol="over-refusal set's refused minus answered benign prompts against "
-                            "the full oracle, noise-corrected",
+                            "the full oracle: |noise-corrected cosine|, Fieller's interval",
                    paper="PAPER.md A.2: ~0.10",
                    says="Benign prompts the model refuses differ from those it answers along "
                         "a different axis than the oracle refusal direction.")

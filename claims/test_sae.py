@@ -13,14 +13,17 @@ calibrated by calibration/run.py --sae-steering).
 
 import pytest
 
+from refusal_checks.verdicts.sae_core import (
+    ACTIVE_RATE_GAP,  # 0.10: a latent is active for a category 10 points above its twins
+    CORE_SHARE_THRESHOLD,  # 0.01: the core holds >= 1% of the dictionary
+    sae_shared_core,
+)
 from refusal_checks.verdicts.sae import (
-    CORE_THRESHOLD,  # 0.25: >= 4 of each category's 16 refusal latents shared by all
     REBUILD_THRESHOLD,  # 0.80: the rebuild holds >= 64% of the direction's squared norm
     TAIL_THRESHOLD,  # 0.10: own latents fire 10 points more there than elsewhere, held out
     TOP,
     sae_category_tail,
     sae_reconstructs_direction,
-    sae_shared_core,
 )
 from refusal_checks.verdicts.sae_steering import staged_same_knob
 from refusal_checks.measure.staged import PROTOCOL as STAGED
@@ -30,12 +33,17 @@ LATENTS = (f"SAE latents at the claims' layer and position, ranked by firing-rat
            f"its top {TOP} are its refusal latents")
 
 
-@pytest.mark.claim("sae-shared-core", protocol=f"{LATENTS}; intersection over categories",
+@pytest.mark.claim("sae-shared-core",
+                   protocol=f"SAE latents at the claims' layer and position; a latent is active "
+                            f"for a category when it fires on >= {ACTIVE_RATE_GAP:.2f} more of "
+                            "its refused prompts than of its genre-matched twins; the core is "
+                            "the latents active for every category, as a share of the "
+                            "dictionary",
                    paper="PAPER.md A.6 (591 / 517 / 421 core latents of 16,384)",
                    says="A small core of refusal latents is shared by all categories.")
 def test_a_core_of_refusal_latents_is_shared_by_every_category(sae_evidence,
                                                                 refusal_behaviour, judge):
-    judge(sae_shared_core(sae_evidence, refusal_behaviour, threshold=CORE_THRESHOLD))
+    judge(sae_shared_core(sae_evidence, refusal_behaviour, threshold=CORE_SHARE_THRESHOLD))
 
 
 @pytest.mark.claim("sae-category-tail",

@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 from refusal_checks.calibration.behaviour import BehaviourScenario
 from refusal_checks.calibration.tally import roles_table_lines, tally_worlds
 from refusal_checks.verdicts.oracle import (OVER_REFUSAL_CATEGORY, gather, judged_rows,
-                                   oracle_agreement, over_refusal_axis)
+                                   oracle_agreement)
+from refusal_checks.verdicts.over_refusal import over_refusal_axis
 from refusal_checks.models.synthetic import World
 from refusal_checks.stats.verdict import Verdict
 from refusal_checks.calibration.worlds import Design, collection, evidence, refusals
@@ -33,13 +34,16 @@ ORACLE_CLAIM_IDS = (AGREEMENT, OVER)
 HARMFUL = ("safety_core", "crime_assistance", "hate_speech", "safety_concerns")
 NAMES = HARMFUL + (OVER_REFUSAL_CATEGORY,)
 
-# Refusal signal at which the mean cosine of a 32/32 resample with its held-out oracle is
-# the threshold 0.90 (d 64, noise 1; refused harmful ~255, answered benign ~94): the
-# noise-only prediction s^2 / sqrt((s^2 + 64 (2/32)) (s^2 + 64 (1/223 + 1/62))) = 0.90 at
-# s = 4.86; measured 0.901 over 100 worlds (calibration/README.md).
-BOUNDARY_SIGNAL = 4.86
+# Refusal signal at which the mean cosine of a 32/32 resample with the NOISE-FREE oracle
+# (the corrected statistic) is the threshold 0.90 (d 64, noise 1): the noise-only
+# prediction s / sqrt(s^2 + 64 (1/32 + 1/32)) = 0.90 at s = 4.13 (calibration/README.md
+# gives the mean estimate over the boundary worlds). Before the held-out oracle's
+# reliability was corrected for, the boundary was 4.86: the raw held-out cosine
+# s^2 / sqrt((s^2 + 64 (2/32)) (s^2 + 64 (1/223 + 1/62))) = 0.90 there.
+BOUNDARY_SIGNAL = 4.13
 # Over-refusal axis at cosine 0.5 with the refusal direction: the noise-free cosine of the
-# over-refusal direction with the oracle is OVER_REFUSAL_THRESHOLD itself.
+# over-refusal direction with the oracle is OVER_REFUSAL_THRESHOLD itself (and -0.5: the
+# same |cosine| from the other side).
 BOUNDARY_OVER_COS = 0.5
 OVER_SPREAD = 3.0
 
@@ -83,12 +87,19 @@ ORACLE_SCENARIOS: dict[str, OracleScenario] = {s.name: s for s in [
     OracleScenario("weak-oracle", "signal 2: refused - answered is mostly prompt noise, "
                    "a resample and the oracle share little (~0.55)",
                    oracle_design(signal=2.0, over_cos=0.0), null_for=(AGREEMENT,)),
-    OracleScenario("boundary-oracle", f"signal {BOUNDARY_SIGNAL}: mean resample cosine "
-                   "0.90, the threshold", oracle_design(signal=BOUNDARY_SIGNAL, over_cos=0.0),
+    OracleScenario("boundary-oracle", f"signal {BOUNDARY_SIGNAL}: mean cosine 0.90 of a "
+                   "resample with the noise-free oracle, the threshold",
+                   oracle_design(signal=BOUNDARY_SIGNAL, over_cos=0.0),
                    null_for=(AGREEMENT,)),
     OracleScenario("boundary-over-refusal", f"signal 8, over-refusal axis at cos "
                    f"{BOUNDARY_OVER_COS} with the refusal direction (the threshold)",
                    oracle_design(over_cos=BOUNDARY_OVER_COS), null_for=(OVER,)),
+    OracleScenario("anti-axis", "signal 8; benign prompts over-refused along MINUS the "
+                   "refusal direction (the same axis, anti-aligned)",
+                   oracle_design(over_cos=-1.0), null_for=(OVER,)),
+    OracleScenario("boundary-anti-over-refusal", f"signal 8, over-refusal axis at cos "
+                   f"-{BOUNDARY_OVER_COS} with the refusal direction (|cos| at the threshold)",
+                   oracle_design(over_cos=-BOUNDARY_OVER_COS), null_for=(OVER,)),
     OracleScenario("rare-over-refusal", "signal 8, no over-refusal strength: ~2% of the "
                    "over-refusal set refused (too few)", oracle_design(over_spread=0.0),
                    null_for=(OVER,)),
@@ -118,4 +129,4 @@ def run_oracle(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
 
 def oracle_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """:func:`~refusal_checks.calibration.tally.roles_table_lines` of the oracle claims."""
-    return roles_table_lines(results, ORACLE_CLAIM_IDS, ORACLE_SCENARIOS, widths=(33, 21))
+    return roles_table_lines(results, ORACLE_CLAIM_IDS, ORACLE_SCENARIOS, widths=(33, 27))

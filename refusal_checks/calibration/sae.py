@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 
 from refusal_checks.verdicts import sae as sae_claims
+from refusal_checks.verdicts.sae_core import sae_shared_core
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.calibration.behaviour import BehaviourScenario
 from refusal_checks.calibration.tally import roles_table_lines, tally_worlds
@@ -40,7 +42,7 @@ from refusal_checks.stats.verdict import Verdict
 
 CORE, TAIL, REBUILD = "sae-shared-core", "sae-category-tail", "sae-reconstructs-direction"
 SAE_CLAIM_IDS = (CORE, TAIL, REBUILD)
-JUDGES = {CORE: sae_claims.sae_shared_core, TAIL: sae_claims.sae_category_tail,
+JUDGES = {CORE: sae_shared_core, TAIL: sae_claims.sae_category_tail,
           REBUILD: sae_claims.sae_reconstructs_direction}
 
 
@@ -64,6 +66,7 @@ class SparseWorld:
     noise: float = 0.3
     dense: float = 0.0
     refuses: bool = True
+    silent: int = 0  # categories (the first ones) whose refused prompts plant no feature
     seed: int = 0
 
     def with_seed(self, seed: int) -> SparseWorld:
@@ -106,7 +109,7 @@ def draw(world: SparseWorld) -> tuple[dict, dict, np.ndarray, SAE]:
         twin[core] = twin[specific[c]] = world.p_off
         twin[genre[c]] = world.p_on
         rates = twin.copy()
-        if world.refuses:
+        if world.refuses and c >= world.silent:
             rates[core], rates[specific[c]] = world.p_on, p_spec
         name = f"category_{c:02d}"
         refuse[name] = sample(world.n_refuse, rates, dense[c])
@@ -134,22 +137,37 @@ class SaeScenario(BehaviourScenario):
 
 
 # Planted values at which a statistic sits on its threshold (mean estimate over worlds,
-# calibration/README.md): a core of 4 of 16 refusal latents; own features firing on
-# 0.35 of refused prompts (the tail's held-out specificity ~0.10 once noise selections
-# dilute it); a dense shift of norm 6.4 beside core 8 + specific 4 (rebuilt cosine ~0.80).
-BOUNDARY_CORE = 4
+# calibration/README.md): a core of 10 latents in a dictionary of 1,000 (1%, the share
+# threshold); core features firing 0.10 more on refused prompts than on twins (the
+# active-rate gap itself: no latent is active, the truth is 0); own features firing on
+# 0.22 of refused prompts (the tail's held-out specificity ~0.10); a dense shift of norm
+# 7 beside core 8 + specific 4 (rebuilt cosine ~0.80).
+BOUNDARY_CORE = 10
+CORE_FEATURES = 1000
 BOUNDARY_P_SPECIFIC = 0.22
 BOUNDARY_DENSE = 7.0
 W = SparseWorld
 SAE_SCENARIOS: dict[str, SaeScenario] = {s.name: s for s in [
-    SaeScenario("core-and-tail", "8 core + 4 own features per category, p 0.8 vs 0.05",
-                W(), effect_for=SAE_CLAIM_IDS),
+    SaeScenario("core-and-tail", "8 core (0.8% of 1,024, under the 1% core share) + 4 own "
+                "features per category, p 0.8 vs 0.05", W(), null_for=(CORE,),
+                effect_for=(TAIL, REBUILD)),
+    SaeScenario("wide-core", "20 core of 1,000 latents (2%) + 4 own per category",
+                W(features=CORE_FEATURES, core=20), effect_for=(CORE, TAIL)),
     SaeScenario("no-core", "12 own features per category, no core", W(core=0, specific=12),
                 null_for=(CORE,), effect_for=(TAIL, REBUILD)),
-    SaeScenario("core-only", "12 core features, none of a category's own",
-                W(core=12, specific=0), null_for=(TAIL,), effect_for=(CORE, REBUILD)),
-    SaeScenario("boundary-core", f"{BOUNDARY_CORE} core + 8 own: core share 0.25, the "
-                "threshold", W(core=BOUNDARY_CORE, specific=8), null_for=(CORE,)),
+    SaeScenario("core-only", "20 core of 1,000 latents, none of a category's own",
+                W(features=CORE_FEATURES, core=20, specific=0), null_for=(TAIL,),
+                effect_for=(CORE,)),
+    SaeScenario("boundary-core", f"{BOUNDARY_CORE} core of {CORE_FEATURES:,} latents (1%, "
+                "the threshold) + 8 own", W(features=CORE_FEATURES, core=BOUNDARY_CORE,
+                                           specific=8), null_for=(CORE,)),
+    SaeScenario("margin-core", "20 core of 1,000 firing on 0.15 of refused prompts vs 0.05 of "
+                "twins: the active-rate gap exactly, so no latent is active (truth 0)",
+                W(features=CORE_FEATURES, core=20, p_on=0.15, p_specific=0.8),
+                null_for=(CORE,)),
+    SaeScenario("noise-category", "wide-core, but one category plants no feature: its "
+                "direction is noise (the embedded Qwen's safety_core, split-half 0.18)",
+                W(features=CORE_FEATURES, core=20, silent=1), null_for=SAE_CLAIM_IDS),
     SaeScenario("boundary-tail", f"8 core + 4 own features at p {BOUNDARY_P_SPECIFIC}: tail "
                 "specificity ~0.10, the threshold", W(p_specific=BOUNDARY_P_SPECIFIC),
                 null_for=(TAIL,)),
@@ -162,19 +180,25 @@ SAE_SCENARIOS: dict[str, SaeScenario] = {s.name: s for s in [
 ]}
 
 
-def judge_sae_world(scenario: str, seed: int) -> dict[str, tuple[str, float]]:
-    """One replicate: claim id -> (outcome, estimate). Top-level so processes can run it."""
+def judge_sae_world(scenario: str, seed: int, only: tuple[str, ...] = ()
+                    ) -> dict[str, tuple[str, float]]:
+    """One replicate: claim id -> (outcome, estimate), for the scenario's claims (those in
+    ``only`` when given). Top-level so processes can run it."""
     chosen = SAE_SCENARIOS[scenario]
-    verdicts = sae_verdicts(chosen.design.with_seed(seed), chosen.claims())
+    claims = [c for c in chosen.claims() if not only or c in only]
+    verdicts = sae_verdicts(chosen.design.with_seed(seed), claims)
     return {claim: (v.outcome.value, v.estimate) for claim, v in verdicts.items()}
 
 
 def run_sae(scenarios: Iterable[str], worlds: int, *, first_seed: int = 1,
-            jobs: int = 1) -> dict[str, dict[str, Any]]:
-    """Judge ``worlds`` seeded replicates of each scenario -> scenario -> claim -> Tally."""
-    return tally_worlds(judge_sae_world, SAE_SCENARIOS, list(scenarios), worlds,
-                        claims=lambda name: SAE_SCENARIOS[name].claims(), kind="sae",
-                        first_seed=first_seed, jobs=jobs, chunksize=2)
+            jobs: int = 1, only: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """Judge ``worlds`` seeded replicates of each scenario -> scenario -> claim -> Tally
+    (only the claims in ``only`` when given)."""
+    only = tuple(only)
+    return tally_worlds(partial(judge_sae_world, only=only), SAE_SCENARIOS, list(scenarios),
+                        worlds, claims=lambda name: [c for c in SAE_SCENARIOS[name].claims()
+                                                     if not only or c in only],
+                        kind="sae", first_seed=first_seed, jobs=jobs, chunksize=2)
 
 
 def sae_table_lines(results: Mapping[str, Mapping[str, Any]]) -> list[str]:

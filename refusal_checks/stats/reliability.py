@@ -241,12 +241,23 @@ def disattenuated_cosines(
     Returns:
         ``(k, k)`` disattenuated cosines, diagonal 1, not clipped.
     """
+    gram, norm = cross_half_gram(refuse, benign, rng, n_splits)
+    return disattenuate(gram / np.outer(norm, norm), np.diag(gram) / norm**2)
+
+
+def cross_half_gram(
+    refuse: Sequence[ArrayLike],
+    benign: ArrayLike | Sequence[ArrayLike],
+    rng: np.random.Generator,
+    n_splits: int = 200,
+) -> tuple[FloatArray, FloatArray]:
+    """``(G, |d_hat|)``: the cross-half products of :func:`disattenuated_cosines`
+    (``(k, k)``, ``E[G_ij] = d_i . d_j``) and the full-sample directions' norms ``(k,)``."""
     sets, pools, pool_of = category_sets(refuse, benign, min_rows=2)
     d_a, d_b = half_directions(sets, pools, pool_of, rng, n_splits)
     cross = np.mean(d_a @ np.swapaxes(d_b, -1, -2), axis=0)
-    gram = (cross + cross.T) / 2.0
     norm = np.linalg.norm(category_directions(sets, [pools[j] for j in pool_of]), axis=-1)
-    return disattenuate(gram / np.outer(norm, norm), np.diag(gram) / norm**2)
+    return (cross + cross.T) / 2.0, norm
 
 
 def _resampled_means(
@@ -318,6 +329,22 @@ def bootstrap_disattenuated(
         ``(n_boot, k, k)`` disattenuated cosine matrices (not clipped; NaN where a
         replicate has no distinct prompts to pair).
     """
+    gram, norm_sq = bootstrap_gram(refuse, benign, rng, n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.sqrt(norm_sq)
+        cos = gram / (norm[:, :, None] * norm[:, None, :])
+        return disattenuate(cos, np.diagonal(gram, axis1=-2, axis2=-1) / norm_sq)
+
+
+def bootstrap_gram(
+    refuse: Sequence[ArrayLike],
+    benign: ArrayLike | Sequence[ArrayLike],
+    rng: np.random.Generator,
+    n_boot: int = 500,
+) -> tuple[FloatArray, FloatArray]:
+    """The replicates behind :func:`bootstrap_disattenuated`: ``(G, |d|^2)``, ``(n_boot, k,
+    k)`` cross-half products (distinct prompts only) and ``(n_boot, k)`` squared norms of
+    the resampled directions."""
     sets, pools, pool_of = category_sets(refuse, benign, min_rows=2)
     groups = sets + pools
     k = len(sets)
@@ -334,8 +361,4 @@ def bootstrap_disattenuated(
     idx = np.arange(len(groups))
     products[:, idx, idx] = distinct
     gram = np.einsum("ig,bgh,jh->bij", contrast, products, contrast)
-    norm_sq = np.diagonal(plain, axis1=-2, axis2=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm = np.sqrt(norm_sq)
-        cos = gram / (norm[:, :, None] * norm[:, None, :])
-        return disattenuate(cos, np.diagonal(gram, axis1=-2, axis2=-1) / norm_sq)
+    return gram, np.diagonal(plain, axis1=-2, axis2=-1).copy()

@@ -10,18 +10,16 @@ against benign prompts it answered (over-refusal) matches it at only ~0.10. Two 
   judged benign prompt it answered. A resample draws ``k_h`` refused and ``k_b`` answered
   prompts without replacement (32/32 as in the paper, fewer when fewer exist) and is
   compared with the oracle built from the REST: the held-out oracle shares no prompt with
-  the resample, so its cosine measures agreement, not overlap (a resample inside its own
-  oracle would agree with it by construction, most where the pool is small). The statistic
-  is the mean cosine over resamples; its interval comes from resampling the prompts
-  themselves (:func:`bootstrap_agreement`, re-centred as the split-half interval of
-  ``stable-within-category``), and the spread over resamples (the paper's +/-) is in
-  the details.
-* **over-refusal-is-a-different-axis**: the over-refusal direction is the over-refusal
-  set's refused minus its answered benign prompts (the ``over_refusal`` category's
-  genre-matched benign look-alikes: XSTest-style safe prompts; refused and answered ones
-  share genre, so genre cancels). Its cosine with the oracle is noise-corrected with both
-  directions' split-half reliabilities (:func:`~refusal_checks.measure.study.study_directions`,
-  as every between-category cosine of the geometry claims) and must lie below 0.5.
+  the resample, so its cosine measures agreement, not overlap. The held-out oracle is
+  itself a noisy estimate (it has fewer prompts than the paper's large pool), so its raw
+  cosine is biased low; the statistic corrects it for the held-out oracle's reliability
+  (:func:`corrected_agreement`: the mean cosine of a resample with the noise-free oracle).
+  Its interval comes from resampling the prompts themselves (:func:`bootstrap_agreement`,
+  re-centred as the split-half interval of ``stable-within-category``); the uncorrected
+  agreement, the paper's overlapping definition and the spread over resamples (the
+  paper's +/-) are in the details.
+* **over-refusal-is-a-different-axis**: :mod:`refusal_checks.verdicts.over_refusal`, on
+  the same :class:`OracleInputs`.
 
 ``fixtures/oracle.py`` and calibration (:mod:`refusal_checks.calibration.oracle`) both
 call :func:`gather` and the verdict functions here, so a claim and its known-answer
@@ -31,6 +29,7 @@ worlds share one implementation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,11 +37,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
-from refusal_checks.verdicts.geometry import reliable
 from refusal_checks.stats.stability import apply_weights, cluster_half_weights, resample
 from refusal_checks.stats.intervals import percentile_interval, recentred_interval
-from refusal_checks.stats.decisions import above, below
-from refusal_checks.measure.study import DirectionStudy, study_directions
+from refusal_checks.stats.decisions import above
 from refusal_checks.stats.verdict import Verdict
 
 FloatArray = NDArray[np.float64]
@@ -59,9 +56,10 @@ MIN_ORACLE_SIDE = 2 * MIN_PER_SIDE
 # degrees apart and share cos^2 = 0.81 of their variance, so the resample's noise carries
 # at most ~1/5 of its squared norm. The paper's 0.96 +/- 0.01 clears it by six spreads.
 AGREEMENT_THRESHOLD = 0.90
-# "Over-refusal is a different axis": noise-corrected cosine with the oracle below 0.5.
-# A cosine c means the oracle accounts for c^2 of the over-refusal direction's squared
-# norm: below 0.5 less than a quarter, so the over-refusal direction is mostly its own
+# "Over-refusal is a different axis": |noise-corrected cosine| with the oracle below 0.5
+# (absolute: an anti-aligned direction lies on the same axis). A cosine c means the oracle
+# accounts for c^2 of the over-refusal direction's squared norm: below 0.5 less than a
+# quarter, so the over-refusal direction is mostly its own
 # axis (the same argument as shared_core.CORE_THRESHOLD, from the other side). The paper's
 # ~0.10 is far below it; one shared direction gives ~1 after noise correction.
 OVER_REFUSAL_THRESHOLD = 0.5
@@ -219,28 +217,101 @@ def gather(refuse: Mapping[str, ArrayLike], refused: Mapping[str, ArrayLike],
         reply_tokens)
 
 
-def _agreements(harmful: FloatArray, benign: FloatArray, counts_h: FloatArray,
-                counts_b: FloatArray, rng: np.random.Generator, n_splits: int,
-                k_h: int, k_b: int) -> FloatArray:
-    """``(rows, n_splits)`` cosines of resample directions with their held-out oracles.
+def _three_way(counts: FloatArray, rng: np.random.Generator, n_splits: int, first: int
+               ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Averaging weights ``(rows, n_splits, n)`` of a resample and the held-out rest.
+
+    Each split puts ``first`` original prompts in the resample; the rest, the held-out
+    oracle, is also cut into two halves A and B by original prompt (copies of a prompt stay
+    in one part). Returns ``(W_in, W_out, W_A, W_B)``, rows summing to 1 (0 when empty).
+    """
+    rows, n = counts.shape
+    perm = np.argsort(rng.random((rows, n_splits, n)), axis=2)
+    middle = first + (n - first) // 2
+    out = []
+    for part in (perm[..., :first], perm[..., first:], perm[..., first:middle],
+                 perm[..., middle:]):
+        mask = np.zeros((rows, n_splits, n))
+        np.put_along_axis(mask, part, 1.0, axis=2)
+        weights = mask * counts[:, None, :]
+        totals = weights.sum(axis=2, keepdims=True)
+        out.append(np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0))
+    return out[0], out[1], out[2], out[3]
+
+
+def _agreement_parts(harmful: FloatArray, benign: FloatArray, counts_h: FloatArray,
+                     counts_b: FloatArray, rng: np.random.Generator, n_splits: int,
+                     k_h: int, k_b: int) -> dict[str, FloatArray]:
+    """Per row and split (``(rows, n_splits)`` each) of resample vs held-out oracle.
 
     Row ``i`` weighs the prompts by ``counts_*[i]`` (ones: the data; multinomial counts: a
-    bootstrap replicate); each split puts ``k_h`` / ``k_b`` original prompts in the
-    resample and the rest in the oracle (copies of a prompt stay on one side). NaN where
-    a side drew no prompt or a direction is zero.
+    bootstrap replicate). ``cos``: cosine of the resample direction ``d_in`` with the
+    held-out oracle ``d_out``; ``num``: ``d_in . d_out / |d_in|``; ``gram``: ``d_A . d_B``
+    of the held-out oracle's two halves, unbiased for ``|d|^2`` of the noise-free direction
+    (they share no prompt); ``overlap``: cosine of ``d_in`` with the oracle of ALL prompts,
+    the resample included (the paper's definition). NaN where a part drew no prompt or a
+    direction is zero.
     """
-    in_h, out_h = cluster_half_weights(counts_h, rng, n_splits, first=k_h)
-    in_b, out_b = cluster_half_weights(counts_b, rng, n_splits, first=k_b)
+    in_h, out_h, a_h, b_h = _three_way(counts_h, rng, n_splits, k_h)
+    in_b, out_b, a_b, b_b = _three_way(counts_b, rng, n_splits, k_b)
     d_in = apply_weights(in_h, harmful) - apply_weights(in_b, benign)
     d_out = apply_weights(out_h, harmful) - apply_weights(out_b, benign)
-    norms = np.linalg.norm(d_in, axis=-1) * np.linalg.norm(d_out, axis=-1)
-    ok = norms > 0
-    for weights in (in_h, out_h, in_b, out_b):
+    d_a = apply_weights(a_h, harmful) - apply_weights(a_b, benign)
+    d_b = apply_weights(b_h, harmful) - apply_weights(b_b, benign)
+    full_h, full_b = counts_h / counts_h.sum(-1, keepdims=True), counts_b / counts_b.sum(
+        -1, keepdims=True)
+    d_all = (full_h @ harmful - full_b @ benign)[:, None, :]
+    ok = np.ones(d_in.shape[:2], bool)
+    for weights in (in_h, out_h, in_b, out_b, a_h, b_h, a_b, b_b):
         ok &= weights.sum(-1) > 0
+    n_in, n_out = np.linalg.norm(d_in, axis=-1), np.linalg.norm(d_out, axis=-1)
+    ok &= (n_in > 0) & (n_out > 0)
+    dot = np.einsum("bsd,bsd->bs", d_in, d_out)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.clip(np.einsum("bsd,bsd->bs", d_in, d_out) / norms, -1.0, 1.0)
-    cos[~ok] = np.nan
-    return cos
+        parts = {"cos": np.clip(dot / (n_in * n_out), -1.0, 1.0), "num": dot / n_in,
+                 "gram": np.einsum("bsd,bsd->bs", d_a, d_b),
+                 "overlap": np.einsum("bsd,bsd->bs", d_in, d_all)
+                 / (n_in * np.linalg.norm(d_all, axis=-1))}
+    for values in parts.values():
+        values[~ok] = np.nan
+    return parts
+
+
+def corrected_agreement(parts: dict[str, FloatArray]) -> FloatArray:
+    """``(rows,)`` mean cosine of a resample direction with the NOISE-FREE oracle.
+
+    ``mean(d_in . d_out / |d_in|) / sqrt(mean(d_A . d_B))``: the numerator estimates
+    ``|d| cos(d_in, d)`` (``d_out`` is ``d`` plus noise independent of ``d_in``), the
+    denominator ``|d|``. Equivalently the held-out agreement divided by the square root of
+    the held-out oracle's reliability ``rho = cos^2(d_out, d)``: a held-out oracle of the
+    remaining prompts is itself noisy, and its raw cosine with a resample is biased low
+    against the paper's large-pool oracle. NaN where ``mean(gram) <= 0`` (no measurable
+    direction).
+    """
+    with warnings.catch_warnings():  # a row without any usable split stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        num, gram = np.nanmean(parts["num"], axis=1), np.nanmean(parts["gram"], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(gram > 0, num / np.sqrt(np.where(gram > 0, gram, 1.0)), np.nan)
+
+
+def _checked(harmful: ArrayLike, benign: ArrayLike, k_h: int, k_b: int
+             ) -> tuple[FloatArray, FloatArray]:
+    h, b = np.asarray(harmful, np.float64), np.asarray(benign, np.float64)
+    if not (0 < k_h < len(h) - 1 and 0 < k_b < len(b) - 1):
+        raise ValueError(f"resamples of {k_h}/{k_b} need at least two more prompts than that "
+                         f"on each side (have {len(h)}/{len(b)}) so that the held-out oracle "
+                         "has two halves.")
+    return h, b
+
+
+def agreement_parts(harmful: ArrayLike, benign: ArrayLike, rng: np.random.Generator,
+                    k_h: int = RESAMPLE_SIZE, k_b: int = RESAMPLE_SIZE,
+                    n_resamples: int = N_RESAMPLES) -> dict[str, FloatArray]:
+    """:func:`_agreement_parts` of ``n_resamples`` draws without replacement: ``(1, n)``."""
+    h, b = _checked(harmful, benign, k_h, k_b)
+    return _agreement_parts(h, b, np.ones((1, len(h))), np.ones((1, len(b))), rng,
+                            n_resamples, k_h, k_b)
 
 
 def resample_agreement(harmful: ArrayLike, benign: ArrayLike, rng: np.random.Generator,
@@ -248,29 +319,23 @@ def resample_agreement(harmful: ArrayLike, benign: ArrayLike, rng: np.random.Gen
                        n_resamples: int = N_RESAMPLES) -> FloatArray:
     """Cosines of ``n_resamples`` resample directions (``k_h`` refused harmful minus ``k_b``
     answered benign prompts, drawn without replacement) with the oracle of the rest."""
-    h, b = np.asarray(harmful, np.float64), np.asarray(benign, np.float64)
-    if not (0 < k_h < len(h) and 0 < k_b < len(b)):
-        raise ValueError(f"resamples of {k_h}/{k_b} need more prompts than that on each side "
-                         f"(have {len(h)}/{len(b)}) so that the held-out oracle is not empty.")
-    return _agreements(h, b, np.ones((1, len(h))), np.ones((1, len(b))), rng, n_resamples,
-                       k_h, k_b)[0]
+    return agreement_parts(harmful, benign, rng, k_h, k_b, n_resamples)["cos"][0]
 
 
 def bootstrap_agreement(harmful: ArrayLike, benign: ArrayLike, rng: np.random.Generator,
                         k_h: int = RESAMPLE_SIZE, k_b: int = RESAMPLE_SIZE,
                         n_boot: int = 500, n_splits: int = BOOT_RESAMPLES) -> FloatArray:
-    """``(n_boot,)`` replicates of the mean agreement: both sides resampled with replacement,
-    ``n_splits`` resample / held-out splits by original prompt each. A replicate holds
-    fewer distinct prompts, so it sits below the estimate: read it with
-    :func:`~refusal_checks.stats.intervals.recentred_interval`."""
-    h, b = np.asarray(harmful, np.float64), np.asarray(benign, np.float64)
+    """``(n_boot,)`` replicates of :func:`corrected_agreement`: both sides resampled with
+    replacement, ``n_splits`` resample / held-out splits by original prompt each. A
+    replicate holds fewer distinct prompts, so it is noisier than the estimate: read it
+    with :func:`~refusal_checks.stats.intervals.recentred_interval`."""
+    h, b = _checked(harmful, benign, k_h, k_b)
     out = np.full(n_boot, np.nan)
     for start in range(0, n_boot, _CHUNK):
         size = min(_CHUNK, n_boot - start)
-        cos = _agreements(h, b, resample(len(h), rng, size), resample(len(b), rng, size),
-                          rng, n_splits, k_h, k_b)
-        usable = ~np.isnan(cos).all(axis=1)
-        out[start:start + size][usable] = np.nanmean(cos[usable], axis=1)
+        parts = _agreement_parts(h, b, resample(len(h), rng, size),
+                                 resample(len(b), rng, size), rng, n_splits, k_h, k_b)
+        out[start:start + size] = corrected_agreement(parts)
     return out
 
 
@@ -278,74 +343,46 @@ def oracle_agreement(inputs: OracleInputs, behaviour: RefusalBehaviour, *,
                      threshold: float = AGREEMENT_THRESHOLD) -> Verdict:
     """Claim: "A 32/32 harmful-refused vs benign-answered direction matches the oracle."
 
-    Mean cosine of resample directions with their held-out oracles
-    (:func:`resample_agreement`, ``N_RESAMPLES`` draws), prompt-bootstrap interval
-    (:func:`bootstrap_agreement`, re-centred), must exceed ``threshold``. Fewer than
-    ``MIN_ORACLE_SIDE`` prompts on a side -> INCONCLUSIVE with the counts; resamples
-    smaller than 32/32 are named in the statistic and the reason.
+    Mean cosine of resample directions with the noise-free oracle
+    (:func:`corrected_agreement` over ``N_RESAMPLES`` draws: held-out agreement corrected
+    for the held-out oracle's reliability), prompt-bootstrap interval
+    (:func:`bootstrap_agreement`, re-centred), must exceed ``threshold``. The uncorrected
+    held-out agreement and the paper's overlapping definition (the resample inside its
+    oracle) are in the details. Fewer than ``MIN_ORACLE_SIDE`` prompts on a side ->
+    INCONCLUSIVE with the counts; resamples smaller than 32/32 are named in the statistic
+    and the reason.
     """
     k_h, k_b = inputs.resample_sizes()
-    statistic = f"mean cosine of {k_h}/{k_b} resample directions with the held-out oracle"
+    statistic = (f"mean cosine of {k_h}/{k_b} resample directions with the oracle, "
+                 "corrected for the held-out oracle's noise")
     buildable = inputs.oracle_buildable()
     nan = float("nan")
     estimate, interval, spread = nan, (nan, nan), {}
     if buildable[0]:
         rng = np.random.default_rng([inputs.seed, 11])
-        cosines = resample_agreement(inputs.harmful_refused, inputs.benign_answered, rng,
-                                     k_h, k_b)
-        estimate = float(np.nanmean(cosines))
+        parts = agreement_parts(inputs.harmful_refused, inputs.benign_answered, rng, k_h, k_b)
+        estimate = float(corrected_agreement(parts)[0])
         replicates = bootstrap_agreement(inputs.harmful_refused, inputs.benign_answered, rng,
                                          k_h, k_b, inputs.n_boot)
         interval = recentred_interval(replicates, estimate)
+        cosines = parts["cos"][0]
         lo, hi = percentile_interval(cosines)
-        spread = {"resample_cosine_sd": round(float(np.nanstd(cosines)), 4),
+        spread = {"held_out_agreement": round(float(np.nanmean(cosines)), 4),
+                  "paper_overlapping_agreement": round(float(np.nanmean(parts["overlap"])), 4),
+                  "resample_cosine_sd": round(float(np.nanstd(cosines)), 4),
                   "resample_cosine_range_95": [round(lo, 4), round(hi, 4)],
                   "resamples": len(cosines)}
     verdict = above(statistic, estimate, interval, threshold,
                     n=len(inputs.harmful_refused) + len(inputs.benign_answered),
-                    paper="0.96 +/- 0.01 (32/32 vs oracle)", seed=inputs.seed,
+                    paper="0.96 +/- 0.01 (32/32 vs a large-pool oracle)", seed=inputs.seed,
                     details={**inputs.summary(), **spread},
-                    requires=[behaviour.refuses(), buildable])
+                    requires=[behaviour.refuses(), buildable, (
+                        not buildable[0] or np.isfinite(estimate),
+                        "the held-out oracle's two halves do not agree (mean d_A . d_B <= "
+                        "0): there is no measurable oracle direction to agree with")])
     if buildable[0] and (k_h, k_b) != (RESAMPLE_SIZE, RESAMPLE_SIZE):
         note = (f"resamples of {k_h}/{k_b}, fewer than the paper's "
                 f"{RESAMPLE_SIZE}/{RESAMPLE_SIZE}: half of the {len(inputs.harmful_refused)} "
                 f"refused harmful / {len(inputs.benign_answered)} answered benign prompts")
         verdict = replace(verdict, reason=f"{verdict.reason}; {note}")
     return verdict
-
-
-def over_refusal_study(inputs: OracleInputs) -> DirectionStudy:
-    """The oracle and the over-refusal direction as a two-direction study (split halves,
-    noise-corrected cosine, prompt bootstrap), each against its own answered side."""
-    if inputs.over_refused is None or inputs.over_answered is None:
-        raise ValueError("no over-refusal set: " + inputs.over_buildable()[1])
-    return study_directions({ORACLE: inputs.harmful_refused, OVER: inputs.over_refused},
-                            {ORACLE: inputs.benign_answered, OVER: inputs.over_answered},
-                            control=CONTROL, layer=inputs.layer, seed=inputs.seed,
-                            n_boot=inputs.n_boot)
-
-
-def over_refusal_axis(inputs: OracleInputs, behaviour: RefusalBehaviour, *,
-                      threshold: float = OVER_REFUSAL_THRESHOLD) -> Verdict:
-    """Claim: "Over-refusal is a different axis from the oracle."
-
-    The noise-corrected cosine of the over-refusal direction (benign refused minus benign
-    answered, within the over-refusal set) with the oracle, percentile interval over the
-    prompt bootstrap, must lie below ``threshold``. INCONCLUSIVE when the model refuses
-    fewer than ``MIN_PER_SIDE`` (or answers fewer) of the over-refusal set, when the oracle
-    cannot be built, or when either direction is mostly noise (split-half < 0.30).
-    """
-    statistic = "noise-corrected cosine of the over-refusal direction with the oracle"
-    requires = [behaviour.refuses(), inputs.oracle_buildable(), inputs.over_buildable()]
-    n = sum(inputs.over_counts)
-    nan = float("nan")
-    if not all(ok for ok, _ in requires):
-        return below(statistic, nan, (nan, nan), threshold, n=n, paper="~0.10 (uncorrected)",
-                     seed=inputs.seed, details=inputs.summary(), requires=requires)
-    study = over_refusal_study(inputs)
-    estimate = float(study.disattenuated[0, 1])
-    details = {**inputs.summary(), "raw_cosine": round(float(study.raw[0, 1]), 4),
-               "split_half_mean": study.reliability(), "control": CONTROL}
-    return below(statistic, estimate, percentile_interval(study.boot[:, 0, 1]), threshold,
-                 n=n, paper="~0.10 (uncorrected)", seed=inputs.seed, details=details,
-                 requires=requires + [reliable(study)])

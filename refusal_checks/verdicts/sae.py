@@ -7,8 +7,8 @@ Latents are ranked by firing-rate difference (refused minus twins; ties broken b
 mean code difference); a category's *refusal latents* are its ``TOP`` highest-ranked
 latents with a positive difference.
 
-* ``sae-shared-core``: the share of the ``TOP`` refusal latents that are refusal latents
-  of every category (one number: the intersection is the same for all categories).
+* ``sae-shared-core``: :mod:`refusal_checks.verdicts.sae_core` (the paper's count of
+  latents active for every category, as a share of the dictionary).
 * ``sae-category-tail``: held-out specificity of each category's tail (its refusal latents
   that are no other category's), selected on one half of every prompt set and measured on
   the other: firing-rate difference in the category minus the mean over the others.
@@ -41,12 +41,6 @@ from refusal_checks.stats.verdict import Verdict
 # with 64 prompts a side a firing-rate difference has noise sd <= 0.09, so a latent must
 # move by ~0.25 to rank among the top 16 reliably rather than by chance.
 TOP = 16
-# sae-shared-core: at least a quarter of every category's 16 refusal latents (4) are
-# refusal latents of all categories. Random latent sets share (16/d_sae)^(k-1) of them
-# (~1e-23 for 11 categories); 0.25 demands a core that carries a real part of each
-# category's refusal, not a chance overlap, and leaves room for a tail (the paper: a small
-# core plus a long tail).
-CORE_THRESHOLD = 0.25
 # sae-category-tail: a category's own latents fire on at least 10 more of every 100 of its
 # refused prompts (over its twins) than they do, on average, in the other categories, on
 # held-out prompts. Noise selections and core latents give 0 in expectation.
@@ -80,6 +74,10 @@ class SaeInputs:
     left_out: list[str] = field(default_factory=list)
     latent_ids: np.ndarray | None = None  # SAE index of each kept column
     d_sae: int = 0
+    # (k, d_sae): on how many refused prompts / twins each latent of the SAE fires (all
+    # latents, not only the kept columns: sae-shared-core counts the whole dictionary).
+    refuse_fired: np.ndarray | None = None
+    matched_fired: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -140,7 +138,9 @@ def sae_inputs(refuse: dict[str, np.ndarray], matched: dict[str, np.ndarray],
                      np.asarray(sae.W_dec, np.float64)[keep],
                      explained_variance(everything, sae.reconstruct(everything)),
                      sae.describe(), seed, n_boot, [c for c in refuse if c not in names],
-                     keep, sae.d_sae)
+                     keep, sae.d_sae,
+                     np.array([(c > 0).sum(0) for c in codes_r]).reshape(len(names), -1),
+                     np.array([(c > 0).sum(0) for c in codes_m]).reshape(len(names), -1))
 
 
 def _weighted(w: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -247,6 +247,24 @@ def _reliability(inputs: SaeInputs, rng: np.random.Generator, counts_r: list[np.
     return half, np.where(half > 0, 2 * half / (1 + half), np.nan)
 
 
+def reliability_requirement(inputs: SaeInputs, seed_key: int = 14
+                            ) -> tuple[tuple[bool, str], dict[str, float]]:
+    """((ok, reason), split-half by category): every category's difference in means
+    (refused minus twins) must have mean split-half cosine >= ``MIN_RELIABILITY`` (0.30,
+    as for the geometry claims), else the category's refusal latents are ranked on noise."""
+    ones_r, ones_m = ones_of(inputs)
+    half = _reliability(inputs, np.random.default_rng([inputs.seed, seed_key]), ones_r,
+                        ones_m, SPLITS)[0][0]
+    return noisy_requirement(inputs.categories, half), dict(
+        zip(inputs.categories, np.round(half, 4).tolist()))
+
+
+def noisy_requirement(categories: list[str], half: np.ndarray) -> tuple[bool, str]:
+    noisy = [f"{c} ({h:.2f})" for c, h in zip(categories, half) if not h >= MIN_RELIABILITY]
+    return (not noisy, f"the difference in means of {', '.join(noisy)} has split-half cosine "
+                       f"< {MIN_RELIABILITY}: mostly sampling noise")
+
+
 def rebuilt_cosine(inputs: SaeInputs, w_r: list[np.ndarray], w_m: list[np.ndarray],
                    m: int = TOP) -> np.ndarray:
     """Cosine ``(B, k)`` of the rebuilt direction with the difference in means."""
@@ -285,42 +303,17 @@ def requirements_of(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviour,
                                f"got {inputs.k}")]
 
 
-def _details(inputs: SaeInputs, **extra: Any) -> dict[str, Any]:
+def details_of(inputs: SaeInputs, **extra: Any) -> dict[str, Any]:
     return {"sae": inputs.sae, "explained_variance_decision_state":
             round(inputs.explained_variance, 4), "top_latents": TOP,
             "categories": inputs.categories, "left_out": inputs.left_out,
             "control": "genre-matched benign twins", **extra}
 
 
-def _missing(statistic: str, threshold: float, inputs: SaeMissing,
+def missing_verdict(statistic: str, threshold: float, inputs: SaeMissing,
              behaviour: RefusalBehaviour, paper: str) -> Verdict:
     return above(statistic, float("nan"), (float("nan"), float("nan")), threshold, n=0,
                  paper=paper, requires=requirements_of(inputs, behaviour, 0))
-
-
-CORE_STATISTIC = f"share of each category's top-{TOP} refusal latents common to all categories"
-CORE_PAPER = "591 / 517 / 421 core latents of 16,384 (Gemma Scope, layers 9 / 20 / 31)"
-
-
-def sae_shared_core(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviour, *,
-                    threshold: float = CORE_THRESHOLD) -> Verdict:
-    """Claim: "A core of refusal latents is shared by every category" (A.6)."""
-    if isinstance(inputs, SaeMissing):
-        return _missing(CORE_STATISTIC, threshold, inputs, behaviour, CORE_PAPER)
-    rate, code = contrast_of(inputs, *ones_of(inputs))
-    member = _membership(top_latents(rate, code), rate.shape[-1])[0]
-    estimate = float(member.all(axis=0).sum() / TOP)
-    reps = _boot(inputs, np.random.default_rng([inputs.seed, 11]),
-                 lambda r, m: core_share(*contrast_of(inputs, r, m)))
-    counts = member.sum(axis=0)
-    histogram = {j: int((counts == j).sum()) for j in range(1, inputs.k + 1)}
-    chance = (TOP / max(inputs.d_sae, TOP)) ** (inputs.k - 1)
-    return above(CORE_STATISTIC, estimate, recentred_interval(reps, estimate), threshold,
-                 n=inputs.k, paper=CORE_PAPER, seed=inputs.seed,
-                 details=_details(inputs, core_latents=inputs.latent_ids[counts == inputs.k]
-                                  .tolist(), latents_in_j_categories=histogram,
-                                  chance_share_random_sets=chance),
-                 requires=requirements_of(inputs, behaviour, 3))
 
 
 TAIL_STATISTIC = ("mean held-out specificity of each category's own refusal latents (firing-"
@@ -332,11 +325,14 @@ def sae_category_tail(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviou
                       threshold: float = TAIL_THRESHOLD) -> Verdict:
     """Claim: "Beyond the core, categories have latents of their own" (A.6)."""
     if isinstance(inputs, SaeMissing):
-        return _missing(TAIL_STATISTIC, threshold, inputs, behaviour, TAIL_PAPER)
+        return missing_verdict(TAIL_STATISTIC, threshold, inputs, behaviour, TAIL_PAPER)
+    reliable, half = reliability_requirement(inputs)
     rng = np.random.default_rng([inputs.seed, 12])
     ones_r, ones_m = ones_of(inputs)
-    per = np.nanmean(np.concatenate([_tail_from(inputs, rng, ones_r, ones_m)
-                                     for _ in range(SPLITS)]), axis=0)
+    tails = np.concatenate([_tail_from(inputs, rng, ones_r, ones_m) for _ in range(SPLITS)])
+    with warnings.catch_warnings():  # a category without a tail in any split stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per = np.nanmean(tails, axis=0)
     estimate = float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")
     reps = _boot(inputs, rng, lambda r, m: _tail_from(inputs, rng, r, m))
     with warnings.catch_warnings():  # a replicate without any tail stays NaN
@@ -344,9 +340,9 @@ def sae_category_tail(inputs: SaeInputs | SaeMissing, behaviour: RefusalBehaviou
         means = np.nanmean(reps, axis=1)
     return above(TAIL_STATISTIC, estimate, recentred_interval(means, estimate), threshold,
                  n=inputs.k, paper=TAIL_PAPER, seed=inputs.seed,
-                 details=_details(inputs, tail_specificity=dict(zip(
-                     inputs.categories, np.round(per, 4).tolist()))),
-                 requires=requirements_of(inputs, behaviour, 2))
+                 details=details_of(inputs, tail_specificity=dict(zip(
+                     inputs.categories, np.round(per, 4).tolist())), split_half=half),
+                 requires=requirements_of(inputs, behaviour, 2) + [reliable])
 
 
 REBUILD_STATISTIC = (f"lowest noise-corrected cosine of a category's direction with its "
@@ -364,7 +360,7 @@ def sae_reconstructs_direction(inputs: SaeInputs | SaeMissing, behaviour: Refusa
     they carry the true direction.
     """
     if isinstance(inputs, SaeMissing):
-        return _missing(REBUILD_STATISTIC, threshold, inputs, behaviour, REBUILD_PAPER)
+        return missing_verdict(REBUILD_STATISTIC, threshold, inputs, behaviour, REBUILD_PAPER)
     rng = np.random.default_rng([inputs.seed, 13])
     ones_r, ones_m = ones_of(inputs)
     raw = rebuilt_cosine(inputs, ones_r, ones_m)[0]
@@ -382,10 +378,9 @@ def sae_reconstructs_direction(inputs: SaeInputs | SaeMissing, behaviour: Refusa
     worst = int(np.nanargmin(corrected)) if np.isfinite(corrected).any() else 0
     estimate = float(corrected[worst]) if np.isfinite(corrected).any() else float("nan")
     mins = np.where(np.isnan(reps).any(axis=1), np.nan, reps.min(axis=1))
-    noisy = [c for c, h in zip(inputs.categories, half[0]) if not h >= MIN_RELIABILITY]
     return above(REBUILD_STATISTIC, estimate, recentred_interval(mins, estimate), threshold,
                  n=inputs.k, paper=REBUILD_PAPER, seed=inputs.seed,
-                 details=_details(inputs, weakest=inputs.categories[worst] if inputs.k else "",
+                 details=details_of(inputs, weakest=inputs.categories[worst] if inputs.k else "",
                                   raw_cosine=dict(zip(inputs.categories,
                                                       np.round(raw, 4).tolist())),
                                   corrected_cosine=dict(zip(inputs.categories,
@@ -393,5 +388,4 @@ def sae_reconstructs_direction(inputs: SaeInputs | SaeMissing, behaviour: Refusa
                                   split_half=dict(zip(inputs.categories,
                                                       np.round(half[0], 4).tolist()))),
                  requires=requirements_of(inputs, behaviour, 1) + [
-                     (not noisy, f"the difference in means of {', '.join(noisy)} has split-half "
-                                 f"cosine < {MIN_RELIABILITY}: mostly sampling noise")])
+                     noisy_requirement(inputs.categories, half[0])])

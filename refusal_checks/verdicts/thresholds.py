@@ -87,8 +87,11 @@ THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("over-refusal-is-a-different-axis", 0.5, "<", f"{_ORACLE}:OVER_REFUSAL_THRESHOLD",
               "2026-11-30", "cosine 0.5 shares a quarter of the variance: below it the "
               "over-refusal direction is mostly another axis"),
-    Threshold("sae-shared-core", 0.25, ">", f"{_SAE}:CORE_THRESHOLD", "2026-11-30",
-              "a core that a quarter of each category's top latents share"),
+    Threshold("sae-shared-core", 0.01, ">", "refusal_checks.verdicts.sae_core:"
+              "CORE_SHARE_THRESHOLD", "2026-12-08", "latents active (firing >= 0.10 more on "
+              "refused prompts than on twins) in every category hold >= 1% of the dictionary: "
+              "under half the paper's smallest core (2.6%), more than one token's TopK set; "
+              "a new statistic (the paper's count), so the old 0.25 has no reading on it"),
     Threshold("sae-category-tail", 0.10, ">", f"{_SAE}:TAIL_THRESHOLD", "2026-11-30",
               "a tail of category-specific latents above a tenth of the top latents"),
     Threshold("sae-reconstructs-direction", 0.80, ">", f"{_SAE}:REBUILD_THRESHOLD",

@@ -36,9 +36,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 def test_a_resample_matches_the_oracle_and_over_refusal_on_another_axis_is_found(run) -> None:
     agreement = run.verdict(AGREEMENT, OTHER)
     assert agreement["outcome"] == "supported", agreement["line"]
-    assert agreement["statistic"] == \
-        "mean cosine of 32/32 resample directions with the held-out oracle"
+    assert agreement["statistic"] == ("mean cosine of 32/32 resample directions with the "
+                                      "oracle, corrected for the held-out oracle's noise")
     assert agreement["estimate"] > 0.9 and agreement["details"]["resamples"] == 200
+    # The correction lifts the held-out agreement; the paper's overlapping one is higher.
+    details = agreement["details"]
+    assert details["held_out_agreement"] < agreement["estimate"] < \
+        details["paper_overlapping_agreement"]
     assert agreement["details"]["harmful_counts"]["safety_core"]["refused"] >= 60
     assert agreement["protocol"].startswith("32/32 resamples")
     over = run.verdict(OVER, OTHER)

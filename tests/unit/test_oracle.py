@@ -21,8 +21,11 @@ from refusal_checks.measure.behaviour import RefusalBehaviour, observe_refusals
 from refusal_checks.measure.behaviour_control import MIN_PER_SIDE, REPLY_TOKENS
 from refusal_checks.measure.effects import judged
 from refusal_checks.judges.base import SubstringJudge
+from refusal_checks.verdicts.oracle import (agreement_parts, bootstrap_agreement,
+                                            corrected_agreement)
 from refusal_checks.verdicts.oracle import (MIN_ORACLE_SIDE, OVER_REFUSAL_CATEGORY, gather, judged_rows,
-                                   oracle_agreement, over_refusal_axis, resample_agreement)
+                                   oracle_agreement, resample_agreement)
+from refusal_checks.verdicts.over_refusal import over_refusal_axis
 from refusal_checks.prompts.load import bundled
 from refusal_checks.stats.stability import cluster_half_weights
 from refusal_checks.models.synthetic import SyntheticBackend
@@ -75,8 +78,40 @@ def test_agreement_is_high_for_a_strong_direction_and_low_for_noise() -> None:
     assert np.mean(resample_agreement(harmful, benign, rng)) > 0.9
     noise = resample_agreement(rng.standard_normal((80, 64)), benign, rng)
     assert abs(np.mean(noise)) < 0.3
-    with pytest.raises(ValueError, match="held-out oracle is not empty"):
-        resample_agreement(harmful[:10], benign, rng, k_h=10)
+    with pytest.raises(ValueError, match="held-out oracle has two halves"):
+        resample_agreement(harmful[:11], benign, rng, k_h=10)
+
+
+@pytest.mark.parametrize("signal, n_h, n_b", [(3.0, 120, 90), (4.13, 255, 94), (8.0, 80, 70)])
+def test_corrected_agreement_is_the_cosine_with_the_noise_free_oracle(signal, n_h, n_b):
+    """Noise only (d 64, unit noise): a 32/32 resample has cosine s / sqrt(s^2 + 64 (2/32))
+    with the true direction, whatever the held-out pool; the raw held-out cosine is lower,
+    the overlapping one (the paper's) higher. Tolerance 0.02: the sd of the mean over 200
+    resamples of one dataset is ~0.005 at these signals, plus the dataset's own noise in
+    |d| (~1/sqrt(n) of the noise share)."""
+    truth = signal / np.sqrt(signal ** 2 + 64 * (2 / 32))
+    estimates, raw, overlap = [], [], []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        harmful, benign, _ = planted(rng, 64, n_h, n_b, signal)
+        parts = agreement_parts(harmful, benign, rng)
+        estimates.append(corrected_agreement(parts)[0])
+        raw.append(np.nanmean(parts["cos"]))
+        overlap.append(np.nanmean(parts["overlap"]))
+    assert np.mean(estimates) == pytest.approx(truth, abs=0.02)
+    assert np.mean(raw) < np.mean(estimates) < np.mean(overlap)
+
+
+def test_the_agreement_bootstrap_sits_below_the_estimate_so_the_interval_is_recentred():
+    """A replicate's resample holds repeated prompts (fewer distinct ones), so it is
+    noisier and its cosine with the noise-free oracle lower: the replicates give the width,
+    the estimate the location (recentred_interval), as for stable-within-category."""
+    rng = np.random.default_rng(7)
+    harmful, benign, _ = planted(rng, 64, 200, 90, 4.13)
+    estimate = corrected_agreement(agreement_parts(harmful, benign, rng))[0]
+    reps = bootstrap_agreement(harmful, benign, rng, n_boot=60)
+    assert np.isfinite(reps).all() and 0.003 < np.std(reps) < 0.1
+    assert np.median(reps) < estimate
 
 
 def test_judged_rows_follow_the_judged_order_and_skip_unknown_prompts() -> None:
@@ -151,6 +186,31 @@ def test_over_refusal_along_the_oracle_is_refuted_and_along_another_axis_support
     assert "disattenuated_cosines" not in different.details  # no between-category heatmap
 
 
+def test_over_refusal_anti_aligned_with_the_oracle_is_the_same_axis_refuted() -> None:
+    """A signed cosine read -1 as 'below 0.5' (SUPPORTED); the axis is the same."""
+    rng = np.random.default_rng(4)
+    planted_axis = planted(np.random.default_rng(4), 32)[2]  # _inputs' r for this seed
+    anti = over_refusal_axis(_inputs(rng, over_axis=-planted_axis), REFUSES)
+    assert anti.outcome is Outcome.REFUTED, anti.line()
+    assert anti.details["signed_corrected_cosine"] < -0.8 and anti.estimate > 0.8
+
+
+def test_a_barely_reliable_over_refusal_direction_gets_a_bounded_interval() -> None:
+    """Weak over-refusal (strength 0.6 on 8 + 8 prompts): the denominator is uncertain, a
+    percentile interval of the ratio ran to hundreds; Fieller's stays in [0, 1]."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        harmful, benign, r = planted(rng, 32, 80, 70, 6.0)
+        z = np.concatenate([np.full(8, 0.6), np.zeros(8)])
+        over = np.outer(z, r) + rng.standard_normal((16, 32))
+        inputs = gather({"a": harmful}, {"a": np.ones(80, bool)}, benign, np.arange(70),
+                        np.zeros(70, bool), over, z > 0, over_source="o", layer=3, seed=seed,
+                        n_boot=100)
+        verdict = over_refusal_axis(inputs, REFUSES)
+        lo, hi = verdict.interval
+        assert np.isnan(lo) or 0.0 <= lo <= hi <= 1.0, verdict.line()
+
+
 @pytest.mark.parametrize("scenario, agreement, over", [
     ("shared-axis", {Outcome.SUPPORTED}, {Outcome.REFUTED}),
     ("other-axis", {Outcome.SUPPORTED}, {Outcome.SUPPORTED}),
@@ -219,3 +279,18 @@ def test_calibration_command_runs_the_oracle_worlds(tmp_path: Path) -> None:
     assert "over-refusal-is-a-different-axis  effect other-axis" in done.stdout
     bad = _run(["calibration/run.py", "--oracle", "--style", "--worlds", "1"])
     assert bad.returncode == 2 and "give one of them" in bad.stderr
+
+
+def test_an_oracle_of_pure_noise_says_why_its_agreement_is_undefined() -> None:
+    """Harmful and benign prompts from one distribution: the held-out halves' product has
+    mean ~0, negative in about half of such datasets; those say so instead of 'NaN'."""
+    reasons = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        acts = rng.standard_normal((150, 32))
+        inputs = gather({"a": acts[:80]}, {"a": np.ones(80, bool)}, acts[80:], np.arange(70),
+                        np.zeros(70, bool), layer=3, seed=seed, n_boot=40)
+        verdict = oracle_agreement(inputs, REFUSES)
+        assert verdict.outcome is not Outcome.SUPPORTED, verdict.line()
+        reasons.append(verdict.reason)
+    assert any("no measurable oracle direction" in r for r in reasons)
