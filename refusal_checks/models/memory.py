@@ -186,6 +186,31 @@ def check_fits(name: str, folder: Path | None, config: dict[str, Any], dtype: st
     return found
 
 
+# Converting a GGUF file held about three times its float32 weights at its peak (the
+# loader's tensors and the model they are copied into); measured on qwen-coder-1.5b
+# (docs/models.md). The check is for the float32 copy the conversion writes, whatever
+# dtype a run later loads it in.
+CONVERSION_FACTOR = 3.0
+
+
+def check_conversion(name: str, parameters: int,
+                     free: tuple[int, str] | None = None) -> None:
+    """Raise :class:`BackendError` before converting a GGUF file that would not fit."""
+    if os.environ.get(SKIP_ENV, "").strip() not in ("", "0"):
+        return
+    try:
+        available, what = free if free is not None else free_bytes("cpu")
+    except OSError:
+        return
+    need = int(parameters * BYTES["float32"] * CONVERSION_FACTOR)
+    if need > available:
+        raise BackendError(
+            f"converting {name} ({parameters / 1e9:.2f}B parameters) to float32 needs about "
+            f"{need / GIB:.1f} GiB at its peak, but only {available / GIB:.1f} GiB of {what} "
+            f"is left; it would end in an out-of-memory kill. Close other programs and run "
+            f"it again, or set {SKIP_ENV}=1 to try anyway (e.g. with swap).")
+
+
 def check_hub(name: str, repo_id: str, revision: str | None, dtype: str, device: str,
               local_only: bool) -> Estimate | None:
     """:func:`check_fits` for a hub model: its config (a few kB) and, when the hub's local
