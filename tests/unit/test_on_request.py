@@ -93,10 +93,10 @@ def test_installed_parts_are_checked_against_the_pinned_sha256(tmp_path, monkeyp
 
 
 @settings(deadline=None)
-@given(st.integers(1, 10**10), st.integers(0, 10**11))
-def test_a_conversion_is_refused_exactly_when_three_float32_copies_exceed_free_memory(
+@given(st.integers(1, 10**10), st.integers(0, 10**11))  # exact in float64: < 2**53
+def test_a_conversion_is_refused_exactly_when_its_estimated_peak_exceeds_free_memory(
         parameters, free):
-    need = parameters * 4 * memory.CONVERSION_FACTOR
+    need = int(parameters * 4 * memory.CONVERSION_FACTOR) + memory.CONVERSION_BYTES
     if need > free:
         with pytest.raises(BackendError, match="converting m .* needs about"):
             memory.check_conversion("m", parameters, (free, "available RAM"))
