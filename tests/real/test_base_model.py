@@ -26,18 +26,20 @@ pytestmark = pytest.mark.real
 
 ALIAS = "gemma3-270m-base"
 REPO = Path(__file__).resolve().parents[2]
+# At import: pytester points HOME at its temporary folder, which moves the default cache.
+CACHE = default_cache_dir()
 
 
 def _require() -> None:
-    if installed_files(ALIAS, default_cache_dir() / "models") is None:
+    if installed_files(ALIAS, CACHE / "models") is None:
         pytest.skip(f"{ALIAS} is installed only on request and is not prepared in "
-                    f"{default_cache_dir()}: {ON_REQUEST[ALIAS].install}")
+                    f"{CACHE}: {ON_REQUEST[ALIAS].install}")
 
 
 @pytest.fixture(scope="module")
 def base() -> Any:
     _require()
-    return load_backend(resolve(ALIAS), LoadOptions(cache_dir=default_cache_dir()))
+    return load_backend(resolve(ALIAS), LoadOptions(cache_dir=CACHE))
 
 
 def test_the_base_model_loads_verified_with_the_stated_raw_prompt_protocol(base):
@@ -64,7 +66,7 @@ def test_refusal_claims_are_neither_supported_nor_refuted_on_it(pytester):
     result = pytester.runpytest_subprocess(
         "claims", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--model", ALIAS,
         "--refusal-max-prompts", "10", "--refusal-categories", "safety_core,hate_speech",
-        "--refusal-cache-dir", str(default_cache_dir()), "--refusal-json", str(report))
+        "--refusal-cache-dir", str(CACHE), "--refusal-json", str(report))
     assert "Traceback" not in result.stdout.str()
     payload = json.loads(report.read_text())
     info = payload["models"][ALIAS]
