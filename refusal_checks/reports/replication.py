@@ -33,7 +33,8 @@ def _site(record: dict[str, Any], n_layers: Any) -> dict[str, Any] | None:
     chosen = selection.get("selected")
     return {"layer": chosen["layer"] if chosen else None,
             "position": chosen["position"] if chosen else None,
-            "n_layers": n_layers, "outcome": selection.get("protocol", "")}
+            "n_layers": n_layers, "outcome": selection.get("protocol", ""),
+            "not_run": selection.get("not_run")}
 
 
 def replication(payload: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +112,8 @@ def published_text(cell: dict[str, Any] | None) -> str:
 def site_text(site: dict[str, Any] | None) -> str:
     if not site:
         return "none"
+    if site.get("not_run"):
+        return f"search not run ({site['not_run']})"
     if site.get("layer") is None:
         return "no direction selected"
     of = f" of {site['n_layers']}" if site.get("n_layers") else ""

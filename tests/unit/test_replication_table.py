@@ -54,7 +54,8 @@ def test_the_grid_holds_every_claim_for_every_model_and_published_values_only_wh
     assert bypass["value"] == 0.0 and bypass["inside"] is False
     assert "substring" in bypass["differs"]  # theirs is substring-judged, over all prompts
     assert grid["selection"]["gemma-2b-it"] == {
-        "ours": {"layer": 9, "position": -2, "n_layers": 18, "outcome": "Arditi selection"},
+        "ours": {"layer": 9, "position": -2, "n_layers": 18, "outcome": "Arditi selection",
+                 "not_run": None},
         "published": {"layer": 10, "n_layers": 18, "position": -2,
                       "source": PUBLISHED[GEMMA].site_source}}
     assert grid["selection"]["qwen-coder-0.5b"]["ours"]["layer"] is None
@@ -73,6 +74,13 @@ def test_the_renderings_show_the_published_column_and_the_mark():
                                      "qwen-coder-0.5b |")
     assert "| addition-induces-refusal | SUPPORTED 0.97 [0.90, 0.99] | 1.00: OUTSIDE | " \
            "INCONCLUSIVE not measured |" in table
+
+
+def test_a_search_that_did_not_run_says_so():
+    one = payload()
+    one["verdicts"][2]["details"]["selection"]["not_run"] = "the model never refuses"
+    text = render_text(replication(one))
+    assert "ours: search not run (the model never refuses)" in text
 
 
 def test_one_model_without_published_values_is_not_a_replication():
