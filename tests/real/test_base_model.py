@@ -26,6 +26,7 @@ pytestmark = pytest.mark.real
 
 ALIAS = "gemma3-270m-base"
 REPO = Path(__file__).resolve().parents[2]
+CONTROLS = ("random-direction-does-not-bypass", "random-direction-does-not-induce")
 # At import: pytester points HOME at its temporary folder, which moves the default cache.
 CACHE = default_cache_dir()
 
@@ -55,13 +56,17 @@ def test_the_base_model_loads_verified_with_the_stated_raw_prompt_protocol(base)
 
 
 def test_refusal_claims_are_neither_supported_nor_refuted_on_it(pytester):
-    """A cheap real subset: the geometry claims on two categories, 10 prompts per set."""
+    """A cheap real subset: the geometry and single-direction claims on two categories,
+    10 prompts per set. Arditi's search does not run (no harmful train prompt was refused),
+    so the random-direction controls have no direction to copy; the rest fail the refusal
+    requirement with its counts."""
     _require()
     shutil.copy(REPO / "conftest.py", pytester.path / "conftest.py")
     shutil.copytree(REPO / "fixtures", pytester.path / "fixtures",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (pytester.path / "claims").mkdir()
-    shutil.copy(REPO / "claims" / "test_geometry.py", pytester.path / "claims")
+    for name in ("test_geometry.py", "test_single_direction.py"):
+        shutil.copy(REPO / "claims" / name, pytester.path / "claims")
     report = pytester.path / "report.json"
     result = pytester.runpytest_subprocess(
         "claims", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--model", ALIAS,
@@ -73,8 +78,13 @@ def test_refusal_claims_are_neither_supported_nor_refuted_on_it(pytester):
     assert info["prompts"].startswith("raw")
     counts = info["refusal_behaviour"]
     # It does not refuse: harmful prompts are not refused measurably more than benign ones.
-    assert payload["verdicts"]
+    assert len(payload["verdicts"]) == 11  # 6 geometry + 5 single-direction claims
     for verdict in payload["verdicts"]:
         assert verdict["outcome"] == "inconclusive", verdict["line"]
-        assert "no measurable refusal: the model refused" in verdict["reason"], verdict["claim"]
+        if verdict["claim"] in CONTROLS:  # no selected direction to copy a norm and layer from
+            assert "no direction was selected" in verdict["reason"]
+            assert "0/10 harmful train prompts refused" in verdict["reason"]
+        else:
+            assert "no measurable refusal: the model refused" in verdict["reason"], \
+                verdict["claim"]
     assert json.dumps(counts)  # the counts behind the failed requirement are in the report
