@@ -9,10 +9,10 @@ by an alias name a user may give to anything.
 
 Arditi et al. (2024) values are from their released pipeline's runs (JailbreakBench,
 n=100 harmful; Alpaca, n=100 harmless; refusal judged by substring matching; KL is the
-selection filter's next-token KL on harmless validation prompts). Joad et al. (2026) report
-no number that one of our claims estimates on one model as a single value with its design
-(their steering and ablation rates are per split and per alpha, PAPER.md), so their models
-have the selected layer and position only where the paper fixes one: none (no selection).
+selection filter's next-token KL on harmless validation prompts). Of Joad et al. (2026),
+only the mean between-split cosine is one number of one model that one of our statistics
+estimates (Gemma-2-9B-it, layer 20 of 42); their steering and ablation rates are per split
+and per alpha, their stability range names no model, and they select no direction.
 """
 
 from __future__ import annotations
@@ -73,7 +73,16 @@ def _arditi(model: str, refused_ablated: float, induced: float, kl: float,
     ), site, f"{ARDITI}: selected direction")
 
 
+JOAD = "Joad et al. 2026, claim 1 (PAPER.md)"
+DISTINCT_DIFFERS = ("theirs: mean raw cosine of the 11 splits' directions (55 pairs), 32/32 "
+                    "prompts per split from WildGuardMix, XSTest, CoCoNot and SORRY-Bench; "
+                    "ours: mean noise-corrected cosine of the bundled categories' directions")
+
 PUBLISHED: dict[str, PublishedModel] = {
+    "hub:google/gemma-2-9b-it": PublishedModel("google/gemma-2-9b-it", (
+        Published("distinct-directions-paper-design", 0.55,
+                  f"{JOAD}: mean pairwise cosine, Gemma-2-9B-it layer 20, position -2",
+                  DISTINCT_DIFFERS),)),
     "hub:Qwen/Qwen-1_8B-chat": _arditi("Qwen/Qwen-1_8B-chat", 0.01, 0.98, 0.066,
                                        (15, 24, -2), "0.30 -> 0.99"),
     "hub:google/gemma-2b-it": _arditi("google/gemma-2b-it", 0.00, 1.00, 0.066,
