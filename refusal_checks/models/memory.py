@@ -186,6 +186,34 @@ def check_fits(name: str, folder: Path | None, config: dict[str, Any], dtype: st
     return found
 
 
+# Converting a GGUF file peaks at about 1.5 float32 copies of its weights plus a fixed
+# part (Python, torch, the tokenizer, the GGUF's own tensors): measured peaks of 9.0 GB
+# resident for qwen-coder-1.5b (1.54B parameters, 6.2 GB in float32) and 3.3 GB for
+# gemma3-270m-base (0.27B, 1.1 GB; its 262k-token vocabulary makes the fixed part large),
+# docs/models.md. 1.5 x the float32 weights + 2 GiB covers both (11.2 and 3.6 GB). The check
+# is for the float32 copy the conversion writes, whatever dtype a run later loads it in.
+CONVERSION_FACTOR = 1.5
+CONVERSION_BYTES = 2 * GIB
+
+
+def check_conversion(name: str, parameters: int,
+                     free: tuple[int, str] | None = None) -> None:
+    """Raise :class:`BackendError` before converting a GGUF file that would not fit."""
+    if os.environ.get(SKIP_ENV, "").strip() not in ("", "0"):
+        return
+    try:
+        available, what = free if free is not None else free_bytes("cpu")
+    except OSError:
+        return
+    need = int(parameters * BYTES["float32"] * CONVERSION_FACTOR) + CONVERSION_BYTES
+    if need > available:
+        raise BackendError(
+            f"converting {name} ({parameters / 1e9:.2f}B parameters) to float32 needs about "
+            f"{need / GIB:.1f} GiB at its peak, but only {available / GIB:.1f} GiB of {what} "
+            f"is left; it would end in an out-of-memory kill. Close other programs and run "
+            f"it again, or set {SKIP_ENV}=1 to try anyway (e.g. with swap).")
+
+
 def check_hub(name: str, repo_id: str, revision: str | None, dtype: str, device: str,
               local_only: bool) -> Estimate | None:
     """:func:`check_fits` for a hub model: its config (a few kB) and, when the hub's local

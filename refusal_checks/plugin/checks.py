@@ -58,6 +58,20 @@ def check_models(models: list[str], aliases: dict[str, Any]) -> None:
                 raise pytest.UsageError(problem)
 
 
+def check_prepared(models: list[str], aliases: dict[str, Any], cache_dir: Path) -> None:
+    """An on-request model (``prepare ALIAS``) must be installed before a run that needs
+    it: a usage error that names the command, before any model loads."""
+    from refusal_checks.models.install import installed_files, not_prepared
+    from refusal_checks.models.registry import resolve
+
+    for name in models:
+        spec = resolve(name, aliases)
+        if spec.kind == "on-request" and installed_files(spec.source,
+                                                         cache_dir / "models") is None:
+            raise pytest.UsageError(f"--model {name}: "
+                                    + not_prepared(spec.source, cache_dir / "models"))
+
+
 def check_prompts(paths: list[str] | None, wanted: str | None, *, paths_option: str,
                   categories_option: str) -> None:
     """Read --refusal-prompts files and --refusal-categories now, before any model loads.

@@ -21,6 +21,7 @@ from refusal_checks.plugin.checks import (
     check_judge,
     check_labels,
     check_models,
+    check_prepared,
     check_outputs,
     check_prompts,
     check_remote,
@@ -213,10 +214,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     other tests must not fail over ~/.cache. Before any test (and model) runs."""
     config = session.config
     state = config.stash.get(STATE, None)
+    claims = any("cache_dir" in getattr(item, "fixturenames", ()) for item in session.items)
+    if state is not None and claims:
+        check_prepared(state.models, state.user_aliases, state.cache_dir)
     if (state is None or state.cache_option is not None or hasattr(config, "workerinput")
             or os.environ.get("REFUSAL_CHECKS_CACHE")  # both checked at configure
-            or not any("cache_dir" in getattr(item, "fixturenames", ())
-                       for item in session.items)):
+            or not claims):
         return
     from refusal_checks.plugin.session import cache_problem
 

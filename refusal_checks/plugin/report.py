@@ -44,6 +44,7 @@ def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path:
     if not worker:
         for line in _observation_lines(state, labels_path, seed):
             writer.write_line(line)
+        _replication_section(writer, state)
     profiles = {model: ledger.profile() for model, ledger in state.costs.items()
                 if ledger.phases}
     if profiles:
@@ -53,6 +54,19 @@ def terminal_summary(writer: Any, state: RunState, *, worker: bool, labels_path:
         text = render(profiles, width=terminal.fullwidth, color=terminal.hasmarkup)
         for line in text.rstrip("\n").splitlines():
             writer.write_line(line)
+
+
+def _replication_section(writer: Any, state: RunState) -> None:
+    """The claim x model grid beside published values (refusal_checks.reports.replication),
+    for a run of several models or of a model with published values."""
+    from refusal_checks.reports.replication import render_text, replication, wanted
+
+    grid = replication({"verdicts": state.verdicts, "models": state.model_info})
+    if not wanted(grid):
+        return
+    writer.section("refusal_checks replication")
+    for line in render_text(grid).rstrip("\n").splitlines():
+        writer.write_line(line)
 
 
 def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
@@ -86,6 +100,9 @@ def write_reports(session: pytest.Session, exitstatus: int, state: RunState, *,
     summarise_observations(state, labels_path, seed)
     payload = json_report(in_order(state.verdicts, state.order), state.model_info,
                           options=options, timings=timings, argv=sys.argv, cwd=os.getcwd())
+    from refusal_checks.reports.replication import replication
+
+    payload["replication"] = replication(payload)
     payload["complete"] = incomplete is None
     if incomplete:
         payload["incomplete"] = incomplete

@@ -209,3 +209,13 @@ def test_a_run_that_ends_normally_is_marked_complete(suite: pytest.Pytester) -> 
     # A -k selection is a finished run of what it chose: the four tests whose names hold
     # "distinct_directions" (the claim, its paper's design, matched twins, behaviour control).
     assert len(report["verdicts"]) == 4
+
+
+def test_an_on_request_model_not_prepared_is_a_usage_error_naming_the_command(
+        suite: pytest.Pytester) -> None:
+    result = suite.runpytest_subprocess(*suite_args(suite.path / "cache", "gemma3-270m-base"))
+
+    assert_usage_error(result, suite, (
+        "ERROR: --model gemma3-270m-base: gemma3-270m-base is installed only on request and "
+        f"is not prepared in {suite.path / 'cache' / 'models'}. Run: python -m refusal_checks "
+        "prepare gemma3-270m-base *"))

@@ -100,6 +100,36 @@ def _write_marker(folder: Path, digest: str, gguf_path: Path) -> None:
     (folder / _DENSE_MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True))
 
 
+def gguf_parameters(gguf_path: Path) -> int:
+    """Parameters stored in a GGUF file, from its tensor table (memory-mapped, not read)."""
+    from gguf import GGUFReader
+
+    return int(sum(int(t.n_elements) for t in GGUFReader(str(gguf_path)).tensors))
+
+
+def check_conversion_fits(gguf_path: Path, models_dir: Path,
+                          free: tuple[int, str] | None = None) -> None:
+    """Refuse a conversion that would not fit in memory or on disk, before it starts.
+
+    Raises:
+        BackendError: the message gives the sizes and the fix.
+    """
+    from refusal_checks.errors import BackendError
+    from refusal_checks.models import memory
+    from refusal_checks.models.install import disk_problem
+
+    try:
+        params = gguf_parameters(gguf_path)
+    except Exception:  # noqa: BLE001 - an unreadable table: from_pretrained says why
+        return
+    dense = params * 4  # float32
+    problem = disk_problem(models_dir, dense)
+    if problem:
+        raise BackendError(f"cannot convert {gguf_path.name} ({params / 1e9:.2f}B "
+                           f"parameters, {dense / memory.GIB:.1f} GiB in float32): {problem}")
+    memory.check_conversion(gguf_path.name, params, free)
+
+
 def dense_copy(gguf_path: Path, digest: str, models_dir: Path) -> Path:
     """Convert a GGUF file once into a dense safetensors folder; later loads take ~1 s.
 
@@ -113,6 +143,7 @@ def dense_copy(gguf_path: Path, digest: str, models_dir: Path) -> Path:
     target = models_dir / f"dense-{digest[:24]}"
     if dense_ok(target, digest):
         return target
+    check_conversion_fits(gguf_path, models_dir)
     torch = import_torch()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -28,11 +28,14 @@ def load_folder(
     dtype: str | None,
     device: str,
     info: dict[str, str] | None = None,
+    template: str | None = None,
 ) -> NnsightBackend:
     """Load a model saved with ``save_pretrained`` (a local folder or a dense GGUF copy).
 
     ``dtype`` None is :func:`default_dtype` for the device; the backend records the dtype
     it resolved to, so caches and reports name the one the numbers were computed in.
+    ``template``: a chat template that replaces the tokenizer's (a base model's stated
+    raw-prompt protocol, :data:`refusal_checks.models.registry.RAW_TEMPLATE`).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -42,6 +45,8 @@ def load_folder(
     found = _check_fits_folder(name, folder, dtype, device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        if template is not None:
+            tokenizer.chat_template = template
         model = AutoModelForCausalLM.from_pretrained(str(folder),
                                                      **load_kwargs(dtype, device, found))
     except (OSError, ValueError, KeyError) as error:

@@ -30,6 +30,7 @@ from refusal_checks.reports.html.run import environment_section, gate_section
 from refusal_checks.reports.summary import number
 from refusal_checks.reports.schema import check_payload
 from refusal_checks.reports.html.selection import selection_section
+from refusal_checks.reports.html.replication import replication_section
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;
@@ -131,7 +132,8 @@ def render_html(payload: dict[str, Any]) -> str:
         f"<p><strong>Incomplete run</strong> ({esc(str(payload.get('incomplete', '')))}): "
         "the verdicts cover only the claims that ran before it stopped.</p>")
     body = warning + "".join(_section(section, payload, models) for section in (
-        _verdict_section, gate_section, geometry_section, selection_section,
+        _verdict_section, replication_section, gate_section, geometry_section,
+        selection_section,
         steering_section, ablation_section, damage_section, style_section,
         environment_section))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
