@@ -68,6 +68,7 @@ REMOTE_LOCAL = "--refusal-remote-local"
 SELECTION_LAYERS = "--refusal-selection-layers"
 SELECTION_POSITIONS = "--refusal-selection-positions"
 SELECTION_ORDER = "--refusal-selection-order"
+SYSTEM_PROMPT = "--refusal-system-prompt"
 SELECTION_ORDERS = ("filter", "full")  # measure.selection.ORDERS (a test ties them)
 SAE = "--refusal-sae"
 REMOTE_DEST = "refusal_remote"  # both flags set it: "ndif" or "local"
@@ -100,6 +101,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "every candidate when the no-direction verdicts need them; full: every "
                     "score of every candidate (the whole heatmap, several times slower). Both "
                     "select the same direction. Default: filter.")
+    group.addoption(SYSTEM_PROMPT, default="default", metavar="default|none|TEXT",
+                    help="the system prompt the model reads: default (whatever the chat "
+                    "template inserts for a lone user message, e.g. Qwen2.5's 'You are Qwen, "
+                    "...'), none (no system turn, as in Arditi et al.; a template's inserted "
+                    "turn is cut out) or the system text itself. Part of every cache key "
+                    "through the rendered prompt, and recorded in the JSON report. Default: "
+                    "default.")
     group.addoption(DTYPE, choices=DTYPES, default=None,
                     help="compute dtype. Default: bfloat16 on a GPU (cuda, cuda:N, auto with "
                     "CUDA), float32 on the CPU (bfloat16 is faster only on CPUs with AMX or "
@@ -202,6 +210,9 @@ def pytest_configure(config: pytest.Config) -> None:
                      cache_option=Path(cache_option).expanduser() if cache_option else None)
     check_judge(config.getoption(JUDGE), JUDGE)
     check_labels(config.getoption(LABELS), LABELS)
+    if not str(config.getoption(SYSTEM_PROMPT, "default")).strip():
+        raise pytest.UsageError(f"{SYSTEM_PROMPT} is empty: pass 'default' (the chat "
+                                "template's own), 'none' (no system turn) or the system text.")
     config.stash[STATE] = state
     config.pluginmanager.register(VerdictCollector(state), "refusal_checks_verdicts")
     configure_gate(config, state, config.getoption(BASELINE, None), _run_options)
@@ -314,6 +325,7 @@ def _run_options(config: pytest.Config) -> dict[str, Any]:
         "budget": config.getoption(BUDGET),
         "strict": config.getoption(STRICT),
         "remote": config.getoption(REMOTE_DEST, None),
+        "system_prompt": config.getoption(SYSTEM_PROMPT, "default"),
     }
 
 

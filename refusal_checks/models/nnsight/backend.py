@@ -46,6 +46,7 @@ class NnsightBackend(NnsightInterventions):
         info: dict[str, str] | None = None,
         remote: bool | str = False,
         lm: Any = None,
+        system_prompt: str | None = None,
     ) -> None:
         from nnsight.modeling.transformers import TransformersModel
 
@@ -85,16 +86,29 @@ class NnsightBackend(NnsightInterventions):
         # block L's unedited input per (batch, L): see last_logprobs
         self.prefix = PrefixStore()
         self._write_units = {}  # the last ablation prepared (NnsightInterventions._prepare)
+        self.use_system_prompt(system_prompt)
 
     # -- inputs -------------------------------------------------------------------------
     def render(self, texts: Sequence[str]) -> list[str]:
-        """Each user message inside the model's chat template, ready for the reply."""
-        return [
-            self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
-            )
-            for text in texts
-        ]
+        """Each user message inside the model's chat template, ready for the reply, with the
+        system prompt of :meth:`use_system_prompt` (the template's default unless set)."""
+        return self._render(texts)
+
+    def use_system_prompt(self, value: str | None) -> None:
+        """Render with this system prompt (``default``, ``none`` or a text; see
+        :mod:`refusal_checks.models.system_prompt`), checked now, before any model work, and
+        named in :attr:`info`. The rendered text feeds ``input_digest``, so cache keys follow.
+
+        Raises:
+            BackendError: The template cannot render this choice; the message says what to do.
+        """
+        from refusal_checks.models.system_prompt import SystemPrompt
+
+        choice = SystemPrompt.parse(value)
+        self._render = choice.renderer(self.tokenizer)
+        self.system_prompt = choice
+        self.info["system_prompt"] = choice.record()
+        self.info["system_text"] = choice.text(self.tokenizer)
 
     def post_instruction_positions(self, texts: Sequence[str] = ()) -> list[int]:
         """Template tokens after the user's message (:mod:`refusal_checks.models.template`)."""
