@@ -210,12 +210,29 @@ def pytest_configure(config: pytest.Config) -> None:
                      cache_option=Path(cache_option).expanduser() if cache_option else None)
     check_judge(config.getoption(JUDGE), JUDGE)
     check_labels(config.getoption(LABELS), LABELS)
-    if not str(config.getoption(SYSTEM_PROMPT, "default")).strip():
-        raise pytest.UsageError(f"{SYSTEM_PROMPT} is empty: pass 'default' (the chat "
-                                "template's own), 'none' (no system turn) or the system text.")
+    _check_system_prompt(config.getoption(SYSTEM_PROMPT, "default"), models, aliases)
     config.stash[STATE] = state
     config.pluginmanager.register(VerdictCollector(state), "refusal_checks_verdicts")
     configure_gate(config, state, config.getoption(BASELINE, None), _run_options)
+
+
+def _check_system_prompt(value: str, models: list[str], aliases: Any) -> None:
+    """An empty value, or a system prompt for a synthetic world (which has no chat
+    template), is a usage error before any model work; the template's own check runs when
+    the model loads."""
+    from refusal_checks.models.registry import resolve
+
+    if not str(value).strip():
+        raise pytest.UsageError(f"{SYSTEM_PROMPT} is empty: pass 'default' (the chat "
+                                "template's own), 'none' (no system turn) or the system text.")
+    if value == "default":
+        return
+    synthetic = [m for m in models if resolve(m, aliases).kind == "synthetic"]
+    if synthetic:
+        raise pytest.UsageError(
+            f"{SYSTEM_PROMPT} {value!r}: {', '.join(synthetic)} is a synthetic world with no "
+            f"chat template to put a system prompt in; leave {SYSTEM_PROMPT} out for "
+            "synthetic models.")
 
 
 @pytest.hookimpl(trylast=True)

@@ -209,3 +209,18 @@ def test_a_run_that_ends_normally_is_marked_complete(suite: pytest.Pytester) -> 
     # A -k selection is a finished run of what it chose: the four tests whose names hold
     # "distinct_directions" (the claim, its paper's design, matched twins, behaviour control).
     assert len(report["verdicts"]) == 4
+
+
+@pytest.mark.parametrize(("value", "what"), [
+    (" ", f"*{plugin.SYSTEM_PROMPT} is empty: pass 'default' (the chat template's own), 'none' "
+          "(no system turn) or the system text."),
+    ("none", f"*{plugin.SYSTEM_PROMPT} 'none': {WORLD} is a synthetic world with no chat "
+             f"template to put a system prompt in; leave {plugin.SYSTEM_PROMPT} out for "
+             "synthetic models."),
+])
+def test_a_system_prompt_that_cannot_be_rendered_is_a_usage_error(
+        suite: pytest.Pytester, value: str, what: str) -> None:
+    result = suite.runpytest_subprocess(*suite_args(suite.path / "cache", WORLD),
+                                        plugin.SYSTEM_PROMPT, value)
+
+    assert_usage_error(result, suite, what)
