@@ -62,11 +62,13 @@ def test_labels_of_the_model_give_each_judges_agreement_per_condition(pytester):
     conditions = {found[i].stratum[0] for i in evaluation}
     assert set(substring["by_condition"]) == conditions
     # The cheap score against the same labels, matched by reply id, on the replies this run
-    # judged through the claims (every one is labelled; the baseline replies of the refusal
-    # precondition are judged without a score). In a planted world the score says what the
-    # judge says, so it disagrees with the labeller exactly where the judge does.
+    # judged through the claims (every one is labelled, but only the evaluation half's
+    # labels count; the baseline replies of the refusal precondition are judged without a
+    # score). In a planted world the score says what the judge says, so it disagrees with
+    # the labeller exactly where the judge does.
     by_labels = model["score_validation"]["labels"]
-    assert by_labels["n"] == model["score_validation"]["n"] and by_labels["n"] < len(found)
+    assert 0 < by_labels["n"] < model["score_validation"]["n"]
+    assert by_labels["n"] < len(evaluation)
     assert by_labels["source"] == str(labels)
     assert set(by_labels["by_condition"]) == conditions
     for stratum, cell in by_labels["by_condition"].items():
