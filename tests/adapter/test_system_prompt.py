@@ -119,3 +119,13 @@ def test_a_synthetic_world_refuses_a_system_prompt_before_loading(tmp_path):
     with pytest.raises(BackendError, match="synthetic world"):
         load_backend(resolve("synthetic:shared"), LoadOptions(cache_dir=tmp_path,
                                                               system_prompt="none"))
+
+
+def test_a_synthetic_backend_accepts_only_the_default():
+    from refusal_checks.models.synthetic import SyntheticBackend
+
+    backend = SyntheticBackend.from_spec("shared", name="synthetic:shared")
+    backend.use_system_prompt("default")
+    backend.use_system_prompt(None)
+    with pytest.raises(BackendError, match="no chat template"):
+        backend.use_system_prompt("none")
