@@ -105,6 +105,8 @@ class NnsightBackend(NnsightInterventions):
         from refusal_checks.models.system_prompt import SystemPrompt
 
         choice = SystemPrompt.parse(value)
+        # Anything the constructor derives from the rendering (the template's tokens in front
+        # of every message) must be derived again here, after the new renderer is set.
         self._render = choice.renderer(self.tokenizer)
         self.system_prompt = choice
         self.info["system_prompt"] = choice.record()
