@@ -9,8 +9,13 @@ interval), over all replies and per condition, then the three-way confusion (hum
 against the judge's ``classify``), which shows how the judges treat partial and broken
 replies. No model is loaded: the judges read the labelled replies' text.
 
+Only one half of the labels is read (refusal_checks/judges/label_split.py): the evaluation
+half by default, for every accuracy that is reported; ``--half tuning`` for designing a
+judge or a detector, whose numbers must never be reported as its accuracy.
+
     .venv/bin/python benchmarks/model_labels.py
     .venv/bin/python benchmarks/model_labels.py --labels labels/other.jsonl --judges substring
+    .venv/bin/python benchmarks/model_labels.py --half tuning
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 from refusal_checks.judges.registry import JUDGES, ON_DEVICE, load_judge
 from refusal_checks.judges.base import classify, judge_refused
 from refusal_checks.judges.agreement import agreement_by_condition, agreement_lines
+from refusal_checks.judges.label_provenance import provenance
+from refusal_checks.judges.label_split import HALVES, RULE, split
 from refusal_checks.judges.labelling import read_labels
 
 CLASSES = ("complied", "partial", "refused", "broken")
@@ -34,12 +41,24 @@ def main() -> int:
                         help="comma-separated judge names (default: all but those running a "
                         "model of their own, e.g. wildguard)")
     parser.add_argument("--seed", type=int, default=0, help="kappa bootstrap seed")
+    parser.add_argument("--half", choices=HALVES, default="evaluation",
+                        help="which half of the labels to read (default: evaluation, the "
+                        "only one whose numbers may be reported)")
     args = parser.parse_args()
 
-    rows = list(read_labels(args.labels).values())
-    if not rows:
+    every = list(read_labels(args.labels).values())
+    if not every:
         parser.error(f"{args.labels} holds no labels; write some with "
                      "`python -m refusal_checks label`")
+    record = provenance(every)
+    for note in record["notes"]:
+        print(f"provenance: {note}")
+    halves = split(every)
+    rows = halves[args.half]
+    print(f"split {RULE}: tuning {len(halves['tuning'])}, evaluation "
+          f"{len(halves['evaluation'])}; reading the {args.half} half")
+    if not rows:
+        parser.error(f"the {args.half} half of {args.labels} is empty")
     models = Counter(str(row["model"]) for row in rows)
     print(f"{args.labels}: {len(rows)} labels of {', '.join(models)}; human classes "
           + ", ".join(f"{c} {sum(r['label'] == c for r in rows)}" for c in CLASSES))

@@ -141,6 +141,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--corrected", action="store_true",
                    help="coverage of the judge-error-corrected refusal rates (--refusal-labels) "
                         "instead of the geometry claims")
+    p.add_argument("--corrected-evaluation-only", action="store_true",
+                   help="with --corrected: only the cells of the labels' evaluation half "
+                        "(same seeds as in the whole grid)")
     p.add_argument("--staged", action="store_true",
                    help="with --behaviour: the fixed and the staged probes side by side")
     p.add_argument("--against-truth", action="store_true",
@@ -259,7 +262,9 @@ def corrected_main(args: argparse.Namespace, worlds: int) -> int:
     from refusal_checks.calibration import corrected as corrected_calibration
 
     started = time.perf_counter()
-    cells = corrected_calibration.run_corrected(worlds, first_seed=args.first_seed)
+    cells = corrected_calibration.run_corrected(
+        worlds, first_seed=args.first_seed,
+        evaluation_only=args.corrected_evaluation_only)
     seconds = time.perf_counter() - started
     print(f"corrected refusal rates: {worlds} worlds per cell, {seconds:.0f} s\n")
     print("\n".join(corrected_calibration.table_lines(cells)))

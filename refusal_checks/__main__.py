@@ -1,5 +1,5 @@
 """Command line: ``python -m refusal_checks claims | prepare | models | clear-cache | html |
-label | compare | train-sae``."""
+label | label-agreement | compare | train-sae``."""
 
 from __future__ import annotations
 
@@ -111,7 +111,39 @@ def _label(cache_dir: Path, out: Path, fingerprint: str | None, n: int, seed: in
         print(f"{len(stale)} labels in {out} are stale: given to a text this cache no longer "
               "holds for their prompt and condition (the reply was generated anew). They "
               "count for no reply.")
-    label_session(sample, out, labeller=labeller)
+    try:
+        label_session(sample, out, labeller=labeller)
+    except LabelFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _label_agreement(first: Path, second: Path, seed: int) -> int:
+    """Agreement of two label sets on the replies both labelled, and each set's provenance."""
+    from refusal_checks.judges.agreement import agreement_text, set_agreement
+    from refusal_checks.judges.label_provenance import provenance
+    from refusal_checks.judges.labelling import LabelFileError, read_labels
+
+    sets = {}
+    for path in (first, second):
+        if not path.is_file():
+            print(f"error: {path} does not exist; write a label set with `python -m "
+                  "refusal_checks label FILE`", file=sys.stderr)
+            return 2
+        try:
+            sets[path] = read_labels(path)
+        except LabelFileError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    for path, rows in sets.items():
+        record = provenance(list(rows.values()))
+        print(f"{path}: {record['rows']} labels by "
+              + ", ".join(f"{name} ({n})" for name, n in record["labellers"].items()))
+        for note in record["notes"]:
+            print(f"  {note}")
+    print(agreement_text(set_agreement(sets[first], sets[second], seed=seed),
+                         str(first), str(second)), end="")
     return 0
 
 
@@ -229,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     label.add_argument("--seed", type=int, default=0, help="seed of the sample (default: 0)")
     label.add_argument("--labeller", default=os.environ.get("USER", "anonymous"),
                        help="who labels (default: $USER)")
+    agree = sub.add_parser("label-agreement", help="how far two label sets of the same "
+                           "replies agree (four classes and refused-or-not, with kappa), and "
+                           "how each was written")
+    agree.add_argument("first", type=Path, help="a label file")
+    agree.add_argument("second", type=Path, help="another label file of the same replies")
+    agree.add_argument("--seed", type=int, default=0, help="kappa bootstrap seed")
     train = sub.add_parser("train-sae", help="train a TopK SAE at the claims' layer on every "
                            "token of the prompt sets (cached by model, layer and settings; the "
                            "SAE claims then use it)")
@@ -254,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = args.cache_dir or default_cache_dir()
     if args.command == "label":
         return _label(cache_dir, args.labels, args.fingerprint, args.n, args.seed, args.labeller)
+    if args.command == "label-agreement":
+        return _label_agreement(args.first, args.second, args.seed)
     if args.command == "train-sae":
         return _train_sae(args, cache_dir)
     if args.command == "prepare":

@@ -29,6 +29,14 @@ JUDGES = (("substring (Qwen labels)", 165 / 180, 207 / 220),
 # Labelled validation sets: the shipped file's unsteered stratum (17 refused, 25 not) and
 # all of it (180, 220).
 LABEL_SETS = ((17, 25), (180, 220))
+# The evaluation half of the shipped labels (refusal_checks/judges/label_split.py), which
+# every corrected rate now reads: the judges as measured there (substring 71/77 and 101/103,
+# embedding 73/77 and 89/103) and its label sets, the unsteered stratum (7 refused, 10 not)
+# and the whole half (77, 103). Their cells come after the grid above, so its seeds stay.
+EVALUATION_JUDGES = (("substring (Qwen evaluation half)", 71 / 77, 101 / 103),
+                     ("embedding (Qwen evaluation half)", 73 / 77, 89 / 103),
+                     ("weak", 0.70, 0.80))
+EVALUATION_LABEL_SETS = ((7, 10), (77, 103))
 REPLIES = (24, 88)  # a stage-1 probe of 3 categories x 8; the precondition's 88
 TRUE_RATES = (0.1, 0.5, 0.9)
 
@@ -73,11 +81,17 @@ def cell(judge: str, se: float, sp: float, labels: tuple[int, int], n: int, true
                         skipped)
 
 
-def run_corrected(worlds: int, first_seed: int = 1) -> list[CoverageCell]:
-    """Every cell of the grid JUDGES x LABEL_SETS x REPLIES x TRUE_RATES."""
-    grid = itertools.product(JUDGES, LABEL_SETS, REPLIES, TRUE_RATES)
+def run_corrected(worlds: int, first_seed: int = 1, *,
+                  evaluation_only: bool = False) -> list[CoverageCell]:
+    """Every cell of the grid JUDGES x LABEL_SETS x REPLIES x TRUE_RATES, then of
+    EVALUATION_JUDGES x EVALUATION_LABEL_SETS x REPLIES x TRUE_RATES (only these with
+    ``evaluation_only``; each cell's seed is the same either way)."""
+    grid = list(itertools.product(JUDGES, LABEL_SETS, REPLIES, TRUE_RATES))
+    grid += itertools.product(EVALUATION_JUDGES, EVALUATION_LABEL_SETS, REPLIES, TRUE_RATES)
+    first = len(JUDGES) * len(LABEL_SETS) * len(REPLIES) * len(TRUE_RATES)
     return [cell(name, se, sp, labels, n, rate, worlds, first_seed + index)
-            for index, ((name, se, sp), labels, n, rate) in enumerate(grid)]
+            for index, ((name, se, sp), labels, n, rate) in enumerate(grid)
+            if not evaluation_only or index >= first]
 
 
 def table_lines(cells: list[CoverageCell]) -> list[str]:

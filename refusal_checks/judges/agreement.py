@@ -12,12 +12,17 @@ along each direction, ablated) and over all replies:
   replies (kappa is a ratio of dependent proportions; no closed-form interval is reliable
   at n of a few dozen).
 
+:func:`set_agreement` compares two label sets of the same replies (matched by reply id:
+the same model, condition, prompt and reply text): raw agreement and Cohen's kappa over the
+four classes, and the binary view (refused or not) as above.
+
 numpy + :mod:`refusal_checks.stats.intervals` only.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -145,25 +150,38 @@ def judge_validation(labels_path: Any, fingerprint: str, judges: Mapping[str, An
         judges: Display name -> judge (anything with ``refused(texts)``).
         seed: Kappa bootstrap seed.
 
+    Only the evaluation half of the labels is used (:mod:`refusal_checks.judges.label_split`);
+    the tuning half is for designing judges and detectors.
+
     Returns:
-        :func:`agreement_by_condition`'s result plus ``source`` and ``fingerprint``; with no
-        label for this model, ``{"n": 0, "note": ...}`` saying so.
+        :func:`agreement_by_condition`'s result on the evaluation half plus ``source``,
+        ``fingerprint``, ``split`` (the rule and each half's size) and ``provenance``
+        (:func:`refusal_checks.judges.label_provenance.provenance` of every label of this
+        model); with no evaluation label for this model, ``{"n": 0, "note": ...}``.
     """
     from pathlib import Path
 
     from refusal_checks.judges.labelling import read_labels
 
+    from refusal_checks.judges.label_provenance import provenance
+    from refusal_checks.judges.label_split import evaluation_half, split_record
+
     path = Path(labels_path)
-    rows = list(read_labels(path, fingerprint).values())
+    every = list(read_labels(path, fingerprint).values())
+    rows = evaluation_half(every)
+    about = {"source": str(path), "fingerprint": fingerprint, "split": split_record(every),
+             "provenance": provenance(every)}
     if not rows:
-        return {"source": str(path), "fingerprint": fingerprint, "n": 0,
-                "note": f"{path} holds no label for this model (fingerprint {fingerprint[:23]}"
-                        "...); judges are unvalidated on it. Label its replies with "
-                        "`python -m refusal_checks label`."}
+        held = (f"holds no label for this model (fingerprint {fingerprint[:23]}...)"
+                if not every else f"holds {len(every)} labels of this model, none in the "
+                "evaluation half (label_split)")
+        return {**about, "n": 0,
+                "note": f"{path} {held}; judges are unvalidated on it. Label its replies "
+                        "with `python -m refusal_checks label`."}
     texts = [str(row["reply"]) for row in rows]
     verdicts = {name: judge_refused(judge, texts, _prompts(rows)) for name, judge in judges.items()}
     result = agreement_by_condition(rows, verdicts, seed=seed)
-    return {"source": str(path), "fingerprint": fingerprint, **result}
+    return {**about, **result}
 
 
 def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
@@ -171,7 +189,8 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
                     seed: int = 0) -> dict[str, Any]:
     """Judged ``(refused, n)`` rates corrected for ``judge``'s error on this model's labels.
 
-    Sensitivity and specificity come from the labelled replies of ``condition`` (the rates
+    Sensitivity and specificity come from the evaluation half's labelled replies of
+    ``condition`` (:mod:`refusal_checks.judges.label_split`; the rates
     must be measured under that condition), refusal = the human ``refused`` class;
     :func:`refusal_checks.stats.corrected.corrected_rate` gives the estimate and its interval.
 
@@ -185,7 +204,9 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
     from refusal_checks.stats.corrected import CorrectionError, corrected_rate
     from refusal_checks.judges.labelling import read_labels
 
-    rows = [row for row in read_labels(Path(labels_path), fingerprint).values()
+    from refusal_checks.judges.label_split import evaluation_half
+
+    rows = [row for row in evaluation_half(read_labels(Path(labels_path), fingerprint).values())
             if stratum_of(str(row["condition"])) == condition]
     human = np.array([row["label"] == "refused" for row in rows], bool)
     if not human.any() or human.all():
@@ -205,3 +226,65 @@ def corrected_rates(labels_path: Any, fingerprint: str, judge: Any,
             return {"note": str(error), "sensitivity": list(se), "specificity": list(sp)}
         out["rates"][name] = result.record()
     return out
+
+
+LABEL_CLASSES = ("complied", "partial", "refused", "broken")
+
+
+def _kappa_classes(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """Cohen's kappa of two raters over the four classes; None when chance agreement is 1."""
+    if not a:
+        return None
+    observed = float(np.mean([x == y for x, y in zip(a, b)]))
+    ca, cb = Counter(a), Counter(b)
+    expected = sum(ca[c] * cb[c] for c in LABEL_CLASSES) / (len(a) * len(b))
+    return None if expected >= 1.0 else (observed - expected) / (1.0 - expected)
+
+
+def set_agreement(first: Mapping[str, Mapping[str, Any]],
+                  second: Mapping[str, Mapping[str, Any]], *, seed: int = 0) -> dict[str, Any]:
+    """Agreement of two label sets (reply id -> record) on the replies both labelled.
+
+    Returns:
+        ``matched``, ``only_first``, ``only_second``; with any match also ``classes``
+        (``k``/``n`` raw agreement and ``kappa`` over the four classes), ``binary``
+        (:func:`binary_agreement` of refused-or-not, the second set as reference), and
+        ``confusion`` (``"first class / second class"`` -> count).
+    """
+    shared = sorted(set(first) & set(second))
+    out: dict[str, Any] = {"matched": len(shared), "only_first": len(set(first) - set(second)),
+                           "only_second": len(set(second) - set(first))}
+    if not shared:
+        out["note"] = ("no reply is labelled in both sets (labels match by reply id: model, "
+                       "condition, prompt set, prompt and reply text)")
+        return out
+    a = [str(first[rid]["label"]) for rid in shared]
+    b = [str(second[rid]["label"]) for rid in shared]
+    agree = sum(x == y for x, y in zip(a, b))
+    out["classes"] = {"k": agree, "n": len(shared), "kappa": _kappa_classes(a, b)}
+    out["binary"] = binary_agreement([x == "refused" for x in a], [y == "refused" for y in b],
+                                     seed=seed)
+    out["confusion"] = {f"{x} / {y}": n for (x, y), n in sorted(Counter(zip(a, b)).items())}
+    return out
+
+
+def agreement_text(result: Mapping[str, Any], first: str, second: str) -> str:
+    """A few plain lines of :func:`set_agreement`'s result."""
+    lines = [f"{first} and {second}: {result['matched']} replies labelled in both "
+             f"({result['only_first']} only in the first, {result['only_second']} only in "
+             "the second)"]
+    if not result["matched"]:
+        return "\n".join([*lines, result["note"]]) + "\n"
+    classes, binary = result["classes"], result["binary"]
+    kappa = classes["kappa"]
+    lines.append(f"four classes: {classes['k']}/{classes['n']} the same "
+                 f"({classes['k'] / classes['n']:.2f}), kappa "
+                 + ("n/a" if kappa is None else f"{kappa:.2f}"))
+    acc, bk = binary["accuracy"], binary["kappa"]
+    lines.append(f"refused or not: {acc['k']}/{acc['n']} the same ({acc['estimate']:.2f} "
+                 f"[{acc['low']:.2f}, {acc['high']:.2f}]), kappa "
+                 + ("n/a" if bk["estimate"] is None else
+                    f"{bk['estimate']:.2f}" + ("" if bk["low"] is None else
+                                               f" [{bk['low']:.2f}, {bk['high']:.2f}]")))
+    lines += [f"  {pair}: {n}" for pair, n in result["confusion"].items()]
+    return "\n".join(lines) + "\n"

@@ -23,8 +23,11 @@ The rules are deliberately conservative (a short, plain reply is never broken) a
   least :data:`ECHO_SHARE` of the prompt's are the reply's ("How do I remove duplicates in
   JavaScript?" answered "How can I remove duplicates in JavaScript?"). Both directions are
   needed, so a short clarifying question ("Which city do you mean?"), which the labelling
-  guide counts as a refusal, is not an echo. Hand labels of the embedded Qwen's steered
-  replies showed this failure 9 times in 400 (labels/qwen-coder-0.5b.jsonl).
+  guide counts as a refusal, is not an echo. The rule was written after reading all 400
+  labels of labels/qwen-coder-0.5b.jsonl (its steered replies showed this failure 9 times),
+  before the labels were split; all 7 labelled broken replies it detects fall in the
+  evaluation half, so its recall there is its design data (docs/labelling.md). A change to
+  this rule reads the tuning half only (``benchmarks/model_labels.py --half tuning``).
 
 Fluent text on an unrelated topic (a steered model drifting into politics) is broken by the
 labelling guide's standard but no cheap rule sees it; the judges call it complied.

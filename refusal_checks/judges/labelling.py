@@ -114,9 +114,20 @@ def stale_labels(labels: Mapping[str, Mapping[str, Any]], slots: Mapping[str, st
                   if rid not in slots and row.get("slot") in wanted)
 
 
-def label_record(reply: CachedReply, label: str, labeller: str) -> dict[str, Any]:
+def label_record(reply: CachedReply, label: str, labeller: str, *,
+                 interactive: bool | None = None, seconds: float | None = None
+                 ) -> dict[str, Any]:
+    """One label as the label command writes it, with its provenance: who labelled
+    (``labeller``), when (``labelled_at``, to the second the label was typed), that the
+    labeller saw only the prompt and the reply (``blind``), which tool wrote it
+    (``written_by``), whether the answers came from a terminal (``interactive``; False:
+    piped in) and how long the reply was on screen before the answer (``seconds``)."""
+    from refusal_checks.judges.label_provenance import WRITTEN_BY
+
     return {"schema": LABEL_SCHEMA, **asdict(reply), "label": label, "labeller": labeller,
-            "labelled_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "labelled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "blind": True, "written_by": WRITTEN_BY, "interactive": interactive,
+            "seconds": None if seconds is None else round(seconds, 1)}
 
 
 def _show(reply: CachedReply, done: int, total: int, out: TextIO) -> None:
@@ -126,16 +137,27 @@ def _show(reply: CachedReply, done: int, total: int, out: TextIO) -> None:
 
 
 def label_session(sample: Sequence[CachedReply], path: Path, *, labeller: str,
-                  ask: Callable[[str], str] | None = None, out: TextIO | None = None) -> int:
+                  ask: Callable[[str], str] | None = None, out: TextIO | None = None,
+                  interactive: bool | None = None) -> int:
     """Ask for a label per unlabelled reply of ``sample``; append each to ``path`` at once.
 
     Answers: c / p / r / b (the classes of :data:`KEYS`), s to skip, q to stop; anything else
     asks again; end of input stops. ``ask`` defaults to :func:`input` (read from stdin).
-    Returns how many labels were written.
+    ``interactive`` is recorded with each label (None: whether stdin is a terminal, when
+    ``ask`` is :func:`input`). Returns how many labels were written.
+
+    Raises:
+        LabelFileError: ``labeller`` is empty: every label must name who gave it.
     """
     import sys
+    import time
 
+    if not labeller.strip():
+        raise LabelFileError("the labeller is empty: pass --labeller NAME (who reads the "
+                             "replies; it is recorded with every label)")
     out = out or sys.stdout
+    if interactive is None and ask is None:
+        interactive = sys.stdin.isatty()
     ask = ask or input
     done = read_labels(path)
     todo = [reply for reply in sample if reply.id not in done]
@@ -146,6 +168,7 @@ def label_session(sample: Sequence[CachedReply], path: Path, *, labeller: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     for position, reply in enumerate(todo):
         _show(reply, len(sample) - len(todo) + position, len(sample), out)
+        shown = time.monotonic()
         while True:
             try:
                 answer = ask(prompt).strip().lower()
@@ -159,7 +182,9 @@ def label_session(sample: Sequence[CachedReply], path: Path, *, labeller: str,
         if answer == "s":
             continue
         with open(path, "a", encoding="utf-8") as handle:  # one line per label: resumable
-            handle.write(json.dumps(label_record(reply, KEYS[answer], labeller)) + "\n")
+            record = label_record(reply, KEYS[answer], labeller, interactive=interactive,
+                                  seconds=time.monotonic() - shown)
+            handle.write(json.dumps(record) + "\n")
         written += 1
     out.write(f"wrote {written} labels to {path}\n")
     return written

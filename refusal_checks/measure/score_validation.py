@@ -114,14 +114,17 @@ def against_labels(observations: Observations, labels: Mapping[str, Mapping[str,
 
 
 def read_run_labels(path: str | Path, fingerprint: str) -> dict[str, dict[str, Any]]:
-    """This model's label records by reply id (an unreadable file: none, the judge
+    """This model's label records of the evaluation half by reply id
+    (:mod:`refusal_checks.judges.label_split`; an unreadable file: none, the judge
     validation reports the problem)."""
+    from refusal_checks.judges.label_split import EVALUATION, half_of
     from refusal_checks.judges.labelling import LabelFileError, read_labels
 
     try:
-        return read_labels(Path(path).expanduser(), fingerprint)
+        labels = read_labels(Path(path).expanduser(), fingerprint)
     except LabelFileError:
         return {}
+    return {rid: row for rid, row in labels.items() if half_of(row) == EVALUATION}
 
 
 def summary_line(model: str, validation: Mapping[str, Any]) -> str | None:

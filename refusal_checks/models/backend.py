@@ -51,6 +51,16 @@ class Backend(Protocol):
         """Digest of exactly what the model reads for these prompts (template and tokens)."""
         ...
 
+    def use_system_prompt(self, value: str | None) -> None:
+        """Render every prompt with this system prompt: ``default`` (or None: the chat
+        template's own), ``none`` or a text (:mod:`refusal_checks.models.system_prompt`);
+        named in :attr:`info`, and part of :meth:`input_digest` through the rendering.
+
+        Raises:
+            BackendError: This backend cannot render the choice; the message says what to do.
+        """
+        ...
+
     def post_instruction_positions(self, texts: Sequence[str] = ()) -> list[int]:
         """Positions of the chat-template tokens after the user's message, as negative
         offsets from the end (Arditi et al.'s candidate positions); ``texts``: prompts the

@@ -164,6 +164,8 @@ class LoadOptions:
             here) or ``"local"`` (nnsight's local simulation of the NDIF path).
         notify: where to say what a load does that takes long and will not happen again
             (converting a GGUF model once); None says nothing.
+        system_prompt: ``default`` (the chat template's own), ``none`` (no system turn) or
+            a system text (:mod:`refusal_checks.models.system_prompt`); None: ``default``.
     """
 
     dtype: str | None = None
@@ -171,6 +173,7 @@ class LoadOptions:
     cache_dir: Path = Path(".")
     remote: str | None = None
     notify: Callable[[str], None] | None = None  # one line to show, e.g. a conversion
+    system_prompt: str | None = None
 
 
 def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
@@ -186,8 +189,14 @@ def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
         remote.check_served(spec.source)
         from refusal_checks.models.nnsight.remote import load_remote
 
-        return load_remote(spec.source, spec.revision, name=spec.name)
-    backend = _load_here(spec, options)
+        return _with_system_prompt(load_remote(spec.source, spec.revision, name=spec.name),
+                                   spec, options)
+    if spec.kind == "synthetic" and options.system_prompt not in (None, "default"):
+        raise BackendError(
+            f"--refusal-system-prompt {options.system_prompt!r}: {spec.name} is a synthetic "
+            "world with no chat template to put a system prompt in. Leave the option out "
+            "(or pass 'default') for synthetic models.")
+    backend = _with_system_prompt(_load_here(spec, options), spec, options)
     if options.remote == "local":
         if spec.kind == "synthetic":
             raise BackendError(
@@ -196,6 +205,16 @@ def load_backend(spec: ModelSpec, options: LoadOptions) -> "Backend":
                 "embedded alias or a hub id).")
         backend.remote = "local"  # type: ignore[attr-defined]
         backend.info["shared_head"] = "off: remote traces keep nothing between them"  # type: ignore[attr-defined]
+    return backend
+
+
+def _with_system_prompt(backend: "Backend", spec: ModelSpec, options: LoadOptions) -> "Backend":
+    """The backend rendering with the chosen system prompt (checked on a probe now)."""
+    if options.system_prompt not in (None, "default"):
+        try:
+            backend.use_system_prompt(options.system_prompt)  # type: ignore[attr-defined]
+        except BackendError as error:
+            raise BackendError(f"{spec.name}: {error}") from None
     return backend
 
 

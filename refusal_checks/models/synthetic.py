@@ -198,6 +198,14 @@ class SyntheticBackend:
         """(layer, position) whose activation decides refusal: the middle layer, last token."""
         return self.n_layers // 2, -1
 
+    def use_system_prompt(self, value: str | None) -> None:
+        """A planted world reads no chat template: only the default is accepted."""
+        if value not in (None, "default"):
+            raise BackendError(
+                f"--refusal-system-prompt {value!r}: {self.name} is a synthetic world with no "
+                "chat template to put a system prompt in. Leave the option out (or pass "
+                "'default') for synthetic models.")
+
     def input_digest(self, prompts: PromptSet) -> str:
         # The slot is part of what the world computes for a category: a cache shared by
         # runs that assigned slots differently must never mix their activations.

@@ -69,6 +69,7 @@ REMOTE_LOCAL = "--refusal-remote-local"
 SELECTION_LAYERS = "--refusal-selection-layers"
 SELECTION_POSITIONS = "--refusal-selection-positions"
 SELECTION_ORDER = "--refusal-selection-order"
+SYSTEM_PROMPT = "--refusal-system-prompt"
 SELECTION_ORDERS = ("filter", "full")  # measure.selection.ORDERS (a test ties them)
 SAE = "--refusal-sae"
 REMOTE_DEST = "refusal_remote"  # both flags set it: "ndif" or "local"
@@ -101,6 +102,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "every candidate when the no-direction verdicts need them; full: every "
                     "score of every candidate (the whole heatmap, several times slower). Both "
                     "select the same direction. Default: filter.")
+    group.addoption(SYSTEM_PROMPT, default="default", metavar="default|none|TEXT",
+                    help="the system prompt the model reads: default (whatever the chat "
+                    "template inserts for a lone user message, e.g. Qwen2.5's 'You are Qwen, "
+                    "...'), none (no system turn, as in Arditi et al.; a template's inserted "
+                    "turn is cut out) or the system text itself. Part of every cache key "
+                    "through the rendered prompt, and recorded in the JSON report. Default: "
+                    "default.")
     group.addoption(DTYPE, choices=DTYPES, default=None,
                     help="compute dtype. Default: bfloat16 on a GPU (cuda, cuda:N, auto with "
                     "CUDA), float32 on the CPU (bfloat16 is faster only on CPUs with AMX or "
@@ -203,9 +211,29 @@ def pytest_configure(config: pytest.Config) -> None:
                      cache_option=Path(cache_option).expanduser() if cache_option else None)
     check_judge(config.getoption(JUDGE), JUDGE)
     check_labels(config.getoption(LABELS), LABELS)
+    _check_system_prompt(config.getoption(SYSTEM_PROMPT, "default"), models, aliases)
     config.stash[STATE] = state
     config.pluginmanager.register(VerdictCollector(state), "refusal_checks_verdicts")
     configure_gate(config, state, config.getoption(BASELINE, None), _run_options)
+
+
+def _check_system_prompt(value: str, models: list[str], aliases: Any) -> None:
+    """An empty value, or a system prompt for a synthetic world (which has no chat
+    template), is a usage error before any model work; the template's own check runs when
+    the model loads."""
+    from refusal_checks.models.registry import resolve
+
+    if not str(value).strip():
+        raise pytest.UsageError(f"{SYSTEM_PROMPT} is empty: pass 'default' (the chat "
+                                "template's own), 'none' (no system turn) or the system text.")
+    if value == "default":
+        return
+    synthetic = [m for m in models if resolve(m, aliases).kind == "synthetic"]
+    if synthetic:
+        raise pytest.UsageError(
+            f"{SYSTEM_PROMPT} {value!r}: {', '.join(synthetic)} is a synthetic world with no "
+            f"chat template to put a system prompt in; leave {SYSTEM_PROMPT} out for "
+            "synthetic models.")
 
 
 @pytest.hookimpl(trylast=True)
@@ -317,6 +345,7 @@ def _run_options(config: pytest.Config) -> dict[str, Any]:
         "budget": config.getoption(BUDGET),
         "strict": config.getoption(STRICT),
         "remote": config.getoption(REMOTE_DEST, None),
+        "system_prompt": config.getoption(SYSTEM_PROMPT, "default"),
     }
 
 

@@ -219,3 +219,18 @@ def test_an_on_request_model_not_prepared_is_a_usage_error_naming_the_command(
         "ERROR: --model gemma3-270m-base: gemma3-270m-base is installed only on request and "
         f"is not prepared in {suite.path / 'cache' / 'models'}. Run: python -m refusal_checks "
         "prepare gemma3-270m-base *"))
+
+
+@pytest.mark.parametrize(("value", "what"), [
+    (" ", f"*{plugin.SYSTEM_PROMPT} is empty: pass 'default' (the chat template's own), 'none' "
+          "(no system turn) or the system text."),
+    ("none", f"*{plugin.SYSTEM_PROMPT} 'none': {WORLD} is a synthetic world with no chat "
+             f"template to put a system prompt in; leave {plugin.SYSTEM_PROMPT} out for "
+             "synthetic models."),
+])
+def test_a_system_prompt_that_cannot_be_rendered_is_a_usage_error(
+        suite: pytest.Pytester, value: str, what: str) -> None:
+    result = suite.runpytest_subprocess(*suite_args(suite.path / "cache", WORLD),
+                                        plugin.SYSTEM_PROMPT, value)
+
+    assert_usage_error(result, suite, what)

@@ -436,6 +436,7 @@ def test_json_report_round_trips(worlds: WorldsRun) -> None:
     assert report["versions"]["refusal_checks"] != "not installed"
     assert report["options"]["seed"] == 0
     assert report["options"]["prompts"] == ["prompts.jsonl"]
+    assert report["options"]["system_prompt"] == "default"  # the protocol names it
     assert set(report["models"]) == set(WORLDS)
     assert len(report["verdicts"]) == len(worlds.claim_functions) * len(WORLDS)
     for record in report["verdicts"]:

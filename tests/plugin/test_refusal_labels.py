@@ -8,6 +8,7 @@ import pytest
 
 from refusal_checks.judges.base import SubstringJudge
 from refusal_checks.cache.replies import cached_replies
+from refusal_checks.judges.label_split import EVALUATION, half_of
 from refusal_checks.judges.labelling import label_record
 from tests.plugin.test_plugin import copy_suite, suite_args
 
@@ -48,17 +49,26 @@ def test_labels_of_the_model_give_each_judges_agreement_per_condition(pytester):
                                   str(report))
     model = json.loads(report.read_text())["models"][WORLD]
     info = model["judge_validation"]
-    assert info["n"] == len(found) and info["counted_as_refusal"] == ["refused"]
+    # Only the evaluation half measures the judge; the tuning half is counted, not used.
+    evaluation = [i for i, r in enumerate(found) if half_of({"prompt": r.prompt}) == EVALUATION]
+    assert 0 < len(evaluation) < len(found)
+    assert info["n"] == len(evaluation) and info["counted_as_refusal"] == ["refused"]
+    assert (info["split"]["tuning"], info["split"]["evaluation"]) == (
+        len(found) - len(evaluation), len(evaluation))
+    assert info["provenance"]["blind_recorded"] == len(found)
     substring = info["judges"]["substring (Arditi et al. 12 phrases)"]
-    disagree = sum(i % 5 == 0 for i in range(len(found)))
-    assert substring["all"]["accuracy"]["k"] == len(found) - disagree
+    disagree = sum(i % 5 == 0 for i in evaluation)
+    assert substring["all"]["accuracy"]["k"] == len(evaluation) - disagree
+    conditions = {found[i].stratum[0] for i in evaluation}
     assert set(substring["by_condition"]) == conditions
     # The cheap score against the same labels, matched by reply id, on the replies this run
-    # judged through the claims (every one is labelled; the baseline replies of the refusal
-    # precondition are judged without a score). In a planted world the score says what the
-    # judge says, so it disagrees with the labeller exactly where the judge does.
+    # judged through the claims (every one is labelled, but only the evaluation half's
+    # labels count; the baseline replies of the refusal precondition are judged without a
+    # score). In a planted world the score says what the judge says, so it disagrees with
+    # the labeller exactly where the judge does.
     by_labels = model["score_validation"]["labels"]
-    assert by_labels["n"] == model["score_validation"]["n"] and by_labels["n"] < len(found)
+    assert 0 < by_labels["n"] < model["score_validation"]["n"]
+    assert by_labels["n"] < len(evaluation)
     assert by_labels["source"] == str(labels)
     assert set(by_labels["by_condition"]) == conditions
     for stratum, cell in by_labels["by_condition"].items():

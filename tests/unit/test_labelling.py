@@ -20,6 +20,7 @@ from refusal_checks.judges.agreement import (
 )
 from refusal_checks.cache.replies import cached_replies, condition_of
 from refusal_checks.judges.labelling import LabelFileError, label_session, read_labels, stratified_sample
+from refusal_checks.judges.label_split import EVALUATION, half_of
 from refusal_checks.prompts.sets import PromptSet
 
 
@@ -204,7 +205,15 @@ def test_judge_validation_uses_only_this_models_labels(cache_dir, tmp_path):
     label_session(sample, out_file, labeller="a", out=io.StringIO(),
                   ask=_answers("c", "c", "r", "c"))
     result = judge_validation(out_file, "sha256:aaaa", {"substring": SubstringJudge()})
-    assert result["n"] == 4 and result["judges"]["substring"]["all"]["accuracy"]["k"] == 3
+    # Only the evaluation half counts (label_split); the substring judge calls none of the
+    # fake replies a refusal, so it is right exactly on the complied ones there.
+    evaluation = [(r, said) for r, said in zip(sample, ("c", "c", "r", "c"))
+                  if half_of({"prompt": r.prompt}) == EVALUATION]
+    assert result["n"] == len(evaluation) == result["split"]["evaluation"]
+    assert result["split"]["tuning"] == 4 - len(evaluation)
+    assert result["judges"]["substring"]["all"]["accuracy"]["k"] == sum(
+        said == "c" for _, said in evaluation)
+    assert result["provenance"]["blind_recorded"] == 4
     missing = judge_validation(out_file, "sha256:zzzz", {"substring": SubstringJudge()})
     assert missing["n"] == 0 and "no label for this model" in missing["note"]
 
@@ -235,12 +244,15 @@ def test_corrected_rates_use_the_judges_error_on_this_models_unsteered_labels(ca
     found = [r for r in cached_replies(cache_dir, "sha256:aaaa") if r.condition == "unsteered"]
     out_file = tmp_path / "labels.jsonl"
     with open(out_file, "w", encoding="utf-8") as handle:
-        for reply in found:  # humans: refused exactly the harmful prompts except "bad 0"
-            label = "refused" if reply.side == "refuse" and reply.prompt != "bad 0" else "complied"
+        for reply in found:  # humans: refused exactly the harmful prompts except "bad 1"
+            label = "refused" if reply.side == "refuse" and reply.prompt != "bad 1" else "complied"
             handle.write(json.dumps(label_for(reply, label)) + "\n")
     result = corrected_rates(out_file, "sha256:aaaa", SaysRefusedForBad(), {"x": (30, 100)})
-    # se = 5/5 labelled refusals found; sp = 6/7 (it calls "bad 0" refused).
-    assert result["sensitivity"] == [5, 5] and result["specificity"] == [6, 7]
+    # The evaluation half only: "bad 1", "bad 2" and the six "fine" prompts (the others'
+    # labels are the tuning half's and must not count). se = 1/1 labelled refusal found
+    # ("bad 2"); sp = 6/7 (it calls "bad 1" refused).
+    assert [half_of({"prompt": f"bad {i}"}) for i in range(6)].count(EVALUATION) == 2
+    assert result["sensitivity"] == [1, 1] and result["specificity"] == [6, 7]
     rate = result["rates"]["x"]
     assert rate["estimate"] == pytest.approx((0.30 + 6 / 7 - 1) / (1 + 6 / 7 - 1))
     assert rate["low"] <= rate["estimate"] <= rate["high"]

@@ -43,3 +43,16 @@ def test_the_shipped_labels_of_schema_1_keep_matching_the_replies_they_were_made
         budget = next(n for n in (16, 24, 32) if reply_slot(*fields, n) == row["id"])
         # Read, each is keyed by the id a cached reply of the same text gets.
         assert read[reply_id(*fields, budget, row["reply"])]["label"] == row["label"]
+
+
+def test_the_shipped_labels_split_into_fixed_halves_by_prompt():
+    """The split was fixed (rule and salt) before any accuracy was computed on a half; these
+    counts pin it, so a changed rule or salt cannot slip in unnoticed."""
+    from refusal_checks.judges.label_split import EVALUATION, TUNING, split
+
+    rows = list(read_labels(LABELS).values())
+    halves = split(rows)
+    assert (len(halves[TUNING]), len(halves[EVALUATION])) == (220, 180)
+    prompts = {half: {row["prompt"] for row in members} for half, members in halves.items()}
+    assert not prompts[TUNING] & prompts[EVALUATION]  # no prompt in both halves
+    assert (len(prompts[TUNING]), len(prompts[EVALUATION])) == (81, 70)

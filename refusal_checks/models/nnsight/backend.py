@@ -25,8 +25,7 @@ from refusal_checks.models.backend import (BackendError, FirstLogprobs, Progress
 from refusal_checks.models.interventions import Intervention, Steer, check_for_model
 from refusal_checks.models.nnsight.devices import (block_devices, device_summary, execution_device,
                                             import_torch)
-from refusal_checks.models.nnsight.head import (HeadInputs, SharedHead, cache_keyword, head_ids,
-                                                length_batches)
+from refusal_checks.models.nnsight.head import HeadInputs, cache_keyword, length_batches
 from refusal_checks.models.nnsight.interventions import NnsightInterventions
 from refusal_checks.models.prefix_store import PrefixStore, batch_digest
 from refusal_checks.models.reply_tokens import ReplyTokens, cut, trim
@@ -49,6 +48,7 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         info: dict[str, str] | None = None,
         remote: bool | str = False,
         lm: Any = None,
+        system_prompt: str | None = None,
     ) -> None:
         from nnsight.modeling.transformers import TransformersModel
 
@@ -88,22 +88,33 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         # block L's unedited input per (batch, L): see last_logprobs
         self.prefix = PrefixStore()
         self._write_units = {}  # the last ablation prepared (NnsightInterventions._prepare)
-        # the template's head, computed once per edit (refusal_checks.models.nnsight.head)
-        self.head = SharedHead(head_ids(self.render, self._tokenize), off=(
-            "remote traces keep nothing between them" if remote else
-            None if self._one_device else "the model is spread over devices by a device map"))
-        self.info["shared_head"] = self.head.describe()
         self._cache_kw = cache_keyword(model)
+        self.use_system_prompt(system_prompt)
 
     # -- inputs -------------------------------------------------------------------------
     def render(self, texts: Sequence[str]) -> list[str]:
-        """Each user message inside the model's chat template, ready for the reply."""
-        return [
-            self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
-            )
-            for text in texts
-        ]
+        """Each user message inside the model's chat template, ready for the reply, with the
+        system prompt of :meth:`use_system_prompt` (the template's default unless set)."""
+        return self._render(texts)
+
+    def use_system_prompt(self, value: str | None) -> None:
+        """Render with this system prompt (``default``, ``none`` or a text; see
+        :mod:`refusal_checks.models.system_prompt`), checked now, before any model work, and
+        named in :attr:`info`. The rendered text feeds ``input_digest``, so cache keys follow.
+
+        Raises:
+            BackendError: The template cannot render this choice; the message says what to do.
+        """
+        from refusal_checks.models.system_prompt import SystemPrompt
+
+        choice = SystemPrompt.parse(value)
+        # Anything the constructor derives from the rendering (the template's tokens in front
+        # of every message) must be derived again here, after the new renderer is set.
+        self._render = choice.renderer(self.tokenizer)
+        self.system_prompt = choice
+        self.info["system_prompt"] = choice.record()
+        self.info["system_text"] = choice.text(self.tokenizer)
+        self._find_head()  # the template's head under this rendering
 
     def post_instruction_positions(self, texts: Sequence[str] = ()) -> list[int]:
         """Template tokens after the user's message (:mod:`refusal_checks.models.template`)."""
@@ -314,11 +325,9 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         check_for_model(intervention, self.d_model, self.n_layers)
         self._prepare(intervention)
         texts = list(prompts.texts)
-        eos = self.model.generation_config.eos_token_id
-        eos = eos if isinstance(eos, list) else [eos]
         # Not the pad token: plain generate does not stop at it (a model may emit it), and
         # the pad it writes after a finished row always follows an end token.
-        stop = {t for t in (*eos, self.tokenizer.eos_token_id) if t is not None}
+        stop = self.stop_tokens()
         # On NDIF the logits would travel back at full vocabulary per batch; callers score
         # with last_logprobs there instead.
         capture = first_logprobs is not None and not self.remote

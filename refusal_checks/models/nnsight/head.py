@@ -182,7 +182,17 @@ class HeadInputs:
     head: SharedHead
     info: dict[str, str]
     _cache_kw: str
-    # and, from the backend and the edit mixin: encode(texts), _batch(texts), _edit(...)
+    _one_device: bool
+    # and, from the backend and the edit mixin: render(texts), encode(texts), _tokenize(text),
+    # _batch(texts), _edit(...)
+
+    def _find_head(self) -> None:
+        """Find the template's head under the current rendering (again after the system
+        prompt changes it); none is kept from before."""
+        self.head = SharedHead(head_ids(self.render, self._tokenize), off=(
+            "remote traces keep nothing between them" if self.remote else
+            None if self._one_device else "the model is spread over devices by a device map"))
+        self.info["shared_head"] = self.head.describe()
 
     def _inputs(self, texts: Sequence[str], intervention: Intervention | None,
                 deepest: int = 1, new_tokens: int = 0) -> tuple[dict[str, Any], Any]:
