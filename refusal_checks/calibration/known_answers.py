@@ -33,7 +33,8 @@ PR_BOUNDARY_COS = math.sqrt((121 / 1.5 - 11) / 110)
 # threshold 0.90: measured 0.908 at 1.0, 0.901 at 1.1, 0.897 at 1.15 (8 worlds each), so
 # 1.12 puts the hardest null on the threshold itself.
 UNSTABLE_EXTRA_NOISE = 1.12
-# Just below it: 0.901 and 0.893 in two worlds (seeds 1, 2) at 1.2, the others ~0.94.
+# Just below it: 0.901 and 0.893 in two worlds (seeds 1, 2) at 1.2, the others ~0.94; the
+# smallest estimate averaged 0.892 over the 200 calibration worlds.
 BELOW_STABLE_EXTRA_NOISE = 1.2
 
 
@@ -150,7 +151,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              Design(World(cos=0.55), unstable=11, extra_noise=UNSTABLE_EXTRA_NOISE),
              margin_for=("stable-within-category",)),
     Scenario("unstable-just-below", f"real-like, one category with extra noise "
-             f"{BELOW_STABLE_EXTRA_NOISE}: its split-half ~0.897, the others ~0.94",
+             f"{BELOW_STABLE_EXTRA_NOISE}: its split-half ~0.89, the others ~0.94",
              Design(World(cos=0.55), unstable=1, extra_noise=BELOW_STABLE_EXTRA_NOISE),
              null_for=("stable-within-category",)),
     Scenario("never-refuses", "signal 0 (the model never refuses), cos 1, genre 4",
