@@ -33,6 +33,9 @@ PR_BOUNDARY_COS = math.sqrt((121 / 1.5 - 11) / 110)
 # threshold 0.90: measured 0.908 at 1.0, 0.901 at 1.1, 0.897 at 1.15 (8 worlds each), so
 # 1.12 puts the hardest null on the threshold itself.
 UNSTABLE_EXTRA_NOISE = 1.12
+# Just below it: 0.901 and 0.893 in two worlds (seeds 1, 2) at 1.2, the others ~0.94; the
+# smallest estimate averaged 0.892 over the 200 calibration worlds.
+BELOW_STABLE_EXTRA_NOISE = 1.2
 
 
 # A large shared mean and a few high-variance axes, as real residual streams have; the
@@ -53,6 +56,8 @@ class Scenario:
         confound_for: Claims whose statistic measures something that is true here although
             the refusal claim is not (the general pool's genre confound); shown, no goal.
         confound_note: Why a confound row has no goal (the table's goal column).
+        margin_for: Claims planted exactly at their threshold in every category (issue #26:
+            REFUTED would be an error, at most 5%; SUPPORTED is shown).
     """
 
     name: str
@@ -62,10 +67,11 @@ class Scenario:
     effect_for: tuple[str, ...] = ()
     confound_for: tuple[str, ...] = ()
     confound_note: str = "paper's design"
+    margin_for: tuple[str, ...] = ()
 
     def role(self, claim: str) -> str | None:
         for role, claims in (("null", self.null_for), ("effect", self.effect_for),
-                             ("confound", self.confound_for)):
+                             ("confound", self.confound_for), ("margin", self.margin_for)):
             if claim in claims:
                 return role
         return None
@@ -104,6 +110,13 @@ BOUNDARY_CORE_COS = 0.25
 # off the pooled axis) 16 (1 - c) 10/11 = 3.94 at c = 0.729, where signal equals noise
 # and the remainders' split-half cosine is SPECIFIC_THRESHOLD 0.5.
 BOUNDARY_SPECIFIC_COS = 0.729
+# Just below the thresholds, one category, the rest clearly above (issue #26's false
+# SUPPORTED worlds): a planted core loading of 0.48 beside ten of sqrt(0.55) = 0.74; and at
+# core-and-parts (signal 6, remainders ~0.8) extra noise that brings the first category's
+# remainders' split-half below 0.5: 0.53 / 0.49 at 1.6 and 0.46 / 0.42 at 1.9 (seeds 1-2);
+# at 2.0 its estimate averaged 0.472 (sd 0.052) over the 200 calibration worlds.
+BELOW_CORE_LOADING = 0.48
+BELOW_SPECIFIC_EXTRA_NOISE = 2.0
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("real-like", "cos 0.55 (paper's mean), signal 4, genre 4: split-half ~0.94",
              _design(cos=0.55), effect_for=GEOMETRY_CLAIMS),
@@ -118,13 +131,28 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     Scenario("no-core", "cos 0 between categories (no common component), genre 4",
              _design(cos=0.0), null_for=(CORE,), effect_for=(SPECIFIC,)),
     Scenario("boundary-core", f"cos {BOUNDARY_CORE_COS}: every core loading exactly 0.5",
-             _design(cos=BOUNDARY_CORE_COS), null_for=(CORE,)),
+             _design(cos=BOUNDARY_CORE_COS), margin_for=(CORE,)),
+    Scenario("core-just-below", f"real-like (loadings 0.74), the first category's loading "
+             f"{BELOW_CORE_LOADING}", Design(World(cos=0.55), first_core=BELOW_CORE_LOADING),
+             null_for=(CORE,)),
     Scenario("boundary-specific", f"cos {BOUNDARY_SPECIFIC_COS}, signal 4: remainders' "
              "signal = half-sample noise, split-half 0.5", _design(cos=BOUNDARY_SPECIFIC_COS),
-             null_for=(SPECIFIC,), effect_for=(CORE,)),
+             margin_for=(SPECIFIC,), effect_for=(CORE,)),
+    Scenario("specific-just-below", f"core-and-parts, one category with extra noise "
+             f"{BELOW_SPECIFIC_EXTRA_NOISE}: its remainders' split-half ~0.47",
+             Design(World(cos=0.55, signal=6.0), unstable=1,
+                    extra_noise=BELOW_SPECIFIC_EXTRA_NOISE), null_for=(SPECIFIC,)),
     Scenario("unstable-category", f"real-like, one category with extra noise "
              f"{UNSTABLE_EXTRA_NOISE}: its split-half ~0.90, at the threshold",
              Design(World(cos=0.55), unstable=1, extra_noise=UNSTABLE_EXTRA_NOISE),
+             null_for=("stable-within-category",)),
+    Scenario("stable-at-threshold", f"real-like, every category with extra noise "
+             f"{UNSTABLE_EXTRA_NOISE}: every split-half ~0.90, at the threshold",
+             Design(World(cos=0.55), unstable=11, extra_noise=UNSTABLE_EXTRA_NOISE),
+             margin_for=("stable-within-category",)),
+    Scenario("unstable-just-below", f"real-like, one category with extra noise "
+             f"{BELOW_STABLE_EXTRA_NOISE}: its split-half ~0.89, the others ~0.94",
+             Design(World(cos=0.55), unstable=1, extra_noise=BELOW_STABLE_EXTRA_NOISE),
              null_for=("stable-within-category",)),
     Scenario("never-refuses", "signal 0 (the model never refuses), cos 1, genre 4",
              _design(cos=1.0, signal=0.0), null_for=CLAIM_IDS),

@@ -104,6 +104,10 @@ class Design:
             along an axis of the category's own (orthogonal to every planted direction and
             genre): twins that differ from their category in more than refusal (written to
             another template per category), the matched control's blind spot.
+        first_core: When set, the first category's planted direction is
+            ``first_core * common + sqrt(1 - first_core^2) * own_0`` (the others keep
+            ``sqrt(cos)`` on the common axis): its loading on the shared core is
+            ``first_core``, the others' ``sqrt(cos)``, exactly (a one-factor cosine matrix).
     """
 
     world: World = field(default_factory=World)
@@ -132,6 +136,7 @@ class Design:
     planted_site: tuple[int, int] | None = None
     template_tokens: int = 2
     twin_offset: float = 0.0
+    first_core: float | None = None
 
     def with_seed(self, seed: int) -> Design:
         """The same design with a fresh draw of directions and noise."""
@@ -176,6 +181,14 @@ class PlantedBackend(SyntheticBackend):
             on_b = set(design.knob_b)
             self.directions = np.array([b if i < len(names) and names[i] in on_b else a
                                         for i in range(world.categories)])
+        if design.first_core is not None:
+            if not 0.0 <= design.first_core <= 1.0:
+                raise ValueError(f"first_core must lie in [0, 1], got {design.first_core!r}")
+            basis, _ = np.linalg.qr(np.random.default_rng(world.seed).standard_normal(
+                (world.d, 2 * world.categories + 2)))  # SyntheticBackend's planted basis
+            self.directions = np.array(self.directions)
+            self.directions[0] = (design.first_core * basis[:, 0]
+                                  + np.sqrt(1.0 - design.first_core ** 2) * basis[:, 1])
         if design.unreachable:
             unknown = [n for n in design.unreachable if n not in names]
             if unknown:

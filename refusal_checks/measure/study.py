@@ -78,23 +78,6 @@ class DirectionStudy:
         """Mean split-half cosine per category."""
         return {c: float(v) for c, v in zip(self.categories, self.split_half.mean(axis=1))}
 
-    def worst_split_half(self, level: float = 0.95) -> tuple[float, tuple[float, float], str]:
-        """The least stable category's mean split-half cosine, with a confidence interval.
-
-        The estimate is the minimum over categories of the mean split-half cosine (the
-        paper's measurement: "cosine 0.956-0.990 between independent 32/32 resamples").
-        Its interval comes from resampling prompts (:attr:`split_half_boot`, the minimum
-        over categories in each replicate), re-centred on the estimate
-        (:func:`stats.recentred_interval`): a resample holds fewer distinct prompts, so its
-        split halves are noisier and its cosines lower than the data's.
-        """
-        means = self.split_half.mean(axis=1)
-        worst = int(np.argmin(means))
-        estimate = float(means[worst])
-        replicates = self.split_half_boot.min(axis=1)  # NaN rows are ignored by the interval
-        return estimate, stats.recentred_interval(replicates, estimate, level), \
-            self.categories[worst]
-
     def mean_between(self, level: float = 0.95) -> tuple[float, tuple[float, float]]:
         """Mean noise-corrected cosine over category pairs, with a bootstrap interval."""
         estimate = float(np.mean(geometry.off_diagonal(self.disattenuated)))

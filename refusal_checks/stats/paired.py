@@ -217,7 +217,8 @@ def smallest_difference(counts: Mapping[str, tuple[int, int, int]], level: float
       ``<= family x (1 - level) / (2 family)``.
 
     So it covers ``theta_min`` with probability ``>= level`` (up to the coverage of Tango's
-    interval itself), and ``decide(interval, m, ">")`` is the rule "SUPPORTED when every
+    interval itself; the combination is :func:`refusal_checks.stats.smallest.smallest_of`,
+    shared with the bootstrapped minima of the geometry claims), and ``decide(interval, m, ">")`` is the rule "SUPPORTED when every
     unit's interval lies above ``m``, REFUTED when some unit's Bonferroni interval lies
     below ``m``". A percentile bootstrap of the minimum is not: the minimum of noisy
     estimates sits below the smallest truth, and its resamples lower still (issue #26).
@@ -234,12 +235,11 @@ def smallest_difference(counts: Mapping[str, tuple[int, int, int]], level: float
         raise ValueError(f"family must count every unit, got family={family!r} for "
                          f"{len(counts)} units")
     _check(0, 0, 1, level)
-    joint_level = 1.0 - (1.0 - level) / family
+    from refusal_checks.stats.smallest import bonferroni_level, smallest_of
+
+    joint_level = bonferroni_level(level, family)
     units = {name: PairedDifference(b, c, n, tango_interval(b, c, n, level),
                                     tango_interval(b, c, n, joint_level))
              for name, (b, c, n) in counts.items()}
-    if not units:
-        return math.nan, (math.nan, math.nan), {}
-    return (min(u.estimate for u in units.values()),
-            (min(u.interval[0] for u in units.values()),
-             min(u.joint[1] for u in units.values())), units)
+    estimate, interval = smallest_of(units)
+    return estimate, interval, units

@@ -15,10 +15,16 @@ INCONCLUSIVE there, never SUPPORTED.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from numpy.typing import ArrayLike
+
 from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.behaviour_control import BehaviourDirections
 from refusal_checks.stats.decisions import above, below
 from refusal_checks.measure.study import DirectionStudy
+from refusal_checks.stats.smallest import iut_details, smallest_bootstrap
 from refusal_checks.stats.verdict import Verdict
 from refusal_checks.verdicts.genre import from_genre_controls, paper_design_id, with_caveat
 
@@ -52,19 +58,61 @@ def reliable(study: DirectionStudy) -> tuple[bool, str]:
         f"({study.control}): its direction is mostly sampling noise")
 
 
+# "Every category" needs at least this share of the categories measured for a SUPPORTED
+# (as ablation-lowers-category-refusal): fewer, and the claim speaks of a minority.
+MIN_MEASURED_SHARE = 0.5
+
+
+def every_category_above(statistic: str, values: ArrayLike, replicates: ArrayLike,
+                         categories: Sequence[str], threshold: float, *, n: int, paper: str,
+                         seed: int, details: dict[str, Any],
+                         requires: Sequence[tuple[bool, str]], level: float = 0.95
+                         ) -> Verdict:
+    """The verdict of "every category's value exceeds ``threshold``": an intersection-union
+    test (:func:`refusal_checks.stats.smallest.smallest_bootstrap`, issue #26).
+
+    Each category's value gets its own prompt-bootstrap interval, re-centred on its
+    estimate, at ``level`` and at the Bonferroni level over all ``len(categories)``:
+
+    * SUPPORTED when every measured category's interval lies above ``threshold`` and at
+      least MIN_MEASURED_SHARE of the categories are measured;
+    * REFUTED when some category's Bonferroni interval lies wholly below it;
+    * otherwise INCONCLUSIVE.
+
+    The statistic is the smallest value; its interval runs from the smallest lower end to
+    the smallest Bonferroni upper end, and covers the smallest true value. ``details.iut``
+    carries every category's intervals and status.
+    """
+    family = len(categories)
+    estimate, interval, units = smallest_bootstrap(values, replicates, list(categories),
+                                                   level, max(family, 1))
+    measured = len(units)
+    return above(statistic, estimate, interval, threshold, n=n, paper=paper, seed=seed,
+                 level=level,
+                 details={**details, "iut": iut_details(units, threshold, level, family)},
+                 requires=requires,
+                 preconditions=[(measured >= MIN_MEASURED_SHARE * family,
+                                 f"only {measured} of {family} categories have a finite "
+                                 "value and interval (SUPPORTED needs at least half)")])
+
+
 def stable_within_category(study: DirectionStudy, behaviour: RefusalBehaviour, *,
                            threshold: float = STABLE_THRESHOLD) -> Verdict:
     """Claim: "Directions from independent resamples of one category agree."
 
-    The least stable category's mean split-half cosine (halves of 32/32 prompts with the
-    bundled sets, as the paper's resamples), with a prompt-bootstrap interval of that
-    minimum (:meth:`DirectionStudy.worst_split_half`), must lie above ``threshold``.
+    Every category's mean split-half cosine (halves of 32/32 prompts with the bundled
+    sets, as the paper's resamples) must lie above ``threshold``: an intersection-union
+    test (:func:`every_category_above`) on each category's prompt-bootstrap replicates
+    (:attr:`DirectionStudy.split_half_boot`). The statistic is the least stable
+    category's value.
     """
-    estimate, interval, worst = study.worst_split_half()
-    return above("lowest per-category mean split-half cosine", estimate, interval, threshold,
-                 n=min(study.n_refuse), paper="0.956-0.990", seed=study.seed,
-                 details={"least stable": worst, **study.summary()},
-                 requires=[behaviour.refuses()])
+    means = study.split_half.mean(axis=1)
+    return every_category_above(
+        "lowest per-category mean split-half cosine", means, study.split_half_boot,
+        study.categories, threshold, n=min(study.n_refuse), paper="0.956-0.990",
+        seed=study.seed, details={"least stable": study.categories[int(means.argmin())],
+                                  **study.summary()},
+        requires=[behaviour.refuses()])
 
 
 # What the paper's design says about itself, in every verdict of distinct-directions-paper-design.

@@ -32,12 +32,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from refusal_checks.measure.behaviour import RefusalBehaviour
-from refusal_checks.verdicts.geometry import reliable
+from refusal_checks.verdicts.geometry import every_category_above, reliable
 from refusal_checks.stats.geometry import category_sets, clip_unit
 from refusal_checks.stats.reliability import half_directions
 from refusal_checks.stats.stability import apply_weights, cluster_half_weights, resample
-from refusal_checks.stats.intervals import recentred_interval
-from refusal_checks.stats.decisions import above
 from refusal_checks.measure.study import DirectionStudy
 from refusal_checks.stats.verdict import Verdict
 
@@ -211,44 +209,35 @@ def bootstrap_remainder_split_half(refuse: Sequence[ArrayLike],
     return out
 
 
-def _worst(values: FloatArray, replicates: FloatArray, categories: list[str]
-           ) -> tuple[float, tuple[float, float], str]:
-    """(min over categories, its re-centred bootstrap interval, the weakest category);
-    all NaN -> NaN (INCONCLUSIVE)."""
-    if np.all(np.isnan(values)):
-        return float("nan"), (float("nan"), float("nan")), ""
-    worst = int(np.nanargmin(values))
-    estimate = float(values[worst])
-    with np.errstate(invalid="ignore"):
-        mins = np.where(np.isnan(replicates).any(axis=1), np.nan, replicates.min(axis=1))
-    return estimate, recentred_interval(mins, estimate), categories[worst]
-
-
 def shared_refusal_core(study: DirectionStudy, behaviour: RefusalBehaviour, *,
                         threshold: float = CORE_THRESHOLD) -> Verdict:
     """Claim: "Category directions share one refusal core."
 
     The weakest category's loading on the one common factor of the noise-corrected cosine
-    matrix (:func:`core_loadings`), with a prompt-bootstrap interval (the study's
-    replicates, re-centred as for other minima over categories), must exceed
-    ``threshold``. Details: every loading, the core's share of the matrix
-    (:func:`core_share`), and the study's summary.
+    matrix (:func:`core_loadings`) must exceed ``threshold`` in every category: an
+    intersection-union test on each category's loading in the study's prompt-bootstrap
+    replicates (:func:`refusal_checks.verdicts.geometry.every_category_above`). Details:
+    every loading, the core's share of the matrix (:func:`core_share`), and the study's
+    summary.
     """
     loadings = core_loadings(study.disattenuated)
     replicates = core_loadings(study.boot)
-    estimate, interval, weakest = _worst(loadings, replicates, study.categories)
-    return above("lowest loading of a category direction on the shared core (one-factor, "
-                 "noise-corrected)", estimate, interval, threshold, n=study.k,
-                 paper="'different linear mixes of a shared refusal core' (no statistic)",
-                 seed=study.seed,
-                 details={"core_loadings": dict(zip(study.categories,
-                                                    np.round(loadings, 4).tolist())),
-                          "weakest": weakest,
-                          "core_share_of_variance": round(core_share(study.disattenuated), 4),
-                          **study.summary()},
-                 requires=[behaviour.refuses(), reliable(study),
-                           (study.k >= 3, f"a one-factor model needs >= 3 categories, "
-                                          f"got {study.k}")])
+    return every_category_above(
+        "lowest loading of a category direction on the shared core (one-factor, "
+        "noise-corrected)", loadings, replicates, study.categories, threshold, n=study.k,
+        paper="'different linear mixes of a shared refusal core' (no statistic)",
+        seed=study.seed,
+        details={"core_loadings": dict(zip(study.categories, np.round(loadings, 4).tolist())),
+                 "weakest": _weakest(loadings, study.categories),
+                 "core_share_of_variance": round(core_share(study.disattenuated), 4),
+                 **study.summary()},
+        requires=[behaviour.refuses(), reliable(study),
+                  (study.k >= 3, f"a one-factor model needs >= 3 categories, got {study.k}")])
+
+
+def _weakest(values: FloatArray, categories: list[str]) -> str:
+    """The category with the smallest finite value (``""`` when none is finite)."""
+    return "" if np.all(np.isnan(values)) else categories[int(np.nanargmin(values))]
 
 
 def specific_parts_stable(study: DirectionStudy, behaviour: RefusalBehaviour, *,
@@ -256,8 +245,10 @@ def specific_parts_stable(study: DirectionStudy, behaviour: RefusalBehaviour, *,
     """Claim: "What each category direction adds to the shared core is stable, not noise."
 
     The least stable category's mean split-half cosine of remainders
-    (:func:`remainder_split_half`), with a prompt-bootstrap interval
-    (:func:`bootstrap_remainder_split_half`, re-centred), must exceed ``threshold``.
+    (:func:`remainder_split_half`) must exceed ``threshold`` in every category: an
+    intersection-union test on each category's replicates
+    (:func:`bootstrap_remainder_split_half`;
+    :func:`refusal_checks.verdicts.geometry.every_category_above`).
     Computed from the study's activations (``study.inputs``) with the study's seed.
     """
     sets, pools = study.inputs
@@ -265,14 +256,14 @@ def specific_parts_stable(study: DirectionStudy, behaviour: RefusalBehaviour, *,
     replicates = bootstrap_remainder_split_half(sets, pools,
                                                 np.random.default_rng([study.seed, 3]),
                                                 len(study.boot))
-    estimate, interval, weakest = _worst(means, replicates, study.categories)
-    return above("lowest mean split-half cosine of a category's remainder after the pooled "
-                 "direction", estimate, interval, threshold, n=study.k,
-                 paper="'category-specific parts' (no statistic)", seed=study.seed,
-                 details={"remainder_split_half": dict(zip(study.categories,
-                                                           np.round(means, 4).tolist())),
-                          "least_stable": weakest, **study.summary()},
-                 # A category whose whole direction is noise has no part to call stable
-                 # or not: INCONCLUSIVE, as for the core (geometry_claims.MIN_RELIABILITY).
-                 requires=[behaviour.refuses(), reliable(study),
-                           (study.k >= 2, f"remainders need >= 2 categories, got {study.k}")])
+    return every_category_above(
+        "lowest mean split-half cosine of a category's remainder after the pooled direction",
+        means, replicates, study.categories, threshold, n=study.k,
+        paper="'category-specific parts' (no statistic)", seed=study.seed,
+        details={"remainder_split_half": dict(zip(study.categories,
+                                                  np.round(means, 4).tolist())),
+                 "least_stable": _weakest(means, study.categories), **study.summary()},
+        # A category whose whole direction is noise has no part to call stable
+        # or not: INCONCLUSIVE, as for the core (geometry_claims.MIN_RELIABILITY).
+        requires=[behaviour.refuses(), reliable(study),
+                  (study.k >= 2, f"remainders need >= 2 categories, got {study.k}")])

@@ -131,13 +131,17 @@ def _core_verdicts(pytester: pytest.Pytester, model: str) -> dict[str, dict]:
     return _verdicts(pytester, model, ("test_shared_core.py",))
 
 
+# No core: with a few categories a one-factor loading is barely identified
+# (a_i^2 = C_ij C_ik / C_jk with every C near 0), so each category's own interval (the
+# intersection-union test, issue #26) is wide and the claim may stay INCONCLUSIVE; it must
+# never be SUPPORTED.
 @pytest.mark.parametrize(("model", "core", "specific"), [
-    ("synthetic:shared", "supported", "refuted"),  # one direction: core, parts are noise
-    ("synthetic:orthogonal", "refuted", "supported"),  # no core, stable own directions
+    ("synthetic:shared", {"supported"}, "refuted"),  # one direction: core, parts are noise
+    ("synthetic:orthogonal", {"refuted", "inconclusive"}, "supported"),  # no core
 ])
 def test_shared_core_claims_read_the_planted_world(pytester, model, core, specific):
     verdicts = _core_verdicts(pytester, model)
-    assert verdicts["shared-refusal-core"]["outcome"] == core, \
+    assert verdicts["shared-refusal-core"]["outcome"] in core, \
         verdicts["shared-refusal-core"]["line"]
     assert verdicts["category-specific-parts-stable"]["outcome"] == specific, \
         verdicts["category-specific-parts-stable"]["line"]

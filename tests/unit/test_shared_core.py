@@ -11,6 +11,10 @@ from refusal_checks.calibration import known_answers
 
 from refusal_checks.verdicts import shared_core
 from refusal_checks.verdicts.shared_core import core_loadings, remainder_split_half
+from refusal_checks.verdicts.geometry import every_category_above
+from refusal_checks.stats.verdict import Outcome
+from refusal_checks.calibration.worlds import Design, PlantedBackend
+from refusal_checks.models.synthetic import World
 
 
 def _cosines(loadings: np.ndarray) -> np.ndarray:
@@ -103,7 +107,28 @@ def test_a_model_that_never_refuses_gets_no_shared_core_verdict() -> None:
     assert {result[c][0] for c in claims} == {"inconclusive"}, result
 
 
-def test_all_nan_values_give_a_nan_minimum() -> None:
-    estimate, interval, weakest = shared_core._worst(np.full(3, np.nan), np.full((5, 3), np.nan),
-                                                     ["a", "b", "c"])
-    assert np.isnan(estimate) and np.isnan(interval[0]) and weakest == ""
+def test_a_category_without_a_value_is_left_out_and_too_few_block_supported() -> None:
+    categories = [f"c{i}" for i in range(4)]
+    values = np.array([0.9, 0.92, np.nan, np.nan])
+    reps = values + 0.01 * np.random.default_rng(0).standard_normal((200, 4))
+    kwargs = dict(n=4, paper="", seed=0, details={}, requires=[])
+    verdict = every_category_above("s", values, reps, categories, 0.5, **kwargs)
+    assert verdict.outcome is Outcome.SUPPORTED  # two of four measured: half
+    assert verdict.details["iut"]["measured"] == 2
+    verdict = every_category_above("s", values[[0, 2, 3]], reps[:, [0, 2, 3]],
+                                   categories[:3], 0.5, **kwargs)
+    assert verdict.outcome is Outcome.INCONCLUSIVE  # one of three: not "every category"
+    assert "only 1 of 3 categories" in verdict.reason
+    verdict = every_category_above("s", np.full(3, np.nan), np.full((5, 3), np.nan),
+                                   categories[:3], 0.5, **kwargs)
+    assert verdict.outcome is Outcome.INCONCLUSIVE and np.isnan(verdict.estimate)
+
+
+def test_first_core_plants_one_weaker_loading_exactly() -> None:
+    backend = PlantedBackend(Design(World(cos=0.55, seed=3), first_core=0.48))
+    d = backend.directions[:11]
+    assert np.linalg.norm(d, axis=1) == pytest.approx(np.ones(11))
+    planted = np.r_[0.48, np.full(10, np.sqrt(0.55))]
+    assert core_loadings(d @ d.T) == pytest.approx(planted, abs=1e-6)
+    with pytest.raises(ValueError, match="first_core must lie in"):
+        PlantedBackend(Design(World(cos=0.55), first_core=1.5))

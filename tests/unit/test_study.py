@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from refusal_checks.prompts.sets import PromptSet
+from refusal_checks.measure.behaviour import RefusalBehaviour
 from refusal_checks.measure.study import study_directions
+from refusal_checks.verdicts.geometry import stable_within_category
 from refusal_checks.models.synthetic import SyntheticBackend, parse_spec
 
 CATEGORIES = ["a", "b", "c", "d", "e"]
@@ -49,15 +51,25 @@ def test_general_pool_confound_makes_a_shared_direction_look_distinct():
     assert general.effective_dimensions()[0] > 1.5
 
 
-def test_worst_split_half_names_the_noisiest_category():
+def test_stable_within_category_names_the_noisiest_category_with_its_own_intervals():
     refuse, matched, _ = _acts("distinct")
     rng = np.random.default_rng(0)
     refuse["c"] = refuse["c"] + 6.0 * rng.standard_normal(refuse["c"].shape)
     study = study_directions(refuse, matched, control="matched", layer=4, seed=1, n_boot=50)
-    estimate, (lo, hi), worst = study.worst_split_half()
-    assert worst == "c"
-    assert lo <= estimate <= hi or np.isclose(estimate, hi)
-    assert estimate == pytest.approx(min(study.reliability().values()))
+    verdict = stable_within_category(study, RefusalBehaviour("substring", 90, 100, 2, 100))
+    assert verdict.details["least stable"] == "c"
+    assert verdict.estimate == pytest.approx(min(study.reliability().values()))
+    lo, hi = verdict.interval
+    assert lo <= verdict.estimate <= hi
+    iut = verdict.details["iut"]
+    # The printed interval is read off the categories' own intervals: the smallest lower
+    # end at 95%, the smallest upper end at the Bonferroni level over the 5 categories.
+    assert iut["family"] == 5 and iut["bonferroni_level"] == pytest.approx(0.99)
+    cells = iut["per_category"]
+    assert lo == pytest.approx(min(c["interval"][0] for c in cells.values()), abs=1e-4)
+    assert hi == pytest.approx(min(c["bonferroni_interval"][1] for c in cells.values()),
+                               abs=1e-4)
+    assert cells["c"]["estimate"] == pytest.approx(study.reliability()["c"], abs=1e-4)
 
 
 def test_synthetic_worlds_are_deterministic_and_validated():
