@@ -190,7 +190,7 @@ def _train_sae(args: argparse.Namespace, cache_dir: Path) -> int:
     return 0
 
 
-def _table(path: Path, model: str | None, grid: bool = False) -> int:
+def _table(path: Path, model: str | None, grid: bool = False, why: bool = True) -> int:
     from refusal_checks.reports.schema import ReportFileError, load_report
     from refusal_checks.reports.table import models_in, tally, verdict_table
 
@@ -202,7 +202,7 @@ def _table(path: Path, model: str | None, grid: bool = False) -> int:
             print(render_markdown(replication(report)), end="")
             return 0
         chosen = model or (models_in(report) or [""])[0]
-        text = verdict_table(report, chosen)
+        text = verdict_table(report, chosen, why=why)
     except (ReportFileError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("report", type=Path, help="a report written by pytest --refusal-json")
     table.add_argument("--model", default=None,
                        help="the model whose verdicts to print (default: the report's first)")
+    table.add_argument("--no-why", action="store_true",
+                       help="leave out the reasons (README's compact table)")
     table.add_argument("--replication", action="store_true",
                        help="print every claim x every model of the report instead, with "
                        "the published value beside ours where one exists (README's "
@@ -303,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "html":
         return _html(args.report, args.out)
     if args.command == "table":
-        return _table(args.report, args.model, args.replication)
+        return _table(args.report, args.model, args.replication, why=not args.no_why)
     if args.command == "thresholds":
         from refusal_checks.verdicts.thresholds import table
 

@@ -22,6 +22,8 @@ release ignore batch shape for the same reason (:mod:`refusal_checks.cache.resum
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +48,11 @@ def _edit_key(intervention: Intervention | None) -> Any:
     return None if intervention is None else intervention.key()
 
 
+def _plan_key(intervention: Intervention | None) -> str | None:
+    """The edit as the plan's dictionary key (an intervention's key is a dict)."""
+    return None if intervention is None else json.dumps(intervention.key(), sort_keys=True)
+
+
 @dataclass
 class ReplyPlan:
     """The longest budget any selected claim reads, per (prompt text, edit key).
@@ -54,20 +61,20 @@ class ReplyPlan:
     that comes later is served from the same generation.
     """
 
-    budgets: dict[tuple[str, Any], int] = field(default_factory=dict)
+    budgets: dict[tuple[str, str | None], int] = field(default_factory=dict)
 
     def add(self, texts: Iterable[str], budget: int,
             intervention: Intervention | None = None) -> None:
         if int(budget) < 1:
             raise ValueError(f"a reply budget must be a positive token count, got {budget}")
-        edit = _edit_key(intervention)
+        edit = _plan_key(intervention)
         for text in texts:
             where = (str(text), edit)
             self.budgets[where] = max(self.budgets.get(where, 0), int(budget))
 
     def budget(self, text: str, intervention: Intervention | None, asked: int) -> int:
         """``asked``, or the longer budget a selected claim reads for this prompt."""
-        return max(int(asked), self.budgets.get((text, _edit_key(intervention)), 0))
+        return max(int(asked), self.budgets.get((text, _plan_key(intervention)), 0))
 
 
 def token_key(backend: Any, text: str, intervention: Intervention | None) -> str:

@@ -23,8 +23,9 @@ def models_in(report: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(v["model"] for v in report["verdicts"]))
 
 
-def verdict_table(report: dict[str, Any], model: str) -> str:
-    """One row per claim of ``model``: verdict, value [95% CI], what it needs, n, and why.
+def verdict_table(report: dict[str, Any], model: str, *, why: bool = True) -> str:
+    """One row per claim of ``model``: verdict, value [95% CI], what it needs, n, and why
+    (``why=False``: without the reasons, README's compact table).
 
     Raises:
         ValueError: the report has no verdict of ``model`` (the message lists its models).
@@ -33,14 +34,14 @@ def verdict_table(report: dict[str, Any], model: str) -> str:
     if not verdicts:
         raise ValueError(f"the report has no verdict of {model!r}; its models: "
                          f"{', '.join(models_in(report)) or 'none'}")
-    lines = ["| claim | verdict | value [95% CI] | needs | n | why |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| claim | verdict | value [95% CI] | needs | n |" + (" why |" if why else ""),
+             "|---|---|---|---|---|" + ("---|" if why else "")]
     for v in verdicts:
         lo, hi = v["interval"]
         lines.append(f"| {v['claim']} | {v['outcome'].upper()} | "
                      f"{estimate_text(v['estimate'], lo, hi)} | "
-                     f"{v['comparison']} {number(v['threshold'])} | {v['n']} | "
-                     f"{_cell(v.get('reason', ''))} |")
+                     f"{v['comparison']} {number(v['threshold'])} | {v['n']} |"
+                     + (f" {_cell(v.get('reason', ''))} |" if why else ""))
     return "\n".join(lines) + "\n"
 
 

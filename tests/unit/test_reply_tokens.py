@@ -75,3 +75,19 @@ def test_the_plan_reads_the_fixtures_of_the_tests_selected_on_that_model() -> No
     assert _selected_fixtures(session, "a") == {"refusal_behaviour", "measure"}
     assert _selected_fixtures(session, "b") == {"score_agreement"}
     assert _selected_fixtures(session, "c") == set()
+
+
+def test_a_plan_keys_edits_by_their_content_and_answers_an_unplanned_edit() -> None:
+    """A steered or ablated reader asks the plan too (the style strength search, the sweep's
+    judged replies); an intervention's key is a dict, so the plan keys it by its JSON."""
+    import numpy as np
+
+    from refusal_checks.models.interventions import Ablate, Steer
+
+    steer = Steer(3, np.ones(4))
+    plan = ReplyPlan()
+    plan.add(["a"], 32, steer)
+    assert plan.budget("a", Steer(3, np.ones(4)), 16) == 32  # the same edit, rebuilt
+    assert plan.budget("a", Steer(3, 2 * np.ones(4)), 16) == 16  # another strength
+    assert plan.budget("a", Ablate(np.ones(4)), 24) == 24
+    assert plan.budget("a", None, 8) == 8
