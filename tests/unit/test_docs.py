@@ -21,7 +21,9 @@ CODE_SPAN = re.compile(r"`[^`]+`")
 LINK = re.compile(r"\[[^\]]*\]\(([^()\s]+)(?:\s+\"[^\"]*\")?\)")
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
 PLUGIN_OPTION = re.compile(r"--refusal-[a-z0-9]+(?:-[a-z0-9]+)*|--model\b")
-SUBCOMMAND = re.compile(r"python -m refusal_checks[ \t]+([^\s`]+)([^\n`#|&;]*)")
+# The program's own --cache-dir DIR may stand before the subcommand.
+SUBCOMMAND = re.compile(
+    r"python -m refusal_checks(?:[ \t]+--cache-dir[ \t]+[^\s`]+)?[ \t]+([^\s`]+)([^\n`#|&;]*)")
 OPTION = re.compile(r"(?<![\w-])(--?[a-zA-Z][\w-]*)")
 
 

@@ -57,12 +57,34 @@ def test_the_command_prints_the_tally_and_the_table(tmp_path) -> None:
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
-def test_the_docs_geometry_table_is_the_shipped_reference_reports() -> None:
+REFERENCE = "docs/reference/qwen-coder-0.5b.json"
+
+
+def _block(page: str) -> str:
+    """The table between the page's verdicts markers (the generated table's place)."""
+    start = page.index(f"<!-- verdicts: {REFERENCE} -->\n") + len(f"<!-- verdicts: {REFERENCE} -->\n")
+    return page[start:page.index("<!-- /verdicts -->", start)]
+
+
+@pytest.mark.parametrize(("page", "why", "command"), [
+    ("docs/claims.md", True, f"python -m refusal_checks table {REFERENCE}"),
+    ("README.md", False, f"python -m refusal_checks table {REFERENCE} --no-why"),
+])
+def test_the_pages_verdict_tables_are_the_shipped_reference_reports(
+        page: str, why: bool, command: str) -> None:
     from refusal_checks.reports.schema import load_report
 
-    report = load_report(REPO / "docs" / "reference" / "qwen-coder-0.5b-geometry.json")
-    page = (REPO / "docs" / "claims.md").read_text()
-    assert verdict_table(report, "qwen-coder-0.5b") in page, (
-        "docs/claims.md's geometry table differs from the reference report: paste the output "
-        "of `python -m refusal_checks table docs/reference/qwen-coder-0.5b-geometry.json`")
-    assert f"({tally(report, 'qwen-coder-0.5b')})" in page
+    report = load_report(REPO / REFERENCE)
+    text = (REPO / page).read_text()
+    assert _block(text) == verdict_table(report, "qwen-coder-0.5b", why=why), (
+        f"{page}'s verdict table differs from the reference report: paste the output of "
+        f"`{command}` between its verdicts markers")
+    counts = tally(report, "qwen-coder-0.5b")
+    assert counts in text, f"{page} should give the tally {counts!r}"
+
+
+def test_the_compact_table_leaves_out_the_reasons_only() -> None:
+    full = verdict_table(REPORT, "m").splitlines()
+    short = verdict_table(REPORT, "m", why=False).splitlines()
+    assert short[0] == "| claim | verdict | value [95% CI] | needs | n |"
+    assert [row.rsplit(" |", 2)[0] + " |" for row in full[2:]] == short[2:]
