@@ -183,11 +183,16 @@ def test_label_agreement_gives_each_labelled_reply_its_prompt(tmp_path):
 
     rows = [CachedReply(f"id{i}", "sha256:aaaa", "m", "unsteered", "crime/refuse", side,
                         prompt, "same reply", f"slot{i}")
-            for i, (side, prompt) in enumerate([("refuse", "refuse a"), ("refuse", "refuse b"),
+            # prompts whose labels fall in the evaluation half (judges/label_split.py), the
+            # only half accuracy and corrected rates read
+            for i, (side, prompt) in enumerate([("refuse", "refuse d"), ("refuse", "refuse e"),
                                                 ("benign", "answer c"), ("benign", "answer d")])]
     path = tmp_path / "labels.jsonl"
     path.write_text("".join(json.dumps(label_record(r, "refused" if r.side == "refuse"
                                                     else "complied", "t")) + "\n" for r in rows))
+    from refusal_checks.judges.label_split import EVALUATION, half_of_prompt
+
+    assert {half_of_prompt(r.prompt) for r in rows} == {EVALUATION}
     # Identical replies: only the prompts can tell the judge which were refusals.
     result = judge_validation(path, "sha256:aaaa", {"reader": _PromptReader()})
     assert result["n"] == 4 and result["judges"]["reader"]["all"]["accuracy"]["k"] == 4
