@@ -43,14 +43,13 @@ QWEN_HEAD = ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You ar
              "assistant.<|im_end|>\n<|im_start|>user\n")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    yield from one_torch_thread()
-
-
 @pytest.fixture(scope="module")
-def backend() -> Any:
-    return load_embedded(ALIAS)
+def backend() -> Iterator[Any]:
+    """The embedded Qwen, with one torch thread while this module runs."""
+    thread = one_torch_thread()
+    next(thread)
+    yield load_embedded(ALIAS)
+    next(thread, None)
 
 
 def probes() -> PromptSet:
