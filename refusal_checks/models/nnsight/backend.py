@@ -244,8 +244,9 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
             batch, head = self._inputs(chunk, intervention)
             key = prefix = None
             if layer is not None:
-                key = (batch_digest(batch["input_ids"].cpu().numpy(),
-                                    batch["attention_mask"].cpu().numpy()), layer)
+                key = (batch_digest(batch["input_ids"].cpu().numpy(),  # and the head, if used
+                                    batch["attention_mask"].cpu().numpy(),
+                                    np.asarray(self.head.ids if head is not None else [])), layer)
                 prefix = self.prefix.get(key)
             with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
                     batch, **self._with_head(head), logits_to_keep=1, remote=self.remote):
@@ -325,9 +326,7 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         check_for_model(intervention, self.d_model, self.n_layers)
         self._prepare(intervention)
         texts = list(prompts.texts)
-        # Not the pad token: plain generate does not stop at it (a model may emit it), and
-        # the pad it writes after a finished row always follows an end token.
-        stop = self.stop_tokens()
+        stop = self.stop_tokens()  # not the pad token (see stop_tokens)
         # On NDIF the logits would travel back at full vocabulary per batch; callers score
         # with last_logprobs there instead.
         capture = first_logprobs is not None and not self.remote
@@ -386,7 +385,8 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
     # -- replies as tokens (refusal_checks.models.reply_tokens) ---------------------------
     def stop_tokens(self) -> frozenset[int]:
         """The end tokens :meth:`generate` cuts a reply at (the generation config's and the
-        tokenizer's end of text; not the pad token)."""
+        tokenizer's end of text; not the pad token: plain generate does not stop at it, a
+        model may emit it, and the pad it writes after a finished row follows an end token)."""
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         return frozenset(int(t) for t in (*eos, self.tokenizer.eos_token_id) if t is not None)
