@@ -36,9 +36,10 @@ from refusal_checks.models.interventions import Intervention
 from refusal_checks.models.nnsight.devices import execution_device, import_torch
 from refusal_checks.models.template import PROBES
 
-# Edits whose head keys/values are kept: a few MB each on a 0.5B model (24 layers x 2 x
-# 24 tokens x 128 values), so the sweep's settings and Arditi's candidates at one layer
-# all stay; older ones are recomputed (one 24-token pass) when needed again.
+# Edits whose head keys/values are kept: 0.6 MB each on qwen-coder-0.5b (24 layers x 2 x
+# 24 tokens x 128 float32 values), ~3 MB on a 7B model in bfloat16, so the sweep's
+# settings and Arditi's candidates at one layer all stay; older ones are recomputed (one
+# pass over the head) when needed again.
 MAX_EDITS = 64
 
 
