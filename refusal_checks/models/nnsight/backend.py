@@ -25,7 +25,7 @@ from refusal_checks.models.backend import (BackendError, FirstLogprobs, Progress
 from refusal_checks.models.interventions import Intervention, Steer, check_for_model
 from refusal_checks.models.nnsight.devices import (block_devices, device_summary, execution_device,
                                             import_torch)
-from refusal_checks.models.nnsight.head import HeadInputs, cache_keyword, length_batches
+from refusal_checks.models.nnsight.head import HeadInputs, cache_keyword
 from refusal_checks.models.nnsight.interventions import NnsightInterventions
 from refusal_checks.models.prefix_store import PrefixStore, batch_digest
 from refusal_checks.models.reply_tokens import ReplyTokens, cut, trim
@@ -170,7 +170,8 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         texts = list(prompts.texts)
         # Left padding would silently hand back pad-token states for a position that lies
         # before the start of a short prompt; refuse it instead.
-        lengths = [len(ids) for ids in self.encode(texts)]
+        encoded = self.encode(texts)  # once: for the batches and the head's split
+        lengths = [len(ids) for ids in encoded]
         shortest = min(lengths, default=0)
         if texts and -min(positions, default=-1) > shortest:
             raise BackendError(
@@ -180,9 +181,8 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
             )
         out = np.empty((len(texts), len(layers), len(positions), self.d_model), np.float32)
         done = 0
-        for rows in length_batches(lengths, batch_size):
-            chunk = [texts[i] for i in rows]
-            batch, head = self._inputs(chunk, None, -min(positions))
+        for rows, chunk, ids in self._by_length(texts, batch_size, encoded):
+            batch, head = self._inputs(chunk, None, -min(positions), ids)
             with remote_scope(self.remote, self.name), torch.inference_mode(), self.lm.trace(
                     batch, **self._with_head(head), logits_to_keep=1, remote=self.remote):
                 # Built and saved inside the block: a remote run sends back only variables
@@ -239,9 +239,8 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         out = np.empty((len(texts), self.model.config.vocab_size), np.float32)
         reused = 0
         done = 0
-        for rows in length_batches([len(ids) for ids in self.encode(texts)], batch_size):
-            chunk = [texts[i] for i in rows]
-            batch, head = self._inputs(chunk, intervention)
+        for rows, chunk, ids in self._by_length(texts, batch_size):
+            batch, head = self._inputs(chunk, intervention, encoded=ids)
             key = prefix = None
             if layer is not None:
                 key = (batch_digest(batch["input_ids"].cpu().numpy(),  # and the head, if used
@@ -333,9 +332,8 @@ class NnsightBackend(HeadInputs, NnsightInterventions):
         vocab = self.model.config.vocab_size
         replies: list[str] = [""] * len(texts)
         done = 0
-        for rows in length_batches([len(ids) for ids in self.encode(texts)], batch_size):
-            chunk = [texts[i] for i in rows]
-            batch, head = self._inputs(chunk, intervention, new_tokens=max_new_tokens)
+        for rows, chunk, ids in self._by_length(texts, batch_size):
+            batch, head = self._inputs(chunk, intervention, encoded=ids, new_tokens=max_new_tokens)
             batch.pop("position_ids")  # generate derives them from the mask itself
             if head is not None:  # generate takes the whole input and skips what is cached
                 ids = torch.tensor([self.head.ids], device=batch["input_ids"].device)

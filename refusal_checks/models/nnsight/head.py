@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from refusal_checks.models.interventions import Intervention
@@ -196,7 +196,8 @@ class HeadInputs:
         self.info["shared_head"] = self.head.describe()
 
     def _inputs(self, texts: Sequence[str], intervention: Intervention | None,
-                deepest: int = 1, new_tokens: int = 0) -> tuple[dict[str, Any], Any]:
+                deepest: int = 1, encoded: Sequence[Sequence[int]] | None = None,
+                new_tokens: int = 0) -> tuple[dict[str, Any], Any]:
         """A batch's inputs and the cache holding the template's head, or (full batch, None).
 
         With the head reused, ``input_ids`` holds only the suffixes and the returned cache
@@ -205,9 +206,11 @@ class HeadInputs:
         Off on NDIF, which keeps nothing between traces, and where sliding-window attention
         could reach the head: the window counts cache slots, and the padding now between
         head and suffix would move the head away (``new_tokens``: what generation adds).
+        ``encoded``: the texts' token ids, where the caller has them already.
         """
         if not self.remote and self.head.ids:
-            suffixes = self.head.split(self.encode(texts), deepest)
+            suffixes = self.head.split(self.encode(texts) if encoded is None else encoded,
+                                       deepest)
             window = getattr(self.model.config, "sliding_window", None)
             if suffixes is not None and window and (
                     len(self.head.ids) + max(map(len, suffixes)) + new_tokens > int(window)):
@@ -225,6 +228,15 @@ class HeadInputs:
                 cost.note(shared_head=len(texts))
                 return batch, expanded_cache(kv, len(texts), self.model.config)
         return self._batch(texts), None
+
+    def _by_length(self, texts: Sequence[str], batch_size: int,
+                   encoded: Sequence[Sequence[int]] | None = None
+                   ) -> Iterator[tuple[list[int], list[str], list[Sequence[int]]]]:
+        """(row indices, texts, token ids) per batch, prompts of like length together
+        (:func:`length_batches`); each prompt is encoded once."""
+        encoded = self.encode(texts) if encoded is None else encoded
+        for rows in length_batches([len(ids) for ids in encoded], batch_size):
+            yield rows, [texts[i] for i in rows], [encoded[i] for i in rows]
 
     def _with_head(self, head: Any) -> dict[str, Any]:
         """The keyword that hands a forward pass or generate the head's cache (if any)."""
